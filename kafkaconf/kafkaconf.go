@@ -1,0 +1,125 @@
+// Package kafkaconf turns Inarious' Kafka settings into the sarama and goka
+// configuration every component shares, and makes sure the topics exist.
+package kafkaconf
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// Topic and group names. The activity topic keeps the original name "Users".
+const (
+	ActivityTopic goka.Stream = "Users"
+	UsageGroup    goka.Group  = "usage"
+	// DeadLetterTopic receives activity records the usage group cannot count.
+	DeadLetterTopic goka.Stream = "Users.deadletter"
+)
+
+// Config is what a component needs to reach Kafka.
+type Config struct {
+	Brokers []string
+	// Version is the Kafka protocol version sarama speaks; Kafka 4 needs >= 2.1.
+	Version string
+	// Partitions of the Users topic and hence of the usage table.
+	Partitions int
+	// Replication factor of topics Inarious creates.
+	Replication int
+	// FlushInterval bounds how long a produced record may wait in a batch;
+	// goka's 100 ms default would dominate end-to-end freshness.
+	FlushInterval time.Duration
+	// ClientID names the process in broker logs and group membership.
+	ClientID string
+}
+
+// Defaults returns a Config for a single local broker.
+func Defaults() Config {
+	return Config{
+		Brokers:       []string{"127.0.0.1:9092"},
+		Version:       "3.6.0",
+		Partitions:    8,
+		Replication:   1,
+		FlushInterval: 2 * time.Millisecond,
+		ClientID:      "inarious",
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("kafka: no brokers configured")
+	}
+	v, err := sarama.ParseKafkaVersion(c.Version)
+	if err != nil {
+		return fmt.Errorf("kafka: version %q: %w", c.Version, err)
+	}
+	if !v.IsAtLeast(sarama.V2_1_0_0) {
+		return fmt.Errorf("kafka: version %s is below 2.1, which Kafka 4 no longer accepts", c.Version)
+	}
+	if c.Partitions < 1 {
+		return fmt.Errorf("kafka: partitions must be >= 1, got %d", c.Partitions)
+	}
+	if c.Replication < 1 {
+		return fmt.Errorf("kafka: replication must be >= 1, got %d", c.Replication)
+	}
+	if c.FlushInterval < 0 {
+		return fmt.Errorf("kafka: flush interval must not be negative")
+	}
+	return nil
+}
+
+// Sarama returns the client configuration: goka's defaults with the protocol
+// version, client id and low-latency flushing set.
+func (c Config) Sarama() *sarama.Config {
+	sc := goka.DefaultConfig()
+	if v, err := sarama.ParseKafkaVersion(c.Version); err == nil {
+		sc.Version = v
+	}
+	sc.ClientID = c.ClientID
+	sc.Producer.Flush.Frequency = c.FlushInterval
+	// A fetch returns as soon as one byte is there; sarama's 500 ms wait
+	// otherwise adds to freshness whenever traffic is light.
+	sc.Consumer.MaxWaitTime = 10 * time.Millisecond
+	sc.Consumer.Fetch.Min = 1
+	sc.Metadata.RefreshFrequency = time.Minute
+	return sc
+}
+
+// TopicManagerConfig sets the replication of the topics goka creates.
+func (c Config) TopicManagerConfig() *goka.TopicManagerConfig {
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = c.Replication
+	tmc.Stream.Replication = c.Replication
+	// Activity events are kept a week; the counts live on in the compacted table.
+	tmc.Stream.Retention = 7 * 24 * time.Hour
+	return tmc
+}
+
+// TopicManagerBuilder builds goka topic managers with this configuration.
+func (c Config) TopicManagerBuilder() goka.TopicManagerBuilder {
+	return goka.TopicManagerBuilderWithConfig(c.Sarama(), c.TopicManagerConfig())
+}
+
+// EnsureTopics creates the Users and dead-letter topics and the usage table
+// when they are missing, so that the API (whose view needs the table) and the
+// workers can start in any order.
+func (c Config) EnsureTopics() error {
+	tm, err := c.TopicManagerBuilder()(c.Brokers)
+	if err != nil {
+		return fmt.Errorf("kafka: topic manager: %w", err)
+	}
+	defer tm.Close()
+	for _, topic := range []goka.Stream{ActivityTopic, DeadLetterTopic} {
+		if err := tm.EnsureStreamExists(string(topic), c.Partitions); err != nil {
+			return fmt.Errorf("kafka: ensure topic %s: %w", topic, err)
+		}
+	}
+	table := goka.GroupTable(UsageGroup)
+	if err := tm.EnsureTableExists(string(table), c.Partitions); err != nil {
+		return fmt.Errorf("kafka: ensure table %s: %w", table, err)
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+// Package views gives typed read access to the usage table.
+package views
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/kafkaconf"
+)
+
+// Usage reads the usage table of the usage processor group.
+type Usage struct {
+	view *goka.View
+}
+
+// NewUsage builds a view of the usage table with local storage under dataDir.
+// Extra options (tests swap builders) come last and win.
+func NewUsage(cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...goka.ViewOption) (*Usage, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	sc := cfg.Sarama()
+	base := []goka.ViewOption{
+		goka.WithViewClientID(cfg.ClientID),
+		goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(dataDir, "view"))),
+		goka.WithViewTopicManagerBuilder(cfg.TopicManagerBuilder()),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithViewLogger(kafkaconf.GokaLogger(log)),
+		// Keep serving the last state while the broker is away, and reconnect.
+		goka.WithViewAutoReconnect(),
+	}
+	v, err := goka.NewView(cfg.Brokers, goka.GroupTable(kafkaconf.UsageGroup), new(codecs.ClientUsage), append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("usage view: %w", err)
+	}
+	return &Usage{view: v}, nil
+}
+
+// Run keeps the view up to date until ctx ends.
+func (u *Usage) Run(ctx context.Context) error { return u.view.Run(ctx) }
+
+// Recovered reports whether the view has caught up with the table once.
+func (u *Usage) Recovered() bool { return u.view.Recovered() }
+
+// State is goka's view state, for readiness reporting.
+func (u *Usage) State() goka.ViewState { return u.view.CurrentState() }
+
+// Get returns one client's usage, or nil when the client is unknown.
+func (u *Usage) Get(client string) (*activitypb.ClientUsage, error) {
+	v, err := u.view.Get(client)
+	if err != nil || v == nil {
+		return nil, err
+	}
+	return v.(*activitypb.ClientUsage), nil
+}
+
+// Each calls fn for every client in the table until fn returns false.
+func (u *Usage) Each(fn func(*activitypb.ClientUsage) bool) error {
+	it, err := u.view.Iterator()
+	if err != nil {
+		return err
+	}
+	defer it.Release()
+	for it.Next() {
+		v, err := it.Value()
+		if err != nil {
+			return fmt.Errorf("usage view: decode %q: %w", it.Key(), err)
+		}
+		if cu, ok := v.(*activitypb.ClientUsage); ok && !fn(cu) {
+			break
+		}
+	}
+	return it.Err()
+}
