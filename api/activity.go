@@ -1,0 +1,100 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/inarious/inarious/codecs/activitypb"
+)
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines underneath.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Flush keeps streaming handlers working through the recorder.
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+const requestIDHeader = "X-Request-Id"
+
+// requestID keeps a caller's well-formed id, so a request can be traced
+// across services, and makes one otherwise.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get(requestIDHeader); id != "" && len(id) <= 64 && isToken(id) {
+		return id
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// recordActivity emits one activity event per request once the response is
+// written, when status and duration are known.
+func (s *Server) recordActivity(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := requestID(r)
+		w.Header().Set(requestIDHeader, id)
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+
+		host, port := s.clients.Resolve(r)
+		route := ""
+		if cur := mux.CurrentRoute(r); cur != nil {
+			route, _ = cur.GetPathTemplate()
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		s.publisher.Publish(&activitypb.BackendApiActivity{
+			ClientHost:  host,
+			ClientPort:  port,
+			Endpoint:    r.URL.Path,
+			HttpMethod:  r.Method,
+			HttpStatus:  int32(status),
+			DurationUs:  time.Since(start).Microseconds(),
+			RequestTime: timestamppb.New(start),
+			Route:       route,
+			RequestId:   id,
+			Client:      host,
+		})
+	})
+}

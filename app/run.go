@@ -1,0 +1,145 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/lovoo/goka"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/embedkafka"
+	"github.com/inarious/inarious/kafkaconf"
+	"github.com/inarious/inarious/processors"
+	"github.com/inarious/inarious/views"
+)
+
+func newClientResolver(list string) (*api.ClientResolver, error) {
+	return api.NewClientResolver(splitList(list))
+}
+
+// RunAll runs the embedded broker (unless brokers are given), a worker and
+// the API in one process until ctx ends. ready, if not nil, gets the API's
+// address once it listens.
+func RunAll(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
+	if cfg.Brokers == "" {
+		b, err := embedkafka.Start(cfg.EmbeddedKafkaPort, filepath.Join(cfg.DataDir, "kafka"))
+		if err != nil {
+			return err
+		}
+		// Closed last, once the API has flushed its events into it.
+		defer b.Close()
+		cfg.Kafka.Brokers = b.Addrs()
+		log.Info("embedded kafka started", "brokers", b.Addrs(), "data", filepath.Join(cfg.DataDir, "kafka"))
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return RunWorker(gctx, cfg, log.With("role", "worker")) })
+	g.Go(func() error { return RunAPI(gctx, cfg, log.With("role", "api"), ready) })
+	return g.Wait()
+}
+
+// RunWorker runs one member of the usage processor group until ctx ends;
+// on the way out goka commits what it processed and leaves the group.
+func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
+	proc, usage, err := processors.NewWorker(cfg.Kafka, filepath.Join(cfg.DataDir, "worker"), log)
+	if err != nil {
+		return err
+	}
+	log.Info("worker starting", "brokers", cfg.Kafka.Brokers, "group", kafkaconf.UsageGroup)
+	err = proc.Run(ctx)
+	s := usage.Stats()
+	log.Info("worker stopped", "processed", s.Processed, "replays_skipped", s.Replays, "dead_lettered", s.DeadLettered, "err", err)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// RunAPI serves HTTP until ctx ends, then drains requests and flushes every
+// accepted activity event before returning.
+func RunAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
+	if err := cfg.Kafka.EnsureTopics(); err != nil {
+		return err
+	}
+	view, err := views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log)
+	if err != nil {
+		return err
+	}
+	sc := cfg.Kafka.Sarama()
+	em, err := goka.NewEmitter(cfg.Kafka.Brokers, kafkaconf.ActivityTopic, new(codecs.Activity),
+		goka.WithEmitterClientID(cfg.Kafka.ClientID),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		goka.WithEmitterTopicManagerBuilder(cfg.Kafka.TopicManagerBuilder()),
+		goka.WithEmitterLogger(kafkaconf.GokaLogger(log)),
+	)
+	if err != nil {
+		return fmt.Errorf("activity emitter: %w", err)
+	}
+	pub := api.NewPublisher(em, cfg.EventBuffer, log)
+	clients, err := newClientResolver(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	handler := api.New(view, pub, clients, api.WithLogger(log))
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.RequestTimeout,
+		WriteTimeout:      cfg.RequestTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopView()
+	viewDone := make(chan error, 1)
+	go func() { viewDone <- view.Run(viewCtx) }()
+
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	log.Info("api listening", "addr", ln.Addr().String(), "brokers", cfg.Kafka.Brokers)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveDone:
+		runErr = fmt.Errorf("http server: %w", err)
+	case err := <-viewDone:
+		runErr = fmt.Errorf("usage view stopped: %w", err)
+		viewDone <- err
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	// Requests are done: every event they produced is queued; flush them all.
+	if err := pub.Close(sctx); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	st := pub.Stats()
+	log.Info("api stopped", "events_accepted", st.Accepted, "delivered", st.Delivered, "failed", st.Failed, "dropped", st.Dropped)
+	stopView()
+	select {
+	case <-viewDone:
+	case <-time.After(cfg.ShutdownTimeout):
+		log.Warn("usage view did not stop in time")
+	}
+	return runErr
+}
