@@ -19,24 +19,24 @@ import (
 type Config struct {
 	Kafka kafkaconf.Config
 	// Brokers as given; empty in the all-in-one mode means "embedded".
-	Brokers             string
-	EmbeddedKafkaPort   int
-	Listen              string
-	DataDir             string
-	LogLevel            string
-	LogFormat           string
-	TrustedProxies      string
-	EventBuffer         int
-	ShutdownTimeout     time.Duration
-	Store               string
-	ArangoURL           string
-	ArangoDatabase      string
-	ArangoUser          string
-	ArangoPassword      string
-	MaxBodyBytes        int64
-	ReadHeaderTimeout   time.Duration
-	RequestTimeout      time.Duration
-	IdleTimeout         time.Duration
+	Brokers           string
+	EmbeddedKafkaPort int
+	Listen            string
+	DataDir           string
+	LogLevel          string
+	LogFormat         string
+	TrustedProxies    string
+	EventBuffer       int
+	ShutdownTimeout   time.Duration
+	Store             string
+	ArangoURL         string
+	ArangoDatabase    string
+	ArangoUser        string
+	ArangoPassword    string
+	MaxBodyBytes      int64
+	ReadHeaderTimeout time.Duration
+	RequestTimeout    time.Duration
+	IdleTimeout       time.Duration
 }
 
 // EnvPrefix starts every environment variable the binary reads.

@@ -14,7 +14,6 @@ type Proto[T any, M interface {
 	proto.Message
 }] struct{}
 
-
 // Encode marshals a *T. Any other type is an error, not a panic, because a
 // wrong type here is a programming error that should surface in the callback.
 func (Proto[T, M]) Encode(value any) ([]byte, error) {
