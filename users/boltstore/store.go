@@ -238,4 +238,3 @@ func putUser(tx *bolt.Tx, u *users.User) error {
 	}
 	return b.Put([]byte(u.ID), v)
 }
-
