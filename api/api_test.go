@@ -1,0 +1,292 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/codecs/activitypb"
+)
+
+// fakeEmitter records emitted events; block holds deliveries back.
+type fakeEmitter struct {
+	mu     sync.Mutex
+	events []*activitypb.BackendApiActivity
+	keys   []string
+	err    error
+	gate   chan struct{}
+}
+
+func (f *fakeEmitter) Emit(key string, msg any) (*goka.Promise, error) {
+	if f.gate != nil {
+		<-f.gate
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, msg.(*activitypb.BackendApiActivity))
+	f.keys = append(f.keys, key)
+	p, finish := goka.NewPromiseWithFinisher()
+	finish(nil, f.err)
+	return p, nil
+}
+
+func (f *fakeEmitter) Finish() error { return nil }
+
+func (f *fakeEmitter) emitted() []*activitypb.BackendApiActivity {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*activitypb.BackendApiActivity(nil), f.events...)
+}
+
+// fakeUsage serves fixed table values.
+type fakeUsage map[string]*activitypb.ClientUsage
+
+func (f fakeUsage) Get(c string) (*activitypb.ClientUsage, error) { return f[c], nil }
+func (f fakeUsage) Recovered() bool                               { return true }
+func (f fakeUsage) Each(fn func(*activitypb.ClientUsage) bool) error {
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !fn(f[k]) {
+			break
+		}
+	}
+	return nil
+}
+
+func newServer(t *testing.T, usage api.UsageReader, trusted ...string) (*api.Server, *fakeEmitter, *api.Publisher) {
+	t.Helper()
+	em := &fakeEmitter{}
+	pub := api.NewPublisher(em, 128, nil)
+	t.Cleanup(func() { _ = pub.Close(context.Background()) })
+	cr, err := api.NewClientResolver(trusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api.New(usage, pub, cr), em, pub
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func do(h http.Handler, method, target, remote string, hdr map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, nil)
+	req.RemoteAddr = remote
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestEveryRequestEmitsOneActivityEvent(t *testing.T) {
+	srv, em, _ := newServer(t, fakeUsage{})
+	cases := []struct {
+		method, path, route string
+		status             int
+	}{
+		{"GET", "/healthz", "/healthz", 200},
+		{"GET", "/usage/somebody", "/usage/{client}", 404},
+		{"GET", "/no/such/path", "", 404},
+		{"DELETE", "/usage", "", 405},
+	}
+	for _, c := range cases {
+		rec := do(srv, c.method, c.path, "192.0.2.7:4000", map[string]string{"X-Request-Id": "req-" + c.path})
+		if rec.Code != c.status {
+			t.Errorf("%s %s = %d, want %d", c.method, c.path, rec.Code, c.status)
+		}
+	}
+	waitFor(t, "events", func() bool { return len(em.emitted()) == len(cases) })
+	for i, ev := range em.emitted() {
+		c := cases[i]
+		if ev.HttpMethod != c.method || ev.Endpoint != c.path || ev.Route != c.route || ev.HttpStatus != int32(c.status) {
+			t.Errorf("event %d = %v, want %+v", i, ev, c)
+		}
+		if ev.ClientHost != "192.0.2.7" || ev.ClientPort != "4000" || ev.Client != "192.0.2.7" || em.keys[i] != "192.0.2.7" {
+			t.Errorf("event %d client %q:%q key %q", i, ev.ClientHost, ev.ClientPort, em.keys[i])
+		}
+		if ev.RequestId != "req-"+c.path || ev.RequestTime == nil || ev.DurationUs < 0 {
+			t.Errorf("event %d: id %q time %v duration %d", i, ev.RequestId, ev.RequestTime, ev.DurationUs)
+		}
+	}
+}
+
+func TestClientResolver(t *testing.T) {
+	cr, err := api.NewClientResolver([]string{"10.0.0.0/8", "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, remote, xff, host, port string
+	}{
+		{"direct", "203.0.113.5:999", "", "203.0.113.5", "999"},
+		{"untrusted peer cannot spoof", "203.0.113.5:999", "1.2.3.4", "203.0.113.5", "999"},
+		{"trusted proxy", "10.1.1.1:80", "198.51.100.9", "198.51.100.9", ""},
+		{"proxy chain takes nearest untrusted", "10.1.1.1:80", "6.6.6.6, 198.51.100.9, 10.2.2.2", "198.51.100.9", ""},
+		{"single trusted address", "192.0.2.1:80", "198.51.100.10", "198.51.100.10", ""},
+		{"garbage hop stops the walk", "10.1.1.1:80", "nonsense", "10.1.1.1", ""},
+		{"only proxies", "10.1.1.1:80", "10.3.3.3", "10.3.3.3", ""},
+		{"ipv6 peer", "[2001:db8::1]:443", "", "2001:db8::1", "443"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/", nil)
+			req.RemoteAddr = c.remote
+			if c.xff != "" {
+				req.Header.Set("X-Forwarded-For", c.xff)
+			}
+			host, port := cr.Resolve(req)
+			if host != c.host || port != c.port {
+				t.Errorf("Resolve = %q %q, want %q %q", host, port, c.host, c.port)
+			}
+		})
+	}
+	if _, err := api.NewClientResolver([]string{"not-an-ip"}); err == nil {
+		t.Error("bad trusted proxy accepted")
+	}
+}
+
+func TestGetUsage(t *testing.T) {
+	usage := fakeUsage{"10.0.0.1": {
+		Client: "10.0.0.1", Total: 3,
+		Endpoints: map[string]*activitypb.EndpointUsage{"GET /users/{id}": {Count: 2}, "POST /users": {Count: 1}},
+	}}
+	srv, _, _ := newServer(t, usage)
+
+	rec := do(srv, "GET", "/usage/10.0.0.1", "127.0.0.1:1", nil)
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d type %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	var got api.ClientUsage
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Client != "10.0.0.1" || got.Total != 3 || got.Endpoints["GET /users/{id}"].Count != 2 || got.Endpoints["POST /users"].Count != 1 {
+		t.Errorf("body %+v", got)
+	}
+
+	rec = do(srv, "GET", "/usage/unknown", "127.0.0.1:1", nil)
+	if rec.Code != 404 || rec.Header().Get("Content-Type") != "application/problem+json" {
+		t.Errorf("unknown client: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	rec = do(srv, "GET", "/usage/%ff%fe", "127.0.0.1:1", nil)
+	if rec.Code != 400 {
+		t.Errorf("invalid UTF-8 client: %d, want 400", rec.Code)
+	}
+}
+
+func TestListUsageSortsAndPaginates(t *testing.T) {
+	usage := fakeUsage{}
+	for i, total := range []uint64{5, 9, 1, 9, 3} {
+		c := string(rune('a' + i))
+		usage[c] = &activitypb.ClientUsage{Client: c, Total: total}
+	}
+	srv, _, _ := newServer(t, usage)
+	var clients []string
+	next := "0"
+	for pages := 0; next != ""; pages++ {
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+		rec := do(srv, "GET", "/usage?limit=2&offset="+next, "127.0.0.1:1", nil)
+		if rec.Code != 200 {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		var page api.UsagePage
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+			t.Fatal(err)
+		}
+		if page.Total != 5 || len(page.Clients) > 2 {
+			t.Fatalf("page %+v", page)
+		}
+		for _, c := range page.Clients {
+			clients = append(clients, c.Client)
+		}
+		next = ""
+		if page.NextOffset != nil {
+			next = jsonInt(*page.NextOffset)
+		}
+	}
+	want := []string{"b", "d", "a", "e", "c"} // by total desc, then name
+	if len(clients) != len(want) {
+		t.Fatalf("clients %v, want %v", clients, want)
+	}
+	for i := range want {
+		if clients[i] != want[i] {
+			t.Fatalf("clients %v, want %v", clients, want)
+		}
+	}
+	for _, bad := range []string{"limit=0", "limit=-1", "limit=x", "limit=5000", "offset=-3"} {
+		if rec := do(srv, "GET", "/usage?"+bad, "127.0.0.1:1", nil); rec.Code != 400 {
+			t.Errorf("%s: status %d, want 400", bad, rec.Code)
+		}
+	}
+}
+
+func jsonInt(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestPublisherDropsWhenFullAndNeverBlocks(t *testing.T) {
+	em := &fakeEmitter{gate: make(chan struct{})}
+	pub := api.NewPublisher(em, 4, nil)
+	// One event is taken by the running loop and blocks in Emit; four fill
+	// the queue; the rest must be dropped at once.
+	accepted := 0
+	for i := 0; i < 20; i++ {
+		if pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
+			accepted++
+		}
+	}
+	if accepted > 5 || accepted < 4 {
+		t.Fatalf("accepted %d of 20 with room for 4 (+1 in flight)", accepted)
+	}
+	st := pub.Stats()
+	if st.Dropped != uint64(20-accepted) || st.Accepted != uint64(accepted) {
+		t.Errorf("stats %+v", st)
+	}
+	close(em.gate)
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(em.emitted()); got != accepted {
+		t.Errorf("delivered %d events, accepted %d: Close must flush every accepted one", got, accepted)
+	}
+	if pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
+		t.Error("publish after close accepted")
+	}
+}
+
+func TestReadyzReportsEmitterFailure(t *testing.T) {
+	em := &fakeEmitter{err: errors.New("broker gone")}
+	pub := api.NewPublisher(em, 8, nil)
+	defer pub.Close(context.Background())
+	cr, _ := api.NewClientResolver(nil)
+	srv := api.New(fakeUsage{}, pub, cr)
+	do(srv, "GET", "/healthz", "127.0.0.1:1", nil)
+	waitFor(t, "failed delivery", func() bool { return pub.Stats().Failed > 0 })
+	rec := do(srv, "GET", "/readyz", "127.0.0.1:1", nil)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("readyz = %d with a failing emitter, want 503", rec.Code)
+	}
+}

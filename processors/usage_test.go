@@ -1,0 +1,193 @@
+package processors_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/kafkaconf"
+	"github.com/inarious/inarious/processors"
+)
+
+var usageTable = goka.GroupTable(kafkaconf.UsageGroup)
+
+// startUsage runs the usage group on goka's in-memory tester.
+func startUsage(t *testing.T) (*tester.Tester, *processors.Usage) {
+	t.Helper()
+	gkt := tester.New(t)
+	u := processors.NewUsage(nil)
+	proc, err := goka.NewProcessor(nil, u.Graph(), goka.WithTester(gkt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor: %v", err)
+		}
+	})
+	return gkt, u
+}
+
+func event(client, method, route string) []byte {
+	b, err := proto.Marshal(&activitypb.BackendApiActivity{
+		ClientHost: client, ClientPort: "5555", Endpoint: "/raw/path", HttpMethod: method,
+		Route: route, Client: client, HttpStatus: 200, RequestTime: timestamppb.New(time.Unix(1700000000, 0)),
+	})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func TestUsageCountsPerClientAndRouteTemplate(t *testing.T) {
+	gkt, u := startUsage(t)
+	sends := []struct{ client, method, route string }{
+		{"10.0.0.1", "GET", "/users/{id}"},
+		{"10.0.0.1", "GET", "/users/{id}"},
+		{"10.0.0.1", "POST", "/users"},
+		{"10.0.0.2", "GET", "/users/{id}"},
+		{"10.0.0.2", "DELETE", ""},
+	}
+	for _, s := range sends {
+		gkt.Consume(string(kafkaconf.ActivityTopic), s.client, event(s.client, s.method, s.route))
+	}
+
+	want := map[string]map[string]uint64{
+		"10.0.0.1": {"GET /users/{id}": 2, "POST /users": 1},
+		"10.0.0.2": {"GET /users/{id}": 1, "DELETE " + processors.UnmatchedRoute: 1},
+	}
+	for client, endpoints := range want {
+		v, _ := gkt.TableValue(usageTable, client).(*activitypb.ClientUsage)
+		if v == nil {
+			t.Fatalf("no usage for %s", client)
+		}
+		var total uint64
+		for ep, n := range endpoints {
+			if got := v.Endpoints[ep].GetCount(); got != n {
+				t.Errorf("%s %s = %d, want %d", client, ep, got, n)
+			}
+			total += n
+		}
+		if len(v.Endpoints) != len(endpoints) {
+			t.Errorf("%s has endpoints %v, want %d of them", client, v.Endpoints, len(endpoints))
+		}
+		if v.Total != total || v.Client != client {
+			t.Errorf("%s: total %d client %q, want %d %q", client, v.Total, v.Client, total, client)
+		}
+		if v.FirstSeen == nil || v.LastSeen == nil {
+			t.Errorf("%s: first/last seen not set", client)
+		}
+	}
+	if s := u.Stats(); s.Processed != uint64(len(sends)) || s.DeadLettered != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestUsageDeadLettersPoisonRecords(t *testing.T) {
+	gkt, u := startUsage(t)
+	dlq := gkt.NewQueueTracker(string(kafkaconf.DeadLetterTopic))
+	noClient, _ := proto.Marshal(&activitypb.BackendApiActivity{HttpMethod: "GET"})
+	cases := []struct {
+		name, key string
+		value     []byte
+		reason    string
+	}{
+		{"garbage", "k", []byte{0xff, 0xff, 0xff}, "undecodable"},
+		{"no client", "k", noClient, "no client"},
+		{"key mismatch", "other", event("10.0.0.9", "GET", "/x"), "does not match"},
+	}
+	for _, c := range cases {
+		gkt.Consume(string(kafkaconf.ActivityTopic), c.key, c.value)
+	}
+	for _, c := range cases {
+		hdr, key, raw, ok := dlq.NextRawWithHeaders()
+		if !ok {
+			t.Fatalf("%s: nothing dead-lettered", c.name)
+		}
+		if key != c.key || string(raw) != string(c.value) {
+			t.Errorf("%s: dead letter key %q value %x", c.name, key, raw)
+		}
+		if r := string(hdr[processors.HeaderReason]); !strings.Contains(r, c.reason) {
+			t.Errorf("%s: reason %q, want it to mention %q", c.name, r, c.reason)
+		}
+		if hdr[processors.HeaderOffset] == nil || hdr[processors.HeaderPartition] == nil {
+			t.Errorf("%s: source headers missing: %v", c.name, hdr)
+		}
+	}
+	if s := u.Stats(); s.DeadLettered != 3 || s.Processed != 0 {
+		t.Errorf("stats %+v", s)
+	}
+	// The group still counts good events after poison ones.
+	gkt.Consume(string(kafkaconf.ActivityTopic), "10.0.0.9", event("10.0.0.9", "GET", "/x"))
+	if v, _ := gkt.TableValue(usageTable, "10.0.0.9").(*activitypb.ClientUsage); v.GetTotal() != 1 {
+		t.Errorf("after poison, total = %d, want 1", v.GetTotal())
+	}
+}
+
+
+func TestApplySkipsReplayedOffsets(t *testing.T) {
+	u := &activitypb.ClientUsage{Client: "c"}
+	ev := &activitypb.BackendApiActivity{Client: "c", HttpMethod: "GET", Route: "/a"}
+	steps := []struct {
+		partition int32
+		offset    int64
+		applied   bool
+	}{
+		{0, 5, true},
+		{0, 5, false}, // replay of the same record
+		{0, 3, false}, // replay of an older one
+		{0, 6, true},
+		{1, 2, true}, // another partition has its own offsets
+	}
+	for i, s := range steps {
+		if got := processors.Apply(u, ev, s.partition, s.offset); got != s.applied {
+			t.Errorf("step %d: applied = %v, want %v", i, got, s.applied)
+		}
+	}
+	if u.Total != 3 || u.Endpoints["GET /a"].GetCount() != 3 {
+		t.Errorf("total %d, endpoint %d; want 3, 3", u.Total, u.Endpoints["GET /a"].GetCount())
+	}
+}
+
+func BenchmarkApply(b *testing.B) {
+	ev := &activitypb.BackendApiActivity{Client: "c", HttpMethod: "GET", Route: "/users/{id}", RequestTime: timestamppb.Now()}
+	u := &activitypb.ClientUsage{Client: "c"}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		processors.Apply(u, ev, 0, int64(i))
+	}
+}
+
+// BenchmarkProcess is the whole callback as goka runs it: decode the event,
+// read and decode the client's value, count, encode and store it.
+func BenchmarkProcess(b *testing.B) {
+	gkt := tester.New(b)
+	u := processors.NewUsage(nil)
+	proc, err := goka.NewProcessor(nil, u.Graph(), goka.WithTester(gkt))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = proc.Run(ctx) }()
+	clients := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}
+	events := make([][]byte, len(clients))
+	for i, c := range clients {
+		events[i] = event(c, "GET", "/users/{id}")
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		gkt.Consume(string(kafkaconf.ActivityTopic), clients[i%len(clients)], events[i%len(clients)])
+	}
+}
