@@ -105,7 +105,7 @@ func TestEveryRequestEmitsOneActivityEvent(t *testing.T) {
 	srv, em, _ := newServer(t, fakeUsage{})
 	cases := []struct {
 		method, path, route string
-		status             int
+		status              int
 	}{
 		{"GET", "/healthz", "/healthz", 200},
 		{"GET", "/usage/somebody", "/usage/{client}", 404},

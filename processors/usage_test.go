@@ -135,7 +135,6 @@ func TestUsageDeadLettersPoisonRecords(t *testing.T) {
 	}
 }
 
-
 func TestApplySkipsReplayedOffsets(t *testing.T) {
 	u := &activitypb.ClientUsage{Client: "c"}
 	ev := &activitypb.BackendApiActivity{Client: "c", HttpMethod: "GET", Route: "/a"}
