@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/lovoo/goka"
 	"golang.org/x/sync/errgroup"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/inarious/inarious/embedkafka"
 	"github.com/inarious/inarious/kafkaconf"
 	"github.com/inarious/inarious/processors"
+	"github.com/inarious/inarious/users/userhttp"
 	"github.com/inarious/inarious/views"
 )
 
@@ -87,7 +89,14 @@ func RunAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	if err != nil {
 		return err
 	}
-	handler := api.New(view, pub, clients, api.WithLogger(log))
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	handler := api.New(view, pub, clients, api.WithLogger(log), api.WithRoutes(func(r *mux.Router) {
+		userhttp.Register(r, store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))
+	}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
