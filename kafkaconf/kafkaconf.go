@@ -5,6 +5,7 @@ package kafkaconf
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -113,13 +114,24 @@ func (c Config) EnsureTopics() error {
 	}
 	defer tm.Close()
 	for _, topic := range []goka.Stream{ActivityTopic, DeadLetterTopic} {
-		if err := tm.EnsureStreamExists(string(topic), c.Partitions); err != nil {
+		if err := ensure(func() error { return tm.EnsureStreamExists(string(topic), c.Partitions) }); err != nil {
 			return fmt.Errorf("kafka: ensure topic %s: %w", topic, err)
 		}
 	}
 	table := goka.GroupTable(UsageGroup)
-	if err := tm.EnsureTableExists(string(table), c.Partitions); err != nil {
+	if err := ensure(func() error { return tm.EnsureTableExists(string(table), c.Partitions) }); err != nil {
 		return fmt.Errorf("kafka: ensure table %s: %w", table, err)
 	}
 	return nil
+}
+
+// ensure runs an ensure-exists call once more when another process created
+// the topic between goka's check and its create; the second call then checks
+// the topic that exists. goka flattens the broker error to text, hence the match.
+func ensure(fn func() error) error {
+	err := fn()
+	if err != nil && strings.Contains(err.Error(), "already exists") {
+		err = fn()
+	}
+	return err
 }

@@ -1,0 +1,186 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/app"
+)
+
+// system is Inarious running in-process on the embedded broker.
+type system struct {
+	base string
+	stop func()
+}
+
+func startSystem(t *testing.T, dataDir string) *system {
+	t.Helper()
+	cfg := app.Defaults()
+	cfg.EmbeddedKafkaPort = 0
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = dataDir
+	cfg.TrustedProxies = "127.0.0.1"
+	cfg.Kafka.Partitions = 4
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { done <- app.RunAll(ctx, cfg, log, func(a string) { addr <- a }) }()
+	var s system
+	select {
+	case a := <-addr:
+		s.base = "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatalf("system did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("system did not start in 30s")
+	}
+	stopped := false
+	s.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("system stopped with: %v", err)
+		}
+	}
+	t.Cleanup(s.stop)
+	waitFor(t, 30*time.Second, "readyz", func() bool {
+		resp, err := http.Get(s.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return &s
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *system) call(t *testing.T, method, path, client, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if client != "" {
+		req.Header.Set("X-Forwarded-For", client)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// usage reads GET /usage/{client}; nil when the client is unknown.
+func (s *system) usage(t *testing.T, client string) *api.ClientUsage {
+	t.Helper()
+	resp, err := http.Get(s.base + "/usage/" + client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == 404 {
+		return nil
+	}
+	var u api.ClientUsage
+	if err := json.NewDecoder(resp.Body).Decode(&u); err != nil {
+		t.Fatal(err)
+	}
+	return &u
+}
+
+// countsMatch reports whether client's usage is exactly want.
+func (s *system) countsMatch(t *testing.T, client string, want map[string]uint64) bool {
+	u := s.usage(t, client)
+	if u == nil || len(u.Endpoints) != len(want) {
+		return false
+	}
+	var total uint64
+	for ep, n := range want {
+		if u.Endpoints[ep].Count != n {
+			return false
+		}
+		total += n
+	}
+	return u.Total == total
+}
+
+func TestEndToEndExactCountsPerClient(t *testing.T) {
+	s := startSystem(t, t.TempDir())
+	const clients, rounds = 5, 7
+	want := map[string]map[string]uint64{}
+	for c := 0; c < clients; c++ {
+		client := fmt.Sprintf("198.51.100.%d", c+1)
+		want[client] = map[string]uint64{}
+		for r := 0; r < rounds+c; r++ {
+			s.call(t, "GET", "/healthz", client, "")
+			want[client]["GET /healthz"]++
+			s.call(t, "GET", fmt.Sprintf("/users/id-%d", r), client, "") // ids must not explode the table
+			want[client]["GET /users/{id}"]++
+		}
+		if c%2 == 0 {
+			s.call(t, "POST", "/users", client, fmt.Sprintf(`{"name":"n%d","email":"u%d@example.com"}`, c, c))
+			want[client]["POST /users"]++
+		}
+	}
+	for client, w := range want {
+		waitFor(t, 10*time.Second, "exact counts for "+client, func() bool { return s.countsMatch(t, client, w) })
+	}
+	// Reading usage is itself counted, so only now check the reader's own row.
+	if u := s.usage(t, "127.0.0.1"); u != nil && u.Endpoints["GET /users/{id}"].Count != 0 {
+		t.Errorf("forwarded calls were counted under the proxy: %+v", u)
+	}
+}
+
+func TestCountsAndUsersSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startSystem(t, dir)
+	const client = "203.0.113.9"
+	for i := 0; i < 4; i++ {
+		s.call(t, "GET", "/healthz", client, "")
+	}
+	if code := s.call(t, "POST", "/users", client, `{"name":"Ada","email":"ada@example.com"}`); code != 201 {
+		t.Fatalf("create user: %d", code)
+	}
+	want := map[string]uint64{"GET /healthz": 4, "POST /users": 1}
+	waitFor(t, 10*time.Second, "counts before restart", func() bool { return s.countsMatch(t, client, want) })
+	s.stop()
+
+	s = startSystem(t, dir)
+	waitFor(t, 10*time.Second, "counts after restart", func() bool { return s.countsMatch(t, client, want) })
+	if code := s.call(t, "POST", "/users", client, `{"name":"Ada","email":"ada@example.com"}`); code != 409 {
+		t.Errorf("duplicate after restart: %d, want 409 (users lost?)", code)
+	}
+	want["POST /users"]++
+	waitFor(t, 10*time.Second, "counting resumes after restart", func() bool { return s.countsMatch(t, client, want) })
+}
