@@ -24,6 +24,9 @@ type fakeEmitter struct {
 	keys   []string
 	err    error
 	gate   chan struct{}
+	// failFirst makes the first failFirst emits fail, like a broker outage.
+	failFirst int
+	attempts  int
 }
 
 func (f *fakeEmitter) Emit(key string, msg any) (*goka.Promise, error) {
@@ -32,6 +35,12 @@ func (f *fakeEmitter) Emit(key string, msg any) (*goka.Promise, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.attempts++
+	if f.attempts <= f.failFirst {
+		p, finish := goka.NewPromiseWithFinisher()
+		finish(nil, errors.New("broker unreachable"))
+		return p, nil
+	}
 	f.events = append(f.events, msg.(*activitypb.BackendApiActivity))
 	f.keys = append(f.keys, key)
 	p, finish := goka.NewPromiseWithFinisher()
@@ -284,9 +293,31 @@ func TestReadyzReportsEmitterFailure(t *testing.T) {
 	cr, _ := api.NewClientResolver(nil)
 	srv := api.New(fakeUsage{}, pub, cr)
 	do(srv, "GET", "/healthz", "127.0.0.1:1", nil)
-	waitFor(t, "failed delivery", func() bool { return pub.Stats().Failed > 0 })
+	waitFor(t, "failed delivery", func() bool { return !pub.Healthy() && pub.Stats().Retried > 0 })
 	rec := do(srv, "GET", "/readyz", "127.0.0.1:1", nil)
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("readyz = %d with a failing emitter, want 503", rec.Code)
+	}
+}
+
+func TestPublisherRedeliversAfterOutage(t *testing.T) {
+	em := &fakeEmitter{failFirst: 5}
+	pub := api.NewPublisher(em, 64, nil)
+	const n = 20
+	for i := 0; i < n; i++ {
+		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
+			t.Fatalf("event %d not accepted", i)
+		}
+	}
+	waitFor(t, "redelivery", func() bool { return pub.Stats().Delivered == n })
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := pub.Stats()
+	if st.Retried != 5 || st.Failed != 0 || st.Dropped != 0 || len(em.emitted()) != n {
+		t.Errorf("stats %+v, emitted %d; want every event delivered once after 5 retries", st, len(em.emitted()))
+	}
+	if !pub.Healthy() {
+		t.Error("publisher unhealthy after deliveries resumed")
 	}
 }

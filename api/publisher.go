@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lovoo/goka"
 
@@ -19,30 +20,47 @@ type Emitter interface {
 	Finish() error
 }
 
-// Publisher hands activity events to Kafka off the request path: Publish
-// never blocks; a bounded queue absorbs bursts and broker hiccups, and what
-// does not fit is dropped and counted rather than stalling requests.
+// maxInFlight bounds events handed to the producer and not yet acknowledged,
+// so a broker outage cannot grow the producer's buffers without limit.
+const maxInFlight = 4096
+
+// Publisher hands activity events to Kafka off the request path. Publish
+// never blocks: a bounded queue absorbs bursts and broker outages; an event
+// the producer gives up on goes back into the queue and is tried again when
+// the broker returns; what does not fit is dropped and counted rather than
+// stalling requests.
 type Publisher struct {
 	em    Emitter
 	log   *slog.Logger
 	queue chan *activitypb.BackendApiActivity
+	slots chan struct{} // in-flight semaphore
+	stop  chan struct{}
 	done  chan struct{}
 
-	closeOnce sync.Once
-	mu        sync.RWMutex // guards closed against Publish racing Close
-	closed    bool
+	mu      sync.RWMutex // orders Publish against Close
+	closed  bool
+	pending sync.WaitGroup // accepted events not yet delivered, failed or dropped
 
-	accepted, delivered, failed, dropped atomic.Uint64
-	lastFailed                           atomic.Bool
+	accepted, delivered, failed, dropped, retried atomic.Uint64
+	lastFailed                                    atomic.Bool
+	// failedAt (unix nanos) paces emitting while deliveries fail, so an
+	// unreachable broker does not turn retries into a busy loop.
+	failedAt atomic.Int64
 }
+
+// retryPause is how long the publisher waits after a failed delivery
+// before it hands the producer the next event.
+const retryPause = 200 * time.Millisecond
 
 // PublisherStats are event counters since start.
 type PublisherStats struct {
-	Accepted  uint64 // queued for delivery
-	Delivered uint64 // acknowledged by Kafka
-	Failed    uint64 // given up by the producer after its retries
-	Dropped   uint64 // not queued because the queue was full or closed
-	Queued    int    // waiting now
+	Accepted  uint64 `json:"accepted"`  // queued for delivery
+	Delivered uint64 `json:"delivered"` // acknowledged by Kafka
+	Failed    uint64 `json:"failed"`    // not delivered at shutdown
+	Dropped   uint64 `json:"dropped"`   // not queued: the queue was full or closed
+	Retried   uint64 `json:"retried"`   // put back after the producer gave up on them
+	Queued    int    `json:"queued"`    // waiting now
+	InFlight  int    `json:"in_flight"` // with the producer now
 }
 
 // NewPublisher starts a publisher with room for capacity waiting events.
@@ -54,6 +72,8 @@ func NewPublisher(em Emitter, capacity int, log *slog.Logger) *Publisher {
 		em:    em,
 		log:   log,
 		queue: make(chan *activitypb.BackendApiActivity, capacity),
+		slots: make(chan struct{}, maxInFlight),
+		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
 	go p.run()
@@ -68,11 +88,13 @@ func (p *Publisher) Publish(ev *activitypb.BackendApiActivity) bool {
 		p.dropped.Add(1)
 		return false
 	}
+	p.pending.Add(1)
 	select {
 	case p.queue <- ev:
 		p.accepted.Add(1)
 		return true
 	default:
+		p.pending.Done()
 		p.dropped.Add(1)
 		return false
 	}
@@ -80,27 +102,61 @@ func (p *Publisher) Publish(ev *activitypb.BackendApiActivity) bool {
 
 func (p *Publisher) run() {
 	defer close(p.done)
-	for ev := range p.queue {
-		prom, err := p.em.Emit(processors.ClientOf(ev), ev)
-		if err != nil {
-			p.fail(err)
-			continue
-		}
-		prom.Then(func(err error) {
-			if err != nil {
-				p.fail(err)
-				return
+	for {
+		select {
+		case <-p.stop:
+			return
+		case ev := <-p.queue:
+			if wait := time.Until(time.Unix(0, p.failedAt.Load()).Add(retryPause)); wait > 0 && p.lastFailed.Load() {
+				select {
+				case <-time.After(wait):
+				case <-p.stop:
+					p.retry(ev, errors.New("publisher stopped"))
+					return
+				}
 			}
-			p.delivered.Add(1)
-			p.lastFailed.Store(false)
-		})
+			p.slots <- struct{}{}
+			prom, err := p.em.Emit(processors.ClientOf(ev), ev)
+			if err != nil {
+				<-p.slots
+				p.retry(ev, err)
+				continue
+			}
+			prom.Then(func(err error) {
+				<-p.slots
+				if err != nil {
+					p.retry(ev, err)
+					return
+				}
+				p.delivered.Add(1)
+				p.lastFailed.Store(false)
+				p.pending.Done()
+			})
+		}
 	}
 }
 
-func (p *Publisher) fail(err error) {
-	p.failed.Add(1)
+// retry puts ev back after the producer exhausted its own retries, typically
+// because the broker is unreachable. At shutdown there is no later: it fails.
+func (p *Publisher) retry(ev *activitypb.BackendApiActivity, err error) {
+	p.failedAt.Store(time.Now().UnixNano())
 	if !p.lastFailed.Swap(true) {
-		p.log.Error("activity event not delivered", "err", err)
+		p.log.Error("activity events not delivered; keeping them for retry", "err", err)
+	}
+	p.mu.RLock()
+	closed := p.closed
+	p.mu.RUnlock()
+	if closed {
+		p.failed.Add(1)
+		p.pending.Done()
+		return
+	}
+	select {
+	case p.queue <- ev:
+		p.retried.Add(1)
+	default:
+		p.dropped.Add(1)
+		p.pending.Done()
 	}
 }
 
@@ -114,28 +170,39 @@ func (p *Publisher) Stats() PublisherStats {
 		Delivered: p.delivered.Load(),
 		Failed:    p.failed.Load(),
 		Dropped:   p.dropped.Load(),
+		Retried:   p.retried.Load(),
 		Queued:    len(p.queue),
+		InFlight:  len(p.slots),
 	}
 }
 
-// Close stops accepting events, hands every queued one to the emitter and
-// waits until Kafka has acknowledged them or ctx ends.
+// Close stops accepting events and waits until every accepted one is
+// acknowledged by Kafka (or has failed), or ctx ends.
 func (p *Publisher) Close(ctx context.Context) error {
-	p.closeOnce.Do(func() {
-		p.mu.Lock()
-		p.closed = true
-		close(p.queue)
-		p.mu.Unlock()
-	})
-	finished := make(chan error, 1)
-	go func() {
+	p.mu.Lock()
+	already := p.closed
+	p.closed = true
+	p.mu.Unlock()
+	if already {
 		<-p.done
-		finished <- p.em.Finish()
-	}()
-	select {
-	case err := <-finished:
-		return err
-	case <-ctx.Done():
-		return errors.Join(errors.New("publisher: events still in flight at shutdown"), ctx.Err())
+		return nil
 	}
+	drained := make(chan struct{})
+	go func() {
+		p.pending.Wait()
+		close(drained)
+	}()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = errors.Join(errors.New("publisher: events still undelivered at shutdown"), ctx.Err())
+	}
+	close(p.stop)
+	<-p.done
+	for n := len(p.queue); n > 0; n-- {
+		<-p.queue
+		p.failed.Add(1)
+	}
+	return errors.Join(err, p.em.Finish())
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/dashboard"
 	"github.com/inarious/inarious/embedkafka"
 	"github.com/inarious/inarious/kafkaconf"
 	"github.com/inarious/inarious/processors"
@@ -41,18 +42,27 @@ func RunAll(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 		cfg.Kafka.Brokers = b.Addrs()
 		log.Info("embedded kafka started", "brokers", b.Addrs(), "data", filepath.Join(cfg.DataDir, "kafka"))
 	}
+	obs := newObserved()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return RunWorker(gctx, cfg, log.With("role", "worker")) })
-	g.Go(func() error { return RunAPI(gctx, cfg, log.With("role", "api"), ready) })
+	g.Go(func() error { return runWorker(gctx, cfg, log.With("role", "worker"), obs) })
+	g.Go(func() error { return runAPI(gctx, cfg, log.With("role", "api"), ready, obs) })
 	return g.Wait()
 }
 
 // RunWorker runs one member of the usage processor group until ctx ends;
 // on the way out goka commits what it processed and leaves the group.
 func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
+	return runWorker(ctx, cfg, log, nil)
+}
+
+// runWorker reports the worker to obs, if not nil.
+func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) error {
 	proc, usage, err := processors.NewWorker(cfg.Kafka, filepath.Join(cfg.DataDir, "worker"), log)
 	if err != nil {
 		return err
+	}
+	if obs != nil {
+		obs.addWorker(proc, usage)
 	}
 	log.Info("worker starting", "brokers", cfg.Kafka.Brokers, "group", kafkaconf.UsageGroup)
 	err = proc.Run(ctx)
@@ -67,14 +77,19 @@ func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 // RunAPI serves HTTP until ctx ends, then drains requests and flushes every
 // accepted activity event before returning.
 func RunAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
+	return runAPI(ctx, cfg, log, ready, newObserved())
+}
+
+func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string), obs *observed) error {
 	if err := cfg.Kafka.EnsureTopics(); err != nil {
 		return err
 	}
-	view, err := views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log)
+	hub := dashboard.NewHub(log)
+	view, err := views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log, views.OnChange(hub.Observe))
 	if err != nil {
 		return err
 	}
-	sc := cfg.Kafka.Sarama()
+	sc := cfg.Kafka.IdempotentProducer()
 	em, err := goka.NewEmitter(cfg.Kafka.Brokers, kafkaconf.ActivityTopic, new(codecs.Activity),
 		goka.WithEmitterClientID(cfg.Kafka.ClientID),
 		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
@@ -94,9 +109,11 @@ func RunAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 		return err
 	}
 	defer store.Close()
-	handler := api.New(view, pub, clients, api.WithLogger(log), api.WithRoutes(func(r *mux.Router) {
+	obsOpts, releaseObs := obs.apiOptions(cfg, log, view, pub, hub)
+	defer releaseObs()
+	handler := api.New(view, pub, clients, append([]api.Option{api.WithLogger(log), api.WithRoutes(func(r *mux.Router) {
 		userhttp.Register(r, store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))
-	}))
+	})}, obsOpts...)...)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -110,11 +127,15 @@ func RunAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Event streams last until the client leaves; end them so Shutdown can finish.
+	srv.RegisterOnShutdown(hub.Close)
 
 	viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopView()
 	viewDone := make(chan error, 1)
 	go func() { viewDone <- view.Run(viewCtx) }()
+	hubDone := make(chan struct{})
+	go func() { defer close(hubDone); hub.Run(viewCtx, view) }()
 
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
@@ -145,6 +166,7 @@ func RunAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	st := pub.Stats()
 	log.Info("api stopped", "events_accepted", st.Accepted, "delivered", st.Delivered, "failed", st.Failed, "dropped", st.Dropped)
 	stopView()
+	<-hubDone
 	select {
 	case <-viewDone:
 	case <-time.After(cfg.ShutdownTimeout):

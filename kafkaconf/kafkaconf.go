@@ -89,6 +89,19 @@ func (c Config) Sarama() *sarama.Config {
 	return sc
 }
 
+// IdempotentProducer is Sarama() for the API's activity producer: acks from
+// all in-sync replicas and Kafka's idempotent mode, so the producer's own
+// retries never write an event twice.
+func (c Config) IdempotentProducer() *sarama.Config {
+	sc := c.Sarama()
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = true
+	sc.Net.MaxOpenRequests = 1 // sarama's requirement for idempotence
+	sc.Producer.Retry.Max = 10
+	sc.Producer.Retry.Backoff = 250 * time.Millisecond
+	return sc
+}
+
 // TopicManagerConfig sets the replication of the topics goka creates.
 func (c Config) TopicManagerConfig() *goka.TopicManagerConfig {
 	tmc := goka.NewTopicManagerConfig()
