@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
@@ -65,6 +66,24 @@ func isToken(s string) bool {
 	return true
 }
 
+// identityKey holds, in a request's context, the *identity that
+// recordActivity reads once the handler is done.
+type identityKey struct{}
+
+// identity is the client a request is counted under when not its address.
+type identity struct{ client string }
+
+// SetClient counts the request under client (the activity event's Client and
+// Kafka key) instead of its network address, which ClientHost and ClientPort
+// still carry. Authentication middleware inside the router calls it; it must
+// be called on the request's goroutine before the handler returns. Outside
+// the activity middleware it does nothing.
+func SetClient(r *http.Request, client string) {
+	if id, ok := r.Context().Value(identityKey{}).(*identity); ok {
+		id.client = client
+	}
+}
+
 // recordActivity emits one activity event per request once the response is
 // written, when status and duration are known.
 func (s *Server) recordActivity(next http.Handler) http.Handler {
@@ -73,9 +92,15 @@ func (s *Server) recordActivity(next http.Handler) http.Handler {
 		id := requestID(r)
 		w.Header().Set(requestIDHeader, id)
 		rec := &statusRecorder{ResponseWriter: w}
+		who := &identity{}
+		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, who))
 		next.ServeHTTP(rec, r)
 
 		host, port := s.clients.Resolve(r)
+		client := host
+		if who.client != "" {
+			client = who.client
+		}
 		route := ""
 		if cur := mux.CurrentRoute(r); cur != nil {
 			route, _ = cur.GetPathTemplate()
@@ -94,7 +119,7 @@ func (s *Server) recordActivity(next http.Handler) http.Handler {
 			RequestTime: timestamppb.New(start),
 			Route:       route,
 			RequestId:   id,
-			Client:      host,
+			Client:      client,
 		})
 	})
 }

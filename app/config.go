@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/inarious/inarious/auth"
 	"github.com/inarious/inarious/kafkaconf"
 )
 
@@ -26,6 +27,8 @@ type Config struct {
 	LogLevel          string
 	LogFormat         string
 	TrustedProxies    string
+	APIKeysFile       string
+	APIKeys           string
 	EventBuffer       int
 	ShutdownTimeout   time.Duration
 	Store             string
@@ -62,6 +65,8 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", cfg.TrustedProxies, "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed")
+	fs.StringVar(&cfg.APIKeysFile, "api-keys-file", cfg.APIKeysFile, "file of API keys, one client:scope1,scope2:sha256hex a line; with no keys the API is open")
+	fs.StringVar(&cfg.APIKeys, "api-keys", cfg.APIKeys, "API keys as in --api-keys-file, separated by ';' (for containers: INARIOUS_API_KEYS)")
 	fs.IntVar(&cfg.EventBuffer, "event-buffer", cfg.EventBuffer, "activity events the API holds while Kafka is slow or away; beyond it they are dropped and counted")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long shutdown may take to drain requests and flush events")
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "users store: embedded or arangodb")
@@ -152,6 +157,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := newClientResolver(c.TrustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if _, err := auth.Load(c.APIKeysFile, c.APIKeys); err != nil {
+		return err
 	}
 	return c.Kafka.Validate()
 }

@@ -114,6 +114,9 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	handler := api.New(view, pub, clients, append([]api.Option{api.WithLogger(log), api.WithRoutes(func(r *mux.Router) {
 		userhttp.Register(r, store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))
 	})}, obsOpts...)...)
+	if err := useAPIKeys(handler, cfg, log); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
