@@ -80,6 +80,9 @@ func (c Config) Sarama() *sarama.Config {
 		sc.Version = v
 	}
 	sc.ClientID = c.ClientID
+	// goka starts a new group at the newest offset, which silently skips
+	// every event produced before the first worker joined. Count them all.
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Producer.Flush.Frequency = c.FlushInterval
 	// A fetch returns as soon as one byte is there; sarama's 500 ms wait
 	// otherwise adds to freshness whenever traffic is light.

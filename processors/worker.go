@@ -28,6 +28,7 @@ func NewWorker(cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...g
 	sc := cfg.Sarama()
 	base := []goka.ProcessorOption{
 		goka.WithClientID(cfg.ClientID),
+		goka.WithHasher(kafkaconf.Hasher),
 		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(dataDir, "processor"))),
 		goka.WithTopicManagerBuilder(cfg.TopicManagerBuilder()),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
