@@ -1,0 +1,420 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/gorilla/mux"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/auth"
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/users"
+	"github.com/inarious/inarious/users/boltstore"
+	"github.com/inarious/inarious/users/userhttp"
+)
+
+// docOnly lists the operations the document describes that this test's
+// router does not mount. app.RunAPI mounts them from packages that build on
+// this one (metrics, dashboard), so they cannot be wired in here without the
+// whole app. Keep it short; every entry must say where the route comes from.
+var docOnly = map[string]string{
+	"GET /metrics":          "metrics.Metrics.Handler, mounted in app/observe.go (observed.apiOptions)",
+	"GET /dashboard":        "dashboard.Hub.Routes, mounted in app/observe.go (observed.apiOptions)",
+	"GET /dashboard/events": "dashboard.Hub.Routes, mounted in app/observe.go (observed.apiOptions)",
+}
+
+// openAPIServer builds the API the way app.RunAPI does: api.New with the
+// users resource mounted through api.WithRoutes on a real bolt store.
+func openAPIServer(t *testing.T, extra ...api.Option) *api.Server {
+	t.Helper()
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	pub := api.NewPublisher(&fakeEmitter{}, 1024, nil)
+	t.Cleanup(func() { _ = pub.Close(context.Background()) })
+	cr, err := api.NewClientResolver(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := timestamppb.Now()
+	usage := fakeUsage{
+		"alice": {Client: "alice", Total: 3, FirstSeen: seen, LastSeen: seen, Endpoints: map[string]*activitypb.EndpointUsage{
+			"/usage": {Count: 2, LastSeen: seen},
+			"/users": {Count: 1},
+		}},
+		"bob": {Client: "bob", Total: 1},
+	}
+	opts := append([]api.Option{api.WithRoutes(func(r *mux.Router) { userhttp.Register(r, store) })}, extra...)
+	return api.New(usage, pub, cr, opts...)
+}
+
+// loadDocument fetches /openapi.json from srv and loads it with kin-openapi.
+func loadDocument(t *testing.T, srv http.Handler) *openapi3.T {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /openapi.json = %d: %s", rec.Code, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	if !json.Valid(rec.Body.Bytes()) {
+		t.Fatal("/openapi.json is not valid JSON")
+	}
+	if !bytes.Equal(rec.Body.Bytes(), api.OpenAPI()) {
+		t.Error("/openapi.json differs from api.OpenAPI()")
+	}
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(rec.Body.Bytes())
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if err := doc.Validate(loader.Context); err != nil {
+		t.Fatalf("the document is not valid OpenAPI: %v", err)
+	}
+	return doc
+}
+
+// routerOperations walks the router and returns "METHOD /template" for
+// every route, HEAD left out (net/http derives it from GET).
+func routerOperations(t *testing.T, r *mux.Router) map[string]bool {
+	t.Helper()
+	ops := map[string]bool{}
+	err := r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		tpl, err := route.GetPathTemplate()
+		if err != nil {
+			t.Errorf("route without a path template: %v", err)
+			return nil
+		}
+		if re, err := route.GetPathRegexp(); err == nil && !strings.HasSuffix(re, "$") {
+			// An OpenAPI path cannot express a prefix; none is mounted here.
+			t.Errorf("prefix route %q cannot be described in the document", tpl)
+			return nil
+		}
+		methods, err := route.GetMethods()
+		if err != nil {
+			t.Errorf("route %q matches every method; restrict it with .Methods(...)", tpl)
+			return nil
+		}
+		for _, m := range methods {
+			if m != http.MethodHead {
+				ops[m+" "+tpl] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ops
+}
+
+func documentOperations(doc *openapi3.T) map[string]bool {
+	ops := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for m := range item.Operations() {
+			ops[m+" "+path] = true
+		}
+	}
+	return ops
+}
+
+// routeDiff lists what one side has and the other lacks.
+func routeDiff(router, doc map[string]bool) (undocumented, unrouted []string) {
+	for op := range router {
+		if !doc[op] {
+			undocumented = append(undocumented, op)
+		}
+	}
+	for op := range doc {
+		if !router[op] {
+			if _, ok := docOnly[op]; !ok {
+				unrouted = append(unrouted, op)
+			}
+		}
+	}
+	sort.Strings(undocumented)
+	sort.Strings(unrouted)
+	return undocumented, unrouted
+}
+
+func TestOpenAPIDocumentMatchesRouter(t *testing.T) {
+	srv := openAPIServer(t)
+	doc := loadDocument(t, srv)
+	routes := routerOperations(t, srv.Router())
+	documented := documentOperations(doc)
+
+	undocumented, unrouted := routeDiff(routes, documented)
+	for _, op := range undocumented {
+		t.Errorf("%s is routed but not in api/openapi.json", op)
+	}
+	for _, op := range unrouted {
+		t.Errorf("%s is in api/openapi.json but not routed (and not in docOnly)", op)
+	}
+	for op, why := range docOnly {
+		if !documented[op] {
+			t.Errorf("docOnly %s (%s) is not in the document", op, why)
+		}
+		if routes[op] {
+			t.Errorf("docOnly %s is routed by api.New now; drop it from docOnly", op)
+		}
+	}
+	// Sanity: the walk found the users resource and the core routes.
+	for _, op := range []string{"GET /healthz", "GET /usage/{client}", "PATCH /users/{id}", "GET /openapi.json"} {
+		if !routes[op] {
+			t.Errorf("router walk did not find %s", op)
+		}
+	}
+}
+
+// TestOpenAPIDiffCatchesUndocumentedRoute proves the check above has teeth:
+// a route added without documenting it is reported.
+func TestOpenAPIDiffCatchesUndocumentedRoute(t *testing.T) {
+	srv := openAPIServer(t, api.WithRoutes(func(r *mux.Router) {
+		r.HandleFunc("/users/{id}/avatar", func(http.ResponseWriter, *http.Request) {}).Methods(http.MethodGet, http.MethodHead)
+		r.HandleFunc("/usage", func(http.ResponseWriter, *http.Request) {}).Methods(http.MethodDelete)
+	}))
+	undocumented, unrouted := routeDiff(routerOperations(t, srv.Router()), documentOperations(loadDocument(t, srv)))
+	for _, op := range []string{"DELETE /usage", "GET /users/{id}/avatar"} {
+		if !slices.Contains(undocumented, op) {
+			t.Errorf("undocumented = %v, want it to include %s", undocumented, op)
+		}
+	}
+	if len(unrouted) != 0 {
+		t.Errorf("unrouted = %v, want none", unrouted)
+	}
+}
+
+// conformance sends real requests through the real router and validates the
+// requests and the handlers' responses against the document.
+type conformance struct {
+	t      *testing.T
+	srv    http.Handler
+	router routers.Router
+	// statuses records which documented responses were exercised.
+	statuses map[string]bool
+}
+
+type call struct {
+	method, path, body string
+	header             map[string]string
+	status             int
+	// docRejects: the request itself breaks the document (e.g. limit=0),
+	// so request validation must fail; the response must still conform.
+	docRejects bool
+}
+
+func (c *conformance) do(k call) *httptest.ResponseRecorder {
+	c.t.Helper()
+	newReq := func() *http.Request {
+		var body *strings.Reader
+		if k.body != "" {
+			body = strings.NewReader(k.body)
+		}
+		var r *http.Request
+		if body != nil {
+			r = httptest.NewRequest(k.method, k.path, body)
+			r.Header.Set("Content-Type", "application/json")
+		} else {
+			r = httptest.NewRequest(k.method, k.path, nil)
+		}
+		for h, v := range k.header {
+			r.Header.Set(h, v)
+		}
+		return r
+	}
+	rec := httptest.NewRecorder()
+	c.srv.ServeHTTP(rec, newReq())
+	if rec.Code != k.status {
+		c.t.Fatalf("%s %s = %d, want %d: %s", k.method, k.path, rec.Code, k.status, rec.Body)
+	}
+
+	req := newReq()
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: no documented operation: %v", k.method, k.path, err)
+	}
+	in := &openapi3filter.RequestValidationInput{
+		Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+	}
+	ctx := context.Background()
+	err = openapi3filter.ValidateRequest(ctx, in)
+	switch {
+	case k.docRejects && err == nil:
+		c.t.Errorf("%s %s: the document accepts this request, but the server answered %d", k.method, k.path, rec.Code)
+	case !k.docRejects && err != nil:
+		c.t.Errorf("%s %s: request does not conform: %v", k.method, k.path, err)
+	}
+
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in,
+		Status:                 rec.Code,
+		Header:                 rec.Header(),
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	out.SetBodyBytes(rec.Body.Bytes())
+	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+		c.t.Errorf("%s %s → %d: response does not conform: %v\nbody: %s", k.method, k.path, rec.Code, err, rec.Body)
+	}
+	c.statuses[route.Method+" "+route.Path+" "+http.StatusText(rec.Code)] = true
+	return rec
+}
+
+func TestOpenAPIResponsesConform(t *testing.T) {
+	srv := openAPIServer(t)
+	doc := loadDocument(t, srv)
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &conformance{t: t, srv: srv, router: router, statuses: map[string]bool{}}
+
+	c.do(call{method: "GET", path: "/healthz", status: 200, header: map[string]string{"X-Request-Id": "abc-123"}})
+	c.do(call{method: "GET", path: "/readyz", status: 200})
+	c.do(call{method: "GET", path: "/openapi.json", status: 200})
+
+	c.do(call{method: "GET", path: "/usage", status: 200})
+	if rec := c.do(call{method: "GET", path: "/usage?limit=1", status: 200}); !strings.Contains(rec.Body.String(), `"next_offset":1`) {
+		t.Errorf("limit=1 page has no next_offset: %s", rec.Body)
+	}
+	c.do(call{method: "GET", path: "/usage?limit=0", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/usage?offset=-1", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/usage/alice", status: 200})
+	c.do(call{method: "GET", path: "/usage/bob", status: 200})
+	c.do(call{method: "GET", path: "/usage/nobody", status: 404})
+	c.do(call{method: "GET", path: "/usage/" + strings.Repeat("x", 257), status: 400, docRejects: true})
+
+	rec := c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"ann@example.com"}`, status: 201})
+	var ann struct{ ID, Rev string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &ann); err != nil {
+		t.Fatal(err)
+	}
+	item := "/users/" + ann.ID
+	c.do(call{method: "POST", path: "/users", body: `{"name":"Ann 2","email":"ANN@example.com"}`, status: 409})
+	c.do(call{method: "POST", path: "/users", body: `{"name":" Ann","email":"not an address"}`, status: 400})
+	c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"a@example.com","admin":true}`, status: 400, docRejects: true})
+	c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"a@example.com"}`, status: 415, docRejects: true,
+		header: map[string]string{"Content-Type": "text/plain"}})
+	c.do(call{method: "POST", path: "/users", body: `{"name":"` + strings.Repeat("n", 70<<10) + `","email":"a@example.com"}`, status: 413, docRejects: true})
+
+	c.do(call{method: "GET", path: "/users", status: 200})
+	c.do(call{method: "GET", path: "/users?limit=1&cursor=" + ann.ID, status: 200})
+	c.do(call{method: "GET", path: "/users?limit=0", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/users?cursor=nope", status: 400, docRejects: true})
+
+	c.do(call{method: "GET", path: item, status: 200})
+	c.do(call{method: "GET", path: "/users/nope", status: 404})
+
+	rec = c.do(call{method: "PUT", path: item, body: `{"name":"Ann","email":"ann@example.org"}`, status: 200,
+		header: map[string]string{"If-Match": `"` + ann.Rev + `"`}})
+	stale := map[string]string{"If-Match": `"` + ann.Rev + `"`}
+	c.do(call{method: "PUT", path: item, body: `{"name":"Ann","email":"ann@example.net"}`, status: 412, header: stale})
+	c.do(call{method: "PATCH", path: item, body: `{"name":"Annie"}`, status: 200,
+		header: map[string]string{"Content-Type": "application/merge-patch+json", "If-Match": rec.Header().Get("ETag")}})
+	c.do(call{method: "PATCH", path: item, body: `{"email":"annie@example.com"}`, status: 200})
+	c.do(call{method: "PATCH", path: item, body: `{"name":null}`, status: 400, docRejects: true,
+		header: map[string]string{"Content-Type": "application/merge-patch+json"}})
+	c.do(call{method: "PATCH", path: item, body: `{"name":"X"}`, status: 412, header: stale})
+
+	c.do(call{method: "DELETE", path: item, status: 400, header: map[string]string{"If-Match": "unquoted"}})
+	c.do(call{method: "DELETE", path: item, status: 204, header: map[string]string{"If-Match": "*"}})
+	c.do(call{method: "DELETE", path: item, status: 404})
+
+	// Every operation the router mounts was exercised at least once.
+	exercised := map[string]bool{}
+	for s := range c.statuses {
+		exercised[strings.Join(strings.Fields(s)[:2], " ")] = true
+	}
+	for op := range routerOperations(t, srv.Router()) {
+		if !exercised[op] {
+			t.Errorf("%s was not exercised against the document", op)
+		}
+	}
+}
+
+// TestOpenAPIDocumentDescribesAuth keeps the optional security schemes and
+// their responses in the document (auth is off by default).
+func TestOpenAPIDocumentDescribesAuth(t *testing.T) {
+	doc := loadDocument(t, openAPIServer(t))
+	ss := doc.Components.SecuritySchemes
+	if k := ss["apiKey"]; k == nil || k.Value.Type != "apiKey" || k.Value.In != "header" || k.Value.Name != "X-API-Key" {
+		t.Errorf("apiKey scheme = %+v", k)
+	}
+	if b := ss["bearer"]; b == nil || b.Value.Type != "http" || b.Value.Scheme != "bearer" {
+		t.Errorf("bearer scheme = %+v", b)
+	}
+	if len(doc.Security) == 0 || len(doc.Security[0]) != 0 {
+		t.Errorf("global security %v must start with {} (optional)", doc.Security)
+	}
+	// The routes auth.Policy leaves open; every other one needs a key when
+	// keys are configured.
+	public := regexp.MustCompile(`^/(healthz|readyz|metrics|openapi\.json)$`)
+	for path, item := range doc.Paths.Map() {
+		for m, op := range item.Operations() {
+			if public.MatchString(path) {
+				if op.Security == nil || len(*op.Security) != 0 {
+					t.Errorf("%s %s should have security: []", m, path)
+				}
+				continue
+			}
+			for _, code := range []int{401, 403} {
+				if op.Responses.Status(code) == nil {
+					t.Errorf("%s %s does not document %d", m, path, code)
+				}
+			}
+		}
+	}
+}
+
+// TestOpenAPIAuthResponsesConform turns API keys on the way app.useAPIKeys
+// does and checks, for every routed operation, that the document's security
+// agrees with auth.Policy: open operations answer without a key, the others
+// answer 401 as documented, and a key without the scope gets a documented 403.
+func TestOpenAPIAuthResponsesConform(t *testing.T) {
+	srv := openAPIServer(t)
+	keys, err := auth.Parse(strings.NewReader("reader:users:read:"+auth.Hash("reader-key")), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Router().Use(auth.Middleware(keys, api.SetClient))
+	doc := loadDocument(t, srv)
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &conformance{t: t, srv: srv, router: router, statuses: map[string]bool{}}
+	bodies := map[string]string{"POST": `{"name":"A","email":"a@example.com"}`, "PUT": `{"name":"A","email":"a@example.com"}`, "PATCH": `{}`}
+	concrete := strings.NewReplacer("{client}", "alice", "{id}", users.NewID())
+	for op := range routerOperations(t, srv.Router()) {
+		method, tpl, _ := strings.Cut(op, " ")
+		o := doc.Paths.Find(tpl).GetOperation(method)
+		want := http.StatusUnauthorized
+		if o.Security != nil && len(*o.Security) == 0 {
+			want = http.StatusOK // open: every open route is a plain GET
+		}
+		c.do(call{method: method, path: concrete.Replace(tpl), body: bodies[method], status: want})
+	}
+	c.do(call{method: "POST", path: "/users", body: bodies["POST"], status: http.StatusForbidden,
+		header: map[string]string{"X-API-Key": "reader-key"}})
+	c.do(call{method: "GET", path: "/users", status: http.StatusOK,
+		header: map[string]string{"Authorization": "Bearer reader-key"}})
+}
