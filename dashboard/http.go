@@ -1,0 +1,89 @@
+package dashboard
+
+import (
+	"embed"
+	"errors"
+	"io/fs"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+)
+
+// assets are the page and its vendored chart library (see assets/vendor/README.md).
+//
+//go:embed assets
+var assets embed.FS
+
+const (
+	keepAliveEvery = 15 * time.Second
+	// writeTimeout bounds one event's write: a client that stops reading is
+	// dropped instead of pinning the stream.
+	writeTimeout = 10 * time.Second
+)
+
+// Routes mounts GET /dashboard, /dashboard/assets/ and /dashboard/events;
+// use it with api.WithRoutes.
+func (h *Hub) Routes(r *mux.Router) {
+	static, err := fs.Sub(assets, "assets")
+	if err != nil {
+		panic(err) // the embed pattern guarantees the directory
+	}
+	r.Handle("/dashboard", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, static, "index.html")
+	})).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix("/dashboard/assets/").Handler(
+		http.StripPrefix("/dashboard/assets/", http.FileServerFS(static))).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/dashboard/events", h.ServeEvents).Methods(http.MethodGet)
+}
+
+// ServeEvents streams snapshots as server-sent events until the client goes
+// away or the hub closes.
+func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	// The server's read and write timeouts are meant for ordinary requests;
+	// the read deadline would cancel the request's context mid-stream.
+	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return
+	}
+	ch, cancel := h.Subscribe()
+	defer cancel()
+
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no") // let proxies such as nginx pass events through at once
+	w.WriteHeader(http.StatusOK)
+
+	send := func(parts ...[]byte) bool {
+		if err := rc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return false
+		}
+		for _, p := range parts {
+			if _, err := w.Write(p); err != nil {
+				return false
+			}
+		}
+		return rc.Flush() == nil
+	}
+	if !send([]byte("retry: 2000\n\n")) {
+		return
+	}
+	keepAlive := time.NewTicker(keepAliveEvery)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case msg, ok := <-ch:
+			if !ok || !send([]byte("data: "), msg, []byte("\n\n")) {
+				return
+			}
+		case <-keepAlive.C:
+			if !send([]byte(": keep-alive\n\n")) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,292 @@
+package dashboard
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/codecs/activitypb"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// fakeTable is a usage table in memory that feeds the hub like the view does.
+type fakeTable struct {
+	mu   sync.Mutex
+	rows map[string]*activitypb.ClientUsage
+	hub  *Hub
+}
+
+func newFakeTable(h *Hub) *fakeTable {
+	return &fakeTable{rows: map[string]*activitypb.ClientUsage{}, hub: h}
+}
+
+func (f *fakeTable) hit(client, endpoint string, n uint64) {
+	f.mu.Lock()
+	u := f.rows[client]
+	if u == nil {
+		u = &activitypb.ClientUsage{Client: client, Endpoints: map[string]*activitypb.EndpointUsage{}}
+		f.rows[client] = u
+	}
+	if u.Endpoints[endpoint] == nil {
+		u.Endpoints[endpoint] = &activitypb.EndpointUsage{}
+	}
+	u.Endpoints[endpoint].Count += n
+	u.Total += n
+	cp := proto(u)
+	f.mu.Unlock()
+	f.hub.Observe(client, cp)
+}
+
+func proto(u *activitypb.ClientUsage) *activitypb.ClientUsage {
+	cp := &activitypb.ClientUsage{Client: u.Client, Total: u.Total, Endpoints: map[string]*activitypb.EndpointUsage{}}
+	for k, e := range u.Endpoints {
+		cp.Endpoints[k] = &activitypb.EndpointUsage{Count: e.Count}
+	}
+	return cp
+}
+
+func (f *fakeTable) Get(client string) (*activitypb.ClientUsage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if u := f.rows[client]; u != nil {
+		return proto(u), nil
+	}
+	return nil, nil
+}
+
+func (f *fakeTable) Each(fn func(*activitypb.ClientUsage) bool) error { return nil }
+func (f *fakeTable) Recovered() bool                                  { return true }
+
+func decode(t *testing.T, msg []byte) Snapshot {
+	t.Helper()
+	var s Snapshot
+	if err := json.Unmarshal(msg, &s); err != nil {
+		t.Fatalf("snapshot %s: %v", msg, err)
+	}
+	return s
+}
+
+func TestTickBuildsTopClientsAndRate(t *testing.T) {
+	h := NewHub(quiet)
+	tbl := newFakeTable(h)
+	h.src = tbl
+	h.top = 2
+	start := time.Now()
+	h.tick(start, time.Time{}) // learns the table is recovered
+	ch, cancel := h.Subscribe()
+	defer cancel()
+
+	tbl.hit("a", "GET /x", 3)
+	tbl.hit("b", "GET /x", 5)
+	tbl.hit("b", "GET /y", 1)
+	tbl.hit("c", "GET /x", 1)
+	if !h.tick(start.Add(time.Second), time.Time{}) {
+		t.Fatal("tick with a subscriber and changes sent nothing")
+	}
+	s := decode(t, <-ch)
+	if s.Clients != 3 || s.Requests != 10 || s.Events != 10 || !s.Recovered {
+		t.Errorf("clients %d requests %d events %d recovered %v; want 3 10 10 true", s.Clients, s.Requests, s.Events, s.Recovered)
+	}
+	if s.Rate != 10 {
+		t.Errorf("rate %v, want 10/s", s.Rate)
+	}
+	if len(s.Top) != 2 || s.Top[0].Client != "b" || s.Top[1].Client != "a" ||
+		s.Top[0].Endpoints["GET /x"].Count != 5 || s.Top[0].Endpoints["GET /y"].Count != 1 {
+		t.Errorf("top = %+v, want b (5+1) then a", s.Top)
+	}
+}
+
+func TestSlowSubscriberGetsOnlyTheNewest(t *testing.T) {
+	h := NewHub(quiet)
+	tbl := newFakeTable(h)
+	h.src = tbl
+	slow, cancelSlow := h.Subscribe()
+	defer cancelSlow()
+	fast, cancelFast := h.Subscribe()
+	defer cancelFast()
+
+	now := time.Now()
+	for i := range 5 {
+		tbl.hit("a", "GET /x", 1)
+		if !h.tick(now.Add(time.Duration(i)*time.Second), time.Time{}) {
+			t.Fatalf("tick %d sent nothing", i)
+		}
+		if got := decode(t, <-fast).Requests; got != uint64(i+1) {
+			t.Fatalf("fast subscriber got requests=%d, want %d", got, i+1)
+		}
+	}
+	if n := len(slow); n != 1 {
+		t.Fatalf("slow subscriber holds %d snapshots, want 1", n)
+	}
+	if got := decode(t, <-slow).Requests; got != 5 {
+		t.Errorf("slow subscriber's snapshot has requests=%d, want the newest (5)", got)
+	}
+}
+
+func TestIdleHubSendsNothingWithoutChanges(t *testing.T) {
+	h := NewHub(quiet)
+	h.src = newFakeTable(h)
+	now := time.Now()
+	if h.tick(now, time.Time{}) {
+		t.Error("sent without subscribers")
+	}
+	ch, cancel := h.Subscribe()
+	defer cancel()
+	if !h.tick(now, time.Time{}) {
+		t.Fatal("a new subscriber should get a fresh snapshot")
+	}
+	<-ch
+	if h.tick(now.Add(h.interval), now) {
+		t.Error("sent again with nothing changed")
+	}
+	if !h.tick(now.Add(idleEvery), now) {
+		t.Error("no idle refresh after idleEvery, so the rate would never fall to zero")
+	}
+}
+
+func TestUnsubscribeAndClose(t *testing.T) {
+	h := NewHub(quiet)
+	_, cancel := h.Subscribe()
+	ch2, _ := h.Subscribe()
+	if n := h.Subscribers(); n != 2 {
+		t.Fatalf("subscribers = %d, want 2", n)
+	}
+	cancel()
+	cancel() // idempotent
+	if n := h.Subscribers(); n != 1 {
+		t.Fatalf("subscribers after cancel = %d, want 1", n)
+	}
+	h.Close()
+	if _, ok := <-ch2; ok {
+		t.Error("Close left a subscription open")
+	}
+	ch3, cancel3 := h.Subscribe()
+	defer cancel3()
+	if _, ok := <-ch3; ok {
+		t.Error("Subscribe after Close gave an open channel")
+	}
+}
+
+// failingEmitter lets the API run without Kafka.
+type failingEmitter struct{}
+
+func (failingEmitter) Emit(string, any) (*goka.Promise, error) {
+	return nil, errors.New("no kafka here")
+}
+func (failingEmitter) Finish() error { return nil }
+
+// TestEventsStreamThroughAPI streams through the real API stack (activity
+// middleware, statusRecorder) on a server whose timeouts are far shorter than
+// the stream, then checks the subscription ends with the client and that
+// Shutdown ends open streams.
+func TestEventsStreamThroughAPI(t *testing.T) {
+	h := NewHub(quiet)
+	h.interval = 10 * time.Millisecond
+	tbl := newFakeTable(h)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go h.Run(ctx, tbl)
+
+	pub := api.NewPublisher(failingEmitter{}, 16, quiet)
+	defer pub.Close(context.Background())
+	resolver, err := api.NewClientResolver(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler:      api.New(tbl, pub, resolver, api.WithLogger(quiet), api.WithRoutes(h.Routes)),
+		ReadTimeout:  100 * time.Millisecond,
+		WriteTimeout: 100 * time.Millisecond,
+	}
+	srv.RegisterOnShutdown(h.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	base := "http://" + ln.Addr().String()
+
+	for _, p := range []string{"/dashboard", "/dashboard/assets/app.js", "/dashboard/assets/vendor/chart.umd.min.js"} {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d", p, resp.StatusCode)
+		}
+	}
+
+	reqCtx, closeStream := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(reqCtx, http.MethodGet, base+"/dashboard/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	events := bufio.NewScanner(resp.Body)
+	next := func() Snapshot {
+		t.Helper()
+		for events.Scan() {
+			if line, ok := strings.CutPrefix(events.Text(), "data: "); ok {
+				return decode(t, []byte(line))
+			}
+		}
+		t.Fatalf("stream ended: %v", events.Err())
+		return Snapshot{}
+	}
+	// Keep the stream busy for several times the server's timeouts.
+	var n uint64
+	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); {
+		n++
+		tbl.hit("10.1.1.1", "GET /x", 1)
+		for next().Requests < n {
+		}
+	}
+	if n < 3 {
+		t.Fatalf("only %d updates streamed", n)
+	}
+
+	closeStream()
+	waitFor(t, "subscriber gone after the client left", func() bool { return h.Subscribers() == 0 })
+
+	// An open stream must not hold Shutdown up.
+	resp2, err := http.Get(base + "/dashboard/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	waitFor(t, "second subscriber", func() bool { return h.Subscribers() == 1 })
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		t.Fatalf("shutdown with an open stream: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

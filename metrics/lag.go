@@ -1,0 +1,154 @@
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ViewStats is the part of views.Usage lag measurement needs.
+type ViewStats interface {
+	Stats(ctx context.Context) *goka.ViewStats
+}
+
+// Lag measures consumer lag per partition against the partitions' high-water
+// marks (the next offset to be written), fetched on every scrape:
+//
+//   - consumer=<group>: the group's committed offsets on its input topic,
+//     i.e. the lag any Kafka tool reports; it works from any process, with
+//     or without a worker in it, and trails by the commit interval (1 s).
+//   - consumer="view": the view's last consumed table offset from goka's view
+//     stats. goka's own OffsetLag is refreshed only every 60 s, hence our own
+//     high-water marks. A partition that has consumed nothing since start
+//     has no known position: it reports 0 once running (it caught up to the
+//     high-water mark then), and nothing before that.
+type Lag struct {
+	client  sarama.Client
+	admin   sarama.ClusterAdmin
+	group   string
+	input   string
+	view    ViewStats
+	table   string
+	timeout time.Duration
+	log     *slog.Logger
+	desc    *prometheus.Desc
+
+	mu      sync.Mutex
+	running chan struct{} // closed when the measurement in flight ends
+	last    []lagSample
+}
+
+type lagSample struct {
+	consumer, topic string
+	partition       int32
+	lag             int64
+}
+
+// NewLag measures the lag of group on input and of view (may be nil) on
+// table. It uses client, which the caller closes after the registry is done.
+func NewLag(client sarama.Client, group, input string, view ViewStats, table string, log *slog.Logger) (*Lag, error) {
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Lag{
+		client: client, admin: admin, group: group, input: input, view: view, table: table,
+		timeout: 3 * time.Second, log: log,
+		desc: prometheus.NewDesc(Namespace+"_consumer_lag",
+			"Records between a consumer's position and the partition's high-water mark.",
+			[]string{"consumer", "topic", "partition"}, nil),
+	}, nil
+}
+
+// Describe implements prometheus.Collector.
+func (l *Lag) Describe(ch chan<- *prometheus.Desc) { ch <- l.desc }
+
+// Collect implements prometheus.Collector. A broker that does not answer in
+// time leaves the previous samples in place rather than stalling the scrape;
+// at most one measurement runs at a time.
+func (l *Lag) Collect(ch chan<- prometheus.Metric) {
+	l.mu.Lock()
+	if l.running == nil {
+		done := make(chan struct{})
+		l.running = done
+		go func() {
+			s := l.measure()
+			l.mu.Lock()
+			l.last, l.running = s, nil
+			l.mu.Unlock()
+			close(done)
+		}()
+	}
+	done := l.running
+	l.mu.Unlock()
+	t := time.NewTimer(l.timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		l.log.Warn("consumer lag measurement is slow; reporting the previous one")
+	}
+	l.mu.Lock()
+	samples := l.last
+	l.mu.Unlock()
+	for _, s := range samples {
+		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.GaugeValue, float64(s.lag),
+			s.consumer, s.topic, strconv.Itoa(int(s.partition)))
+	}
+}
+
+func (l *Lag) measure() []lagSample {
+	var out []lagSample
+	if parts, err := l.client.Partitions(l.input); err != nil {
+		l.log.Warn("consumer lag: partitions", "topic", l.input, "err", err)
+	} else if committed, err := l.admin.ListConsumerGroupOffsets(l.group, map[string][]int32{l.input: parts}); err != nil {
+		l.log.Warn("consumer lag: committed offsets", "group", l.group, "err", err)
+	} else {
+		for _, p := range parts {
+			hwm, err := l.client.GetOffset(l.input, p, sarama.OffsetNewest)
+			if err != nil {
+				l.log.Warn("consumer lag: high-water mark", "topic", l.input, "partition", p, "err", err)
+				continue
+			}
+			pos := int64(0) // nothing committed: the group starts from the oldest record
+			if b := committed.GetBlock(l.input, p); b != nil && b.Offset >= 0 {
+				pos = b.Offset
+			} else if oldest, err := l.client.GetOffset(l.input, p, sarama.OffsetOldest); err == nil {
+				pos = oldest
+			}
+			out = append(out, lagSample{l.group, l.input, p, max(hwm-pos, 0)})
+		}
+	}
+	if l.view == nil {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	for p, ts := range l.view.Stats(ctx).Partitions {
+		if ts == nil || ts.Input == nil {
+			continue
+		}
+		if ts.Input.Count == 0 {
+			if ts.Status == goka.PartitionRunning {
+				out = append(out, lagSample{"view", l.table, p, 0})
+			}
+			continue
+		}
+		hwm, err := l.client.GetOffset(l.table, p, sarama.OffsetNewest)
+		if err != nil {
+			l.log.Warn("consumer lag: high-water mark", "topic", l.table, "partition", p, "err", err)
+			continue
+		}
+		out = append(out, lagSample{"view", l.table, p, max(hwm-(ts.Input.LastOffset+1), 0)})
+	}
+	return out
+}

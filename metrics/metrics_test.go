@@ -1,0 +1,202 @@
+package metrics_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inarious/inarious/app"
+)
+
+// startSystem runs Inarious in-process on the embedded broker and returns
+// the API's base URL once /readyz says ready.
+func startSystem(t *testing.T, debugPages bool) string {
+	t.Helper()
+	cfg := app.Defaults()
+	cfg.EmbeddedKafkaPort = 0
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Kafka.Partitions = 2
+	cfg.DebugPages = debugPages
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { done <- app.RunAll(ctx, cfg, log, func(a string) { addr <- a }) }()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatalf("system did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("system did not start in 60s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("system stopped with: %v", err)
+		}
+	})
+	waitFor(t, 60*time.Second, "/readyz 200", func() bool { return get(t, base+"/readyz") == http.StatusOK })
+	return base
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// scrape returns every sample of /metrics keyed as exposed, e.g.
+// `inarious_http_requests_total{method="GET",route="/healthz",status="200"}`.
+func scrape(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: status %d", resp.StatusCode)
+	}
+	out := make(map[string]float64)
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("scrape: bad line %q", line)
+		}
+		out[line[:i]] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	return out
+}
+
+// sum adds the samples of name whose labels contain every one of with.
+func sum(m map[string]float64, name string, with ...string) float64 {
+	var s float64
+	for k, v := range m {
+		if k != name && !strings.HasPrefix(k, name+"{") {
+			continue
+		}
+		ok := true
+		for _, w := range with {
+			ok = ok && strings.Contains(k, w)
+		}
+		if ok {
+			s += v
+		}
+	}
+	return s
+}
+
+func TestMetricsAfterKnownTraffic(t *testing.T) {
+	base := startSystem(t, false)
+	for range 5 {
+		if c := get(t, base+"/healthz"); c != http.StatusOK {
+			t.Fatalf("GET /healthz: %d", c)
+		}
+	}
+	for range 2 {
+		if c := get(t, base+"/no/such/path"); c != http.StatusNotFound {
+			t.Fatalf("GET /no/such/path: %d", c)
+		}
+	}
+
+	m := scrape(t, base)
+	want := map[string]float64{
+		`inarious_http_requests_total{method="GET",route="/healthz",status="200"}`:                 5,
+		`inarious_http_requests_total{method="GET",route="(unmatched)",status="404"}`:              2,
+		`inarious_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}`: 5,
+		`inarious_view_recovered`:       1,
+		`inarious_events_failed_total`:  0,
+		`inarious_events_dropped_total`: 0,
+	}
+	for k, v := range want {
+		got, ok := m[k]
+		if !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	if _, ok := m[`inarious_http_request_duration_seconds_bucket{method="GET",route="/healthz",status="200",le="+Inf"}`]; !ok {
+		t.Error("no latency histogram for GET /healthz")
+	}
+
+	// Every request served emits one event; delivery and counting trail it.
+	// Scrapes are requests too, always one ahead, so they are left out.
+	waitFor(t, 20*time.Second, "events emitted and processed >= requests served", func() bool {
+		m = scrape(t, base)
+		served := sum(m, "inarious_http_requests_total") - sum(m, "inarious_http_requests_total", `route="/metrics"`)
+		return served >= 7 &&
+			m["inarious_events_emitted_total"] >= served &&
+			m["inarious_usage_events_processed_total"] >= served
+	})
+	if m["inarious_usage_dead_lettered_total"] != 0 || m["inarious_usage_replays_skipped_total"] != 0 {
+		t.Errorf("dead-lettered %v, replays %v; want 0, 0",
+			m["inarious_usage_dead_lettered_total"], m["inarious_usage_replays_skipped_total"])
+	}
+	for _, consumer := range []string{`consumer="usage"`, `consumer="view"`} {
+		if !hasSeries(m, "inarious_consumer_lag", consumer) {
+			t.Errorf("no inarious_consumer_lag series for %s", consumer)
+		}
+	}
+	// The worker commits about every second and the view follows the table.
+	waitFor(t, 20*time.Second, "consumer lag 0", func() bool {
+		traffic := scrape(t, base)
+		return sum(traffic, "inarious_consumer_lag") == 0 && hasSeries(traffic, "inarious_consumer_lag", `consumer="usage"`)
+	})
+	if c := get(t, base+"/debug/goka/monitor/"); c != http.StatusNotFound {
+		t.Errorf("debug pages are off by default, but GET /debug/goka/monitor/ = %d", c)
+	}
+}
+
+func hasSeries(m map[string]float64, name, with string) bool {
+	for k := range m {
+		if strings.HasPrefix(k, name+"{") && strings.Contains(k, with) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDebugPages(t *testing.T) {
+	base := startSystem(t, true)
+	for _, p := range []string{"/debug/goka/", "/debug/goka/monitor/", "/debug/goka/query/", "/debug/goka/monitor/view/0", "/debug/goka/monitor/processor/0"} {
+		if c := get(t, base+p); c != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", p, c)
+		}
+	}
+}
