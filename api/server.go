@@ -38,6 +38,16 @@ func WithRoutes(register func(r *mux.Router)) Option {
 	return func(s *Server) { register(s.router) }
 }
 
+// WithMiddleware wraps every request, matched or not, inside the router, so
+// mw sees mux.CurrentRoute (e.g. to label metrics by route template).
+func WithMiddleware(mw mux.MiddlewareFunc) Option {
+	return func(s *Server) {
+		s.router.Use(mw)
+		s.router.NotFoundHandler = mw(s.router.NotFoundHandler)
+		s.router.MethodNotAllowedHandler = mw(s.router.MethodNotAllowedHandler)
+	}
+}
+
 // WithLogger sets the logger.
 func WithLogger(log *slog.Logger) Option { return func(s *Server) { s.log = log } }
 

@@ -40,6 +40,7 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	RequestTimeout    time.Duration
 	IdleTimeout       time.Duration
+	DebugPages        bool
 }
 
 // EnvPrefix starts every environment variable the binary reads.
@@ -78,6 +79,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "HTTP read-header timeout")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "HTTP read and write timeout")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "HTTP keep-alive idle timeout")
+	fs.BoolVar(&cfg.DebugPages, "debug-pages", cfg.DebugPages, "serve goka's monitor and query pages under /debug/goka/ (they expose the usage table)")
 	return fs
 }
 

@@ -137,8 +137,11 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	defer stopView()
 	viewDone := make(chan error, 1)
 	go func() { viewDone <- view.Run(viewCtx) }()
+	// The hub reads the view, so it stops first.
+	hubCtx, stopHub := context.WithCancel(viewCtx)
+	defer stopHub()
 	hubDone := make(chan struct{})
-	go func() { defer close(hubDone); hub.Run(viewCtx, view) }()
+	go func() { defer close(hubDone); hub.Run(hubCtx, view) }()
 
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
@@ -168,8 +171,9 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	}
 	st := pub.Stats()
 	log.Info("api stopped", "events_accepted", st.Accepted, "delivered", st.Delivered, "failed", st.Failed, "dropped", st.Dropped)
-	stopView()
+	stopHub()
 	<-hubDone
+	stopView()
 	select {
 	case <-viewDone:
 	case <-time.After(cfg.ShutdownTimeout):

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -206,21 +207,12 @@ func TestEventsStreamThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{
-		Handler:      api.New(tbl, pub, resolver, api.WithLogger(quiet), api.WithRoutes(h.Routes)),
-		ReadTimeout:  100 * time.Millisecond,
-		WriteTimeout: 100 * time.Millisecond,
-	}
-	srv.RegisterOnShutdown(h.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	base := "http://" + ln.Addr().String()
+	handler := api.New(tbl, pub, resolver, api.WithLogger(quiet), api.WithRoutes(h.Routes))
 
+	assets := httptest.NewServer(handler)
+	defer assets.Close()
 	for _, p := range []string{"/dashboard", "/dashboard/assets/app.js", "/dashboard/assets/vendor/chart.umd.min.js"} {
-		resp, err := http.Get(base + p)
+		resp, err := http.Get(assets.URL + p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,6 +221,15 @@ func TestEventsStreamThroughAPI(t *testing.T) {
 			t.Errorf("GET %s = %d", p, resp.StatusCode)
 		}
 	}
+
+	srv := &http.Server{Handler: handler, ReadTimeout: 150 * time.Millisecond, WriteTimeout: 150 * time.Millisecond}
+	srv.RegisterOnShutdown(h.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	base := "http://" + ln.Addr().String()
 
 	reqCtx, closeStream := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(reqCtx, http.MethodGet, base+"/dashboard/events", nil)
@@ -253,7 +254,7 @@ func TestEventsStreamThroughAPI(t *testing.T) {
 	}
 	// Keep the stream busy for several times the server's timeouts.
 	var n uint64
-	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); {
+	for end := time.Now().Add(750 * time.Millisecond); time.Now().Before(end); {
 		n++
 		tbl.hit("10.1.1.1", "GET /x", 1)
 		for next().Requests < n {

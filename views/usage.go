@@ -46,6 +46,34 @@ func NewUsage(cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...go
 	return &Usage{view: v}, nil
 }
 
+// OnChange returns a view option calling fn after every table update the view
+// stores (recovery included), with the decoded new value (nil on delete).
+// fn runs on the partition's consumer goroutine, so it must not block.
+func OnChange(fn func(client string, u *activitypb.ClientUsage)) goka.ViewOption {
+	return goka.WithViewCallback(func(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {
+		if err := goka.DefaultUpdate(ctx, s, key, value); err != nil {
+			return err
+		}
+		var u *activitypb.ClientUsage
+		if value != nil {
+			v, err := new(codecs.ClientUsage).Decode(value)
+			if err != nil {
+				// Stored already; an undecodable value only misses the feed.
+				return nil
+			}
+			u = v.(*activitypb.ClientUsage)
+		}
+		fn(key, u)
+		return nil
+	})
+}
+
+// Stats are goka's per-partition view statistics, for metrics.
+func (u *Usage) Stats(ctx context.Context) *goka.ViewStats { return u.view.Stats(ctx) }
+
+// Goka is the underlying view, for goka's monitor page.
+func (u *Usage) Goka() *goka.View { return u.view }
+
 // Run keeps the view up to date until ctx ends.
 func (u *Usage) Run(ctx context.Context) error { return u.view.Run(ctx) }
 
