@@ -92,6 +92,7 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	sc := cfg.Kafka.IdempotentProducer()
 	em, err := goka.NewEmitter(cfg.Kafka.Brokers, kafkaconf.ActivityTopic, new(codecs.Activity),
 		goka.WithEmitterClientID(cfg.Kafka.ClientID),
+		goka.WithEmitterHasher(kafkaconf.Hasher),
 		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
 		goka.WithEmitterTopicManagerBuilder(cfg.Kafka.TopicManagerBuilder()),
 		goka.WithEmitterLogger(kafkaconf.GokaLogger(log)),

@@ -125,3 +125,32 @@ func BenchmarkActivityDecode(b *testing.B) {
 		}
 	}
 }
+
+func sampleUsage() *activitypb.ClientUsage {
+	u := &activitypb.ClientUsage{Client: "10.1.2.3", Total: 500, FirstSeen: timestamppb.Now(), LastSeen: timestamppb.Now(),
+		Endpoints: map[string]*activitypb.EndpointUsage{}, AppliedOffsets: map[int32]int64{3: 123456}}
+	for _, e := range []string{"GET /usage/{client}", "GET /users/{id}", "POST /users", "PATCH /users/{id}", "GET /healthz"} {
+		u.Endpoints[e] = &activitypb.EndpointUsage{Count: 100, LastSeen: timestamppb.Now()}
+	}
+	return u
+}
+
+func BenchmarkClientUsageEncode(b *testing.B) {
+	u := sampleUsage()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := (codecs.ClientUsage{}).Encode(u); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkClientUsageDecode(b *testing.B) {
+	raw, _ := codecs.ClientUsage{}.Encode(sampleUsage())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := (codecs.ClientUsage{}).Decode(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 
 	"github.com/inarious/inarious/kafkaconf"
+	"github.com/inarious/inarious/tablestore"
 )
 
 // NewWorker builds a member of the usage processor group. Its local table
@@ -29,7 +29,7 @@ func NewWorker(cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...g
 	base := []goka.ProcessorOption{
 		goka.WithClientID(cfg.ClientID),
 		goka.WithHasher(kafkaconf.Hasher),
-		goka.WithStorageBuilder(storage.DefaultBuilder(filepath.Join(dataDir, "processor"))),
+		goka.WithStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "processor"), tablestore.DefaultOptions())),
 		goka.WithTopicManagerBuilder(cfg.TopicManagerBuilder()),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),

@@ -13,6 +13,7 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/kafkaconf"
+	"github.com/inarious/inarious/tablestore"
 )
 
 // Usage reads the usage table of the usage processor group.
@@ -32,7 +33,8 @@ func NewUsage(cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...go
 	sc := cfg.Sarama()
 	base := []goka.ViewOption{
 		goka.WithViewClientID(cfg.ClientID),
-		goka.WithViewStorageBuilder(storage.DefaultBuilder(filepath.Join(dataDir, "view"))),
+		goka.WithViewHasher(kafkaconf.Hasher),
+		goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "view"), tablestore.DefaultOptions())),
 		goka.WithViewTopicManagerBuilder(cfg.TopicManagerBuilder()),
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
 		goka.WithViewLogger(kafkaconf.GokaLogger(log)),
@@ -77,8 +79,10 @@ func (u *Usage) Goka() *goka.View { return u.view }
 // Run keeps the view up to date until ctx ends.
 func (u *Usage) Run(ctx context.Context) error { return u.view.Run(ctx) }
 
-// Recovered reports whether the view has caught up with the table once.
-func (u *Usage) Recovered() bool { return u.view.Recovered() }
+// Recovered reports whether the view has caught up with the table and is
+// following it. It reads goka's locked state: View.Recovered races with the
+// view closing its partitions at shutdown.
+func (u *Usage) Recovered() bool { return u.view.CurrentState() == goka.ViewStateRunning }
 
 // State is goka's view state, for readiness reporting.
 func (u *Usage) State() goka.ViewState { return u.view.CurrentState() }
