@@ -35,7 +35,9 @@ type Options struct {
 }
 
 // DefaultOptions bound what a crash can lose to 200 ms of local writes.
-func DefaultOptions() Options { return Options{FlushInterval: 200 * time.Millisecond, MaxPending: 8192} }
+func DefaultOptions() Options {
+	return Options{FlushInterval: 200 * time.Millisecond, MaxPending: 8192}
+}
 
 // Builder opens one store per topic partition under dir.
 func Builder(dir string, opts Options) storage.Builder {
