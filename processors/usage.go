@@ -9,7 +9,6 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/codecs"
@@ -30,7 +29,8 @@ const UnmatchedRoute = "(unmatched)"
 
 // Usage counts, per client, the calls of each endpoint.
 type Usage struct {
-	log *slog.Logger
+	log   *slog.Logger
+	cache *valueCache
 
 	processed    atomic.Uint64
 	replays      atomic.Uint64
@@ -44,12 +44,39 @@ type UsageStats struct {
 	DeadLettered uint64 // records sent to the dead-letter topic
 }
 
+// UsageOption configures the usage counter.
+type UsageOption func(*Usage)
+
+// WithValueCache keeps up to n decoded clients per partition in memory
+// (0 turns the cache off). Only safe where goka reports rebalances to
+// RebalanceCallback, which NewWorker arranges.
+func WithValueCache(n int) UsageOption {
+	return func(u *Usage) {
+		u.cache = nil
+		if n > 0 {
+			u.cache = newValueCache(n)
+		}
+	}
+}
+
 // NewUsage returns the usage counter; log may be nil.
-func NewUsage(log *slog.Logger) *Usage {
+func NewUsage(log *slog.Logger, opts ...UsageOption) *Usage {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Usage{log: log}
+	u := &Usage{log: log}
+	for _, o := range opts {
+		o(u)
+	}
+	return u
+}
+
+// RebalanceCallback must be given to goka (WithRebalanceCallback) when the
+// value cache is on.
+func (u *Usage) RebalanceCallback(a goka.Assignment) {
+	if u.cache != nil {
+		u.cache.rebalanced(a)
+	}
 }
 
 // Stats returns the counters.
@@ -89,7 +116,7 @@ func ClientOf(ev *activitypb.BackendApiActivity) string {
 func (u *Usage) Process(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
 	ev := new(activitypb.BackendApiActivity)
-	if err := proto.Unmarshal(raw, ev); err != nil {
+	if err := ev.UnmarshalVT(raw); err != nil {
 		u.deadLetter(ctx, raw, "undecodable: "+err.Error())
 		return
 	}
@@ -105,9 +132,13 @@ func (u *Usage) Process(ctx goka.Context, msg any) {
 		return
 	}
 
-	usage, _ := ctx.Value().(*activitypb.ClientUsage)
-	if usage == nil {
-		usage = &activitypb.ClientUsage{Client: client}
+	usage, cached := u.cache.get(ctx.Partition(), client)
+	if !cached {
+		usage, _ = ctx.Value().(*activitypb.ClientUsage)
+		if usage == nil {
+			usage = &activitypb.ClientUsage{Client: client}
+		}
+		u.cache.put(ctx.Partition(), client, usage)
 	}
 	if !Apply(usage, ev, ctx.Partition(), ctx.Offset()) {
 		u.replays.Add(1)

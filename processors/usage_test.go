@@ -19,10 +19,10 @@ import (
 var usageTable = goka.GroupTable(kafkaconf.UsageGroup)
 
 // startUsage runs the usage group on goka's in-memory tester.
-func startUsage(t *testing.T) (*tester.Tester, *processors.Usage) {
+func startUsage(t *testing.T, opts ...processors.UsageOption) (*tester.Tester, *processors.Usage) {
 	t.Helper()
 	gkt := tester.New(t)
-	u := processors.NewUsage(nil)
+	u := processors.NewUsage(nil, opts...)
 	proc, err := goka.NewProcessor(nil, u.Graph(), goka.WithTester(gkt))
 	if err != nil {
 		t.Fatal(err)
@@ -188,5 +188,32 @@ func BenchmarkProcess(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		gkt.Consume(string(kafkaconf.ActivityTopic), clients[i%len(clients)], events[i%len(clients)])
+	}
+}
+
+func TestValueCacheServesCountsAndIsDroppedOnRebalance(t *testing.T) {
+	gkt, u := startUsage(t, processors.WithValueCache(2))
+	topic := string(kafkaconf.ActivityTopic)
+	clients := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} // more than the cache holds
+	for round := 0; round < 4; round++ {
+		for _, c := range clients {
+			gkt.Consume(topic, c, event(c, "GET", "/a"))
+		}
+	}
+	for _, c := range clients {
+		if v, _ := gkt.TableValue(usageTable, c).(*activitypb.ClientUsage); v.GetTotal() != 4 {
+			t.Errorf("%s total = %d, want 4", c, v.GetTotal())
+		}
+	}
+	// Another member counted for 10.0.0.3 while we did not own it: after a
+	// rebalance the stored value, not our cached copy, is the truth.
+	stored := gkt.TableValue(usageTable, "10.0.0.3").(*activitypb.ClientUsage)
+	stored.Total = 100
+	stored.Endpoints["GET /a"].Count = 100
+	gkt.SetTableValue(usageTable, "10.0.0.3", stored)
+	u.RebalanceCallback(goka.Assignment{})
+	gkt.Consume(topic, "10.0.0.3", event("10.0.0.3", "GET", "/a"))
+	if v := gkt.TableValue(usageTable, "10.0.0.3").(*activitypb.ClientUsage); v.GetTotal() != 101 {
+		t.Errorf("after rebalance total = %d, want 101 (stale cache used?)", v.GetTotal())
 	}
 }

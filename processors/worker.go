@@ -11,20 +11,35 @@ import (
 	"github.com/inarious/inarious/tablestore"
 )
 
+// DefaultValueCache is how many decoded clients a worker keeps in memory,
+// split over partitions: about 1.5 KB each with five endpoints.
+const DefaultValueCache = 32768
+
 // NewWorker builds a member of the usage processor group. Its local table
 // storage lives under dataDir, so a restart recovers only the changelog tail.
 // Extra options (tests swap builders) come last and win.
 func NewWorker(cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, *Usage, error) {
-	if err := cfg.Validate(); err != nil {
+	usage := NewUsage(log, WithValueCache(DefaultValueCache/cfg.Partitions+1))
+	proc, err := NewWorkerFor(usage, cfg, dataDir, log, opts...)
+	if err != nil {
 		return nil, nil, err
+	}
+	return proc, usage, nil
+}
+
+// NewWorkerFor is NewWorker counting into usage. A goka processor runs only
+// once, so a worker that rebuilds its processor after losing Kafka passes the
+// same usage again and keeps its counters (and whatever watches them).
+func NewWorkerFor(usage *Usage, cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
 	}
 	if err := cfg.EnsureTopics(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	usage := NewUsage(log)
 	sc := cfg.Sarama()
 	base := []goka.ProcessorOption{
 		goka.WithClientID(cfg.ClientID),
@@ -35,10 +50,11 @@ func NewWorker(cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...g
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
 		goka.WithLogger(kafkaconf.GokaLogger(log)),
+		goka.WithRebalanceCallback(usage.RebalanceCallback),
 	}
 	proc, err := goka.NewProcessor(cfg.Brokers, usage.Graph(), append(base, opts...)...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("usage processor: %w", err)
+		return nil, fmt.Errorf("usage processor: %w", err)
 	}
-	return proc, usage, nil
+	return proc, nil
 }
