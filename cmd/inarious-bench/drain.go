@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/inarious/inarious/embedkafka"
+	"github.com/inarious/inarious/kafkaconf"
+	"github.com/inarious/inarious/procbench"
+)
+
+// broker gives each run an empty Kafka: a fresh embedded one, or the given
+// cluster with the benchmark's topics deleted.
+type broker struct {
+	brokers  []string
+	version  sarama.KafkaVersion
+	embedded *embedkafka.Broker
+}
+
+func (b *broker) fresh(ctx context.Context) ([]string, error) {
+	if b.embedded != nil {
+		b.embedded.Close()
+		b.embedded = nil
+	}
+	if len(b.brokers) > 0 {
+		return b.brokers, procbench.ResetTopics(ctx, b.brokers, b.version)
+	}
+	e, err := embedkafka.Start(0, "")
+	if err != nil {
+		return nil, err
+	}
+	b.embedded = e
+	return e.Addrs(), nil
+}
+
+func (b *broker) close() {
+	if b.embedded != nil {
+		b.embedded.Close()
+	}
+}
+
+type commonFlags struct {
+	brokers    string
+	partitions int
+	clients    int
+	runs       int
+	dir        string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.brokers, "brokers", "", "Kafka brokers; empty runs a fresh embedded broker per run")
+	fs.IntVar(&c.partitions, "partitions", 8, "partitions of Users")
+	fs.IntVar(&c.clients, "clients", 10000, "distinct clients")
+	fs.IntVar(&c.runs, "runs", 5, "runs; medians are reported")
+	fs.StringVar(&c.dir, "dir", "", "directory for local storage (default: a temporary one)")
+}
+
+func (c *commonFlags) setup() (*broker, kafkaconf.Config, string, error) {
+	cfg := kafkaconf.Defaults()
+	cfg.Partitions = c.partitions
+	cfg.ClientID = "inarious-bench"
+	v, _ := sarama.ParseKafkaVersion(cfg.Version)
+	b := &broker{version: v}
+	if c.brokers != "" {
+		b.brokers = strings.Split(c.brokers, ",")
+	}
+	dir := c.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "inarious-bench-")
+		if err != nil {
+			return nil, cfg, "", err
+		}
+		dir = d
+	}
+	return b, cfg, dir, nil
+}
+
+func drain(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("drain", flag.ContinueOnError)
+	var c commonFlags
+	c.register(fs)
+	events := fs.Int("events", 500000, "events to pre-fill and drain")
+	baseline := fs.Bool("baseline", true, "also drain with a bare goka counter")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the Inarious drains to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var prof *os.File
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		prof = f
+	}
+	b, cfg, dir, err := c.setup()
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	defer os.RemoveAll(dir)
+	fmt.Printf("drain: %d events, %d clients, %d partitions, %d runs, broker=%s\n", *events, c.clients, c.partitions, c.runs, orEmbedded(c.brokers))
+	var ours, base, oursCPU, baseCPU []float64
+	for run := 0; run < c.runs; run++ {
+		brokers, err := b.fresh(ctx)
+		if err != nil {
+			return err
+		}
+		cfg.Brokers = brokers
+		if err := cfg.EnsureTopics(); err != nil {
+			return err
+		}
+		if err := procbench.Prefill(ctx, brokers, *events, c.clients); err != nil {
+			return err
+		}
+		// Alternate who goes first so neither always gets a warm page cache.
+		order := []string{"inarious", "baseline"}
+		if run%2 == 1 {
+			order = []string{"baseline", "inarious"}
+		}
+		for _, who := range order {
+			if who == "baseline" && !*baseline {
+				continue
+			}
+			sub := filepath.Join(dir, fmt.Sprintf("%s-%d", who, run))
+			var r procbench.DrainResult
+			if who == "inarious" {
+				if prof != nil {
+					_ = pprof.StartCPUProfile(prof)
+				}
+				r, err = procbench.DrainInarious(ctx, cfg, sub, *events)
+				if prof != nil {
+					pprof.StopCPUProfile()
+					prof = nil // one profile: the first run
+				}
+				ours = append(ours, r.Rate())
+				oursCPU = append(oursCPU, us(r.CPUPerEvent()))
+			} else {
+				r, err = procbench.DrainBaseline(ctx, brokers, b.version, sub, *events)
+				base = append(base, r.Rate())
+				baseCPU = append(baseCPU, us(r.CPUPerEvent()))
+			}
+			if err != nil {
+				return fmt.Errorf("%s run %d: %w", who, run, err)
+			}
+			fmt.Printf("run %d %-9s startup %7.0f ms  drain %7.0f ms  %9.0f events/s  %6.2f µs CPU/event\n", run+1, who, ms(r.Startup), ms(r.Drain), r.Rate(), us(r.CPUPerEvent()))
+		}
+	}
+	fmt.Printf("median inarious %9.0f events/s  %6.2f µs CPU/event\n", median(ours), median(oursCPU))
+	if len(base) > 0 {
+		fmt.Printf("median baseline %9.0f events/s  %6.2f µs CPU/event\n", median(base), median(baseCPU))
+		fmt.Printf("ratio inarious/baseline: throughput %.2f, CPU per event %.2f\n", median(ours)/median(base), median(oursCPU)/median(baseCPU))
+	}
+	return nil
+}
+
+func orEmbedded(s string) string {
+	if s == "" {
+		return "embedded"
+	}
+	return s
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -1,0 +1,35 @@
+// Command inarious-bench measures the usage worker: how fast it drains a
+// pre-filled Users topic next to a bare goka counter, and how fast it
+// recovers a large table. See BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: inarious-bench drain|recovery [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "drain":
+		err = drain(ctx, os.Args[2:])
+	case "recovery":
+		err = recovery(ctx, os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
+	}
+	if err != nil && err != flag.ErrHelp {
+		fmt.Fprintln(os.Stderr, "inarious-bench:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/inarious/inarious/procbench"
+)
+
+// recovery builds a table of --clients clients (one event each), then times
+// a worker and the API's view getting ready: warm (local storage kept) and
+// cold (storage wiped, rebuilt from the changelog alone).
+func recovery(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("recovery", flag.ContinueOnError)
+	var c commonFlags
+	c.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b, cfg, dir, err := c.setup()
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	defer os.RemoveAll(dir)
+	brokers, err := b.fresh(ctx)
+	if err != nil {
+		return err
+	}
+	cfg.Brokers = brokers
+	if err := cfg.EnsureTopics(); err != nil {
+		return err
+	}
+	fmt.Printf("recovery: %d clients, %d partitions, %d runs, broker=%s\n", c.clients, c.partitions, c.runs, orEmbedded(c.brokers))
+	start := time.Now()
+	if err := procbench.Prefill(ctx, brokers, c.clients, c.clients); err != nil {
+		return err
+	}
+	workerDir, viewDir := filepath.Join(dir, "worker"), filepath.Join(dir, "view")
+	r, err := procbench.DrainInarious(ctx, cfg, workerDir, c.clients)
+	if err != nil {
+		return err
+	}
+	size, err := procbench.TableSize(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("table built in %.1f s (%0.f events/s); changelog holds %d records\n", time.Since(start).Seconds(), r.Rate(), size)
+	if _, err := procbench.ViewReady(ctx, cfg, viewDir); err != nil { // first load of the view's storage
+		return err
+	}
+
+	var res = map[string][]float64{}
+	for run := 0; run < c.runs; run++ {
+		for _, step := range []struct {
+			name string
+			dir  string
+			wipe bool
+			fn   func(context.Context, string) (time.Duration, error)
+		}{
+			{"worker warm", workerDir, false, func(ctx context.Context, d string) (time.Duration, error) { return procbench.WorkerReady(ctx, cfg, d) }},
+			{"view warm", viewDir, false, func(ctx context.Context, d string) (time.Duration, error) { return procbench.ViewReady(ctx, cfg, d) }},
+			{"worker cold", workerDir, true, func(ctx context.Context, d string) (time.Duration, error) { return procbench.WorkerReady(ctx, cfg, d) }},
+			{"view cold", viewDir, true, func(ctx context.Context, d string) (time.Duration, error) { return procbench.ViewReady(ctx, cfg, d) }},
+		} {
+			if step.wipe {
+				if err := os.RemoveAll(step.dir); err != nil {
+					return err
+				}
+			}
+			took, err := step.fn(ctx, step.dir)
+			if err != nil {
+				return fmt.Errorf("%s: %w", step.name, err)
+			}
+			res[step.name] = append(res[step.name], ms(took))
+			fmt.Printf("run %d %-12s ready in %8.0f ms\n", run+1, step.name, ms(took))
+		}
+	}
+	for _, k := range []string{"worker warm", "worker cold", "view warm", "view cold"} {
+		fmt.Printf("median %-12s %8.0f ms\n", k, median(res[k]))
+	}
+	return nil
+}
