@@ -27,6 +27,15 @@ func ClientName(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>
 // Prefill writes n activity events spread over m clients to the Users topic,
 // keyed by client with Kafka's default partitioner, as the API would.
 func Prefill(ctx context.Context, brokers []string, n, m int) error {
+	return produce(ctx, brokers, n, func(i int) string { return ClientName(i % m) })
+}
+
+// PrefillRange writes one event for each of the clients from..to-1.
+func PrefillRange(ctx context.Context, brokers []string, from, to int) error {
+	return produce(ctx, brokers, to-from, func(i int) string { return ClientName(from + i) })
+}
+
+func produce(ctx context.Context, brokers []string, n int, client func(int) string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1<<20),
@@ -40,7 +49,7 @@ func Prefill(ctx context.Context, brokers []string, n, m int) error {
 	now := timestamppb.Now()
 	errs := make(chan error, 1)
 	for i := 0; i < n; i++ {
-		c := ClientName(i % m)
+		c := client(i)
 		r := routes[rng.IntN(len(routes))]
 		b, err := proto.Marshal(&activitypb.BackendApiActivity{
 			ClientHost: c, ClientPort: "40000", Endpoint: r.route, HttpMethod: r.method,

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -76,7 +77,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = DefaultOptions().MaxPending
 	}
-	db, err := leveldb.OpenFile(path, nil)
+	// A small write buffer keeps the journal LevelDB replays at open short:
+	// warm restarts are what the local storage is for.
+	db, err := leveldb.OpenFile(path, &opt.Options{WriteBuffer: 1 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("tablestore: open %s: %w", path, err)
 	}

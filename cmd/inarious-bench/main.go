@@ -16,7 +16,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: inarious-bench drain|recovery [flags]")
+		fmt.Fprintln(os.Stderr, "usage: inarious-bench drain|recovery|memory [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -25,6 +25,8 @@ func main() {
 		err = drain(ctx, os.Args[2:])
 	case "recovery":
 		err = recovery(ctx, os.Args[2:])
+	case "memory":
+		err = memory(ctx, os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
