@@ -136,4 +136,3 @@ type nopLogger struct{}
 func (nopLogger) Print(...any)          {}
 func (nopLogger) Println(...any)        {}
 func (nopLogger) Printf(string, ...any) {}
-
