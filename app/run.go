@@ -56,22 +56,53 @@ func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 }
 
 // runWorker reports the worker to obs, if not nil.
+//
+// goka stops a processor for good when its consumer group loses the brokers
+// ("error consuming from group consumer", lovoo/goka#172), and a processor
+// runs only once. So until ctx ends the worker builds a new processor over
+// the same local storage and counters, with backoff, and rejoins the group
+// when Kafka is back; replayed input is skipped by the usage processor.
 func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) error {
-	proc, usage, err := processors.NewWorker(cfg.Kafka, filepath.Join(cfg.DataDir, "worker"), log)
+	dataDir := filepath.Join(cfg.DataDir, "worker")
+	usage := processors.NewUsage(log)
+	proc, err := processors.NewWorkerFor(usage, cfg.Kafka, dataDir, log)
 	if err != nil {
 		return err
 	}
 	if obs != nil {
+		// Metrics follow usage across rebuilds; debug pages keep the first processor.
 		obs.addWorker(proc, usage)
 	}
-	log.Info("worker starting", "brokers", cfg.Kafka.Brokers, "group", kafkaconf.UsageGroup)
-	err = proc.Run(ctx)
-	s := usage.Stats()
-	log.Info("worker stopped", "processed", s.Processed, "replays_skipped", s.Replays, "dead_lettered", s.DeadLettered, "err", err)
-	if errors.Is(err, context.Canceled) {
-		return nil
+	const maxBackoff = 5 * time.Second
+	backoff := 250 * time.Millisecond
+	for {
+		log.Info("worker starting", "brokers", cfg.Kafka.Brokers, "group", kafkaconf.UsageGroup)
+		started := time.Now()
+		err = proc.Run(ctx)
+		s := usage.Stats()
+		log.Info("worker stopped", "processed", s.Processed, "replays_skipped", s.Replays, "dead_lettered", s.DeadLettered, "err", err)
+		if ctx.Err() != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		if time.Since(started) > time.Minute {
+			backoff = 250 * time.Millisecond
+		}
+		for {
+			log.Warn("worker lost Kafka; rebuilding its processor", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, maxBackoff)
+			if proc, err = processors.NewWorkerFor(usage, cfg.Kafka, dataDir, log); err == nil {
+				break
+			}
+		}
 	}
-	return err
 }
 
 // RunAPI serves HTTP until ctx ends, then drains requests and flushes every

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
@@ -40,6 +41,9 @@ func NewUsage(cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...go
 		goka.WithViewLogger(kafkaconf.GokaLogger(log)),
 		// Keep serving the last state while the broker is away, and reconnect.
 		goka.WithViewAutoReconnect(),
+		// goka's reconnect backoff grows by 10 s per retry up to 2 min, so after
+		// an outage the view would lag the returned broker by up to that long.
+		goka.WithViewBackoffBuilder(reconnectBackoff),
 	}
 	v, err := goka.NewView(cfg.Brokers, goka.GroupTable(kafkaconf.UsageGroup), new(codecs.ClientUsage), append(base, opts...)...)
 	if err != nil {
@@ -113,4 +117,9 @@ func (u *Usage) Each(fn func(*activitypb.ClientUsage) bool) error {
 		}
 	}
 	return it.Err()
+}
+
+// reconnectBackoff retries a lost broker after 1 s, 2 s, … at most 5 s apart.
+func reconnectBackoff() (goka.Backoff, error) {
+	return goka.NewSimpleBackoff(time.Second, 5*time.Second), nil
 }
