@@ -392,3 +392,44 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 	return time.Since(t0)
 }
+
+// waitRecords waits until Users holds one record per response the API gave
+// (the last responses' events may still be on their way) and returns it.
+func waitRecords(t *testing.T, tr *traffic) int64 {
+	t.Helper()
+	var records int64
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		records = topicRecords(t, usersTopic)
+		if records == tr.responses.Load() {
+			return records
+		}
+		if records > tr.responses.Load() {
+			t.Fatalf("Users holds %d records, more than the %d responses the API gave", records, tr.responses.Load())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Users holds %d records; the API answered %d requests", records, tr.responses.Load())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// committed returns the usage group's committed offsets of Users (-1: none).
+func committed(t *testing.T) map[int32]int64 {
+	t.Helper()
+	adm := kafkaAdmin(t)
+	defer adm.Close()
+	parts := make([]int32, partitions)
+	for i := range parts {
+		parts[i] = int32(i)
+	}
+	resp, err := adm.ListConsumerGroupOffsets(usageGroup, map[string][]int32{usersTopic: parts})
+	if err != nil {
+		t.Fatalf("committed offsets: %v", err)
+	}
+	out := map[int32]int64{}
+	for p, b := range resp.Blocks[usersTopic] {
+		out[p] = b.Offset
+	}
+	return out
+}

@@ -16,6 +16,7 @@ import (
 const (
 	envBrokers = "INARIOUS_KAFKA_BROKERS" // switches the suite on
 	envResults = "INARIOUS_RESULTS_FILE"  // optional: measured figures are appended here
+	envLogDir  = "INARIOUS_LOG_DIR"       // optional: process logs are kept here
 )
 
 var (

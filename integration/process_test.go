@@ -83,12 +83,19 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 
 var logDirs sync.Map // test name -> dir
 
-// logDir is one directory of process logs per test, kept in t.TempDir().
+// logDir is one directory of process logs per test: in t.TempDir(), or kept
+// under $INARIOUS_LOG_DIR/<run>/<test> when that is set.
 func logDir(t *testing.T) string {
 	if d, ok := logDirs.Load(t.Name()); ok {
 		return d.(string)
 	}
 	d := t.TempDir()
+	if keep := os.Getenv(envLogDir); keep != "" {
+		d = filepath.Join(keep, runID, t.Name())
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	logDirs.Store(t.Name(), d)
 	return d
 }

@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -176,4 +178,192 @@ func msList(ds []time.Duration) string {
 		s = append(s, ms(d))
 	}
 	return strings.Join(s, ",")
+}
+
+// Scenario 4: a worker restarted with its local storage is ready without
+// replaying the changelog; with its storage wiped it rebuilds the table from
+// the changelog. Counts are exact both ways.
+func TestRestartWarmAndCold(t *testing.T) {
+	needKafka(t)
+	resetKafka(t)
+	const n = 20000
+	dir := t.TempDir()
+	wdir := filepath.Join(dir, "w1")
+	tr := newTraffic(t, 20)
+	gw := newGroupWatcher(t)
+	a := startAPI(t, filepath.Join(dir, "api"))
+	tr.waitReady(a, 60*time.Second)
+	w := startWorker(t, "worker-1", wdir)
+	gw.waitUntil(w.started, 60*time.Second, "worker-1 to own all partitions", func(g groupState) bool { return g.covered("worker-1") })
+	tr.burst(a, n, 8)
+	tr.waitCounts(a, 120*time.Second)
+	changelog := topicRecords(t, tableTopic)
+
+	// restart stops the worker, sends one event per client while none runs,
+	// starts it again and measures until those events are counted.
+	restart := func(wipe bool) (ready, assigned time.Duration) {
+		if _, clean := w.stop(30 * time.Second); !clean {
+			t.Fatalf("worker did not stop on SIGTERM")
+		}
+		if wipe {
+			if err := os.RemoveAll(wdir); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tr.probe(a)
+		w = startWorker(t, "worker-1", wdir)
+		_, assigned = gw.waitUntil(w.started, 60*time.Second, "worker-1 to own all partitions", func(g groupState) bool { return g.covered("worker-1") })
+		tr.waitCounts(a, 120*time.Second)
+		return time.Since(w.started), assigned
+	}
+	warm, warmJoin := restart(false)
+	cold, coldJoin := restart(true)
+	t.Logf("changelog %s: %d records; warm restart ready after %v (group joined %v), cold after %v (joined %v)",
+		tableTopic, changelog, warm.Round(time.Millisecond), warmJoin.Round(time.Millisecond), cold.Round(time.Millisecond), coldJoin.Round(time.Millisecond))
+	report(t, "events=%d changelog_records=%d restart_to_counting_warm=%s restart_to_counting_cold=%s group_join_warm=%s group_join_cold=%s counts=exact",
+		n, changelog, ms(warm), ms(cold), ms(warmJoin), ms(coldJoin))
+}
+
+// Scenario 5: the broker stops and comes back. The API keeps answering
+// quickly (users CRUD, usage reads), /readyz reports the outage, both
+// processes reconnect on their own, and every event accepted during the
+// outage is delivered and counted.
+func TestBrokerOutage(t *testing.T) {
+	needKafka(t)
+	if _, _, reason := kafkaScript(); reason != "" {
+		t.Skipf("the broker cannot be restarted by the test: %s", reason)
+	}
+	resetKafka(t)
+	dir := t.TempDir()
+	tr := newTraffic(t, 20)
+	gw := newGroupWatcher(t)
+	a := startAPI(t, filepath.Join(dir, "api"))
+	tr.waitReady(a, 60*time.Second)
+	w := startWorker(t, "worker-1", filepath.Join(dir, "w1"))
+	gw.waitUntil(w.started, 60*time.Second, "worker-1 to own all partitions", func(g groupState) bool { return g.covered("worker-1") })
+	tr.burst(a, 500, 8)
+	tr.waitCounts(a, 60*time.Second)
+	_, before, err := tr.readyz(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Whatever happens below, the next test needs the broker back.
+	brokerDown := false
+	t.Cleanup(func() {
+		if brokerDown {
+			if out, err := kafkaCtl(t, "start"); err != nil {
+				t.Errorf("restarting the broker: %v\n%s", err, out)
+			}
+		}
+	})
+	t.Logf("committed before the outage: %v", committed(t))
+	tStop := time.Now()
+	brokerDown = true
+	if out, err := kafkaCtl(t, "stop"); err != nil {
+		t.Fatalf("kafka.sh stop: %v\n%s", err, out)
+	}
+	stopTook := time.Since(tStop)
+
+	// During the outage (held for outageFor): users CRUD and usage reads,
+	// paced by a ticker, each answering fast.
+	const outageFor = 10 * time.Second
+	var worst time.Duration
+	check := func(what string, code int, lat time.Duration, err error, ok ...int) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("during the outage, %s: %v", what, err)
+		}
+		if lat > worst {
+			worst = lat
+		}
+		if lat > time.Second {
+			t.Errorf("during the outage, %s took %v", what, lat)
+		}
+		for _, c := range ok {
+			if code == c {
+				return
+			}
+		}
+		t.Errorf("during the outage, %s: status %d, want %v", what, code, ok)
+	}
+	sentBefore := tr.sent()
+	var degradedAfter time.Duration
+	tick := time.NewTicker(10 * time.Millisecond)
+	for i := 0; time.Since(tStop) < outageFor; i++ {
+		<-tick.C
+		client := tr.clients[i%len(tr.clients)]
+		switch i % 3 {
+		case 0:
+			body := fmt.Sprintf(`{"name":"user %d","email":"u%d@example.com"}`, i, i)
+			code, resp, lat, err := tr.do(a, "POST", "/users", client, body, "POST /users")
+			check("POST /users", code, lat, err, 201)
+			var u struct {
+				ID string `json:"id"`
+			}
+			if code == 201 {
+				if err := json.Unmarshal(resp, &u); err != nil || u.ID == "" {
+					t.Fatalf("POST /users answered %s", resp)
+				}
+				code, _, lat, err = tr.do(a, "GET", "/users/"+u.ID, client, "", "GET /users/{id}")
+				check("GET /users/{id}", code, lat, err, 200)
+			}
+		case 1:
+			code, _, lat, err := tr.do(a, "GET", "/users?limit=5", client, "", "GET /users")
+			check("GET /users", code, lat, err, 200)
+		case 2:
+			code, _, lat, err := tr.do(a, "GET", "/usage/"+client, client, "", "GET /usage/{client}")
+			check("GET /usage/{client}", code, lat, err, 200)
+		}
+		if degradedAfter == 0 && i%20 == 0 {
+			code, rd, err := tr.readyz(a)
+			if err == nil && (code == 503 || !rd.EmitterOK) {
+				degradedAfter = time.Since(tStop)
+			}
+		}
+	}
+	tick.Stop()
+	outageRequests := tr.sent() - sentBefore
+	if degradedAfter == 0 {
+		t.Errorf("/readyz did not report the outage within %v", outageFor)
+	}
+	code, during, err := tr.readyz(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("during the outage: /readyz %d %+v", code, during)
+	if !w.running() {
+		t.Fatalf("the worker exited during the outage: %v", w.exitErr())
+	}
+	if during.Events.Retried == 0 {
+		t.Errorf("no event went back for redelivery: the outage was too short to test it")
+	}
+	outageLen := time.Since(tStop)
+
+	tStart := time.Now()
+	if out, err := kafkaCtl(t, "start"); err != nil {
+		t.Fatalf("kafka.sh start: %v\n%s", err, out)
+	}
+	brokerDown = false
+	startTook := time.Since(tStart)
+	t.Logf("committed after the broker restart: %v", committed(t))
+	recon := tr.waitReady(a, 120*time.Second)
+	if !w.running() {
+		t.Fatalf("the worker exited during the outage: %v", w.exitErr())
+	}
+	tr.waitCounts(a, 120*time.Second)
+	counted := time.Since(tStart)
+	tr.burst(a, 500, 8)
+	after := tr.waitCounts(a, 60*time.Second)
+	_, end, err := tr.readyz(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Events.Dropped != 0 || end.Events.Failed != 0 {
+		t.Errorf("publisher dropped %d, failed %d events", end.Events.Dropped, end.Events.Failed)
+	}
+	waitRecords(t, tr)
+	report(t, "broker_stop=%s outage=%s requests_during_outage=%d worst_latency=%s readyz_degraded_after=%s events_accepted_during_outage=%d retried=%d broker_start=%s api_ready_after_broker_start=%s all_counted_after_broker_start=%s delivered_total=%d dropped=0 failed=0 counts_exact_after_more=%s",
+		ms(stopTook), ms(outageLen), outageRequests, ms(worst), ms(degradedAfter), during.Events.Accepted-before.Events.Accepted,
+		end.Events.Retried, ms(startTook), ms(recon), ms(counted), end.Events.Delivered, ms(after))
 }
