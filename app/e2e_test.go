@@ -154,7 +154,7 @@ func TestEndToEndExactCountsPerClient(t *testing.T) {
 		}
 	}
 	for client, w := range want {
-		waitFor(t, 10*time.Second, "exact counts for "+client, func() bool { return s.countsMatch(t, client, w) })
+		waitFor(t, 30*time.Second, "exact counts for "+client, func() bool { return s.countsMatch(t, client, w) })
 	}
 	// Reading usage is itself counted, so only now check the reader's own row.
 	if u := s.usage(t, "127.0.0.1"); u != nil && u.Endpoints["GET /users/{id}"].Count != 0 {
@@ -173,14 +173,14 @@ func TestCountsAndUsersSurviveRestart(t *testing.T) {
 		t.Fatalf("create user: %d", code)
 	}
 	want := map[string]uint64{"GET /healthz": 4, "POST /users": 1}
-	waitFor(t, 10*time.Second, "counts before restart", func() bool { return s.countsMatch(t, client, want) })
+	waitFor(t, 30*time.Second, "counts before restart", func() bool { return s.countsMatch(t, client, want) })
 	s.stop()
 
 	s = startSystem(t, dir)
-	waitFor(t, 10*time.Second, "counts after restart", func() bool { return s.countsMatch(t, client, want) })
+	waitFor(t, 30*time.Second, "counts after restart", func() bool { return s.countsMatch(t, client, want) })
 	if code := s.call(t, "POST", "/users", client, `{"name":"Ada","email":"ada@example.com"}`); code != 409 {
 		t.Errorf("duplicate after restart: %d, want 409 (users lost?)", code)
 	}
 	want["POST /users"]++
-	waitFor(t, 10*time.Second, "counting resumes after restart", func() bool { return s.countsMatch(t, client, want) })
+	waitFor(t, 30*time.Second, "counting resumes after restart", func() bool { return s.countsMatch(t, client, want) })
 }
