@@ -7,7 +7,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/inarious/inarious/problem"
 )
@@ -55,9 +58,49 @@ func decodeObject(raw json.RawMessage, v any) error {
 	if len(raw) == 0 || raw[0] != '{' {
 		return errNotObject
 	}
+	if !wellFormedText(raw) {
+		return errBadText
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+var errBadText = errors.New("body is not well-formed Unicode")
+
+// wellFormedText reports whether raw, a valid JSON value, is UTF-8 and has no
+// \u escape of a lone surrogate. encoding/json would otherwise store U+FFFD
+// in their place, so what is stored would not be what the client sent.
+func wellFormedText(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	// In valid JSON a backslash only starts an escape inside a string.
+	for i := 0; i < len(raw)-1; i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++
+		if raw[i] != 'u' {
+			continue
+		}
+		r := hexRune(raw[i+1 : i+5])
+		i += 4
+		if !utf16.IsSurrogate(r) {
+			continue
+		}
+		if r >= 0xdc00 || len(raw)-i < 7 || raw[i+1] != '\\' || raw[i+2] != 'u' ||
+			utf16.DecodeRune(r, hexRune(raw[i+3:i+7])) == utf8.RuneError {
+			return false
+		}
+		i += 6
+	}
+	return true
+}
+
+func hexRune(b []byte) rune {
+	n, _ := strconv.ParseUint(string(b), 16, 32)
+	return rune(n)
 }
 
 func isTooLarge(err error) bool {
@@ -76,6 +119,8 @@ func decodeMessage(err error) string {
 		return "request body is not valid JSON"
 	case errors.Is(err, errNotObject):
 		return "request body must be a JSON object"
+	case errors.Is(err, errBadText):
+		return "request body must be UTF-8 with no unpaired surrogate escapes"
 	case errors.As(err, &typ):
 		if typ.Field != "" {
 			return "field " + typ.Field + " has the wrong type"
