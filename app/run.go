@@ -160,7 +160,9 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 		ReadTimeout:       cfg.RequestTimeout,
 		WriteTimeout:      cfg.RequestTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// net/http allows 1 MiB of headers; no request of this API needs more than a few KiB.
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	// Event streams last until the client leaves; end them so Shutdown can finish.
 	srv.RegisterOnShutdown(hub.Close)
