@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +9,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/IBM/sarama"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/kafkaconf"
+	"github.com/inarious/inarious/processors"
 )
 
 // Scenario 1: api and worker processes; N requests from K clients; exact
@@ -363,7 +371,235 @@ func TestBrokerOutage(t *testing.T) {
 		t.Errorf("publisher dropped %d, failed %d events", end.Events.Dropped, end.Events.Failed)
 	}
 	waitRecords(t, tr)
-	report(t, "broker_stop=%s outage=%s requests_during_outage=%d worst_latency=%s readyz_degraded_after=%s events_accepted_during_outage=%d retried=%d broker_start=%s api_ready_after_broker_start=%s all_counted_after_broker_start=%s delivered_total=%d dropped=0 failed=0 counts_exact_after_more=%s",
+	report(t, "broker_stop=%s outage=%s requests_during_outage=%d worst_latency=%s readyz_degraded_after=%s events_accepted_during_outage=%d retried=%d broker_start=%s api_ready_after_broker_up=%s all_counted_after_broker_up=%s delivered_total=%d dropped=0 failed=0 counts_exact_after_more=%s",
 		ms(stopTook), ms(outageLen), outageRequests, ms(worst), ms(degradedAfter), during.Events.Accepted-before.Events.Accepted,
-		end.Events.Retried, ms(startTook), ms(recon), ms(counted), end.Events.Delivered, ms(after))
+		end.Events.Retried, ms(startTook), ms(recon), ms(counted-startTook), end.Events.Delivered, ms(after))
+}
+
+// Scenario 6: an outside client, Kafka's own console consumer, reads the
+// activity events from Users: one record per API response, keyed by client.
+func TestConsoleConsumerReadsEvents(t *testing.T) {
+	needKafka(t)
+	resetKafka(t)
+	dir := t.TempDir()
+	tr := newTraffic(t, 20)
+	a := startAPI(t, filepath.Join(dir, "api"))
+	tr.waitReady(a, 60*time.Second)
+	tr.burst(a, 1000, 8)
+	records := waitRecords(t, tr)
+	a.stop(30 * time.Second) // no more events from here on
+
+	t0 := time.Now()
+	stdout, stderr, err := runClass(t, 120*time.Second, "", "org.apache.kafka.tools.consumer.ConsoleConsumer",
+		"--bootstrap-server", strings.Join(brokers, ","), "--topic", usersTopic, "--from-beginning",
+		"--max-messages", fmt.Sprint(records), "--timeout-ms", "30000",
+		"--property", "print.key=true", "--property", "print.value=false")
+	took := time.Since(t0)
+	if err != nil {
+		t.Fatalf("console consumer: %v\n%s", err, clip(stderr))
+	}
+	if !strings.Contains(stderr, fmt.Sprintf("Processed a total of %d messages", records)) {
+		t.Errorf("console consumer did not process %d messages: %s", records, clip(stderr))
+	}
+	byKey := map[string]int64{}
+	var lines int64
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		byKey[line]++
+		lines++
+	}
+	if lines != records {
+		t.Errorf("console consumer printed %d records, want %d", lines, records)
+	}
+	var fromClients int64
+	for client, eps := range tr.snapshot() {
+		var n int64
+		for _, v := range eps {
+			n += int64(v)
+		}
+		fromClients += n
+		if byKey[client] != n {
+			t.Errorf("console consumer saw %d records keyed %s, want %d", byKey[client], client, n)
+		}
+	}
+	// The test's own reads (/readyz) came straight from 127.0.0.1.
+	if own := tr.responses.Load() - fromClients; byKey["127.0.0.1"] != own {
+		t.Errorf("console consumer saw %d records keyed 127.0.0.1, want %d", byKey["127.0.0.1"], own)
+	}
+	report(t, "records_in_Users=%d console_consumer_read=%d keys=%d console_consumer_run=%s", records, lines, len(byKey), ms(took))
+}
+
+// Scenario 7 (issue 7): poison records written to Users by outside clients
+// (garbage bytes, an event without a client, a key that is not the event's
+// client, a console-producer text line) land in Users.deadletter with the
+// reason, source partition and source offset headers; the worker keeps
+// counting good events exactly.
+func TestPoisonEventsDeadLettered(t *testing.T) {
+	needKafka(t)
+	resetKafka(t)
+	dir := t.TempDir()
+	tr := newTraffic(t, 20)
+	gw := newGroupWatcher(t)
+	a := startAPI(t, filepath.Join(dir, "api"))
+	tr.waitReady(a, 60*time.Second)
+	w := startWorker(t, "worker-1", filepath.Join(dir, "w1"))
+	gw.waitUntil(w.started, 60*time.Second, "worker-1 to own all partitions", func(g groupState) bool { return g.covered("worker-1") })
+	tr.burst(a, 300, 8)
+	tr.waitCounts(a, 60*time.Second)
+
+	type poison struct {
+		key       string
+		value     []byte
+		reason    string // prefix of the expected reason header
+		partition int32
+		offset    int64
+	}
+	noClient, err := proto.Marshal(&activitypb.BackendApiActivity{Endpoint: "/healthz", HttpMethod: "GET", Route: "/healthz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherClient, err := proto.Marshal(&activitypb.BackendApiActivity{Endpoint: "/healthz", HttpMethod: "GET", Route: "/healthz", Client: "10.9.9.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poisons := []*poison{
+		{key: tr.clients[0], value: []byte{0xff, 0xff, 0xff, 0xff, 0xff}, reason: "undecodable"},
+		{key: "anonymous", value: noClient, reason: "no client"},
+		{key: tr.clients[1], value: otherClient, reason: "key "},
+	}
+	sc := saramaConfig()
+	sc.Producer.Return.Successes = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Partitioner = sarama.NewCustomHashPartitioner(kafkaconf.Hasher)
+	prod, err := sarama.NewSyncProducer(brokers, sc)
+	if err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	t0 := time.Now()
+	for _, p := range poisons {
+		p.partition, p.offset, err = prod.SendMessage(&sarama.ProducerMessage{Topic: usersTopic, Key: sarama.StringEncoder(p.key), Value: sarama.ByteEncoder(p.value)})
+		if err != nil {
+			t.Fatalf("produce poison: %v", err)
+		}
+	}
+	prod.Close()
+	// Kafka's console producer, keyed "console", a line of text.
+	const line = "this is not an activity event"
+	if _, stderr, err := runClass(t, 60*time.Second, "console|"+line+"\n", "org.apache.kafka.tools.ConsoleProducer",
+		"--bootstrap-server", strings.Join(brokers, ","), "--topic", usersTopic,
+		"--property", "parse.key=true", "--property", "key.separator=|"); err != nil {
+		t.Fatalf("console producer: %v\n%s", err, clip(stderr))
+	}
+	poisons = append(poisons, &poison{key: "console", value: []byte(line), partition: -1, offset: -1})
+
+	// Good traffic goes on around the poison.
+	tr.burst(a, 300, 8)
+	dead := readTopic(t, deadLetterTopic, len(poisons), 60*time.Second)
+	deadLettered := time.Since(t0)
+	byKey := map[string]*sarama.ConsumerMessage{}
+	for _, m := range dead {
+		byKey[string(m.Key)] = m
+	}
+	for _, p := range poisons {
+		m := byKey[p.key]
+		if m == nil {
+			t.Errorf("poison keyed %q is not in %s", p.key, deadLetterTopic)
+			continue
+		}
+		h := map[string]string{}
+		for _, rh := range m.Headers {
+			h[string(rh.Key)] = string(rh.Value)
+		}
+		if !bytes.Equal(m.Value, p.value) {
+			t.Errorf("dead letter %q: value %q, want the original %q", p.key, m.Value, p.value)
+		}
+		if h[processors.HeaderReason] == "" || !strings.HasPrefix(h[processors.HeaderReason], p.reason) {
+			t.Errorf("dead letter %q: reason %q, want %q…", p.key, h[processors.HeaderReason], p.reason)
+		}
+		wantPart, wantOff := fmt.Sprint(p.partition), fmt.Sprint(p.offset)
+		if p.partition < 0 { // console producer: Kafka's default partitioner, offset unknown
+			wantPart, wantOff = fmt.Sprint(partitionOf(p.key)), h[processors.HeaderOffset]
+		}
+		if h[processors.HeaderPartition] != wantPart || h[processors.HeaderOffset] != wantOff || h[processors.HeaderOffset] == "" {
+			t.Errorf("dead letter %q: source %s/%s, want %s/%s", p.key, h[processors.HeaderPartition], h[processors.HeaderOffset], wantPart, wantOff)
+		}
+		t.Logf("dead letter %q: reason=%q source=%s/%s", p.key, h[processors.HeaderReason], h[processors.HeaderPartition], h[processors.HeaderOffset])
+	}
+	exact := tr.waitCounts(a, 60*time.Second)
+	if !w.running() {
+		t.Fatalf("the worker exited: %v", w.exitErr())
+	}
+	w.stop(30 * time.Second)
+	_, _, dl, _ := workerStats(w)
+	if dl != uint64(len(poisons)) {
+		t.Errorf("worker reports %d dead-lettered, want %d", dl, len(poisons))
+	}
+	report(t, "poison_sent=%d dead_lettered=%d worker_reported=%d produce_to_all_dead_lettered=%s good_events_exact_after=%s",
+		len(poisons), len(dead), dl, ms(deadLettered), ms(exact))
+}
+
+// Scenario 8 (issue 7): SIGTERM a worker: it leaves the group at once (not
+// after the session timeout) and its partitions move. SIGTERM the API right
+// after a burst: every event it accepted is in Kafka and gets counted.
+func TestGracefulShutdown(t *testing.T) {
+	needKafka(t)
+	resetKafka(t)
+	dir := t.TempDir()
+	tr := newTraffic(t, 20)
+	gw := newGroupWatcher(t)
+	a := startAPI(t, filepath.Join(dir, "api"))
+	tr.waitReady(a, 60*time.Second)
+	startWorker(t, "worker-1", filepath.Join(dir, "w1"))
+	w2 := startWorker(t, "worker-2", filepath.Join(dir, "w2"))
+	gw.waitUntil(time.Now(), 90*time.Second, "2 members owning all partitions", func(g groupState) bool { return g.covered("worker-1", "worker-2") })
+	tr.burst(a, 500, 8)
+
+	// The worker.
+	t0 := time.Now()
+	exitW, clean := w2.stop(30 * time.Second)
+	if !clean {
+		t.Fatalf("worker-2 did not exit on SIGTERM")
+	}
+	_, left := gw.waitUntil(t0, 30*time.Second, "worker-2 to leave", func(g groupState) bool {
+		_, in := g.Members["worker-2"]
+		return !in
+	})
+	if left >= 10*time.Second {
+		t.Errorf("worker-2 left the group after %v: that is the session timeout, not a LeaveGroup", left)
+	}
+	_, moved := gw.waitUntil(t0, 60*time.Second, "worker-1 to own all partitions", func(g groupState) bool { return g.covered("worker-1") })
+
+	// The API, right after a burst, with events still queued or in flight.
+	const n = 3000
+	tr.burst(a, n, 16)
+	_, rd, err := tr.readyz(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SIGTERM to the API at %s", time.Now().UTC().Format("15:04:05.000"))
+	exitA, clean := a.stop(30 * time.Second)
+	if !clean {
+		t.Fatalf("the API did not exit on SIGTERM")
+	}
+	if err := a.exitErr(); err != nil {
+		t.Errorf("the API exited with %v", err)
+	}
+	m := apiStoppedRe.FindStringSubmatch(a.log())
+	if m == nil {
+		t.Fatalf("the API did not log its final event counts")
+	}
+	accepted, delivered, failed, dropped := atou(m[1]), atou(m[2]), atou(m[3]), atou(m[4])
+	if delivered != accepted || failed != 0 || dropped != 0 {
+		t.Errorf("API at exit: accepted %d, delivered %d, failed %d, dropped %d", accepted, delivered, failed, dropped)
+	}
+	records := topicRecords(t, usersTopic)
+	if records != tr.responses.Load() || uint64(records) != accepted {
+		t.Errorf("Users holds %d records; the API answered %d requests and accepted %d events", records, tr.responses.Load(), accepted)
+	}
+
+	// Everything is counted (a new API process reads the counts).
+	a2 := startAPI(t, filepath.Join(dir, "api"))
+	tr.waitReady(a2, 60*time.Second)
+	exact := tr.waitCounts(a2, 60*time.Second)
+	report(t, "worker_sigterm_exit=%s worker_left_group=%s partitions_moved=%s api_burst=%d queued_at_sigterm=%d in_flight_at_sigterm=%d api_sigterm_exit=%s accepted=%d delivered=%d in_Users=%d lost=0 counts_exact=%s",
+		ms(exitW), ms(left), ms(moved), n, rd.Events.Queued, rd.Events.InFlight, ms(exitA), accepted, delivered, records, ms(exact))
 }
