@@ -3,7 +3,6 @@ package app_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/app"
+	"github.com/inarious/inarious/app/apptest"
 	"github.com/inarious/inarious/problem"
 	"github.com/inarious/inarious/users"
 )
@@ -45,57 +45,20 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startBadInputSystem runs the whole system like startSystem, with a small
-// body limit and short header timeout, logging into logs.
+// startBadInputSystem runs the whole system with a small body limit and a
+// short header timeout, logging into logs.
 func startBadInputSystem(t *testing.T, logs io.Writer) (s *system, addr string) {
 	t.Helper()
-	cfg := app.Defaults()
-	cfg.EmbeddedKafkaPort = 0
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.TrustedProxies = "127.0.0.1"
-	cfg.Kafka.Partitions = 2
-	cfg.MaxBodyBytes = badMaxBody
-	cfg.ReadHeaderTimeout = badReadHeaderTimeout
-	cfg.RequestTimeout = 5 * time.Second
-	cfg.IdleTimeout = 5 * time.Second
-	cfg.ShutdownTimeout = 5 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { done <- app.RunAll(ctx, cfg, log, func(a string) { ready <- a }) }()
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("system did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("system did not start in 30s")
-	}
-	s = &system{base: "http://" + addr}
-	stopped := false
-	s.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("system stopped with: %v", err)
-		}
-	}
-	t.Cleanup(s.stop)
-	waitFor(t, 30*time.Second, "readyz", func() bool {
-		resp, err := http.Get(s.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
+	sys := apptest.Start(t, log, func(cfg *app.Config) {
+		cfg.Kafka.Partitions = 2
+		cfg.MaxBodyBytes = badMaxBody
+		cfg.ReadHeaderTimeout = badReadHeaderTimeout
+		cfg.RequestTimeout = 5 * time.Second
+		cfg.IdleTimeout = 5 * time.Second
+		cfg.ShutdownTimeout = 5 * time.Second
 	})
-	return s, addr
+	return &system{sys}, sys.Addr
 }
 
 // rawResult is what came back for raw request bytes.
@@ -177,7 +140,7 @@ func TestMalformedRequestCorpus(t *testing.T) {
 
 	// Accepted work before the corpus, under a client of its own.
 	const before = "198.51.100.77"
-	req, _ := http.NewRequest("POST", s.base+"/users", strings.NewReader(`{"name":"Before","email":"before@example.com"}`))
+	req, _ := http.NewRequest("POST", s.Base+"/users", strings.NewReader(`{"name":"Before","email":"before@example.com"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Forwarded-For", before)
 	resp, err := http.DefaultClient.Do(req)
@@ -385,7 +348,7 @@ func TestMalformedRequestCorpus(t *testing.T) {
 	if code := s.call(t, "GET", "/readyz", "", ""); code != 200 {
 		t.Errorf("readyz after corpus: %d", code)
 	}
-	resp, err = http.Get(s.base + item)
+	resp, err = http.Get(s.Base + item)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +360,7 @@ func TestMalformedRequestCorpus(t *testing.T) {
 	if now != kept {
 		t.Errorf("user changed by malformed requests: %+v, was %+v", now, kept)
 	}
-	resp, err = http.Get(s.base + "/users?limit=500")
+	resp, err = http.Get(s.Base + "/users?limit=500")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,88 +1,31 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/inarious/inarious/api"
-	"github.com/inarious/inarious/app"
+	"github.com/inarious/inarious/app/apptest"
 )
 
 // system is Inarious running in-process on the embedded broker.
-type system struct {
-	base string
-	stop func()
-}
+type system struct{ *apptest.System }
 
 func startSystem(t *testing.T, dataDir string) *system {
 	t.Helper()
-	cfg := app.Defaults()
-	cfg.EmbeddedKafkaPort = 0
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = dataDir
-	cfg.TrustedProxies = "127.0.0.1"
-	cfg.Kafka.Partitions = 4
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- app.RunAll(ctx, cfg, log, func(a string) { addr <- a }) }()
-	var s system
-	select {
-	case a := <-addr:
-		s.base = "http://" + a
-	case err := <-done:
-		cancel()
-		t.Fatalf("system did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("system did not start in 30s")
-	}
-	stopped := false
-	s.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("system stopped with: %v", err)
-		}
-	}
-	t.Cleanup(s.stop)
-	waitFor(t, 30*time.Second, "readyz", func() bool {
-		resp, err := http.Get(s.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return &s
+	return &system{apptest.Start(t, nil, apptest.WithDataDir(dataDir))}
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var waitFor = apptest.WaitFor
 
 func (s *system) call(t *testing.T, method, path, client, body string) int {
 	t.Helper()
-	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, s.Base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +47,7 @@ func (s *system) call(t *testing.T, method, path, client, body string) int {
 // usage reads GET /usage/{client}; nil when the client is unknown.
 func (s *system) usage(t *testing.T, client string) *api.ClientUsage {
 	t.Helper()
-	resp, err := http.Get(s.base + "/usage/" + client)
+	resp, err := http.Get(s.Base + "/usage/" + client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +117,7 @@ func TestCountsAndUsersSurviveRestart(t *testing.T) {
 	}
 	want := map[string]uint64{"GET /healthz": 4, "POST /users": 1}
 	waitFor(t, 30*time.Second, "counts before restart", func() bool { return s.countsMatch(t, client, want) })
-	s.stop()
+	s.Stop()
 
 	s = startSystem(t, dir)
 	waitFor(t, 30*time.Second, "counts after restart", func() bool { return s.countsMatch(t, client, want) })

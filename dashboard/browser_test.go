@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/inarious/inarious/app"
+	"github.com/inarious/inarious/app/apptest"
 )
 
 // chromiumPath is Debian's chromium (scripts/install-chromium.sh installs it).
@@ -141,46 +141,5 @@ func call(t *testing.T, method, url, client string) {
 // the API's base URL once /readyz says ready.
 func startSystem(t *testing.T) string {
 	t.Helper()
-	cfg := app.Defaults()
-	cfg.EmbeddedKafkaPort = 0
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.TrustedProxies = "127.0.0.1"
-	cfg.Kafka.Partitions = 2
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- app.RunAll(ctx, cfg, log, func(a string) { addr <- a }) }()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		cancel()
-		t.Fatalf("system did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("system did not start in 60s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("system stopped with: %v", err)
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("system not ready in 60s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return apptest.Start(t, nil, func(c *app.Config) { c.Kafka.Partitions = 2 }).Base
 }

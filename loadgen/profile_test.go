@@ -18,9 +18,6 @@ package loadgen_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net/http"
 	"os"
 	"runtime/pprof"
 	"strconv"
@@ -28,6 +25,7 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/app"
+	"github.com/inarious/inarious/app/apptest"
 	"github.com/inarious/inarious/loadgen"
 )
 
@@ -39,44 +37,8 @@ func env(name, def string) string {
 }
 
 func TestProfileServer(t *testing.T) {
-	cfg := app.Defaults()
-	cfg.EmbeddedKafkaPort = 0
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.TrustedProxies = "127.0.0.1"
-	cfg.LogLevel = "warn"
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- app.RunAll(ctx, cfg, log, func(a string) { addr <- a }) }()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("inarious did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("inarious did not start in 60s")
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("inarious stopped with: %v", err)
-		}
-	}()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("inarious not ready in 60s")
-		}
-	}
+	base := apptest.Start(t, nil, func(c *app.Config) { c.LogLevel = "warn" }).Base
+	ctx := context.Background()
 
 	lc := loadgen.Defaults()
 	lc.Target = base

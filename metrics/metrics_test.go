@@ -2,9 +2,6 @@ package metrics_test
 
 import (
 	"bufio"
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,65 +9,22 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/app"
+	"github.com/inarious/inarious/app/apptest"
 )
 
 // startSystem runs Inarious in-process on the embedded broker and returns
 // the API's base URL once /readyz says ready.
 func startSystem(t *testing.T, debugPages bool) string {
 	t.Helper()
-	cfg := app.Defaults()
-	cfg.EmbeddedKafkaPort = 0
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.Kafka.Partitions = 2
-	cfg.DebugPages = debugPages
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- app.RunAll(ctx, cfg, log, func(a string) { addr <- a }) }()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		cancel()
-		t.Fatalf("system did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("system did not start in 60s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("system stopped with: %v", err)
-		}
-	})
-	waitFor(t, 60*time.Second, "/readyz 200", func() bool { return get(t, base+"/readyz") == http.StatusOK })
-	return base
+	return apptest.Start(t, nil, func(c *app.Config) {
+		c.Kafka.Partitions = 2
+		c.DebugPages = debugPages
+	}).Base
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var waitFor = apptest.WaitFor
 
-func get(t *testing.T, url string) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
-}
+func get(_ *testing.T, url string) int { return apptest.Status(url) }
 
 // scrape returns every sample of /metrics keyed as exposed, e.g.
 // `inarious_http_requests_total{method="GET",route="/healthz",status="200"}`.
