@@ -30,9 +30,8 @@ func TestEndToEnd(t *testing.T) {
 	gw := newGroupWatcher(t)
 
 	a := startAPI(t, filepath.Join(dir, "api"))
-	ready := tr.waitReady(a, 60*time.Second)
+	tr.waitReady(a, 60*time.Second)
 	t.Logf("api ready %v after start", time.Since(a.started).Round(time.Millisecond))
-	_ = ready
 
 	// Events produced while no worker runs yet.
 	tr.burst(a, early, 4)
