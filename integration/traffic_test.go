@@ -134,7 +134,7 @@ func (tr *traffic) burst(a *apiProc, n, conc int) time.Duration {
 				}
 				client := tr.clients[j%len(tr.clients)]
 				if _, _, err := tr.hit(a, client, j/len(tr.clients)); err != nil {
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.CompareAndSwap(nil, err.Error()) // one concrete type: string
 				}
 			}
 		}()
@@ -152,7 +152,7 @@ type load struct {
 	done     chan struct{}
 	sent     atomic.Int64
 	errs     atomic.Int64
-	firstErr atomic.Value
+	firstErr atomic.Value // string
 }
 
 // background sends one request every interval (ticker-paced, round robin
@@ -184,7 +184,7 @@ func (tr *traffic) background(a *apiProc, interval time.Duration) *load {
 				client := tr.clients[j%len(tr.clients)]
 				if _, _, err := tr.hit(a, client, j/len(tr.clients)); err != nil {
 					l.errs.Add(1)
-					l.firstErr.CompareAndSwap(nil, err)
+					l.firstErr.CompareAndSwap(nil, err.Error()) // one concrete type: string
 					return
 				}
 				l.sent.Add(1)
