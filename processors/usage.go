@@ -142,6 +142,11 @@ func (u *Usage) Process(ctx goka.Context, msg any) {
 	}
 	if !Apply(usage, ev, ctx.Partition(), ctx.Offset()) {
 		u.replays.Add(1)
+		// The local value may be ahead of the changelog (a crash between the
+		// local write and the changelog ack). Writing it again puts it in the
+		// changelog before this input offset is committed, so a member that
+		// rebuilds the table from the changelog cannot miss the event.
+		ctx.SetValue(usage)
 		return
 	}
 	ctx.SetValue(usage)

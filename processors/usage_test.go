@@ -217,3 +217,23 @@ func TestValueCacheServesCountsAndIsDroppedOnRebalance(t *testing.T) {
 		t.Errorf("after rebalance total = %d, want 101 (stale cache used?)", v.GetTotal())
 	}
 }
+
+// A replayed event is not counted again, but the value is written to the
+// changelog once more: after a crash the local value can be ahead of it.
+func TestReplayRewritesValueToChangelog(t *testing.T) {
+	gkt, u := startUsage(t)
+	changelog := gkt.NewQueueTracker(string(usageTable))
+	ahead := &activitypb.ClientUsage{Client: "10.0.0.5", Total: 7, AppliedOffsets: map[int32]int64{0: 1 << 40}}
+	gkt.SetTableValue(usageTable, "10.0.0.5", ahead)
+	changelog.Seek(changelog.Hwm())
+
+	gkt.Consume(string(kafkaconf.ActivityTopic), "10.0.0.5", event("10.0.0.5", "GET", "/a"))
+
+	if s := u.Stats(); s.Replays != 1 || s.Processed != 0 {
+		t.Fatalf("stats %+v, want one replay", s)
+	}
+	key, v, ok := changelog.Next()
+	if !ok || key != "10.0.0.5" || v.(*activitypb.ClientUsage).GetTotal() != 7 {
+		t.Errorf("changelog got %q %v %v, want the unchanged value re-written", key, v, ok)
+	}
+}
