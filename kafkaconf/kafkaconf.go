@@ -89,6 +89,11 @@ func (c Config) Sarama() *sarama.Config {
 	sc.Consumer.MaxWaitTime = 10 * time.Millisecond
 	sc.Consumer.Fetch.Min = 1
 	sc.Metadata.RefreshFrequency = time.Minute
+	// A crashed worker's partitions move after the session timeout: use the
+	// broker's minimum (group.min.session.timeout.ms, 6 s) instead of 10 s,
+	// and heartbeat every second so members learn of a rebalance sooner.
+	sc.Consumer.Group.Session.Timeout = 6 * time.Second
+	sc.Consumer.Group.Heartbeat.Interval = time.Second
 	return sc
 }
 
