@@ -44,9 +44,9 @@ sample start
 "$work/inarious-load" --target "http://127.0.0.1:$port" --mix mixed --clients 2000 --connections 16 \
   --rate "$rate" --duration "$duration" --probe-every 100 > "$work/load.txt" &
 load=$!
-elapsed=0
+SECONDS=0
 while kill -0 $load 2>/dev/null; do
-  sleep 30; elapsed=$((elapsed + 30))
+  sleep 30; elapsed=$SECONDS
   sample "${elapsed}s"
 done
 wait $load
