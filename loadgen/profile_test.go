@@ -19,6 +19,7 @@ package loadgen_test
 import (
 	"context"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"testing"
@@ -87,4 +88,16 @@ func TestProfileServer(t *testing.T) {
 	}
 	_ = rep.WriteText(os.Stdout)
 	t.Logf("CPU profile: %s (go tool pprof -tagignore loadgen=client -top %s)", out, out)
+	if heap := os.Getenv("LOADPROFILE_HEAP"); heap != "" {
+		runtime.GC()
+		hf, err := os.Create(heap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hf.Close()
+		if err := pprof.WriteHeapProfile(hf); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("heap profile: %s (go tool pprof -sample_index=inuse_space -top %s)", heap, heap)
+	}
 }
