@@ -28,7 +28,8 @@ unformatted=$(gofmt -l $(git ls-files '*.go'))
 [ -z "$unformatted" ] || { echo "not gofmt-formatted: $unformatted" >&2; exit 1; }
 go vet ./...
 
-stop_kafka() { scripts/kafka.sh stop || true; }
+# Quietly, so that go test's own summary stays the last thing printed.
+stop_kafka() { scripts/kafka.sh stop >/dev/null 2>&1 || true; }
 if [ "${SKIP_KAFKA:-}" != 1 ] && [ -z "${INARIOUS_KAFKA_BROKERS:-}" ]; then
   echo "== starting Apache Kafka"
   trap stop_kafka EXIT
