@@ -13,20 +13,34 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 )
 
-// statusRecorder remembers the status a handler wrote.
-type statusRecorder struct {
+// StatusRecorder remembers the status a handler wrote, for middlewares
+// that report it; streaming handlers keep working through it.
+type StatusRecorder struct {
 	http.ResponseWriter
 	status int
 }
 
-func (s *statusRecorder) WriteHeader(code int) {
+// NewStatusRecorder wraps w.
+func NewStatusRecorder(w http.ResponseWriter) *StatusRecorder {
+	return &StatusRecorder{ResponseWriter: w}
+}
+
+// Status is the status written, 200 when the handler wrote none.
+func (s *StatusRecorder) Status() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
+}
+
+func (s *StatusRecorder) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
-func (s *statusRecorder) Write(b []byte) (int, error) {
+func (s *StatusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
@@ -34,13 +48,24 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 }
 
 // Unwrap lets http.ResponseController reach Flush and deadlines underneath.
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+func (s *StatusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // Flush keeps streaming handlers working through the recorder.
-func (s *statusRecorder) Flush() {
+func (s *StatusRecorder) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// RouteTemplate is the template of the route mux matched for r ("/users/{id}"),
+// or "" when none did. Only inside the router is the route known.
+func RouteTemplate(r *http.Request) string {
+	if cur := mux.CurrentRoute(r); cur != nil {
+		if t, err := cur.GetPathTemplate(); err == nil {
+			return t
+		}
+	}
+	return ""
 }
 
 const requestIDHeader = "X-Request-Id"
@@ -91,7 +116,7 @@ func (s *Server) recordActivity(next http.Handler) http.Handler {
 		start := time.Now()
 		id := requestID(r)
 		w.Header().Set(requestIDHeader, id)
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := NewStatusRecorder(w)
 		who := &identity{}
 		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, who))
 		next.ServeHTTP(rec, r)
@@ -101,14 +126,7 @@ func (s *Server) recordActivity(next http.Handler) http.Handler {
 		if who.client != "" {
 			client = who.client
 		}
-		route := ""
-		if cur := mux.CurrentRoute(r); cur != nil {
-			route, _ = cur.GetPathTemplate()
-		}
-		status := rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
+		route, status := RouteTemplate(r), rec.Status()
 		s.publisher.Publish(&activitypb.BackendApiActivity{
 			ClientHost:  host,
 			ClientPort:  port,

@@ -190,7 +190,7 @@ func (failingEmitter) Emit(string, any) (*goka.Promise, error) {
 func (failingEmitter) Finish() error { return nil }
 
 // TestEventsStreamThroughAPI streams through the real API stack (activity
-// middleware, statusRecorder) on a server whose timeouts are far shorter than
+// middleware, StatusRecorder) on a server whose timeouts are far shorter than
 // the stream, then checks the subscription ends with the client and that
 // Shutdown ends open streams.
 func TestEventsStreamThroughAPI(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -61,19 +60,13 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &recorder{ResponseWriter: w}
+		rec := api.NewStatusRecorder(w)
 		next.ServeHTTP(rec, r)
-		route := processors.UnmatchedRoute
-		if cur := mux.CurrentRoute(r); cur != nil {
-			if t, err := cur.GetPathTemplate(); err == nil {
-				route = t
-			}
+		route := api.RouteTemplate(r)
+		if route == "" {
+			route = processors.UnmatchedRoute
 		}
-		status := rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		labels := prometheus.Labels{"route": route, "method": method(r.Method), "status": strconv.Itoa(status)}
+		labels := prometheus.Labels{"route": route, "method": method(r.Method), "status": strconv.Itoa(rec.Status())}
 		m.requests.With(labels).Inc()
 		m.duration.With(labels).Observe(time.Since(start).Seconds())
 	})
@@ -87,34 +80,6 @@ func method(m string) string {
 		return m
 	}
 	return "OTHER"
-}
-
-// recorder remembers the status and keeps streaming working.
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
 }
 
 func counterFunc(name, help string, fn func() uint64) prometheus.Collector {
