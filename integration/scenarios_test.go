@@ -175,7 +175,7 @@ func TestCrashTakeover(t *testing.T) {
 		_, r, _, _ := workerStats(w)
 		replays += r
 	}
-	report(t, "kills=%d session_timeout=10s(sarama default) takeover_assigned=%s takeover_counts_caught_up=%s restart_rejoin=%s background_requests=%d count_error=0 counts_exact_after_stop=%s replays_skipped_by_last_instances=%d",
+	report(t, "kills=%d takeover_assigned=%s takeover_counts_caught_up=%s restart_rejoin=%s background_requests=%d count_error=0 counts_exact_after_stop=%s replays_skipped_by_last_instances=%d",
 		len(victims), msList(assigns), msList(catchups), msList(rejoins), sent, ms(exact), replays)
 }
 
