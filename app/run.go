@@ -64,7 +64,7 @@ func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 // when Kafka is back; replayed input is skipped by the usage processor.
 func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) error {
 	dataDir := filepath.Join(cfg.DataDir, "worker")
-	usage := processors.NewUsage(log)
+	usage := processors.NewWorkerUsage(cfg.Kafka, log)
 	proc, err := processors.NewWorkerFor(usage, cfg.Kafka, dataDir, log)
 	if err != nil {
 		return err

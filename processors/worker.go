@@ -19,12 +19,18 @@ const DefaultValueCache = 32768
 // storage lives under dataDir, so a restart recovers only the changelog tail.
 // Extra options (tests swap builders) come last and win.
 func NewWorker(cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, *Usage, error) {
-	usage := NewUsage(log, WithValueCache(DefaultValueCache/cfg.Partitions+1))
+	usage := NewWorkerUsage(cfg, log)
 	proc, err := NewWorkerFor(usage, cfg, dataDir, log, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
 	return proc, usage, nil
+}
+
+// NewWorkerUsage is the usage counter a worker runs: with the value cache,
+// which NewWorkerFor keeps correct by clearing it on every rebalance.
+func NewWorkerUsage(cfg kafkaconf.Config, log *slog.Logger) *Usage {
+	return NewUsage(log, WithValueCache(DefaultValueCache/max(cfg.Partitions, 1)+1))
 }
 
 // NewWorkerFor is NewWorker counting into usage. A goka processor runs only
