@@ -40,7 +40,10 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	RequestTimeout    time.Duration
 	IdleTimeout       time.Duration
-	DebugPages        bool
+	// MetricsListen serves a worker's /metrics and /healthz (worker mode; the
+	// API serves them on its own address).
+	MetricsListen string
+	DebugPages    bool
 }
 
 // EnvPrefix starts every environment variable the binary reads.
@@ -79,6 +82,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "HTTP read-header timeout")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "HTTP read and write timeout")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "HTTP keep-alive idle timeout")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", cfg.MetricsListen, "worker only: address for /metrics and /healthz (empty: off)")
 	fs.BoolVar(&cfg.DebugPages, "debug-pages", cfg.DebugPages, "serve goka's monitor and query pages under /debug/goka/ (they expose the usage table)")
 	return fs
 }

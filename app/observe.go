@@ -1,9 +1,14 @@
 package app
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/gorilla/mux"
@@ -94,4 +99,28 @@ func (o *observed) mountDebugPages(r *mux.Router, view *views.Usage, log *slog.L
 		mon.AttachProcessor(p)
 	}
 	log.Info("goka debug pages enabled", "path", base+"/")
+}
+
+// serveWorkerMetrics serves /metrics and /healthz for a worker process,
+// which has no API to mount them on. stop shuts the server down.
+func (o *observed) serveWorkerMetrics(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", o.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("worker metrics server", "err", err)
+		}
+	}()
+	log.Info("worker metrics listening", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }

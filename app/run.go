@@ -51,8 +51,18 @@ func RunAll(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 
 // RunWorker runs one member of the usage processor group until ctx ends;
 // on the way out goka commits what it processed and leaves the group.
+// With --metrics-listen it also serves its metrics over HTTP.
 func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
-	return runWorker(ctx, cfg, log, nil)
+	if cfg.MetricsListen == "" {
+		return runWorker(ctx, cfg, log, nil)
+	}
+	obs := newObserved()
+	stop, err := obs.serveWorkerMetrics(cfg.MetricsListen, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	return runWorker(ctx, cfg, log, obs)
 }
 
 // runWorker reports the worker to obs, if not nil.

@@ -42,7 +42,9 @@ func New() *Metrics {
 		}, []string{"route", "method", "status"}),
 	}
 	m.reg.MustRegister(m.requests, m.duration,
-		collectors.NewGoCollector(),
+		// go_gc_heap_live_bytes: the heap that survived the last GC, the
+		// figure that shows a leak (heap in use also counts garbage).
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsGC)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
