@@ -17,7 +17,8 @@ go build -o "$work/inarious" ./cmd/inarious
 go build -o "$work/inarious-load" ./cmd/inarious-load
 common=(--log-level warn --partitions 8)
 if [ -n "${SOAK_BROKERS:-}" ]; then
-  "$work/inarious" worker --brokers "$SOAK_BROKERS" --data-dir "$work/worker" "${common[@]}" &
+  "$work/inarious" worker --brokers "$SOAK_BROKERS" --data-dir "$work/worker" \
+    --metrics-listen "127.0.0.1:$((port + 1))" "${common[@]}" &
   pids+=($!); worker=$!
   "$work/inarious" api --brokers "$SOAK_BROKERS" --data-dir "$work/api" --listen "127.0.0.1:$port" \
     --trusted-proxies 127.0.0.1 "${common[@]}" &
@@ -29,15 +30,19 @@ else
 fi
 for _ in $(seq 1 600); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 
-rss() { awk '/^VmRSS:/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
-sample() {
-  local extra=""
-  [ -n "$worker" ] && extra="  worker rss $(rss "$worker") MiB"
-  curl -s "127.0.0.1:$port/metrics" | awk -v t="$1" -v extra="$extra" '
+# One process's line: RSS, live heap after the last GC, goroutines.
+probe() {
+  curl -s "$1/metrics" | awk -v name="$2" '
     /^process_resident_memory_bytes / {rss=$2}
+    /^go_gc_heap_live_bytes / {live=$2}
     /^go_goroutines / {g=$2}
-    /^go_memstats_heap_inuse_bytes / {heap=$2}
-    END {printf "%-6s api rss %6.1f MiB  heap %6.1f MiB  goroutines %4d%s\n", t, rss/1048576, heap/1048576, g, extra}'
+    END {printf "  %s rss %6.1f MiB live heap %5.1f MiB goroutines %4d", name, rss/1048576, live/1048576, g}'
+}
+sample() {
+  printf '%-6s' "$1"
+  probe "http://127.0.0.1:$port" api
+  [ -n "$worker" ] && probe "http://127.0.0.1:$((port + 1))" worker
+  echo
 }
 
 sample start
