@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -98,6 +99,13 @@ func (o *observed) mountDebugPages(r *mux.Router, view *views.Usage, log *slog.L
 	for _, p := range o.procs {
 		mon.AttachProcessor(p)
 	}
+	// Go's profiler, for the same operators: heap and CPU profiles of a live process.
+	r.HandleFunc("/debug/pprof/", pprof.Index)
+	r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
 	log.Info("goka debug pages enabled", "path", base+"/")
 }
 

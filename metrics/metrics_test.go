@@ -24,6 +24,21 @@ func startSystem(t *testing.T, debugPages bool) string {
 
 var waitFor = apptest.WaitFor
 
+// waitEvery polls cond every interval until it holds or timeout passes.
+func waitEvery(t *testing.T, timeout, interval time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+	}
+}
+
 func get(_ *testing.T, url string) int { return apptest.Status(url) }
 
 // scrape returns every sample of /metrics keyed as exposed, e.g.
@@ -128,12 +143,16 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		}
 	}
 	// The worker commits about every second and the view follows the table.
-	waitFor(t, 20*time.Second, "consumer lag 0", func() bool {
+	// Every scrape is itself a request, hence an event: polled every 10 ms,
+	// there would always be one not yet committed. Poll slower than commits.
+	waitEvery(t, 30*time.Second, 1500*time.Millisecond, "consumer lag 0", func() bool {
 		traffic := scrape(t, base)
 		return sum(traffic, "inarious_consumer_lag") == 0 && hasSeries(traffic, "inarious_consumer_lag", `consumer="usage"`)
 	})
-	if c := get(t, base+"/debug/goka/monitor/"); c != http.StatusNotFound {
-		t.Errorf("debug pages are off by default, but GET /debug/goka/monitor/ = %d", c)
+	for _, p := range []string{"/debug/goka/monitor/", "/debug/pprof/heap"} {
+		if c := get(t, base+p); c != http.StatusNotFound {
+			t.Errorf("debug pages are off by default, but GET %s = %d", p, c)
+		}
 	}
 }
 
@@ -148,7 +167,7 @@ func hasSeries(m map[string]float64, name, with string) bool {
 
 func TestDebugPages(t *testing.T) {
 	base := startSystem(t, true)
-	for _, p := range []string{"/debug/goka/", "/debug/goka/monitor/", "/debug/goka/query/", "/debug/goka/monitor/view/0", "/debug/goka/monitor/processor/0"} {
+	for _, p := range []string{"/debug/goka/", "/debug/goka/monitor/", "/debug/goka/query/", "/debug/goka/monitor/view/0", "/debug/goka/monitor/processor/0", "/debug/pprof/", "/debug/pprof/heap"} {
 		if c := get(t, base+p); c != http.StatusOK {
 			t.Errorf("GET %s = %d, want 200", p, c)
 		}

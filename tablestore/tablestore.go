@@ -78,8 +78,10 @@ func Open(path string, opts Options) (*Store, error) {
 		opts.MaxPending = DefaultOptions().MaxPending
 	}
 	// A small write buffer keeps the journal LevelDB replays at open short:
-	// warm restarts are what the local storage is for.
-	db, err := leveldb.OpenFile(path, &opt.Options{WriteBuffer: 1 << 20})
+	// warm restarts are what the local storage is for. A small block cache
+	// per partition keeps memory flat (LevelDB's 8 MiB each added up to
+	// 64 MiB with 8 partitions); hot clients are cached decoded elsewhere.
+	db, err := leveldb.OpenFile(path, &opt.Options{WriteBuffer: 1 << 20, BlockCacheCapacity: 1 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("tablestore: open %s: %w", path, err)
 	}
