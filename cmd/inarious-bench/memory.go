@@ -5,6 +5,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,8 +45,13 @@ func memory(ctx context.Context, args []string) error {
 	if err := cfg.EnsureTopics(); err != nil {
 		return err
 	}
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
 	cmd := exec.CommandContext(ctx, *bin, "worker", "--brokers", strings.Join(brokers, ","),
-		"--partitions", strconv.Itoa(c.partitions), "--data-dir", filepath.Join(dir, "worker"), "--log-level", "warn")
+		"--partitions", strconv.Itoa(c.partitions), "--data-dir", filepath.Join(dir, "worker"), "--log-level", "warn",
+		"--metrics-listen", metricsAddr)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return err
@@ -81,7 +88,12 @@ func memory(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("clients %8d  caught up in %6.1f s  worker RSS %7.1f MiB\n", n, time.Since(start).Seconds(), float64(rss)/1024)
+		live, err := liveHeap(metricsAddr)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("clients %8d  caught up in %6.1f s  worker RSS %7.1f MiB  live heap %6.1f MiB\n",
+			n, time.Since(start).Seconds(), float64(rss)/1024, live/(1<<20))
 	}
 	return nil
 }
@@ -99,4 +111,30 @@ func rssKiB(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// liveHeap reads go_gc_heap_live_bytes, the heap that survived the last GC,
+// from the worker's /metrics.
+func liveHeap(addr string) (float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "go_gc_heap_live_bytes "); ok {
+			return strconv.ParseFloat(rest, 64)
+		}
+	}
+	return 0, fmt.Errorf("no go_gc_heap_live_bytes from %s", addr)
 }
