@@ -203,6 +203,14 @@ func (w *groupWatcher) describe() groupState {
 
 // waitUntil polls the group until cond holds and returns the state then and
 // the time it took from since.
+// waitSoleOwner waits until member alone owns every partition, and returns
+// how long that took since it started.
+func (w *groupWatcher) waitSoleOwner(since time.Time, member string) time.Duration {
+	w.t.Helper()
+	_, took := w.waitUntil(since, 60*time.Second, member+" to own all partitions", func(g groupState) bool { return g.covered(member) })
+	return took
+}
+
 func (w *groupWatcher) waitUntil(since time.Time, timeout time.Duration, what string, cond func(groupState) bool) (groupState, time.Duration) {
 	w.t.Helper()
 	deadline := time.Now().Add(timeout)

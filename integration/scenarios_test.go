@@ -37,7 +37,7 @@ func TestEndToEnd(t *testing.T) {
 	tr.burst(a, early, 4)
 
 	w := startWorker(t, "worker-1", filepath.Join(dir, "w1"))
-	_, join := gw.waitUntil(w.started, 60*time.Second, "worker-1 to own all partitions", func(g groupState) bool { return g.covered("worker-1") })
+	join := gw.waitSoleOwner(w.started, "worker-1")
 
 	took := tr.burst(a, n, 8)
 	exact := tr.waitCounts(a, 60*time.Second)
@@ -66,7 +66,7 @@ func TestScaleOut(t *testing.T) {
 	a := startAPI(t, filepath.Join(dir, "api"))
 	tr.waitReady(a, 60*time.Second)
 	w1 := startWorker(t, "worker-1", filepath.Join(dir, "w1"))
-	gw.waitUntil(w1.started, 60*time.Second, "worker-1 to own all partitions", func(g groupState) bool { return g.covered("worker-1") })
+	gw.waitSoleOwner(w1.started, "worker-1")
 
 	l := tr.background(a, 4*time.Millisecond)
 	defer l.halt(t)
@@ -201,7 +201,7 @@ func TestRestartWarmAndCold(t *testing.T) {
 	a := startAPI(t, filepath.Join(dir, "api"))
 	tr.waitReady(a, 60*time.Second)
 	w := startWorker(t, "worker-1", wdir)
-	gw.waitUntil(w.started, 60*time.Second, "worker-1 to own all partitions", func(g groupState) bool { return g.covered("worker-1") })
+	gw.waitSoleOwner(w.started, "worker-1")
 	tr.burst(a, n, 8)
 	tr.waitCounts(a, 120*time.Second)
 	changelog := topicRecords(t, tableTopic)
@@ -219,7 +219,7 @@ func TestRestartWarmAndCold(t *testing.T) {
 		}
 		tr.probe(a)
 		w = startWorker(t, "worker-1", wdir)
-		_, assigned = gw.waitUntil(w.started, 60*time.Second, "worker-1 to own all partitions", func(g groupState) bool { return g.covered("worker-1") })
+		assigned = gw.waitSoleOwner(w.started, "worker-1")
 		tr.waitCounts(a, 120*time.Second)
 		return time.Since(w.started), assigned
 	}
@@ -247,7 +247,7 @@ func TestBrokerOutage(t *testing.T) {
 	a := startAPI(t, filepath.Join(dir, "api"))
 	tr.waitReady(a, 60*time.Second)
 	w := startWorker(t, "worker-1", filepath.Join(dir, "w1"))
-	gw.waitUntil(w.started, 60*time.Second, "worker-1 to own all partitions", func(g groupState) bool { return g.covered("worker-1") })
+	gw.waitSoleOwner(w.started, "worker-1")
 	tr.burst(a, 500, 8)
 	tr.waitCounts(a, 60*time.Second)
 	_, before, err := tr.readyz(a)
@@ -441,7 +441,7 @@ func TestPoisonEventsDeadLettered(t *testing.T) {
 	a := startAPI(t, filepath.Join(dir, "api"))
 	tr.waitReady(a, 60*time.Second)
 	w := startWorker(t, "worker-1", filepath.Join(dir, "w1"))
-	gw.waitUntil(w.started, 60*time.Second, "worker-1 to own all partitions", func(g groupState) bool { return g.covered("worker-1") })
+	gw.waitSoleOwner(w.started, "worker-1")
 	tr.burst(a, 300, 8)
 	tr.waitCounts(a, 60*time.Second)
 
