@@ -15,10 +15,10 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/api"
-	"github.com/inarious/inarious/problem"
-	"github.com/inarious/inarious/users"
-	"github.com/inarious/inarious/users/boltstore"
-	"github.com/inarious/inarious/users/userhttp"
+	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/internal/users"
+	"github.com/inarious/inarious/internal/users/boltstore"
+	"github.com/inarious/inarious/internal/users/userhttp"
 )
 
 // discardEmitter accepts every event and keeps none, so a long fuzz run

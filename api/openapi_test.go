@@ -21,11 +21,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/api"
-	"github.com/inarious/inarious/auth"
+	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/users"
-	"github.com/inarious/inarious/users/boltstore"
-	"github.com/inarious/inarious/users/userhttp"
+	"github.com/inarious/inarious/internal/users"
+	"github.com/inarious/inarious/internal/users/boltstore"
+	"github.com/inarious/inarious/internal/users/userhttp"
 )
 
 // docOnly lists the operations the document describes that this test's

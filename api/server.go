@@ -10,7 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/problem"
+	"github.com/inarious/inarious/internal/problem"
 )
 
 // UsageReader is the read side of the usage table (views.Usage in production).

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/problem"
+	"github.com/inarious/inarious/internal/problem"
 )
 
 // EndpointCount is one endpoint's usage in JSON.

@@ -21,7 +21,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 
-	"github.com/inarious/inarious/app"
+	"github.com/inarious/inarious/internal/app"
 )
 
 const (

@@ -15,13 +15,13 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/inarious/inarious/kafkaconf"
+	"github.com/inarious/inarious/internal/kafka"
 )
 
 var (
-	usersTopic      = string(kafkaconf.ActivityTopic)
-	deadLetterTopic = string(kafkaconf.DeadLetterTopic)
-	usageGroup      = string(kafkaconf.UsageGroup)
+	usersTopic      = string(kafka.ActivityTopic)
+	deadLetterTopic = string(kafka.DeadLetterTopic)
+	usageGroup      = string(kafka.UsageGroup)
 	tableTopic      = usageGroup + "-table"
 )
 

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/kafkaconf"
+	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/processors"
 )
 
@@ -468,7 +468,7 @@ func TestPoisonEventsDeadLettered(t *testing.T) {
 	sc := saramaConfig()
 	sc.Producer.Return.Successes = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Partitioner = sarama.NewCustomHashPartitioner(kafkaconf.Hasher)
+	sc.Producer.Partitioner = sarama.NewCustomHashPartitioner(kafka.Hasher)
 	prod, err := sarama.NewSyncProducer(brokers, sc)
 	if err != nil {
 		t.Fatalf("producer: %v", err)

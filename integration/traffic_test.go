@@ -16,7 +16,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/inarious/inarious/api"
-	"github.com/inarious/inarious/kafkaconf"
+	"github.com/inarious/inarious/internal/kafka"
 )
 
 // Endpoints the simulated clients call, and how the worker counts them.
@@ -372,9 +372,9 @@ func (tr *traffic) waitReady(a *apiProc, timeout time.Duration) time.Duration {
 }
 
 // partitionOf is the Users partition of a client's events (the API keys
-// events by client and partitions with Kafka's murmur2, kafkaconf.Hasher).
+// events by client and partitions with Kafka's murmur2, kafka.Hasher).
 func partitionOf(client string) int32 {
-	p := sarama.NewCustomHashPartitioner(kafkaconf.Hasher)(usersTopic)
+	p := sarama.NewCustomHashPartitioner(kafka.Hasher)(usersTopic)
 	n, err := p.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(client)}, partitions)
 	if err != nil {
 		panic(err)

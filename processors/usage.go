@@ -13,7 +13,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/kafkaconf"
+	"github.com/inarious/inarious/internal/kafka"
 )
 
 // Dead-letter headers say why and where a record was rejected.
@@ -87,9 +87,9 @@ func (u *Usage) Stats() UsageStats {
 // Graph is the group graph: Users in (raw bytes, so one undecodable record is
 // dead-lettered instead of stopping the group), the usage table persisted.
 func (u *Usage) Graph() *goka.GroupGraph {
-	return goka.DefineGroup(kafkaconf.UsageGroup,
-		goka.Input(kafkaconf.ActivityTopic, new(codec.Bytes), u.Process),
-		goka.Output(kafkaconf.DeadLetterTopic, new(codec.Bytes)),
+	return goka.DefineGroup(kafka.UsageGroup,
+		goka.Input(kafka.ActivityTopic, new(codec.Bytes), u.Process),
+		goka.Output(kafka.DeadLetterTopic, new(codec.Bytes)),
 		goka.Persist(new(codecs.ClientUsage)),
 	)
 }
@@ -190,7 +190,7 @@ func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, par
 func (u *Usage) deadLetter(ctx goka.Context, raw []byte, reason string) {
 	u.deadLettered.Add(1)
 	u.log.Warn("dead-lettering activity record", "reason", reason, "partition", ctx.Partition(), "offset", ctx.Offset())
-	ctx.Emit(kafkaconf.DeadLetterTopic, ctx.Key(), raw, goka.WithCtxEmitHeaders(goka.Headers{
+	ctx.Emit(kafka.DeadLetterTopic, ctx.Key(), raw, goka.WithCtxEmitHeaders(goka.Headers{
 		HeaderReason:    []byte(reason),
 		HeaderPartition: []byte(strconv.Itoa(int(ctx.Partition()))),
 		HeaderOffset:    []byte(strconv.FormatInt(ctx.Offset(), 10)),

@@ -12,11 +12,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/kafkaconf"
+	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/processors"
 )
 
-var usageTable = goka.GroupTable(kafkaconf.UsageGroup)
+var usageTable = goka.GroupTable(kafka.UsageGroup)
 
 // startUsage runs the usage group on goka's in-memory tester.
 func startUsage(t *testing.T, opts ...processors.UsageOption) (*tester.Tester, *processors.Usage) {
@@ -60,7 +60,7 @@ func TestUsageCountsPerClientAndRouteTemplate(t *testing.T) {
 		{"10.0.0.2", "DELETE", ""},
 	}
 	for _, s := range sends {
-		gkt.Consume(string(kafkaconf.ActivityTopic), s.client, event(s.client, s.method, s.route))
+		gkt.Consume(string(kafka.ActivityTopic), s.client, event(s.client, s.method, s.route))
 	}
 
 	want := map[string]map[string]uint64{
@@ -96,7 +96,7 @@ func TestUsageCountsPerClientAndRouteTemplate(t *testing.T) {
 
 func TestUsageDeadLettersPoisonRecords(t *testing.T) {
 	gkt, u := startUsage(t)
-	dlq := gkt.NewQueueTracker(string(kafkaconf.DeadLetterTopic))
+	dlq := gkt.NewQueueTracker(string(kafka.DeadLetterTopic))
 	noClient, _ := proto.Marshal(&activitypb.BackendApiActivity{HttpMethod: "GET"})
 	cases := []struct {
 		name, key string
@@ -108,7 +108,7 @@ func TestUsageDeadLettersPoisonRecords(t *testing.T) {
 		{"key mismatch", "other", event("10.0.0.9", "GET", "/x"), "does not match"},
 	}
 	for _, c := range cases {
-		gkt.Consume(string(kafkaconf.ActivityTopic), c.key, c.value)
+		gkt.Consume(string(kafka.ActivityTopic), c.key, c.value)
 	}
 	for _, c := range cases {
 		hdr, key, raw, ok := dlq.NextRawWithHeaders()
@@ -129,7 +129,7 @@ func TestUsageDeadLettersPoisonRecords(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 	// The group still counts good events after poison ones.
-	gkt.Consume(string(kafkaconf.ActivityTopic), "10.0.0.9", event("10.0.0.9", "GET", "/x"))
+	gkt.Consume(string(kafka.ActivityTopic), "10.0.0.9", event("10.0.0.9", "GET", "/x"))
 	if v, _ := gkt.TableValue(usageTable, "10.0.0.9").(*activitypb.ClientUsage); v.GetTotal() != 1 {
 		t.Errorf("after poison, total = %d, want 1", v.GetTotal())
 	}
@@ -187,13 +187,13 @@ func BenchmarkProcess(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		gkt.Consume(string(kafkaconf.ActivityTopic), clients[i%len(clients)], events[i%len(clients)])
+		gkt.Consume(string(kafka.ActivityTopic), clients[i%len(clients)], events[i%len(clients)])
 	}
 }
 
 func TestValueCacheServesCountsAndIsDroppedOnRebalance(t *testing.T) {
 	gkt, u := startUsage(t, processors.WithValueCache(2))
-	topic := string(kafkaconf.ActivityTopic)
+	topic := string(kafka.ActivityTopic)
 	clients := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} // more than the cache holds
 	for round := 0; round < 4; round++ {
 		for _, c := range clients {
@@ -227,7 +227,7 @@ func TestReplayRewritesValueToChangelog(t *testing.T) {
 	gkt.SetTableValue(usageTable, "10.0.0.5", ahead)
 	changelog.Seek(changelog.Hwm())
 
-	gkt.Consume(string(kafkaconf.ActivityTopic), "10.0.0.5", event("10.0.0.5", "GET", "/a"))
+	gkt.Consume(string(kafka.ActivityTopic), "10.0.0.5", event("10.0.0.5", "GET", "/a"))
 
 	if s := u.Stats(); s.Replays != 1 || s.Processed != 0 {
 		t.Fatalf("stats %+v, want one replay", s)

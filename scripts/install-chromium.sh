@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs Debian's chromium for the dashboard browser test
-# (dashboard/browser_test.go) unless /usr/bin/chromium is already there.
+# (internal/dashboard/browser_test.go) unless /usr/bin/chromium is already there.
 # Idempotent; needs root and apt. Browsers downloaded by tools do not work here.
 set -eu
 

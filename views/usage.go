@@ -13,8 +13,8 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/kafkaconf"
-	"github.com/inarious/inarious/tablestore"
+	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/tablestore"
 )
 
 // Usage reads the usage table of the usage processor group.
@@ -24,7 +24,7 @@ type Usage struct {
 
 // NewUsage builds a view of the usage table with local storage under dataDir.
 // Extra options (tests swap builders) come last and win.
-func NewUsage(cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...goka.ViewOption) (*Usage, error) {
+func NewUsage(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.ViewOption) (*Usage, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -34,18 +34,18 @@ func NewUsage(cfg kafkaconf.Config, dataDir string, log *slog.Logger, opts ...go
 	sc := cfg.Sarama()
 	base := []goka.ViewOption{
 		goka.WithViewClientID(cfg.ClientID),
-		goka.WithViewHasher(kafkaconf.Hasher),
+		goka.WithViewHasher(kafka.Hasher),
 		goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "view"), tablestore.DefaultOptions())),
 		goka.WithViewTopicManagerBuilder(cfg.TopicManagerBuilder()),
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithViewLogger(kafkaconf.GokaLogger(log)),
+		goka.WithViewLogger(kafka.GokaLogger(log)),
 		// Keep serving the last state while the broker is away, and reconnect.
 		goka.WithViewAutoReconnect(),
 		// goka's reconnect backoff grows by 10 s per retry up to 2 min, so after
 		// an outage the view would lag the returned broker by up to that long.
 		goka.WithViewBackoffBuilder(reconnectBackoff),
 	}
-	v, err := goka.NewView(cfg.Brokers, goka.GroupTable(kafkaconf.UsageGroup), new(codecs.ClientUsage), append(base, opts...)...)
+	v, err := goka.NewView(cfg.Brokers, goka.GroupTable(kafka.UsageGroup), new(codecs.ClientUsage), append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("usage view: %w", err)
 	}

@@ -13,9 +13,9 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/inarious/inarious/embedkafka"
-	"github.com/inarious/inarious/kafkaconf"
-	"github.com/inarious/inarious/procbench"
+	"github.com/inarious/inarious/internal/embedkafka"
+	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/bench/procbench"
 )
 
 // broker gives each run an empty Kafka: a fresh embedded one, or the given
@@ -64,8 +64,8 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.dir, "dir", "", "directory for local storage (default: a temporary one)")
 }
 
-func (c *commonFlags) setup() (*broker, kafkaconf.Config, string, error) {
-	cfg := kafkaconf.Defaults()
+func (c *commonFlags) setup() (*broker, kafka.Config, string, error) {
+	cfg := kafka.Defaults()
 	cfg.Partitions = c.partitions
 	cfg.ClientID = "inarious-bench"
 	v, _ := sarama.ParseKafkaVersion(cfg.Version)

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/inarious/inarious/procbench"
+	"github.com/inarious/inarious/internal/bench/procbench"
 )
 
 // memory runs a real `inarious worker` process and reports its resident

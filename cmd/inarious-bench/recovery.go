@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/inarious/inarious/procbench"
+	"github.com/inarious/inarious/internal/bench/procbench"
 )
 
 // recovery builds a table of --clients clients (one event each), then times

@@ -15,7 +15,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/inarious/inarious/loadgen"
+	"github.com/inarious/inarious/internal/bench/loadgen"
 )
 
 func main() {

@@ -11,7 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/inarious/inarious/app"
+	"github.com/inarious/inarious/internal/app"
 )
 
 const usage = `usage: inarious [api|worker] [flags]

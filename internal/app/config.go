@@ -1,0 +1,199 @@
+// Package app wires Inarious' parts into the processes the binary runs:
+// the API, a worker, or both on an embedded broker.
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/inarious/inarious/internal/auth"
+	"github.com/inarious/inarious/internal/kafka"
+)
+
+// Config is every setting of the binary. Each has a flag and an
+// INARIOUS_<FLAG> environment variable; a flag wins over the environment.
+type Config struct {
+	Kafka kafka.Config
+	// Brokers as given; empty in the all-in-one mode means "embedded".
+	Brokers           string
+	EmbeddedKafkaPort int
+	Listen            string
+	DataDir           string
+	LogLevel          string
+	LogFormat         string
+	TrustedProxies    string
+	APIKeysFile       string
+	APIKeys           string
+	EventBuffer       int
+	ShutdownTimeout   time.Duration
+	Store             string
+	ArangoURL         string
+	ArangoDatabase    string
+	ArangoUser        string
+	ArangoPassword    string
+	MaxBodyBytes      int64
+	ReadHeaderTimeout time.Duration
+	RequestTimeout    time.Duration
+	IdleTimeout       time.Duration
+	// MetricsListen serves a worker's /metrics and /healthz (worker mode; the
+	// API serves them on its own address).
+	MetricsListen string
+	DebugPages    bool
+}
+
+// EnvPrefix starts every environment variable the binary reads.
+const EnvPrefix = "INARIOUS_"
+
+// EnvName is the environment variable of a flag.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// FlagSet declares the flags of cfg, with its current values as defaults.
+func FlagSet(name string, cfg *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&cfg.Brokers, "brokers", cfg.Brokers, "Kafka bootstrap brokers, comma-separated (all-in-one mode: empty starts the embedded broker)")
+	fs.StringVar(&cfg.Kafka.Version, "kafka-version", cfg.Kafka.Version, "Kafka protocol version the client speaks (>= 2.1)")
+	fs.IntVar(&cfg.Kafka.Partitions, "partitions", cfg.Kafka.Partitions, "partitions of the Users topic and the usage table when Inarious creates them")
+	fs.IntVar(&cfg.Kafka.Replication, "replication", cfg.Kafka.Replication, "replication factor of the topics Inarious creates")
+	fs.DurationVar(&cfg.Kafka.FlushInterval, "flush-interval", cfg.Kafka.FlushInterval, "longest a produced record waits to be batched")
+	fs.StringVar(&cfg.Kafka.ClientID, "client-id", cfg.Kafka.ClientID, "Kafka client id of this process")
+	fs.IntVar(&cfg.EmbeddedKafkaPort, "embedded-kafka-port", cfg.EmbeddedKafkaPort, "port of the embedded broker on 127.0.0.1 (0 picks a free one)")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP listen address of the API")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for local table storage, the embedded broker and the embedded users store")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", cfg.TrustedProxies, "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed")
+	fs.StringVar(&cfg.APIKeysFile, "api-keys-file", cfg.APIKeysFile, "file of API keys, one client:scope1,scope2:sha256hex a line; with no keys the API is open")
+	fs.StringVar(&cfg.APIKeys, "api-keys", cfg.APIKeys, "API keys as in --api-keys-file, separated by ';' (for containers: INARIOUS_API_KEYS)")
+	fs.IntVar(&cfg.EventBuffer, "event-buffer", cfg.EventBuffer, "activity events the API holds while Kafka is slow or away; beyond it they are dropped and counted")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long shutdown may take to drain requests and flush events")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "users store: embedded or arangodb")
+	fs.StringVar(&cfg.ArangoURL, "arango-url", cfg.ArangoURL, "ArangoDB endpoint, e.g. http://localhost:8529")
+	fs.StringVar(&cfg.ArangoDatabase, "arango-database", cfg.ArangoDatabase, "ArangoDB database")
+	fs.StringVar(&cfg.ArangoUser, "arango-user", cfg.ArangoUser, "ArangoDB user")
+	fs.StringVar(&cfg.ArangoPassword, "arango-password", cfg.ArangoPassword, "ArangoDB password (prefer the environment variable)")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest request body accepted")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "HTTP read-header timeout")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "HTTP read and write timeout")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "HTTP keep-alive idle timeout")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", cfg.MetricsListen, "worker only: address for /metrics and /healthz (empty: off)")
+	fs.BoolVar(&cfg.DebugPages, "debug-pages", cfg.DebugPages, "serve goka's monitor and query pages under /debug/goka/ (they expose the usage table)")
+	return fs
+}
+
+// Defaults is the one-command configuration.
+func Defaults() Config {
+	return Config{
+		Kafka:             kafka.Defaults(),
+		EmbeddedKafkaPort: 9092,
+		Listen:            "127.0.0.1:8080",
+		DataDir:           "data",
+		LogLevel:          "info",
+		LogFormat:         "text",
+		EventBuffer:       1 << 16,
+		ShutdownTimeout:   15 * time.Second,
+		Store:             "embedded",
+		ArangoDatabase:    "inarious",
+		ArangoUser:        "root",
+		MaxBodyBytes:      64 << 10,
+		ReadHeaderTimeout: 5 * time.Second,
+		RequestTimeout:    30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+}
+
+// Parse reads the environment, then args, over the defaults.
+func Parse(name string, args []string, getenv func(string) string) (Config, error) {
+	cfg := Defaults()
+	fs := FlagSet(name, &cfg)
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(EnvName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = errors.Join(envErr, fmt.Errorf("%s: %w", EnvName(f.Name), err))
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if cfg.Brokers != "" {
+		cfg.Kafka.Brokers = splitList(cfg.Brokers)
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	switch c.Store {
+	case "embedded":
+	case "arangodb":
+		if c.ArangoURL == "" {
+			return errors.New("--store=arangodb needs --arango-url")
+		}
+	default:
+		return fmt.Errorf("--store must be embedded or arangodb, not %q", c.Store)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	if c.EventBuffer < 1 {
+		return errors.New("--event-buffer must be >= 1")
+	}
+	if c.MaxBodyBytes < 1 {
+		return errors.New("--max-body-bytes must be >= 1")
+	}
+	if c.DataDir == "" {
+		return errors.New("--data-dir must not be empty")
+	}
+	if _, err := newClientResolver(c.TrustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if _, err := auth.Load(c.APIKeysFile, c.APIKeys); err != nil {
+		return err
+	}
+	return c.Kafka.Validate()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("--log-level: %w", err)
+	}
+	return l, nil
+}
+
+// Logger builds the process logger.
+func (c Config) Logger() *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,138 @@
+package procbench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
+
+	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/processors"
+)
+
+// DrainResult is one timed drain of n events.
+type DrainResult struct {
+	Events int
+	// Startup is from Run to the first event counted (group join, recovery).
+	Startup time.Duration
+	// Drain is from the first to the last event counted.
+	Drain time.Duration
+	// CPU is the process's user+system time while draining: on a shared,
+	// noisy machine it says more about cost than wall time does. It includes
+	// an in-process embedded broker.
+	CPU time.Duration
+}
+
+// CPUPerEvent is the process CPU time spent per event drained.
+func (r DrainResult) CPUPerEvent() time.Duration { return r.CPU / time.Duration(max(r.Events, 1)) }
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Rate is events per second while draining.
+func (r DrainResult) Rate() float64 { return float64(r.Events) / r.Drain.Seconds() }
+
+// runUntil runs proc until counted() reaches n, timing the phases.
+func runUntil(ctx context.Context, proc *goka.Processor, n int, counted func() uint64) (DrainResult, error) {
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- proc.Run(runCtx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	var first time.Time
+	var cpuAtFirst time.Duration
+	err := poll(ctx, func() bool {
+		c := counted()
+		if c > 0 && first.IsZero() {
+			first = time.Now()
+			cpuAtFirst = processCPU()
+		}
+		select {
+		case err := <-done:
+			done <- err
+			return true
+		default:
+		}
+		return c >= uint64(n)
+	})
+	end, cpu := time.Now(), processCPU()-cpuAtFirst
+	if err != nil {
+		return DrainResult{}, err
+	}
+	if c := counted(); c < uint64(n) {
+		return DrainResult{}, fmt.Errorf("processor stopped after %d of %d events: %v", c, n, <-done)
+	}
+	return DrainResult{Events: n, Startup: first.Sub(start), Drain: end.Sub(first), CPU: cpu}, nil
+}
+
+// DrainInarious times Inarious' usage worker (durable leveldb storage under
+// dir) counting the n events of Users.
+func DrainInarious(ctx context.Context, cfg kafka.Config, dir string, n int) (DrainResult, error) {
+	log := slog.New(slog.DiscardHandler)
+	proc, usage, err := processors.NewWorker(cfg, dir, log)
+	if err != nil {
+		return DrainResult{}, err
+	}
+	return runUntil(ctx, proc, n, func() uint64 { s := usage.Stats(); return s.Processed + s.Replays })
+}
+
+// BaselineGroup is the bare goka counter's group.
+const BaselineGroup goka.Group = "baseline"
+
+// DrainBaseline times a bare goka counting processor, goka's defaults and
+// leveldb storage under dir, over the same events: the yardstick.
+// Only the protocol version (Kafka 4 rejects goka's 2.0) and the start
+// offset (goka's default "newest" would skip the pre-filled events) differ.
+func DrainBaseline(ctx context.Context, brokers []string, version sarama.KafkaVersion, dir string, n int) (DrainResult, error) {
+	sc := goka.DefaultConfig()
+	sc.Version = version
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	var counted atomic.Uint64
+	g := goka.DefineGroup(BaselineGroup,
+		goka.Input(kafka.ActivityTopic, new(codec.Bytes), func(ctx goka.Context, _ any) {
+			var n int64
+			if v := ctx.Value(); v != nil {
+				n = v.(int64)
+			}
+			ctx.SetValue(n + 1)
+			counted.Add(1)
+		}),
+		goka.Persist(new(codec.Int64)),
+	)
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = 1
+	tmc.Stream.Replication = 1
+	proc, err := goka.NewProcessor(brokers, g,
+		goka.WithStorageBuilder(storage.DefaultBuilder(dir)),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, tmc)),
+		goka.WithLogger(nopLogger{}),
+	)
+	if err != nil {
+		return DrainResult{}, err
+	}
+	return runUntil(ctx, proc, n, counted.Load)
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Print(...any)          {}
+func (nopLogger) Println(...any)        {}
+func (nopLogger) Printf(string, ...any) {}

@@ -1,0 +1,98 @@
+package procbench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/processors"
+	"github.com/inarious/inarious/views"
+)
+
+// readyFn is something that runs until ctx ends and reports when it is ready.
+type readyFn struct {
+	run   func(context.Context) error
+	ready func() bool
+}
+
+// timeToReady runs r and measures how long it takes to be ready, then stops it.
+func timeToReady(ctx context.Context, r readyFn) (time.Duration, error) {
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- r.run(runCtx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	var runErr error
+	err := poll(ctx, func() bool {
+		select {
+		case runErr = <-done:
+			done <- runErr
+			return true
+		default:
+		}
+		return r.ready()
+	})
+	took := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	if runErr != nil || !r.ready() {
+		return 0, fmt.Errorf("stopped before ready: %v", runErr)
+	}
+	return took, nil
+}
+
+// WorkerReady times a usage worker with local storage under dir from start
+// until goka reports it recovered its table and runs.
+func WorkerReady(ctx context.Context, cfg kafka.Config, dir string) (time.Duration, error) {
+	proc, _, err := processors.NewWorker(cfg, dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return 0, err
+	}
+	return timeToReady(ctx, readyFn{run: proc.Run, ready: proc.Recovered})
+}
+
+// ViewReady times the API's usage view with local storage under dir from
+// start until it has caught up with the table.
+func ViewReady(ctx context.Context, cfg kafka.Config, dir string) (time.Duration, error) {
+	v, err := views.NewUsage(cfg, dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return 0, err
+	}
+	return timeToReady(ctx, readyFn{run: v.Run, ready: v.Recovered})
+}
+
+// TableSize counts the records of the usage table's changelog: one per
+// update, so after compaction about one per client.
+func TableSize(cfg kafka.Config) (int64, error) {
+	tm, err := cfg.TopicManagerBuilder()(cfg.Brokers)
+	if err != nil {
+		return 0, err
+	}
+	defer tm.Close()
+	topic := string(goka.GroupTable(kafka.UsageGroup))
+	parts, err := tm.Partitions(topic)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, p := range parts {
+		hi, err := tm.GetOffset(topic, p, -1)
+		if err != nil {
+			return 0, err
+		}
+		lo, err := tm.GetOffset(topic, p, -2)
+		if err != nil {
+			return 0, err
+		}
+		n += hi - lo
+	}
+	return n, nil
+}

@@ -1,0 +1,46 @@
+package procbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+
+	"github.com/inarious/inarious/internal/kafka"
+)
+
+// ResetTopics deletes every topic and group the benchmarks use on a real
+// broker, so each run starts empty, and waits until the topics are gone.
+func ResetTopics(ctx context.Context, brokers []string, version sarama.KafkaVersion) error {
+	sc := sarama.NewConfig()
+	sc.Version = version
+	admin, err := sarama.NewClusterAdmin(brokers, sc)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	topics := []string{
+		string(kafka.ActivityTopic), string(kafka.DeadLetterTopic),
+		string(goka.GroupTable(kafka.UsageGroup)), string(goka.GroupTable(BaselineGroup)),
+	}
+	for _, g := range []goka.Group{kafka.UsageGroup, BaselineGroup} {
+		if err := admin.DeleteConsumerGroup(string(g)); err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
+			return fmt.Errorf("delete group %s: %w", g, err)
+		}
+	}
+	for _, t := range topics {
+		if err := admin.DeleteTopic(t); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			return fmt.Errorf("delete topic %s: %w", t, err)
+		}
+	}
+	return poll(ctx, func() bool {
+		existing, err := admin.ListTopics()
+		if err != nil {
+			return false
+		}
+		return !slices.ContainsFunc(topics, func(t string) bool { _, ok := existing[t]; return ok })
+	})
+}

@@ -1,0 +1,158 @@
+// Package kafka turns Inarious' Kafka settings into the sarama and goka
+// configuration every component shares, and makes sure the topics exist.
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// Topic and group names. The activity topic keeps the original name "Users".
+const (
+	ActivityTopic goka.Stream = "Users"
+	UsageGroup    goka.Group  = "usage"
+	// DeadLetterTopic receives activity records the usage group cannot count.
+	DeadLetterTopic goka.Stream = "Users.deadletter"
+)
+
+// Config is what a component needs to reach Kafka.
+type Config struct {
+	Brokers []string
+	// Version is the Kafka protocol version sarama speaks; Kafka 4 needs >= 2.1.
+	Version string
+	// Partitions of the Users topic and hence of the usage table.
+	Partitions int
+	// Replication factor of topics Inarious creates.
+	Replication int
+	// FlushInterval bounds how long a produced record may wait in a batch;
+	// goka's 100 ms default would dominate end-to-end freshness.
+	FlushInterval time.Duration
+	// ClientID names the process in broker logs and group membership.
+	ClientID string
+}
+
+// Defaults returns a Config for a single local broker.
+func Defaults() Config {
+	return Config{
+		Brokers:       []string{"127.0.0.1:9092"},
+		Version:       "3.6.0",
+		Partitions:    8,
+		Replication:   1,
+		FlushInterval: 2 * time.Millisecond,
+		ClientID:      "inarious",
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("kafka: no brokers configured")
+	}
+	v, err := sarama.ParseKafkaVersion(c.Version)
+	if err != nil {
+		return fmt.Errorf("kafka: version %q: %w", c.Version, err)
+	}
+	if !v.IsAtLeast(sarama.V2_1_0_0) {
+		return fmt.Errorf("kafka: version %s is below 2.1, which Kafka 4 no longer accepts", c.Version)
+	}
+	if c.Partitions < 1 {
+		return fmt.Errorf("kafka: partitions must be >= 1, got %d", c.Partitions)
+	}
+	if c.Replication < 1 {
+		return fmt.Errorf("kafka: replication must be >= 1, got %d", c.Replication)
+	}
+	if c.FlushInterval < 0 {
+		return fmt.Errorf("kafka: flush interval must not be negative")
+	}
+	return nil
+}
+
+// Sarama returns the client configuration: goka's defaults with the protocol
+// version, client id and low-latency flushing set.
+func (c Config) Sarama() *sarama.Config {
+	sc := goka.DefaultConfig()
+	if v, err := sarama.ParseKafkaVersion(c.Version); err == nil {
+		sc.Version = v
+	}
+	sc.ClientID = c.ClientID
+	// goka starts a new group at the newest offset, which silently skips
+	// every event produced before the first worker joined. Count them all.
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Producer.Flush.Frequency = c.FlushInterval
+	// A fetch returns as soon as one byte is there; sarama's 500 ms wait
+	// otherwise adds to freshness whenever traffic is light.
+	sc.Consumer.MaxWaitTime = 10 * time.Millisecond
+	sc.Consumer.Fetch.Min = 1
+	sc.Metadata.RefreshFrequency = time.Minute
+	// A crashed worker's partitions move after the session timeout: use the
+	// broker's minimum (group.min.session.timeout.ms, 6 s) instead of 10 s,
+	// and heartbeat every second so members learn of a rebalance sooner.
+	sc.Consumer.Group.Session.Timeout = 6 * time.Second
+	sc.Consumer.Group.Heartbeat.Interval = time.Second
+	return sc
+}
+
+// IdempotentProducer is Sarama() for the API's activity producer: acks from
+// all in-sync replicas and Kafka's idempotent mode, so the producer's own
+// retries never write an event twice.
+func (c Config) IdempotentProducer() *sarama.Config {
+	sc := c.Sarama()
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = true
+	sc.Net.MaxOpenRequests = 1 // sarama's requirement for idempotence
+	sc.Producer.Retry.Max = 10
+	sc.Producer.Retry.Backoff = 250 * time.Millisecond
+	return sc
+}
+
+// TopicManagerConfig sets the replication of the topics goka creates.
+func (c Config) TopicManagerConfig() *goka.TopicManagerConfig {
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = c.Replication
+	tmc.Stream.Replication = c.Replication
+	// Activity events are kept a week; the counts live on in the compacted table.
+	tmc.Stream.Retention = 7 * 24 * time.Hour
+	return tmc
+}
+
+// TopicManagerBuilder builds goka topic managers with this configuration.
+func (c Config) TopicManagerBuilder() goka.TopicManagerBuilder {
+	return goka.TopicManagerBuilderWithConfig(c.Sarama(), c.TopicManagerConfig())
+}
+
+// EnsureTopics creates the Users and dead-letter topics and the usage table
+// when they are missing, so that the API (whose view needs the table) and the
+// workers can start in any order.
+func (c Config) EnsureTopics() error {
+	tm, err := c.TopicManagerBuilder()(c.Brokers)
+	if err != nil {
+		return fmt.Errorf("kafka: topic manager: %w", err)
+	}
+	defer tm.Close()
+	for _, topic := range []goka.Stream{ActivityTopic, DeadLetterTopic} {
+		if err := ensure(func() error { return tm.EnsureStreamExists(string(topic), c.Partitions) }); err != nil {
+			return fmt.Errorf("kafka: ensure topic %s: %w", topic, err)
+		}
+	}
+	table := goka.GroupTable(UsageGroup)
+	if err := ensure(func() error { return tm.EnsureTableExists(string(table), c.Partitions) }); err != nil {
+		return fmt.Errorf("kafka: ensure table %s: %w", table, err)
+	}
+	return nil
+}
+
+// ensure runs an ensure-exists call once more when another process created
+// the topic between goka's check and its create; the second call then checks
+// the topic that exists. goka flattens the broker error to text, hence the match.
+func ensure(fn func() error) error {
+	err := fn()
+	if err != nil && strings.Contains(err.Error(), "already exists") {
+		err = fn()
+	}
+	return err
+}
