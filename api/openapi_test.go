@@ -21,8 +21,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/api"
-	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/boltstore"
 	"github.com/inarious/inarious/internal/users/userhttp"

@@ -13,9 +13,9 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/inarious/inarious/internal/bench/procbench"
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
-	"github.com/inarious/inarious/internal/bench/procbench"
 )
 
 // broker gives each run an empty Kafka: a fresh embedded one, or the given

@@ -19,8 +19,8 @@ import (
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
-	"github.com/inarious/inarious/processors"
 	"github.com/inarious/inarious/internal/users/userhttp"
+	"github.com/inarious/inarious/processors"
 	"github.com/inarious/inarious/views"
 )
 

@@ -13,8 +13,8 @@ import (
 
 	"github.com/inarious/inarious/internal/app"
 	"github.com/inarious/inarious/internal/app/apptest"
-	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/bench/procbench"
+	"github.com/inarious/inarious/internal/embedkafka"
 )
 
 func freeAddr(t *testing.T) string {

@@ -15,8 +15,8 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/api"
-	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/problem"
 )
 
