@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/inarious/inarious/internal/metrics"
+
 	"context"
 	"errors"
 	"log/slog"
@@ -10,8 +12,8 @@ import (
 
 	"github.com/lovoo/goka"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/processors"
 )
 
 // Emitter is the part of *goka.Emitter the publisher uses.
@@ -116,7 +118,7 @@ func (p *Publisher) run() {
 				}
 			}
 			p.slots <- struct{}{}
-			prom, err := p.em.Emit(processors.ClientOf(ev), ev)
+			prom, err := p.em.Emit(codecs.ClientOf(ev), ev)
 			if err != nil {
 				<-p.slots
 				p.retry(ev, err)
@@ -158,6 +160,21 @@ func (p *Publisher) retry(ev *activitypb.BackendApiActivity, err error) {
 		p.dropped.Add(1)
 		p.pending.Done()
 	}
+}
+
+// Counters are the publisher's metrics.
+func (p *Publisher) Counters() []metrics.Counter {
+	return []metrics.Counter{
+		{Name: "events_accepted_total", Help: "Activity events queued for Kafka.", Value: p.accepted.Load},
+		{Name: "events_emitted_total", Help: "Activity events acknowledged by Kafka.", Value: p.delivered.Load},
+		{Name: "events_failed_total", Help: "Activity events still undelivered when the API shut down (Kafka unreachable until the shutdown timeout).", Value: p.failed.Load},
+		{Name: "events_dropped_total", Help: "Activity events dropped because the queue was full or closed.", Value: p.dropped.Load},
+	}
+}
+
+// Gauges are the publisher's metrics that go up and down.
+func (p *Publisher) Gauges() []metrics.Gauge {
+	return []metrics.Gauge{{Name: "events_queued", Help: "Activity events waiting for the producer.", Value: func() float64 { return float64(len(p.queue)) }}}
 }
 
 // Healthy is false while the last delivery attempt failed.

@@ -1,9 +1,40 @@
 package codecs
 
-import "github.com/inarious/inarious/codecs/activitypb"
+import (
+	"github.com/lovoo/goka"
+
+	"github.com/inarious/inarious/codecs/activitypb"
+)
+
+// ActivityTopic carries one BackendApiActivity per API call. It keeps the
+// original design's name, so its producers and consumers keep working.
+const ActivityTopic goka.Stream = "Users"
 
 // Activity encodes the events on the Users topic.
 type Activity = Proto[activitypb.BackendApiActivity, *activitypb.BackendApiActivity]
 
 // ClientUsage encodes the values of the usage table.
 type ClientUsage = Proto[activitypb.ClientUsage, *activitypb.ClientUsage]
+
+// UnmatchedRoute stands for the route of requests no route matched, so
+// arbitrary paths cannot grow the tables.
+const UnmatchedRoute = "(unmatched)"
+
+// ClientOf is the identity an event is counted under: the authenticated
+// client when there is one, else the caller's host.
+func ClientOf(ev *activitypb.BackendApiActivity) string {
+	if c := ev.GetClient(); c != "" {
+		return c
+	}
+	return ev.GetClientHost()
+}
+
+// EndpointKey names an endpoint by method and route template, never the raw
+// path, so ids in paths do not explode the tables.
+func EndpointKey(ev *activitypb.BackendApiActivity) string {
+	route := ev.GetRoute()
+	if route == "" {
+		route = UnmatchedRoute
+	}
+	return ev.GetHttpMethod() + " " + route
+}

@@ -1,6 +1,9 @@
 package integration
 
 import (
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/processors/usage"
+
 	"context"
 	"errors"
 	"fmt"
@@ -14,14 +17,12 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-
-	"github.com/inarious/inarious/internal/kafka"
 )
 
 var (
-	usersTopic      = string(kafka.ActivityTopic)
-	deadLetterTopic = string(kafka.DeadLetterTopic)
-	usageGroup      = string(kafka.UsageGroup)
+	usersTopic      = string(codecs.ActivityTopic)
+	deadLetterTopic = string(usage.DeadLetterTopic)
+	usageGroup      = string(usage.Group)
 	tableTopic      = usageGroup + "-table"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
-	"github.com/inarious/inarious/processors"
+	"github.com/inarious/inarious/processors/usage"
 )
 
 // Scenario 1: api and worker processes; N requests from K clients; exact
@@ -511,17 +511,17 @@ func TestPoisonEventsDeadLettered(t *testing.T) {
 		if !bytes.Equal(m.Value, p.value) {
 			t.Errorf("dead letter %q: value %q, want the original %q", p.key, m.Value, p.value)
 		}
-		if h[processors.HeaderReason] == "" || !strings.HasPrefix(h[processors.HeaderReason], p.reason) {
-			t.Errorf("dead letter %q: reason %q, want %q…", p.key, h[processors.HeaderReason], p.reason)
+		if h[usage.HeaderReason] == "" || !strings.HasPrefix(h[usage.HeaderReason], p.reason) {
+			t.Errorf("dead letter %q: reason %q, want %q…", p.key, h[usage.HeaderReason], p.reason)
 		}
 		wantPart, wantOff := fmt.Sprint(p.partition), fmt.Sprint(p.offset)
 		if p.partition < 0 { // console producer: Kafka's default partitioner, offset unknown
-			wantPart, wantOff = fmt.Sprint(partitionOf(p.key)), h[processors.HeaderOffset]
+			wantPart, wantOff = fmt.Sprint(partitionOf(p.key)), h[usage.HeaderOffset]
 		}
-		if h[processors.HeaderPartition] != wantPart || h[processors.HeaderOffset] != wantOff || h[processors.HeaderOffset] == "" {
-			t.Errorf("dead letter %q: source %s/%s, want %s/%s", p.key, h[processors.HeaderPartition], h[processors.HeaderOffset], wantPart, wantOff)
+		if h[usage.HeaderPartition] != wantPart || h[usage.HeaderOffset] != wantOff || h[usage.HeaderOffset] == "" {
+			t.Errorf("dead letter %q: source %s/%s, want %s/%s", p.key, h[usage.HeaderPartition], h[usage.HeaderOffset], wantPart, wantOff)
 		}
-		t.Logf("dead letter %q: reason=%q source=%s/%s", p.key, h[processors.HeaderReason], h[processors.HeaderPartition], h[processors.HeaderOffset])
+		t.Logf("dead letter %q: reason=%q source=%s/%s", p.key, h[usage.HeaderReason], h[usage.HeaderPartition], h[usage.HeaderOffset])
 	}
 	exact := tr.waitCounts(a, 60*time.Second)
 	if !w.running() {

@@ -15,6 +15,7 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/tablestore"
+	"github.com/inarious/inarious/processors/usage"
 )
 
 // Usage reads the usage table of the usage processor group.
@@ -45,7 +46,7 @@ func NewUsage(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.V
 		// an outage the view would lag the returned broker by up to that long.
 		goka.WithViewBackoffBuilder(reconnectBackoff),
 	}
-	v, err := goka.NewView(cfg.Brokers, goka.GroupTable(kafka.UsageGroup), new(codecs.ClientUsage), append(base, opts...)...)
+	v, err := goka.NewView(cfg.Brokers, usage.Table, new(codecs.ClientUsage), append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("usage view: %w", err)
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/inarious/inarious/processors/usage"
+
 	"context"
 	"flag"
 	"fmt"
@@ -117,7 +119,7 @@ func drain(ctx context.Context, args []string) error {
 			return err
 		}
 		cfg.Brokers = brokers
-		if err := cfg.EnsureTopics(); err != nil {
+		if err := cfg.EnsureTopics(ctx, usage.Topics()...); err != nil {
 			return err
 		}
 		if err := procbench.Prefill(ctx, brokers, *events, c.clients); err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/inarious/inarious/processors/usage"
+
 	"bufio"
 	"context"
 	"flag"
@@ -42,7 +44,7 @@ func memory(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Brokers = brokers
-	if err := cfg.EnsureTopics(); err != nil {
+	if err := cfg.EnsureTopics(ctx, usage.Topics()...); err != nil {
 		return err
 	}
 	metricsAddr, err := freeAddr()

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/inarious/inarious/processors/usage"
+
 	"context"
 	"flag"
 	"fmt"
@@ -32,7 +34,7 @@ func recovery(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Brokers = brokers
-	if err := cfg.EnsureTopics(); err != nil {
+	if err := cfg.EnsureTopics(ctx, usage.Topics()...); err != nil {
 		return err
 	}
 	fmt.Printf("recovery: %d clients, %d partitions, %d runs, broker=%s\n", c.clients, c.partitions, c.runs, orEmbedded(c.brokers))

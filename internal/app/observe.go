@@ -19,10 +19,11 @@ import (
 	"github.com/lovoo/goka/web/query"
 
 	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
-	"github.com/inarious/inarious/processors"
+	"github.com/inarious/inarious/processors/usage"
 	"github.com/inarious/inarious/views"
 )
 
@@ -38,8 +39,9 @@ type observed struct {
 
 func newObserved() *observed { return &observed{metrics: metrics.New()} }
 
-func (o *observed) addWorker(proc *goka.Processor, usage *processors.Usage) {
-	o.metrics.WatchUsage(usage)
+// addProcessor shows a processor on the debug pages; a rebuilt one replaces
+// none of the earlier, whose pages then show them stopped.
+func (o *observed) addProcessor(proc *goka.Processor) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.procs = append(o.procs, proc)
@@ -52,15 +54,16 @@ func (o *observed) addWorker(proc *goka.Processor, usage *processors.Usage) {
 // with --debug-pages, goka's pages. The returned func releases what it opened.
 func (o *observed) apiOptions(cfg Config, log *slog.Logger, view *views.Usage, pub *api.Publisher, hub *dashboard.Hub) ([]api.Option, func()) {
 	m := o.metrics
-	m.WatchPublisher(pub)
+	m.WatchCounters(pub.Counters()...)
+	m.WatchGauges(pub.Gauges()...)
 	m.WatchRecovered(view.Recovered)
-	m.WatchGauge("dashboard_subscribers", "Open dashboard event streams.", func() float64 { return float64(hub.Subscribers()) })
+	m.WatchGauges(metrics.Gauge{Name: "dashboard_subscribers", Help: "Open dashboard event streams.", Value: func() float64 { return float64(hub.Subscribers()) }})
 	release := func() {}
 	// Lag is measured with a client of its own, so a slow broker only slows scrapes.
 	if kc, err := sarama.NewClient(cfg.Kafka.Brokers, cfg.Kafka.Sarama()); err != nil {
 		log.Warn("consumer lag metrics disabled", "err", err)
-	} else if lag, err := metrics.NewLag(kc, string(kafka.UsageGroup), string(kafka.ActivityTopic),
-		view, string(goka.GroupTable(kafka.UsageGroup)), log); err != nil {
+	} else if lag, err := metrics.NewLag(kc, string(usage.Group), string(codecs.ActivityTopic),
+		view, string(usage.Table), log); err != nil {
 		_ = kc.Close()
 		log.Warn("consumer lag metrics disabled", "err", err)
 	} else {
@@ -89,7 +92,7 @@ func (o *observed) mountDebugPages(r *mux.Router, view *views.Usage, log *slog.L
 	idx.AddComponent(mon, "Monitor")
 	idx.AddComponent(qry, "Query")
 	mon.AttachView(view.Goka())
-	table := string(goka.GroupTable(kafka.UsageGroup))
+	table := string(usage.Table)
 	if err := qry.AttachSource(table, func(k string) (any, error) { return view.Get(k) }); err != nil {
 		log.Warn("debug pages: query source", "err", err)
 	}

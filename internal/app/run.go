@@ -19,10 +19,29 @@ import (
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/internal/users/userhttp"
-	"github.com/inarious/inarious/processors"
+	"github.com/inarious/inarious/processors/usage"
 	"github.com/inarious/inarious/views"
 )
+
+// processorGroups are the processor groups a worker runs, in the order they
+// start. Adding a group is one line here (see the README's walkthrough).
+func processorGroups(log *slog.Logger) []stream.Component {
+	return []stream.Component{
+		usage.New(usage.WithLogger(log.With("group", usage.Group))),
+	}
+}
+
+// topicsOf is every topic the groups declare; the API ensures them too, so
+// that processes can start in any order.
+func topicsOf(groups []stream.Component) []kafka.TopicSpec {
+	var specs []kafka.TopicSpec
+	for _, g := range groups {
+		specs = append(specs, g.Topics()...)
+	}
+	return specs
+}
 
 func newClientResolver(list string) (*api.ClientResolver, error) {
 	return api.NewClientResolver(splitList(list))
@@ -49,9 +68,9 @@ func RunAll(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	return g.Wait()
 }
 
-// RunWorker runs one member of the usage processor group until ctx ends;
-// on the way out goka commits what it processed and leaves the group.
-// With --metrics-listen it also serves its metrics over HTTP.
+// RunWorker runs one member of every processor group until ctx ends; on the
+// way out each commits what it processed and leaves its group. With
+// --metrics-listen it also serves its metrics over HTTP.
 func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.MetricsListen == "" {
 		return runWorker(ctx, cfg, log, nil)
@@ -65,54 +84,25 @@ func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return runWorker(ctx, cfg, log, obs)
 }
 
-// runWorker reports the worker to obs, if not nil.
-//
-// goka stops a processor for good when its consumer group loses the brokers
-// ("error consuming from group consumer", lovoo/goka#172), and a processor
-// runs only once. So until ctx ends the worker builds a new processor over
-// the same local storage and counters, with backoff, and rejoins the group
-// when Kafka is back; replayed input is skipped by the usage processor.
+// runWorker reports the groups to obs, if not nil. Each group runs under
+// stream.Run, which rebuilds its processor when Kafka goes away; the worker
+// ends when ctx ends or a group fails for good.
 func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) error {
-	dataDir := filepath.Join(cfg.DataDir, "worker")
-	usage := processors.NewWorkerUsage(cfg.Kafka, log)
-	proc, err := processors.NewWorkerFor(usage, cfg.Kafka, dataDir, log)
-	if err != nil {
+	groups := processorGroups(log)
+	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(groups)...); err != nil {
 		return err
 	}
-	if obs != nil {
-		// Metrics follow usage across rebuilds; debug pages keep the first processor.
-		obs.addWorker(proc, usage)
+	dataDir := filepath.Join(cfg.DataDir, "worker")
+	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range groups {
+		var onStart func(*goka.Processor)
+		if obs != nil {
+			obs.metrics.WatchCounters(c.Counters()...)
+			onStart = obs.addProcessor
+		}
+		g.Go(func() error { return c.Run(gctx, cfg.Kafka, dataDir, onStart) })
 	}
-	const maxBackoff = 5 * time.Second
-	backoff := 250 * time.Millisecond
-	for {
-		log.Info("worker starting", "brokers", cfg.Kafka.Brokers, "group", kafka.UsageGroup)
-		started := time.Now()
-		err = proc.Run(ctx)
-		s := usage.Stats()
-		log.Info("worker stopped", "processed", s.Processed, "replays_skipped", s.Replays, "dead_lettered", s.DeadLettered, "err", err)
-		if ctx.Err() != nil {
-			if errors.Is(err, context.Canceled) {
-				return nil
-			}
-			return err
-		}
-		if time.Since(started) > time.Minute {
-			backoff = 250 * time.Millisecond
-		}
-		for {
-			log.Warn("worker lost Kafka; rebuilding its processor", "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, maxBackoff)
-			if proc, err = processors.NewWorkerFor(usage, cfg.Kafka, dataDir, log); err == nil {
-				break
-			}
-		}
-	}
+	return g.Wait()
 }
 
 // RunAPI serves HTTP until ctx ends, then drains requests and flushes every
@@ -122,7 +112,7 @@ func RunAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 }
 
 func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string), obs *observed) error {
-	if err := cfg.Kafka.EnsureTopics(); err != nil {
+	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(processorGroups(log))...); err != nil {
 		return err
 	}
 	hub := dashboard.NewHub(log)
@@ -131,7 +121,7 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 		return err
 	}
 	sc := cfg.Kafka.IdempotentProducer()
-	em, err := goka.NewEmitter(cfg.Kafka.Brokers, kafka.ActivityTopic, new(codecs.Activity),
+	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, new(codecs.Activity),
 		goka.WithEmitterClientID(cfg.Kafka.ClientID),
 		goka.WithEmitterHasher(kafka.Hasher),
 		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(sc)),

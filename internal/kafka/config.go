@@ -5,19 +5,10 @@ package kafka
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
-)
-
-// Topic and group names. The activity topic keeps the original name "Users".
-const (
-	ActivityTopic goka.Stream = "Users"
-	UsageGroup    goka.Group  = "usage"
-	// DeadLetterTopic receives activity records the usage group cannot count.
-	DeadLetterTopic goka.Stream = "Users.deadletter"
 )
 
 // Config is what a component needs to reach Kafka.
@@ -123,36 +114,4 @@ func (c Config) TopicManagerConfig() *goka.TopicManagerConfig {
 // TopicManagerBuilder builds goka topic managers with this configuration.
 func (c Config) TopicManagerBuilder() goka.TopicManagerBuilder {
 	return goka.TopicManagerBuilderWithConfig(c.Sarama(), c.TopicManagerConfig())
-}
-
-// EnsureTopics creates the Users and dead-letter topics and the usage table
-// when they are missing, so that the API (whose view needs the table) and the
-// workers can start in any order.
-func (c Config) EnsureTopics() error {
-	tm, err := c.TopicManagerBuilder()(c.Brokers)
-	if err != nil {
-		return fmt.Errorf("kafka: topic manager: %w", err)
-	}
-	defer tm.Close()
-	for _, topic := range []goka.Stream{ActivityTopic, DeadLetterTopic} {
-		if err := ensure(func() error { return tm.EnsureStreamExists(string(topic), c.Partitions) }); err != nil {
-			return fmt.Errorf("kafka: ensure topic %s: %w", topic, err)
-		}
-	}
-	table := goka.GroupTable(UsageGroup)
-	if err := ensure(func() error { return tm.EnsureTableExists(string(table), c.Partitions) }); err != nil {
-		return fmt.Errorf("kafka: ensure table %s: %w", table, err)
-	}
-	return nil
-}
-
-// ensure runs an ensure-exists call once more when another process created
-// the topic between goka's check and its create; the second call then checks
-// the topic that exists. goka flattens the broker error to text, hence the match.
-func ensure(fn func() error) error {
-	err := fn()
-	if err != nil && strings.Contains(err.Error(), "already exists") {
-		err = fn()
-	}
-	return err
 }

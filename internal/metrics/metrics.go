@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/inarious/inarious/api"
-	"github.com/inarious/inarious/processors"
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/internal/httpx"
 )
 
 // Namespace prefixes every Inarious metric.
@@ -58,15 +58,15 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // Middleware observes every request. It must run inside the mux router
-// (api.WithMiddleware) so the matched route template is known.
+// (so it sees the route mux matched) so the matched route template is known.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := api.NewStatusRecorder(w)
+		rec := httpx.NewStatusRecorder(w)
 		next.ServeHTTP(rec, r)
-		route := api.RouteTemplate(r)
+		route := httpx.RouteTemplate(r)
 		if route == "" {
-			route = processors.UnmatchedRoute
+			route = codecs.UnmatchedRoute
 		}
 		labels := prometheus.Labels{"route": route, "method": method(r.Method), "status": strconv.Itoa(rec.Status())}
 		m.requests.With(labels).Inc()
@@ -93,24 +93,23 @@ func gaugeFunc(name, help string, fn func() float64) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, fn)
 }
 
-// WatchPublisher exports the API's activity event counters.
-func (m *Metrics) WatchPublisher(p *api.Publisher) {
-	m.reg.MustRegister(
-		counterFunc("events_accepted_total", "Activity events queued for Kafka.", func() uint64 { return p.Stats().Accepted }),
-		counterFunc("events_emitted_total", "Activity events acknowledged by Kafka.", func() uint64 { return p.Stats().Delivered }),
-		counterFunc("events_failed_total", "Activity events the producer gave up on after its retries.", func() uint64 { return p.Stats().Failed }),
-		counterFunc("events_dropped_total", "Activity events dropped because the queue was full or closed.", func() uint64 { return p.Stats().Dropped }),
-		gaugeFunc("events_queued", "Activity events waiting for the producer.", func() float64 { return float64(p.Stats().Queued) }),
-	)
+// Counter is a monotonically increasing value a component exports.
+type Counter struct {
+	Name, Help string
+	Value      func() uint64
 }
 
-// WatchUsage exports the usage processor's counters (processes running a worker).
-func (m *Metrics) WatchUsage(u *processors.Usage) {
-	m.reg.MustRegister(
-		counterFunc("usage_events_processed_total", "Activity events counted into the usage table.", func() uint64 { return u.Stats().Processed }),
-		counterFunc("usage_replays_skipped_total", "Activity events skipped because their offset was already applied.", func() uint64 { return u.Stats().Replays }),
-		counterFunc("usage_dead_lettered_total", "Activity records sent to the dead-letter topic.", func() uint64 { return u.Stats().DeadLettered }),
-	)
+// Gauge is a value a component exports that goes up and down.
+type Gauge struct {
+	Name, Help string
+	Value      func() float64
+}
+
+// WatchCounters exports counters, e.g. a processor group's or the publisher's.
+func (m *Metrics) WatchCounters(cs ...Counter) {
+	for _, c := range cs {
+		m.reg.MustRegister(counterFunc(c.Name, c.Help, c.Value))
+	}
 }
 
 // WatchRecovered exports whether the usage view has caught up (1) or not (0).
@@ -123,7 +122,9 @@ func (m *Metrics) WatchRecovered(recovered func() bool) {
 	}))
 }
 
-// WatchGauge exports any other gauge, e.g. dashboard subscribers.
-func (m *Metrics) WatchGauge(name, help string, fn func() float64) {
-	m.reg.MustRegister(gaugeFunc(name, help, fn))
+// WatchGauges exports gauges, e.g. dashboard subscribers.
+func (m *Metrics) WatchGauges(gs ...Gauge) {
+	for _, g := range gs {
+		m.reg.MustRegister(gaugeFunc(g.Name, g.Help, g.Value))
+	}
 }

@@ -1,6 +1,10 @@
 package procbench
 
 import (
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/processors/usage"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,7 +18,6 @@ import (
 	"github.com/lovoo/goka/storage"
 
 	"github.com/inarious/inarious/internal/kafka"
-	"github.com/inarious/inarious/processors"
 )
 
 // DrainResult is one timed drain of n events.
@@ -84,11 +87,15 @@ func runUntil(ctx context.Context, proc *goka.Processor, n int, counted func() u
 // dir) counting the n events of Users.
 func DrainInarious(ctx context.Context, cfg kafka.Config, dir string, n int) (DrainResult, error) {
 	log := slog.New(slog.DiscardHandler)
-	proc, usage, err := processors.NewWorker(cfg, dir, log)
+	group := usage.New(usage.WithLogger(log))
+	if err := cfg.EnsureTopics(ctx, group.Topics()...); err != nil {
+		return DrainResult{}, err
+	}
+	proc, err := stream.NewProcessor(cfg, group, dir, log)
 	if err != nil {
 		return DrainResult{}, err
 	}
-	return runUntil(ctx, proc, n, func() uint64 { s := usage.Stats(); return s.Processed + s.Replays })
+	return runUntil(ctx, proc, n, func() uint64 { s := group.Stats(); return s.Processed + s.Replays })
 }
 
 // BaselineGroup is the bare goka counter's group.
@@ -104,7 +111,7 @@ func DrainBaseline(ctx context.Context, brokers []string, version sarama.KafkaVe
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	var counted atomic.Uint64
 	g := goka.DefineGroup(BaselineGroup,
-		goka.Input(kafka.ActivityTopic, new(codec.Bytes), func(ctx goka.Context, _ any) {
+		goka.Input(codecs.ActivityTopic, new(codec.Bytes), func(ctx goka.Context, _ any) {
 			var n int64
 			if v := ctx.Value(); v != nil {
 				n = v.(int64)

@@ -1,11 +1,12 @@
 package procbench
 
 import (
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/processors/usage"
+
 	"fmt"
 
 	"github.com/IBM/sarama"
-
-	"github.com/inarious/inarious/internal/kafka"
 )
 
 // GroupLag is how many records of Users the usage group has not committed.
@@ -21,12 +22,12 @@ func GroupLag(brokers []string, version sarama.KafkaVersion) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	topic := string(kafka.ActivityTopic)
+	topic := string(codecs.ActivityTopic)
 	parts, err := client.Partitions(topic)
 	if err != nil {
 		return 0, err
 	}
-	committed, err := admin.ListConsumerGroupOffsets(string(kafka.UsageGroup), map[string][]int32{topic: parts})
+	committed, err := admin.ListConsumerGroupOffsets(string(usage.Group), map[string][]int32{topic: parts})
 	if err != nil {
 		return 0, err
 	}

@@ -3,6 +3,8 @@
 package procbench
 
 import (
+	"github.com/inarious/inarious/codecs"
+
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -13,7 +15,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/internal/kafka"
 )
 
 var routes = []struct{ method, route string }{
@@ -58,7 +59,7 @@ func produce(ctx context.Context, brokers []string, n int, client func(int) stri
 		if err != nil {
 			return err
 		}
-		cl.Produce(ctx, &kgo.Record{Topic: string(kafka.ActivityTopic), Key: []byte(c), Value: b},
+		cl.Produce(ctx, &kgo.Record{Topic: string(codecs.ActivityTopic), Key: []byte(c), Value: b},
 			func(_ *kgo.Record, err error) {
 				if err != nil {
 					select {

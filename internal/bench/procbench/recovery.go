@@ -1,15 +1,15 @@
 package procbench
 
 import (
+	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/processors/usage"
+
 	"context"
 	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/lovoo/goka"
-
 	"github.com/inarious/inarious/internal/kafka"
-	"github.com/inarious/inarious/processors"
 	"github.com/inarious/inarious/views"
 )
 
@@ -52,7 +52,11 @@ func timeToReady(ctx context.Context, r readyFn) (time.Duration, error) {
 // WorkerReady times a usage worker with local storage under dir from start
 // until goka reports it recovered its table and runs.
 func WorkerReady(ctx context.Context, cfg kafka.Config, dir string) (time.Duration, error) {
-	proc, _, err := processors.NewWorker(cfg, dir, slog.New(slog.DiscardHandler))
+	group := usage.New(usage.WithLogger(slog.New(slog.DiscardHandler)))
+	if err := cfg.EnsureTopics(ctx, group.Topics()...); err != nil {
+		return 0, err
+	}
+	proc, err := stream.NewProcessor(cfg, group, dir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return 0, err
 	}
@@ -77,7 +81,7 @@ func TableSize(cfg kafka.Config) (int64, error) {
 		return 0, err
 	}
 	defer tm.Close()
-	topic := string(goka.GroupTable(kafka.UsageGroup))
+	topic := string(usage.Table)
 	parts, err := tm.Partitions(topic)
 	if err != nil {
 		return 0, err

@@ -1,6 +1,9 @@
 package procbench
 
 import (
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/processors/usage"
+
 	"context"
 	"errors"
 	"fmt"
@@ -8,8 +11,6 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
-
-	"github.com/inarious/inarious/internal/kafka"
 )
 
 // ResetTopics deletes every topic and group the benchmarks use on a real
@@ -23,10 +24,10 @@ func ResetTopics(ctx context.Context, brokers []string, version sarama.KafkaVers
 	}
 	defer admin.Close()
 	topics := []string{
-		string(kafka.ActivityTopic), string(kafka.DeadLetterTopic),
-		string(goka.GroupTable(kafka.UsageGroup)), string(goka.GroupTable(BaselineGroup)),
+		string(codecs.ActivityTopic), string(usage.DeadLetterTopic),
+		string(usage.Table), string(goka.GroupTable(BaselineGroup)),
 	}
-	for _, g := range []goka.Group{kafka.UsageGroup, BaselineGroup} {
+	for _, g := range []goka.Group{usage.Group, BaselineGroup} {
 		if err := admin.DeleteConsumerGroup(string(g)); err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
 			return fmt.Errorf("delete group %s: %w", g, err)
 		}

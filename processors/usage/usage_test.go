@@ -1,4 +1,4 @@
-package processors_test
+package usage_test
 
 import (
 	"context"
@@ -12,17 +12,17 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/internal/kafka"
-	"github.com/inarious/inarious/processors"
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/processors/usage"
 )
 
-var usageTable = goka.GroupTable(kafka.UsageGroup)
+var usageTable = usage.Table
 
 // startUsage runs the usage group on goka's in-memory tester.
-func startUsage(t *testing.T, opts ...processors.UsageOption) (*tester.Tester, *processors.Usage) {
+func startUsage(t *testing.T, opts ...usage.Option) (*tester.Tester, *usage.Processor) {
 	t.Helper()
 	gkt := tester.New(t)
-	u := processors.NewUsage(nil, opts...)
+	u := usage.New(opts...)
 	proc, err := goka.NewProcessor(nil, u.Graph(), goka.WithTester(gkt))
 	if err != nil {
 		t.Fatal(err)
@@ -60,12 +60,12 @@ func TestUsageCountsPerClientAndRouteTemplate(t *testing.T) {
 		{"10.0.0.2", "DELETE", ""},
 	}
 	for _, s := range sends {
-		gkt.Consume(string(kafka.ActivityTopic), s.client, event(s.client, s.method, s.route))
+		gkt.Consume(string(codecs.ActivityTopic), s.client, event(s.client, s.method, s.route))
 	}
 
 	want := map[string]map[string]uint64{
 		"10.0.0.1": {"GET /users/{id}": 2, "POST /users": 1},
-		"10.0.0.2": {"GET /users/{id}": 1, "DELETE " + processors.UnmatchedRoute: 1},
+		"10.0.0.2": {"GET /users/{id}": 1, "DELETE " + codecs.UnmatchedRoute: 1},
 	}
 	for client, endpoints := range want {
 		v, _ := gkt.TableValue(usageTable, client).(*activitypb.ClientUsage)
@@ -96,7 +96,7 @@ func TestUsageCountsPerClientAndRouteTemplate(t *testing.T) {
 
 func TestUsageDeadLettersPoisonRecords(t *testing.T) {
 	gkt, u := startUsage(t)
-	dlq := gkt.NewQueueTracker(string(kafka.DeadLetterTopic))
+	dlq := gkt.NewQueueTracker(string(usage.DeadLetterTopic))
 	noClient, _ := proto.Marshal(&activitypb.BackendApiActivity{HttpMethod: "GET"})
 	cases := []struct {
 		name, key string
@@ -108,7 +108,7 @@ func TestUsageDeadLettersPoisonRecords(t *testing.T) {
 		{"key mismatch", "other", event("10.0.0.9", "GET", "/x"), "does not match"},
 	}
 	for _, c := range cases {
-		gkt.Consume(string(kafka.ActivityTopic), c.key, c.value)
+		gkt.Consume(string(codecs.ActivityTopic), c.key, c.value)
 	}
 	for _, c := range cases {
 		hdr, key, raw, ok := dlq.NextRawWithHeaders()
@@ -118,10 +118,10 @@ func TestUsageDeadLettersPoisonRecords(t *testing.T) {
 		if key != c.key || string(raw) != string(c.value) {
 			t.Errorf("%s: dead letter key %q value %x", c.name, key, raw)
 		}
-		if r := string(hdr[processors.HeaderReason]); !strings.Contains(r, c.reason) {
+		if r := string(hdr[usage.HeaderReason]); !strings.Contains(r, c.reason) {
 			t.Errorf("%s: reason %q, want it to mention %q", c.name, r, c.reason)
 		}
-		if hdr[processors.HeaderOffset] == nil || hdr[processors.HeaderPartition] == nil {
+		if hdr[usage.HeaderOffset] == nil || hdr[usage.HeaderPartition] == nil {
 			t.Errorf("%s: source headers missing: %v", c.name, hdr)
 		}
 	}
@@ -129,7 +129,7 @@ func TestUsageDeadLettersPoisonRecords(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 	// The group still counts good events after poison ones.
-	gkt.Consume(string(kafka.ActivityTopic), "10.0.0.9", event("10.0.0.9", "GET", "/x"))
+	gkt.Consume(string(codecs.ActivityTopic), "10.0.0.9", event("10.0.0.9", "GET", "/x"))
 	if v, _ := gkt.TableValue(usageTable, "10.0.0.9").(*activitypb.ClientUsage); v.GetTotal() != 1 {
 		t.Errorf("after poison, total = %d, want 1", v.GetTotal())
 	}
@@ -150,7 +150,7 @@ func TestApplySkipsReplayedOffsets(t *testing.T) {
 		{1, 2, true}, // another partition has its own offsets
 	}
 	for i, s := range steps {
-		if got := processors.Apply(u, ev, s.partition, s.offset); got != s.applied {
+		if got := usage.Apply(u, ev, s.partition, s.offset); got != s.applied {
 			t.Errorf("step %d: applied = %v, want %v", i, got, s.applied)
 		}
 	}
@@ -164,7 +164,7 @@ func BenchmarkApply(b *testing.B) {
 	u := &activitypb.ClientUsage{Client: "c"}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		processors.Apply(u, ev, 0, int64(i))
+		usage.Apply(u, ev, 0, int64(i))
 	}
 }
 
@@ -172,7 +172,7 @@ func BenchmarkApply(b *testing.B) {
 // read and decode the client's value, count, encode and store it.
 func BenchmarkProcess(b *testing.B) {
 	gkt := tester.New(b)
-	u := processors.NewUsage(nil)
+	u := usage.New()
 	proc, err := goka.NewProcessor(nil, u.Graph(), goka.WithTester(gkt))
 	if err != nil {
 		b.Fatal(err)
@@ -187,13 +187,13 @@ func BenchmarkProcess(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		gkt.Consume(string(kafka.ActivityTopic), clients[i%len(clients)], events[i%len(clients)])
+		gkt.Consume(string(codecs.ActivityTopic), clients[i%len(clients)], events[i%len(clients)])
 	}
 }
 
 func TestValueCacheServesCountsAndIsDroppedOnRebalance(t *testing.T) {
-	gkt, u := startUsage(t, processors.WithValueCache(2))
-	topic := string(kafka.ActivityTopic)
+	gkt, u := startUsage(t, usage.WithValueCache(2))
+	topic := string(codecs.ActivityTopic)
 	clients := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} // more than the cache holds
 	for round := 0; round < 4; round++ {
 		for _, c := range clients {
@@ -211,7 +211,7 @@ func TestValueCacheServesCountsAndIsDroppedOnRebalance(t *testing.T) {
 	stored.Total = 100
 	stored.Endpoints["GET /a"].Count = 100
 	gkt.SetTableValue(usageTable, "10.0.0.3", stored)
-	u.RebalanceCallback(goka.Assignment{})
+	u.Rebalanced(goka.Assignment{})
 	gkt.Consume(topic, "10.0.0.3", event("10.0.0.3", "GET", "/a"))
 	if v := gkt.TableValue(usageTable, "10.0.0.3").(*activitypb.ClientUsage); v.GetTotal() != 101 {
 		t.Errorf("after rebalance total = %d, want 101 (stale cache used?)", v.GetTotal())
@@ -227,7 +227,7 @@ func TestReplayRewritesValueToChangelog(t *testing.T) {
 	gkt.SetTableValue(usageTable, "10.0.0.5", ahead)
 	changelog.Seek(changelog.Hwm())
 
-	gkt.Consume(string(kafka.ActivityTopic), "10.0.0.5", event("10.0.0.5", "GET", "/a"))
+	gkt.Consume(string(codecs.ActivityTopic), "10.0.0.5", event("10.0.0.5", "GET", "/a"))
 
 	if s := u.Stats(); s.Replays != 1 || s.Processed != 0 {
 		t.Fatalf("stats %+v, want one replay", s)

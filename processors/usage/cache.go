@@ -1,4 +1,4 @@
-package processors
+package usage
 
 import (
 	"sync"
@@ -16,12 +16,14 @@ import (
 // until the next rebalance, when the whole cache is dropped.
 type valueCache struct {
 	mu      sync.Mutex
+	total   int
 	perPart int
 	parts   map[int32]*simplelru.LRU[string, *activitypb.ClientUsage]
 }
 
-func newValueCache(perPartition int) *valueCache {
-	return &valueCache{perPart: perPartition, parts: make(map[int32]*simplelru.LRU[string, *activitypb.ClientUsage])}
+// newValueCache holds up to total values, split over the partitions owned.
+func newValueCache(total int) *valueCache {
+	return &valueCache{total: total, perPart: total, parts: make(map[int32]*simplelru.LRU[string, *activitypb.ClientUsage])}
 }
 
 func (c *valueCache) get(partition int32, key string) (*activitypb.ClientUsage, bool) {
@@ -52,8 +54,9 @@ func (c *valueCache) put(partition int32, key string, v *activitypb.ClientUsage)
 
 // rebalanced drops everything: goka calls it before the new generation's
 // partition processors start, after the old ones stopped.
-func (c *valueCache) rebalanced(goka.Assignment) {
+func (c *valueCache) rebalanced(a goka.Assignment) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.parts)
+	c.perPart = c.total/max(len(a), 1) + 1
 }

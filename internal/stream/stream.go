@@ -1,0 +1,117 @@
+// Package stream builds and supervises goka processors for Inarious'
+// processor groups: one wiring over the shared Kafka configuration and local
+// table storage, and a loop that rebuilds a processor when Kafka goes away.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/tablestore"
+)
+
+// Group is a processor group as its component package defines it.
+type Group interface {
+	// Graph is the goka group graph; it is built anew for every processor.
+	Graph() *goka.GroupGraph
+	// Rebalanced runs before the partitions of a new generation start, after
+	// the old ones stopped (goka's rebalance callback), e.g. to drop caches.
+	Rebalanced(goka.Assignment)
+}
+
+// Component is a processor group as the composition root runs it: what its
+// package declares (topics, metrics) and how it runs.
+type Component interface {
+	// Topics the group reads and writes, created before anything starts.
+	Topics() []kafka.TopicSpec
+	// Counters are its metrics.
+	Counters() []metrics.Counter
+	// Run runs one member until ctx ends (usually through stream.Run).
+	Run(ctx context.Context, cfg kafka.Config, dataDir string, onStart func(*goka.Processor)) error
+}
+
+// NewProcessor builds one member of g, with its local table storage under
+// dataDir/<group>, so a restart recovers only the changelog tail. It creates
+// no topics: the composition root ensures them first. Extra options (tests
+// swap builders) come last and win.
+func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	graph := g.Graph()
+	sc := cfg.Sarama()
+	base := []goka.ProcessorOption{
+		goka.WithClientID(cfg.ClientID),
+		goka.WithHasher(kafka.Hasher),
+		goka.WithStorageBuilder(tablestore.Builder(filepath.Join(dataDir, string(graph.Group())), tablestore.DefaultOptions())),
+		goka.WithTopicManagerBuilder(cfg.TopicManagerBuilder()),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		goka.WithLogger(kafka.GokaLogger(log)),
+		goka.WithRebalanceCallback(g.Rebalanced),
+	}
+	proc, err := goka.NewProcessor(cfg.Brokers, graph, append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("processor %s: %w", graph.Group(), err)
+	}
+	return proc, nil
+}
+
+// Backoff between rebuilds of a processor that lost Kafka.
+const (
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// Run runs a member of g until ctx ends; on the way out goka commits what it
+// processed and leaves the group. onStart, if not nil, sees every processor
+// built (e.g. for monitoring pages).
+//
+// goka stops a processor for good when its consumer group loses the brokers
+// (lovoo/goka#172), and a processor runs only once. So until ctx ends Run
+// builds a new processor over the same local storage and the same g (whose
+// counters live on), with backoff, and rejoins the group when Kafka is back;
+// the group's own replay skipping makes the re-read input harmless.
+func Run(ctx context.Context, cfg kafka.Config, g Group, dataDir string, log *slog.Logger, onStart func(*goka.Processor), opts ...goka.ProcessorOption) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	backoff := minBackoff
+	for {
+		proc, err := NewProcessor(cfg, g, dataDir, log, opts...)
+		if err == nil {
+			if onStart != nil {
+				onStart(proc)
+			}
+			log.Info("processor starting", "brokers", cfg.Brokers)
+			started := time.Now()
+			err = proc.Run(ctx)
+			log.Info("processor stopped", "err", err)
+			if ctx.Err() != nil {
+				if errors.Is(err, context.Canceled) {
+					return nil
+				}
+				return err
+			}
+			if time.Since(started) > time.Minute {
+				backoff = minBackoff
+			}
+		}
+		log.Warn("processor lost Kafka; rebuilding it", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
