@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/inarious/inarious/codecs"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -72,6 +74,9 @@ func (s *Server) recordActivity(next http.Handler) http.Handler {
 			client = who.client
 		}
 		route, status := httpx.RouteTemplate(r), rec.Status()
+		if route == "" {
+			route = codecs.UnmatchedRoute
+		}
 		s.publisher.Publish(&activitypb.BackendApiActivity{
 			ClientHost:  host,
 			ClientPort:  port,

@@ -16,9 +16,8 @@ type Activity = Proto[activitypb.BackendApiActivity, *activitypb.BackendApiActiv
 // ClientUsage encodes the values of the usage table.
 type ClientUsage = Proto[activitypb.ClientUsage, *activitypb.ClientUsage]
 
-// UnmatchedRoute stands for the route of requests no route matched, so
-// arbitrary paths cannot grow the tables.
-const UnmatchedRoute = "(unmatched)"
+// Rekeyed encodes the records of the usage group's loopback topic.
+type Rekeyed = Proto[activitypb.Rekeyed, *activitypb.Rekeyed]
 
 // ClientOf is the identity an event is counted under: the authenticated
 // client when there is one, else the caller's host.
@@ -27,14 +26,4 @@ func ClientOf(ev *activitypb.BackendApiActivity) string {
 		return c
 	}
 	return ev.GetClientHost()
-}
-
-// EndpointKey names an endpoint by method and route template, never the raw
-// path, so ids in paths do not explode the tables.
-func EndpointKey(ev *activitypb.BackendApiActivity) string {
-	route := ev.GetRoute()
-	if route == "" {
-		route = UnmatchedRoute
-	}
-	return ev.GetHttpMethod() + " " + route
 }

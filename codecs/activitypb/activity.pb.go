@@ -39,7 +39,9 @@ type BackendApiActivity struct {
 	// Time spent serving the request, in microseconds.
 	DurationUs  int64                  `protobuf:"varint,6,opt,name=duration_us,json=durationUs,proto3" json:"duration_us,omitempty"`
 	RequestTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=request_time,json=requestTime,proto3" json:"request_time,omitempty"`
-	// The matched route template, e.g. "/users/{id}"; empty when no route matched.
+	// The matched route template, e.g. "/users/{id}"; "(unmatched)" when no
+	// route matched. Empty from producers that know no routes: the endpoint is
+	// then derived from the endpoint URL.
 	Route     string `protobuf:"bytes,8,opt,name=route,proto3" json:"route,omitempty"`
 	RequestId string `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The identity usage is counted under (the client host unless an API key names one).
@@ -212,6 +214,10 @@ type ClientUsage struct {
 	// Highest input offset applied for this client, per source partition; an
 	// event at or below it is a replay after a crash and is skipped.
 	AppliedOffsets map[int32]int64 `protobuf:"bytes,6,rep,name=applied_offsets,json=appliedOffsets,proto3" json:"applied_offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The same for events that arrived under another key or in another
+	// partition and were re-keyed through the group's loopback topic: highest
+	// offset applied per partition of the topic they were first read from.
+	RekeyedOffsets map[int32]int64 `protobuf:"bytes,7,rep,name=rekeyed_offsets,json=rekeyedOffsets,proto3" json:"rekeyed_offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -288,6 +294,76 @@ func (x *ClientUsage) GetAppliedOffsets() map[int32]int64 {
 	return nil
 }
 
+func (x *ClientUsage) GetRekeyedOffsets() map[int32]int64 {
+	if x != nil {
+		return x.RekeyedOffsets
+	}
+	return nil
+}
+
+// Rekeyed carries an event from the partition it arrived in to the partition
+// of its client (the usage group's loopback topic), with the position it was
+// first read at, so a replay that re-sends it is recognised.
+type Rekeyed struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Event           []byte                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	SourcePartition int32                  `protobuf:"varint,2,opt,name=source_partition,json=sourcePartition,proto3" json:"source_partition,omitempty"`
+	SourceOffset    int64                  `protobuf:"varint,3,opt,name=source_offset,json=sourceOffset,proto3" json:"source_offset,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Rekeyed) Reset() {
+	*x = Rekeyed{}
+	mi := &file_activity_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rekeyed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rekeyed) ProtoMessage() {}
+
+func (x *Rekeyed) ProtoReflect() protoreflect.Message {
+	mi := &file_activity_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rekeyed.ProtoReflect.Descriptor instead.
+func (*Rekeyed) Descriptor() ([]byte, []int) {
+	return file_activity_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Rekeyed) GetEvent() []byte {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *Rekeyed) GetSourcePartition() int32 {
+	if x != nil {
+		return x.SourcePartition
+	}
+	return 0
+}
+
+func (x *Rekeyed) GetSourceOffset() int64 {
+	if x != nil {
+		return x.SourceOffset
+	}
+	return 0
+}
+
 var File_activity_proto protoreflect.FileDescriptor
 
 const file_activity_proto_rawDesc = "" +
@@ -313,7 +389,7 @@ const file_activity_proto_rawDesc = "" +
 	" \x01(\tR\x06client\"^\n" +
 	"\rEndpointUsage\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x127\n" +
-	"\tlast_seen\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xfc\x03\n" +
+	"\tlast_seen\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\x9c\x05\n" +
 	"\vClientUsage\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\tR\x06client\x12K\n" +
 	"\tendpoints\x18\x02 \x03(\v2-.inarious.activity.ClientUsage.EndpointsEntryR\tendpoints\x12\x14\n" +
@@ -321,13 +397,21 @@ const file_activity_proto_rawDesc = "" +
 	"\n" +
 	"first_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
 	"\tlast_seen\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12[\n" +
-	"\x0fapplied_offsets\x18\x06 \x03(\v22.inarious.activity.ClientUsage.AppliedOffsetsEntryR\x0eappliedOffsets\x1a^\n" +
+	"\x0fapplied_offsets\x18\x06 \x03(\v22.inarious.activity.ClientUsage.AppliedOffsetsEntryR\x0eappliedOffsets\x12[\n" +
+	"\x0frekeyed_offsets\x18\a \x03(\v22.inarious.activity.ClientUsage.RekeyedOffsetsEntryR\x0erekeyedOffsets\x1a^\n" +
 	"\x0eEndpointsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x126\n" +
 	"\x05value\x18\x02 \x01(\v2 .inarious.activity.EndpointUsageR\x05value:\x028\x01\x1aA\n" +
 	"\x13AppliedOffsetsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B0Z.github.com/inarious/inarious/codecs/activitypbb\x06proto3"
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aA\n" +
+	"\x13RekeyedOffsetsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"o\n" +
+	"\aRekeyed\x12\x14\n" +
+	"\x05event\x18\x01 \x01(\fR\x05event\x12)\n" +
+	"\x10source_partition\x18\x02 \x01(\x05R\x0fsourcePartition\x12#\n" +
+	"\rsource_offset\x18\x03 \x01(\x03R\fsourceOffsetB0Z.github.com/inarious/inarious/codecs/activitypbb\x06proto3"
 
 var (
 	file_activity_proto_rawDescOnce sync.Once
@@ -341,28 +425,31 @@ func file_activity_proto_rawDescGZIP() []byte {
 	return file_activity_proto_rawDescData
 }
 
-var file_activity_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_activity_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_activity_proto_goTypes = []any{
 	(*BackendApiActivity)(nil),    // 0: inarious.activity.BackendApiActivity
 	(*EndpointUsage)(nil),         // 1: inarious.activity.EndpointUsage
 	(*ClientUsage)(nil),           // 2: inarious.activity.ClientUsage
-	nil,                           // 3: inarious.activity.ClientUsage.EndpointsEntry
-	nil,                           // 4: inarious.activity.ClientUsage.AppliedOffsetsEntry
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*Rekeyed)(nil),               // 3: inarious.activity.Rekeyed
+	nil,                           // 4: inarious.activity.ClientUsage.EndpointsEntry
+	nil,                           // 5: inarious.activity.ClientUsage.AppliedOffsetsEntry
+	nil,                           // 6: inarious.activity.ClientUsage.RekeyedOffsetsEntry
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_activity_proto_depIdxs = []int32{
-	5, // 0: inarious.activity.BackendApiActivity.request_time:type_name -> google.protobuf.Timestamp
-	5, // 1: inarious.activity.EndpointUsage.last_seen:type_name -> google.protobuf.Timestamp
-	3, // 2: inarious.activity.ClientUsage.endpoints:type_name -> inarious.activity.ClientUsage.EndpointsEntry
-	5, // 3: inarious.activity.ClientUsage.first_seen:type_name -> google.protobuf.Timestamp
-	5, // 4: inarious.activity.ClientUsage.last_seen:type_name -> google.protobuf.Timestamp
-	4, // 5: inarious.activity.ClientUsage.applied_offsets:type_name -> inarious.activity.ClientUsage.AppliedOffsetsEntry
-	1, // 6: inarious.activity.ClientUsage.EndpointsEntry.value:type_name -> inarious.activity.EndpointUsage
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	7, // 0: inarious.activity.BackendApiActivity.request_time:type_name -> google.protobuf.Timestamp
+	7, // 1: inarious.activity.EndpointUsage.last_seen:type_name -> google.protobuf.Timestamp
+	4, // 2: inarious.activity.ClientUsage.endpoints:type_name -> inarious.activity.ClientUsage.EndpointsEntry
+	7, // 3: inarious.activity.ClientUsage.first_seen:type_name -> google.protobuf.Timestamp
+	7, // 4: inarious.activity.ClientUsage.last_seen:type_name -> google.protobuf.Timestamp
+	5, // 5: inarious.activity.ClientUsage.applied_offsets:type_name -> inarious.activity.ClientUsage.AppliedOffsetsEntry
+	6, // 6: inarious.activity.ClientUsage.rekeyed_offsets:type_name -> inarious.activity.ClientUsage.RekeyedOffsetsEntry
+	1, // 7: inarious.activity.ClientUsage.EndpointsEntry.value:type_name -> inarious.activity.EndpointUsage
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_activity_proto_init() }
@@ -376,7 +463,7 @@ func file_activity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_activity_proto_rawDesc), len(file_activity_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

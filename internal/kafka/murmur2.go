@@ -58,3 +58,9 @@ func murmur2(b []byte) uint32 {
 	h ^= h >> 15
 	return h
 }
+
+// PartitionOf is the partition Kafka's default partitioner (and goka with
+// Hasher) picks for key among n partitions.
+func PartitionOf(key string, n int) int32 {
+	return int32(murmur2([]byte(key))&0x7fffffff) % int32(n)
+}

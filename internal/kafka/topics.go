@@ -143,3 +143,20 @@ func permanent(err error) bool {
 	}
 	return false
 }
+
+// TopicPartitions is the number of partitions topic has.
+func (c Config) TopicPartitions(ctx context.Context, topic string) (int, error) {
+	admin, err := retry(ctx, func() (sarama.ClusterAdmin, error) { return sarama.NewClusterAdmin(c.Brokers, c.Sarama()) })
+	if err != nil {
+		return 0, fmt.Errorf("kafka: admin client: %w", err)
+	}
+	defer admin.Close()
+	md, err := admin.DescribeTopics([]string{topic})
+	if err != nil {
+		return 0, fmt.Errorf("kafka: describe %s: %w", topic, err)
+	}
+	if len(md) != 1 || !errors.Is(md[0].Err, sarama.ErrNoError) || len(md[0].Partitions) == 0 {
+		return 0, fmt.Errorf("kafka: topic %s not found", topic)
+	}
+	return len(md[0].Partitions), nil
+}

@@ -55,7 +55,9 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 		goka.WithTopicManagerBuilder(cfg.TopicManagerBuilder()),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		// Idempotent, hence in order: a group's loopback relies on the records
+		// of one source partition arriving in the order they were emitted.
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg.IdempotentProducer())),
 		goka.WithLogger(kafka.GokaLogger(log)),
 		goka.WithRebalanceCallback(g.Rebalanced),
 	}

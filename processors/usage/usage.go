@@ -2,15 +2,20 @@
 // each endpoint, since it was first seen. It reads the activity topic and
 // keeps a changelog-backed group table keyed by client.
 //
+// Any producer's events are counted: an event keyed by something else than
+// its client, or placed in another partition than the group's murmur2
+// partitioner gives its client, is re-keyed through the group's loopback
+// topic to its client's row (Kafka Streams' repartition step).
+//
 // Counting is exact across crashes: goka is at-least-once, so each table
-// value records the input offset it last applied per partition and a
-// replayed event is skipped (and the value written to the changelog again).
+// value records the input offset it last applied per partition (re-keyed
+// events carry the position they were first read at) and a replayed event
+// is skipped (and the value written to the changelog again).
 // Records that cannot be counted go to the dead-letter topic with the reason.
 package usage
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -32,6 +37,10 @@ const (
 	Group goka.Group = "usage"
 	// DeadLetterTopic receives activity records the group cannot count.
 	DeadLetterTopic goka.Stream = "Users.deadletter"
+	// LoopTopic (goka's loopback of the group) carries events that arrived
+	// under another key than their client, or in another partition than the
+	// one the group's partitioner gives their client, to that partition.
+	LoopTopic goka.Stream = "usage-loop"
 )
 
 // Table is the group table (topic "usage-table"), keyed by client, values
@@ -49,6 +58,7 @@ func Topics() []kafka.TopicSpec {
 	return []kafka.TopicSpec{
 		kafka.Stream(string(codecs.ActivityTopic), inputRetention),
 		kafka.Stream(string(DeadLetterTopic), inputRetention),
+		kafka.Stream(string(LoopTopic), inputRetention),
 		kafka.Table(string(Table)),
 	}
 }
@@ -60,6 +70,14 @@ const (
 	HeaderOffset    = "inarious-source-offset"
 )
 
+// MaxEndpoints bounds the distinct endpoints kept per client, so URLs with
+// unbounded segments cannot grow a value without limit; calls of further
+// endpoints are counted under "METHOD (other)".
+const MaxEndpoints = 256
+
+// OtherEndpoint is the route of calls beyond MaxEndpoints.
+const OtherEndpoint = "(other)"
+
 // DefaultValueCache is how many decoded clients a member keeps in memory,
 // split over the partitions it owns: about 1.5 KB each with five endpoints.
 const DefaultValueCache = 32768
@@ -69,9 +87,13 @@ type Processor struct {
 	log   *slog.Logger
 	cache *valueCache
 
+	// partitions of the input topic, 0 while unknown (goka's tester).
+	partitions atomic.Int32
+
 	processed    atomic.Uint64
 	replays      atomic.Uint64
 	deadLettered atomic.Uint64
+	rekeyed      atomic.Uint64
 }
 
 // Stats are counters since the process started.
@@ -79,6 +101,7 @@ type Stats struct {
 	Processed    uint64 // events counted
 	Replays      uint64 // events skipped because their offset was already applied
 	DeadLettered uint64 // records sent to the dead-letter topic
+	Rekeyed      uint64 // events sent on to their client's partition
 }
 
 // Option configures the processor.
@@ -111,11 +134,22 @@ func New(opts ...Option) *Processor {
 // Run runs a member of the group until ctx ends, with its local storage
 // under dataDir, rebuilding it when Kafka goes away (stream.Run).
 func (p *Processor) Run(ctx context.Context, cfg kafka.Config, dataDir string, onStart func(*goka.Processor)) error {
-	err := stream.Run(ctx, cfg, p, dataDir, p.log, onStart)
+	n, err := cfg.TopicPartitions(ctx, string(codecs.ActivityTopic))
+	if err != nil {
+		return err
+	}
+	p.SetPartitions(n)
+	err = stream.Run(ctx, cfg, p, dataDir, p.log, onStart)
 	s := p.Stats()
-	p.log.Info("usage group stopped", "processed", s.Processed, "replays_skipped", s.Replays, "dead_lettered", s.DeadLettered)
+	p.log.Info("usage group stopped", "processed", s.Processed, "replays_skipped", s.Replays,
+		"dead_lettered", s.DeadLettered, "rekeyed", s.Rekeyed)
 	return err
 }
+
+// SetPartitions tells the processor how many partitions the input topic
+// has, so it can tell records that landed in another partition than the one
+// its partitioner gives their client (Run finds it out from Kafka).
+func (p *Processor) SetPartitions(n int) { p.partitions.Store(int32(n)) }
 
 // Rebalanced drops the value cache: another member may have counted for a
 // client while this one did not own its partition.
@@ -127,7 +161,7 @@ func (p *Processor) Rebalanced(a goka.Assignment) {
 
 // Stats returns the counters.
 func (p *Processor) Stats() Stats {
-	return Stats{Processed: p.processed.Load(), Replays: p.replays.Load(), DeadLettered: p.deadLettered.Load()}
+	return Stats{Processed: p.processed.Load(), Replays: p.replays.Load(), DeadLettered: p.deadLettered.Load(), Rekeyed: p.rekeyed.Load()}
 }
 
 // Counters are the group's metrics.
@@ -136,14 +170,17 @@ func (p *Processor) Counters() []metrics.Counter {
 		{Name: "usage_events_processed_total", Help: "Activity events counted into the usage table.", Value: p.processed.Load},
 		{Name: "usage_replays_skipped_total", Help: "Activity events skipped because their offset was already applied.", Value: p.replays.Load},
 		{Name: "usage_dead_lettered_total", Help: "Activity records sent to the dead-letter topic.", Value: p.deadLettered.Load},
+		{Name: "usage_rekeyed_total", Help: "Activity events that arrived under another key or partition than their client's and were sent on to its partition.", Value: p.rekeyed.Load},
 	}
 }
 
 // Graph is the group graph: Users in (raw bytes, so one undecodable record is
-// dead-lettered instead of stopping the group), the usage table persisted.
+// dead-lettered instead of stopping the group), the loopback that re-keys
+// events by client, the usage table persisted.
 func (p *Processor) Graph() *goka.GroupGraph {
 	return goka.DefineGroup(Group,
 		goka.Input(codecs.ActivityTopic, new(codec.Bytes), p.process),
+		goka.Loop(new(codecs.Rekeyed), p.processRekeyed),
 		goka.Output(DeadLetterTopic, new(codec.Bytes)),
 		goka.Persist(new(codecs.ClientUsage)),
 	)
@@ -158,17 +195,44 @@ func (p *Processor) process(ctx goka.Context, msg any) {
 		return
 	}
 	client := codecs.ClientOf(ev)
-	switch {
-	case client == "":
+	if client == "" {
 		p.deadLetter(ctx, raw, "no client")
 		return
-	case client != ctx.Key():
-		// Counting under another key than the record's would put one client's
-		// counts in several partitions and break ordering.
-		p.deadLetter(ctx, raw, fmt.Sprintf("key %q does not match client %q", ctx.Key(), client))
+	}
+	if client != ctx.Key() || !p.ownPartition(client, ctx.Partition()) {
+		// This row is not the client's (the original producer keys by its
+		// own hostname), or this partition is not where the table keeps the
+		// client (librdkafka partitions by CRC32): counting here would split
+		// the client's counts. The loopback delivers it to the client's row,
+		// with this position, so a replay that sends it again is skipped.
+		p.rekeyed.Add(1)
+		ctx.Loopback(client, &activitypb.Rekeyed{Event: raw, SourcePartition: ctx.Partition(), SourceOffset: ctx.Offset()})
 		return
 	}
+	p.count(ctx, client, ev, Position{Partition: ctx.Partition(), Offset: ctx.Offset()})
+}
 
+// processRekeyed counts an event the loopback delivered to its client's row.
+func (p *Processor) processRekeyed(ctx goka.Context, msg any) {
+	r, _ := msg.(*activitypb.Rekeyed)
+	ev := new(activitypb.BackendApiActivity)
+	if err := ev.UnmarshalVT(r.GetEvent()); err != nil || codecs.ClientOf(ev) != ctx.Key() {
+		// Only this group writes the loop topic; it decoded the event before.
+		p.deadLetter(ctx, r.GetEvent(), "re-keyed record does not decode to its key's client")
+		return
+	}
+	p.count(ctx, ctx.Key(), ev, Position{Partition: r.GetSourcePartition(), Offset: r.GetSourceOffset(), Rekeyed: true})
+}
+
+// ownPartition is false when client belongs in another partition than the
+// record's, as the group's partitioner (Kafka's murmur2) places it.
+func (p *Processor) ownPartition(client string, partition int32) bool {
+	n := p.partitions.Load()
+	return n == 0 || kafka.PartitionOf(client, int(n)) == partition
+}
+
+// count applies ev at pos to the client's row.
+func (p *Processor) count(ctx goka.Context, client string, ev *activitypb.BackendApiActivity, pos Position) {
 	usage, cached := p.cache.get(ctx.Partition(), client)
 	if !cached {
 		usage, _ = ctx.Value().(*activitypb.ClientUsage)
@@ -177,7 +241,7 @@ func (p *Processor) process(ctx goka.Context, msg any) {
 		}
 		p.cache.put(ctx.Partition(), client, usage)
 	}
-	if !Apply(usage, ev, ctx.Partition(), ctx.Offset()) {
+	if !Apply(usage, ev, pos) {
 		p.replays.Add(1)
 		// The local value may be ahead of the changelog (a crash between the
 		// local write and the changelog ack). Writing it again puts it in the
@@ -190,25 +254,45 @@ func (p *Processor) process(ctx goka.Context, msg any) {
 	p.processed.Add(1)
 }
 
-// Apply adds ev, read at partition/offset, to usage. It returns false, leaving
-// usage alone, when that offset was already applied: after a crash goka replays
+// Position is where an event was first read: its partition and offset in
+// the activity topic, and whether it reached its client's row through the
+// loopback (those positions are tracked apart: the loopback's delay reorders
+// them against events read in place).
+type Position struct {
+	Partition int32
+	Offset    int64
+	Rekeyed   bool
+}
+
+// Apply adds ev, first read at pos, to usage. It returns false, leaving usage
+// alone, when that position was already applied: after a crash goka replays
 // uncommitted input, and counting it again would over-count.
-func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, partition int32, offset int64) bool {
-	if last, ok := usage.AppliedOffsets[partition]; ok && offset <= last {
+func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos Position) bool {
+	applied := &usage.AppliedOffsets
+	if pos.Rekeyed {
+		applied = &usage.RekeyedOffsets
+	}
+	if last, ok := (*applied)[pos.Partition]; ok && pos.Offset <= last {
 		return false
 	}
-	if usage.AppliedOffsets == nil {
-		usage.AppliedOffsets = make(map[int32]int64, 1)
+	if *applied == nil {
+		*applied = make(map[int32]int64, 1)
 	}
-	usage.AppliedOffsets[partition] = offset
+	(*applied)[pos.Partition] = pos.Offset
 	if usage.Endpoints == nil {
 		usage.Endpoints = make(map[string]*activitypb.EndpointUsage)
 	}
 	key := codecs.EndpointKey(ev)
 	ep := usage.Endpoints[key]
 	if ep == nil {
-		ep = new(activitypb.EndpointUsage)
-		usage.Endpoints[key] = ep
+		if len(usage.Endpoints) >= MaxEndpoints {
+			key = ev.GetHttpMethod() + " " + OtherEndpoint
+			ep = usage.Endpoints[key]
+		}
+		if ep == nil {
+			ep = new(activitypb.EndpointUsage)
+			usage.Endpoints[key] = ep
+		}
 	}
 	ep.Count++
 	usage.Total++
