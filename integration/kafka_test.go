@@ -24,6 +24,7 @@ var (
 	deadLetterTopic = string(usage.DeadLetterTopic)
 	usageGroup      = string(usage.Group)
 	tableTopic      = usageGroup + "-table"
+	loopTopic       = string(usage.LoopTopic)
 )
 
 // saramaConfig is a plain client configuration for the test's own Kafka use.
@@ -68,7 +69,7 @@ func resetKafka(t *testing.T) {
 		err := adm.DeleteConsumerGroup(usageGroup)
 		return err == nil || errors.Is(err, sarama.ErrGroupIDNotFound)
 	})
-	topics := []string{usersTopic, deadLetterTopic, tableTopic}
+	topics := []string{usersTopic, deadLetterTopic, tableTopic, loopTopic}
 	for _, tp := range topics {
 		if err := adm.DeleteTopic(tp); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 			t.Fatalf("delete topic %s: %v", tp, err)

@@ -255,11 +255,11 @@ func startWorker(t *testing.T, name, dataDir string, extra ...string) *proc {
 }
 
 var (
-	workerStoppedRe = regexp.MustCompile(`msg="worker stopped" processed=(\d+) replays_skipped=(\d+) dead_lettered=(\d+)`)
+	workerStoppedRe = regexp.MustCompile(`msg="usage group stopped" group=usage processed=(\d+) replays_skipped=(\d+) dead_lettered=(\d+)`)
 	apiStoppedRe    = regexp.MustCompile(`msg="api stopped" events_accepted=(\d+) delivered=(\d+) failed=(\d+) dropped=(\d+)`)
 )
 
-// workerStats parses the worker's "worker stopped" line (after a graceful stop).
+// workerStats parses the worker's "usage group stopped" line (after a graceful stop).
 func workerStats(p *proc) (processed, replays, deadLettered uint64, ok bool) {
 	all := workerStoppedRe.FindAllStringSubmatch(p.log(), -1)
 	if len(all) == 0 {

@@ -139,6 +139,10 @@ func TestCrashTakeover(t *testing.T) {
 
 	l := tr.background(a, 4*time.Millisecond)
 	defer l.halt(t)
+	// Events keyed by the server's hostname are re-keyed through the usage
+	// group's loopback: the kills must not lose or double-count them either.
+	orig := tr.originalProducer(10*time.Millisecond, []string{"10.200.0.1", "10.200.0.2", "10.200.0.3"})
+	defer orig.halt(t)
 	var assigns, catchups, rejoins []time.Duration
 	victims := []string{"worker-2", "worker-1", "worker-2"}
 	for i, victim := range victims {
@@ -168,6 +172,7 @@ func TestCrashTakeover(t *testing.T) {
 		assigns, catchups, rejoins = append(assigns, assign), append(catchups, catchup), append(rejoins, rejoin)
 	}
 	sent := l.halt(t)
+	rekeyedSent := orig.halt(t)
 	exact := tr.waitCounts(a, 60*time.Second)
 	var replays uint64
 	for _, w := range workers {
@@ -175,8 +180,8 @@ func TestCrashTakeover(t *testing.T) {
 		_, r, _, _ := workerStats(w)
 		replays += r
 	}
-	report(t, "kills=%d takeover_assigned=%s takeover_counts_caught_up=%s restart_rejoin=%s background_requests=%d count_error=0 counts_exact_after_stop=%s replays_skipped_by_last_instances=%d",
-		len(victims), msList(assigns), msList(catchups), msList(rejoins), sent, ms(exact), replays)
+	report(t, "kills=%d takeover_assigned=%s takeover_counts_caught_up=%s restart_rejoin=%s background_requests=%d original_producer_events=%d count_error=0 counts_exact_after_stop=%s replays_skipped_by_last_instances=%d",
+		len(victims), msList(assigns), msList(catchups), msList(rejoins), sent, rekeyedSent, ms(exact), replays)
 }
 
 func msList(ds []time.Duration) string {
@@ -463,7 +468,6 @@ func TestPoisonEventsDeadLettered(t *testing.T) {
 	poisons := []*poison{
 		{key: tr.clients[0], value: []byte{0xff, 0xff, 0xff, 0xff, 0xff}, reason: "undecodable"},
 		{key: "anonymous", value: noClient, reason: "no client"},
-		{key: tr.clients[1], value: otherClient, reason: "key "},
 	}
 	sc := saramaConfig()
 	sc.Producer.Return.Successes = true
@@ -479,6 +483,10 @@ func TestPoisonEventsDeadLettered(t *testing.T) {
 		if err != nil {
 			t.Fatalf("produce poison: %v", err)
 		}
+	}
+	// Keyed by another client: not poison, it is re-keyed and counted.
+	if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: usersTopic, Key: sarama.StringEncoder(tr.clients[1]), Value: sarama.ByteEncoder(otherClient)}); err != nil {
+		t.Fatalf("produce mis-keyed event: %v", err)
 	}
 	prod.Close()
 	// Kafka's console producer, keyed "console", a line of text.
@@ -524,6 +532,7 @@ func TestPoisonEventsDeadLettered(t *testing.T) {
 		t.Logf("dead letter %q: reason=%q source=%s/%s", p.key, h[usage.HeaderReason], h[usage.HeaderPartition], h[usage.HeaderOffset])
 	}
 	exact := tr.waitCounts(a, 60*time.Second)
+	tr.waitCountsOf(a, map[string]map[string]uint64{"10.9.9.9": {"GET /healthz": 1}}, false, 60*time.Second)
 	if !w.running() {
 		t.Fatalf("the worker exited: %v", w.exitErr())
 	}
@@ -601,4 +610,47 @@ func TestGracefulShutdown(t *testing.T) {
 	exact := tr.waitCounts(a2, 60*time.Second)
 	report(t, "worker_sigterm_exit=%s worker_left_group=%s partitions_moved=%s api_burst=%d queued_at_sigterm=%d in_flight_at_sigterm=%d api_sigterm_exit=%s accepted=%d delivered=%d in_Users=%d lost=0 counts_exact=%s",
 		ms(exitW), ms(left), ms(moved), n, rd.Events.Queued, rd.Events.InFlight, ms(exitA), accepted, delivered, records, ms(exact))
+}
+
+// Processes start in any order, and all at once: two workers and two APIs
+// started together on a broker without Inarious' topics (what
+// `docker compose up --scale worker=2 --scale api=2` does) all come up, ten
+// times. Topic creation is idempotent under concurrency.
+func TestConcurrentStartOnFreshBroker(t *testing.T) {
+	needKafka(t)
+	const rounds = 10
+	tr := newTraffic(t, 1)
+	gw := newGroupWatcher(t)
+	var took []time.Duration
+	for round := range rounds {
+		resetKafka(t)
+		dir := t.TempDir()
+		t0 := time.Now()
+		var procs []*proc
+		for i := range 2 {
+			name := fmt.Sprintf("worker-%d", i+1)
+			procs = append(procs, startWorker(t, name, filepath.Join(dir, name)))
+		}
+		var apis []*proc
+		for i := range 2 {
+			args := append([]string{"api"}, commonArgs(filepath.Join(dir, fmt.Sprintf("api-%d", i+1)))...)
+			args = append(args, "--listen", "127.0.0.1:0", "--client-id", fmt.Sprintf("inarious-api-%d", i+1))
+			apis = append(apis, startProc(t, fmt.Sprintf("api-%d", i+1), args...))
+		}
+		for _, p := range apis {
+			a := &apiProc{proc: p, base: "http://" + p.waitLog(apiAddrRe, 60*time.Second)}
+			tr.waitReady(a, 60*time.Second)
+		}
+		gw.waitUntil(t0, 60*time.Second, "both workers owning all partitions", func(g groupState) bool { return g.covered("worker-1", "worker-2") })
+		took = append(took, time.Since(t0))
+		for _, p := range append(procs, apis...) {
+			if !p.running() {
+				t.Fatalf("round %d: %s exited: %v", round+1, p.name, p.exitErr())
+			}
+		}
+		for _, p := range append(procs, apis...) {
+			p.stop(30 * time.Second)
+		}
+	}
+	report(t, "rounds=%d all_four_up=%s", rounds, msList(took))
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -14,8 +15,10 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
 )
 
@@ -425,4 +428,54 @@ func (tr *traffic) probe(a *apiProc) {
 			tr.t.Fatalf("probe %s: %v", c, err)
 		}
 	}
+}
+
+// originalProducer sends events the way the original FastAPI service did —
+// keyed by the server's hostname, fields 1-4 only, the full URL as endpoint,
+// partitioned by CRC32 like librdkafka — for clients of their own, round
+// robin, one every interval, until halted. They count in tr's expectations.
+func (tr *traffic) originalProducer(interval time.Duration, clients []string) *load {
+	tr.t.Helper()
+	sc := saramaConfig()
+	sc.Producer.Return.Successes = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Partitioner = sarama.NewManualPartitioner
+	prod, err := sarama.NewSyncProducer(brokers, sc)
+	if err != nil {
+		tr.t.Fatalf("original producer: %v", err)
+	}
+	const host = "localhost"
+	partition := int32(crc32.ChecksumIEEE([]byte(host)) % partitions)
+	l := &load{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		defer prod.Close()
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for j := 0; ; j++ {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			}
+			client := clients[j%len(clients)]
+			value, _ := proto.Marshal(&activitypb.BackendApiActivity{
+				ClientHost: client, ClientPort: "50000", Endpoint: "http://localhost:8000/users/", HttpMethod: "GET",
+			})
+			msg := &sarama.ProducerMessage{Topic: usersTopic, Key: sarama.StringEncoder(host), Value: sarama.ByteEncoder(value), Partition: partition}
+			if _, _, err := prod.SendMessage(msg); err != nil {
+				l.errs.Add(1)
+				l.firstErr.CompareAndSwap(nil, err.Error())
+				continue
+			}
+			tr.mu.Lock()
+			if tr.want[client] == nil {
+				tr.want[client] = map[string]uint64{}
+			}
+			tr.want[client]["GET /users"]++
+			tr.mu.Unlock()
+			l.sent.Add(1)
+		}
+	}()
+	return l
 }
