@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"github.com/inarious/inarious/codecs"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -118,8 +120,8 @@ func TestEveryRequestEmitsOneActivityEvent(t *testing.T) {
 	}{
 		{"GET", "/healthz", "/healthz", 200},
 		{"GET", "/usage/somebody", "/usage/{client}", 404},
-		{"GET", "/no/such/path", "", 404},
-		{"DELETE", "/usage", "", 405},
+		{"GET", "/no/such/path", codecs.UnmatchedRoute, 404},
+		{"DELETE", "/usage", codecs.UnmatchedRoute, 405},
 	}
 	for _, c := range cases {
 		rec := do(srv, c.method, c.path, "192.0.2.7:4000", map[string]string{"X-Request-Id": "req-" + c.path})

@@ -139,18 +139,6 @@ func (g groupState) covered(members ...string) bool {
 	return len(seen) == partitions
 }
 
-// owner returns the member owning partition p.
-func (g groupState) owner(p int32) string {
-	for m, parts := range g.Members {
-		for _, q := range parts {
-			if q == p {
-				return m
-			}
-		}
-	}
-	return ""
-}
-
 func describeGroup(adm sarama.ClusterAdmin) (groupState, error) {
 	ds, err := adm.DescribeConsumerGroups([]string{usageGroup})
 	if err != nil {

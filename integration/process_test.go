@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -197,20 +196,6 @@ func (p *proc) waitLog(re *regexp.Regexp, timeout time.Duration) string {
 	}
 }
 
-// countLog counts the lines of the log matching re.
-func (p *proc) countLog(re *regexp.Regexp) int {
-	return len(re.FindAllStringIndex(p.log(), -1))
-}
-
-// lastLogValue returns the first submatch of the last line matching re.
-func (p *proc) lastLogValue(re *regexp.Regexp) string {
-	all := re.FindAllStringSubmatch(p.log(), -1)
-	if len(all) == 0 {
-		return ""
-	}
-	return all[len(all)-1][1]
-}
-
 // commonArgs are the flags every process of the suite gets.
 func commonArgs(dataDir string) []string {
 	return []string{
@@ -273,21 +258,4 @@ func atou(s string) uint64 {
 	var n uint64
 	fmt.Sscan(s, &n)
 	return n
-}
-
-// logContains reports whether the log has a line containing all of parts.
-func (p *proc) logContains(parts ...string) bool {
-	for _, line := range bytes.Split([]byte(p.log()), []byte("\n")) {
-		ok := true
-		for _, part := range parts {
-			if !bytes.Contains(line, []byte(part)) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
 }
