@@ -15,6 +15,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/boltstore"
@@ -56,7 +57,7 @@ func FuzzPathParams(f *testing.F) {
 		"a/b":       {Client: "a/b", Total: 3},
 	}
 	srv := api.New(usage, pub, cr, api.WithRoutes(func(r *mux.Router) {
-		userhttp.Register(r, store)
+		httpx.Mount(r, userhttp.Routes(store))
 	}))
 	u, err := store.Create(context.Background(), users.NewUser{Name: "Ann", Email: "ann@example.com"})
 	if err != nil {

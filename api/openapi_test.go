@@ -23,6 +23,7 @@ import (
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/auth"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/boltstore"
 	"github.com/inarious/inarious/internal/users/userhttp"
@@ -61,7 +62,7 @@ func openAPIServer(t *testing.T, extra ...api.Option) *api.Server {
 		}},
 		"bob": {Client: "bob", Total: 1},
 	}
-	opts := append([]api.Option{api.WithRoutes(func(r *mux.Router) { userhttp.Register(r, store) })}, extra...)
+	opts := append([]api.Option{api.WithRoutes(func(r *mux.Router) { httpx.Mount(r, userhttp.Routes(store)) })}, extra...)
 	return api.New(usage, pub, cr, opts...)
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/dashboard"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/processors/usage"
@@ -74,7 +75,7 @@ func (o *observed) apiOptions(cfg Config, log *slog.Logger, view *views.Usage, p
 		api.WithMiddleware(m.Middleware),
 		api.WithRoutes(func(r *mux.Router) {
 			r.Handle("/metrics", m.Handler()).Methods(http.MethodGet, http.MethodHead)
-			hub.Routes(r)
+			httpx.Mount(r, hub.Routes())
 			if cfg.DebugPages {
 				o.mountDebugPages(r, view, log)
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/embedkafka"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/internal/users/userhttp"
@@ -144,7 +145,7 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	obsOpts, releaseObs := obs.apiOptions(cfg, log, view, pub, hub)
 	defer releaseObs()
 	handler := api.New(view, pub, clients, append([]api.Option{api.WithLogger(log), api.WithRoutes(func(r *mux.Router) {
-		userhttp.Register(r, store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))
+		httpx.Mount(r, userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes)))
 	})}, obsOpts...)...)
 	if err := useAPIKeys(handler, cfg, log); err != nil {
 		return err
