@@ -15,13 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/lovoo/goka"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/internal/httpx"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -210,7 +208,10 @@ func TestEventsStreamThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler := api.New(tbl, pub, resolver, api.WithLogger(quiet), api.WithRoutes(func(r *mux.Router) { httpx.Mount(r, h.Routes()) }))
+	handler, err := api.New(tbl, pub, resolver, api.WithLogger(quiet), api.WithRoutes(h.Routes()...))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	assets := httptest.NewServer(handler)
 	defer assets.Close()
