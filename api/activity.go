@@ -45,12 +45,12 @@ type identityKey struct{}
 // identity is the client a request is counted under when not its address.
 type identity struct{ client string }
 
-// SetClient counts the request under client (the activity event's Client and
+// setClient counts the request under client (the activity event's Client and
 // Kafka key) instead of its network address, which ClientHost and ClientPort
-// still carry. Authentication middleware inside the router calls it; it must
-// be called on the request's goroutine before the handler returns. Outside
-// the activity middleware it does nothing.
-func SetClient(r *http.Request, client string) {
+// still carry. The auth middleware inside the router calls it; it must be
+// called on the request's goroutine before the handler returns. Outside the
+// activity middleware it does nothing.
+func setClient(r *http.Request, client string) {
 	if id, ok := r.Context().Value(identityKey{}).(*identity); ok {
 		id.client = client
 	}

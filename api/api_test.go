@@ -86,7 +86,11 @@ func newServer(t *testing.T, usage api.UsageReader, trusted ...string) (*api.Ser
 	if err != nil {
 		t.Fatal(err)
 	}
-	return api.New(usage, pub, cr), em, pub
+	srv, err := api.New(usage, pub, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, em, pub
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -293,7 +297,10 @@ func TestReadyzReportsEmitterFailure(t *testing.T) {
 	pub := api.NewPublisher(em, 8, nil)
 	defer pub.Close(context.Background())
 	cr, _ := api.NewClientResolver(nil)
-	srv := api.New(fakeUsage{}, pub, cr)
+	srv, err := api.New(fakeUsage{}, pub, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	do(srv, "GET", "/healthz", "127.0.0.1:1", nil)
 	waitFor(t, "failed delivery", func() bool { return !pub.Healthy() && pub.Stats().Retried > 0 })
 	rec := do(srv, "GET", "/readyz", "127.0.0.1:1", nil)

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gorilla/mux"
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/api"
@@ -55,9 +54,10 @@ func FuzzPathParams(f *testing.F) {
 		"ünïcode":   {Client: "ünïcode", Total: 2},
 		"a/b":       {Client: "a/b", Total: 3},
 	}
-	srv := api.New(usage, pub, cr, api.WithRoutes(func(r *mux.Router) {
-		userhttp.Register(r, store)
-	}))
+	srv, err := api.New(usage, pub, cr, api.WithRoutes(userhttp.Routes(store)...))
+	if err != nil {
+		f.Fatal(err)
+	}
 	u, err := store.Create(context.Background(), users.NewUser{Name: "Ann", Email: "ann@example.com"})
 	if err != nil {
 		f.Fatal(err)

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -17,30 +17,24 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
-	"github.com/gorilla/mux"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/auth"
+	"github.com/inarious/inarious/internal/dashboard"
+	"github.com/inarious/inarious/internal/httpx"
+	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/boltstore"
 	"github.com/inarious/inarious/internal/users/userhttp"
 )
 
-// docOnly lists the operations the document describes that this test's
-// router does not mount. app.RunAPI mounts them from packages that build on
-// this one (metrics, dashboard), so they cannot be wired in here without the
-// whole app. Keep it short; every entry must say where the route comes from.
-var docOnly = map[string]string{
-	"GET /metrics":          "metrics.Metrics.Handler, mounted in app/observe.go (observed.apiOptions)",
-	"GET /dashboard":        "dashboard.Hub.Routes, mounted in app/observe.go (observed.apiOptions)",
-	"GET /dashboard/events": "dashboard.Hub.Routes, mounted in app/observe.go (observed.apiOptions)",
-}
-
 // openAPIServer builds the API the way app.RunAPI does: api.New with the
-// users resource mounted through api.WithRoutes on a real bolt store.
-func openAPIServer(t *testing.T, extra ...api.Option) *api.Server {
+// users resource on a real bolt store, the dashboard (its hub closed, so
+// its event stream ends at once) and /metrics, declared as
+// internal/app/observe.go declares it.
+func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 	t.Helper()
 	store, err := boltstore.Open(filepath.Join(t.TempDir(), "users.db"))
 	if err != nil {
@@ -61,8 +55,15 @@ func openAPIServer(t *testing.T, extra ...api.Option) *api.Server {
 		}},
 		"bob": {Client: "bob", Total: 1},
 	}
-	opts := append([]api.Option{api.WithRoutes(func(r *mux.Router) { userhttp.Register(r, store) })}, extra...)
-	return api.New(usage, pub, cr, opts...)
+	hub := dashboard.NewHub(slog.New(slog.DiscardHandler))
+	hub.Close()
+	routes := append(userhttp.Routes(store), hub.Routes()...)
+	routes = append(routes, httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: metrics.New().Handler()})
+	srv, err := api.New(usage, pub, cr, append([]api.Option{api.WithRoutes(routes...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
 }
 
 // loadDocument fetches /openapi.json from srv and loads it with kin-openapi.
@@ -93,36 +94,29 @@ func loadDocument(t *testing.T, srv http.Handler) *openapi3.T {
 	return doc
 }
 
-// routerOperations walks the router and returns "METHOD /template" for
-// every route, HEAD left out (net/http derives it from GET).
-func routerOperations(t *testing.T, r *mux.Router) map[string]bool {
+// undocumentedPrefixes are the prefix routes served but not in the
+// document, which cannot describe a path prefix. Keep it short; every entry
+// must say what it serves.
+var undocumentedPrefixes = map[string]string{
+	"/dashboard/assets/": "the dashboard page's static files",
+}
+
+// routerOperations returns "METHOD /template" for every route the server
+// declares, HEAD left out (every GET route answers it).
+func routerOperations(t *testing.T, srv *api.Server) map[string]httpx.Route {
 	t.Helper()
-	ops := map[string]bool{}
-	err := r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
-		tpl, err := route.GetPathTemplate()
-		if err != nil {
-			t.Errorf("route without a path template: %v", err)
-			return nil
-		}
-		if re, err := route.GetPathRegexp(); err == nil && !strings.HasSuffix(re, "$") {
-			// An OpenAPI path cannot express a prefix; none is mounted here.
-			t.Errorf("prefix route %q cannot be described in the document", tpl)
-			return nil
-		}
-		methods, err := route.GetMethods()
-		if err != nil {
-			t.Errorf("route %q matches every method; restrict it with .Methods(...)", tpl)
-			return nil
-		}
-		for _, m := range methods {
-			if m != http.MethodHead {
-				ops[m+" "+tpl] = true
+	ops := map[string]httpx.Route{}
+	for _, rt := range srv.Routes() {
+		switch {
+		case rt.Prefix:
+			if _, ok := undocumentedPrefixes[rt.Path]; !ok {
+				t.Errorf("prefix route %q cannot be described in the document", rt.Path)
 			}
+		case rt.Method == "":
+			t.Errorf("route %q matches every method; declare its method", rt.Path)
+		default:
+			ops[rt.Method+" "+rt.Path] = rt
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return ops
 }
@@ -138,17 +132,15 @@ func documentOperations(doc *openapi3.T) map[string]bool {
 }
 
 // routeDiff lists what one side has and the other lacks.
-func routeDiff(router, doc map[string]bool) (undocumented, unrouted []string) {
+func routeDiff(router map[string]httpx.Route, doc map[string]bool) (undocumented, unrouted []string) {
 	for op := range router {
 		if !doc[op] {
 			undocumented = append(undocumented, op)
 		}
 	}
 	for op := range doc {
-		if !router[op] {
-			if _, ok := docOnly[op]; !ok {
-				unrouted = append(unrouted, op)
-			}
+		if _, ok := router[op]; !ok {
+			unrouted = append(unrouted, op)
 		}
 	}
 	sort.Strings(undocumented)
@@ -159,28 +151,24 @@ func routeDiff(router, doc map[string]bool) (undocumented, unrouted []string) {
 func TestOpenAPIDocumentMatchesRouter(t *testing.T) {
 	srv := openAPIServer(t)
 	doc := loadDocument(t, srv)
-	routes := routerOperations(t, srv.Router())
-	documented := documentOperations(doc)
+	routes := routerOperations(t, srv)
 
-	undocumented, unrouted := routeDiff(routes, documented)
+	undocumented, unrouted := routeDiff(routes, documentOperations(doc))
 	for _, op := range undocumented {
 		t.Errorf("%s is routed but not in api/openapi.json", op)
 	}
 	for _, op := range unrouted {
-		t.Errorf("%s is in api/openapi.json but not routed (and not in docOnly)", op)
+		t.Errorf("%s is in api/openapi.json but not routed", op)
 	}
-	for op, why := range docOnly {
-		if !documented[op] {
-			t.Errorf("docOnly %s (%s) is not in the document", op, why)
-		}
-		if routes[op] {
-			t.Errorf("docOnly %s is routed by api.New now; drop it from docOnly", op)
+	for prefix := range undocumentedPrefixes {
+		if !slices.ContainsFunc(srv.Routes(), func(rt httpx.Route) bool { return rt.Prefix && rt.Path == prefix }) {
+			t.Errorf("undocumentedPrefixes lists %s, which is not routed; drop it", prefix)
 		}
 	}
-	// Sanity: the walk found the users resource and the core routes.
-	for _, op := range []string{"GET /healthz", "GET /usage/{client}", "PATCH /users/{id}", "GET /openapi.json"} {
-		if !routes[op] {
-			t.Errorf("router walk did not find %s", op)
+	// Sanity: the table holds the core routes and those of the other packages.
+	for _, op := range []string{"GET /healthz", "GET /usage/{client}", "PATCH /users/{id}", "GET /openapi.json", "GET /metrics", "GET /dashboard/events"} {
+		if _, ok := routes[op]; !ok {
+			t.Errorf("route table lacks %s", op)
 		}
 	}
 }
@@ -188,11 +176,12 @@ func TestOpenAPIDocumentMatchesRouter(t *testing.T) {
 // TestOpenAPIDiffCatchesUndocumentedRoute proves the check above has teeth:
 // a route added without documenting it is reported.
 func TestOpenAPIDiffCatchesUndocumentedRoute(t *testing.T) {
-	srv := openAPIServer(t, api.WithRoutes(func(r *mux.Router) {
-		r.HandleFunc("/users/{id}/avatar", func(http.ResponseWriter, *http.Request) {}).Methods(http.MethodGet, http.MethodHead)
-		r.HandleFunc("/usage", func(http.ResponseWriter, *http.Request) {}).Methods(http.MethodDelete)
-	}))
-	undocumented, unrouted := routeDiff(routerOperations(t, srv.Router()), documentOperations(loadDocument(t, srv)))
+	ignore := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	srv := openAPIServer(t, api.WithRoutes(
+		httpx.Route{Method: http.MethodGet, Path: "/users/{id}/avatar", Scope: auth.UsersRead, Handler: ignore},
+		httpx.Route{Method: http.MethodDelete, Path: "/usage", Scope: auth.Admin, Handler: ignore},
+	))
+	undocumented, unrouted := routeDiff(routerOperations(t, srv), documentOperations(loadDocument(t, srv)))
 	for _, op := range []string{"DELETE /usage", "GET /users/{id}/avatar"} {
 		if !slices.Contains(undocumented, op) {
 			t.Errorf("undocumented = %v, want it to include %s", undocumented, op)
@@ -201,6 +190,12 @@ func TestOpenAPIDiffCatchesUndocumentedRoute(t *testing.T) {
 	if len(unrouted) != 0 {
 		t.Errorf("unrouted = %v, want none", unrouted)
 	}
+}
+
+func init() {
+	// kin-openapi decodes no HTML or event streams; the document types both as strings.
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
 }
 
 // conformance sends real requests through the real router and validates the
@@ -339,22 +334,29 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "DELETE", path: item, status: 204, header: map[string]string{"If-Match": "*"}})
 	c.do(call{method: "DELETE", path: item, status: 404})
 
+	c.do(call{method: "GET", path: "/metrics", status: 200})
+	c.do(call{method: "GET", path: "/dashboard", status: 200})
+	c.do(call{method: "GET", path: "/dashboard/events", status: 200})
+
 	// Every operation the router mounts was exercised at least once.
 	exercised := map[string]bool{}
 	for s := range c.statuses {
 		exercised[strings.Join(strings.Fields(s)[:2], " ")] = true
 	}
-	for op := range routerOperations(t, srv.Router()) {
+	for op := range routerOperations(t, srv) {
 		if !exercised[op] {
 			t.Errorf("%s was not exercised against the document", op)
 		}
 	}
 }
 
-// TestOpenAPIDocumentDescribesAuth keeps the optional security schemes and
-// their responses in the document (auth is off by default).
+// TestOpenAPIDocumentDescribesAuth keeps the optional security schemes in
+// the document (auth is off by default), and each operation's security as
+// its route declares it: open routes have security [], the others document
+// 401 and 403 and name their scope.
 func TestOpenAPIDocumentDescribesAuth(t *testing.T) {
-	doc := loadDocument(t, openAPIServer(t))
+	srv := openAPIServer(t)
+	doc := loadDocument(t, srv)
 	ss := doc.Components.SecuritySchemes
 	if k := ss["apiKey"]; k == nil || k.Value.Type != "apiKey" || k.Value.In != "header" || k.Value.Name != "X-API-Key" {
 		t.Errorf("apiKey scheme = %+v", k)
@@ -365,37 +367,41 @@ func TestOpenAPIDocumentDescribesAuth(t *testing.T) {
 	if len(doc.Security) == 0 || len(doc.Security[0]) != 0 {
 		t.Errorf("global security %v must start with {} (optional)", doc.Security)
 	}
-	// The routes auth.Policy leaves open; every other one needs a key when
-	// keys are configured.
-	public := regexp.MustCompile(`^/(healthz|readyz|metrics|openapi\.json)$`)
-	for path, item := range doc.Paths.Map() {
-		for m, op := range item.Operations() {
-			if public.MatchString(path) {
-				if op.Security == nil || len(*op.Security) != 0 {
-					t.Errorf("%s %s should have security: []", m, path)
-				}
-				continue
+	for op, rt := range routerOperations(t, srv) {
+		o := doc.Paths.Find(rt.Path).GetOperation(rt.Method)
+		if o == nil {
+			continue // TestOpenAPIDocumentMatchesRouter reports it
+		}
+		if rt.Scope == auth.Public {
+			if o.Security == nil || len(*o.Security) != 0 {
+				t.Errorf("%s is open, so the document should give it security: []", op)
 			}
-			for _, code := range []int{401, 403} {
-				if op.Responses.Status(code) == nil {
-					t.Errorf("%s %s does not document %d", m, path, code)
-				}
+			continue
+		}
+		for _, code := range []int{401, 403} {
+			if o.Responses.Status(code) == nil {
+				t.Errorf("%s does not document %d", op, code)
 			}
+		}
+		if want := "Scope, when keys are on: `" + string(rt.Scope) + "`"; !strings.HasPrefix(o.Description, want) {
+			t.Errorf("%s needs %s, but its description says %q", op, rt.Scope, o.Description)
+		}
+		if rt.Own && !strings.Contains(o.Description, "own client") {
+			t.Errorf("%s is limited to the key's own client, but its description does not say so: %q", op, o.Description)
 		}
 	}
 }
 
-// TestOpenAPIAuthResponsesConform turns API keys on the way app.useAPIKeys
-// does and checks, for every routed operation, that the document's security
-// agrees with auth.Policy: open operations answer without a key, the others
-// answer 401 as documented, and a key without the scope gets a documented 403.
+// TestOpenAPIAuthResponsesConform turns API keys on and checks, for every
+// routed operation, that the responses agree with the route's scope and
+// the document: open operations answer without a key, the others answer 401
+// as documented, and a key without the scope gets a documented 403.
 func TestOpenAPIAuthResponsesConform(t *testing.T) {
-	srv := openAPIServer(t)
 	keys, err := auth.Parse(strings.NewReader("reader:users:read:"+auth.Hash("reader-key")), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Router().Use(auth.Middleware(keys, api.SetClient))
+	srv := openAPIServer(t, api.WithAPIKeys(keys))
 	doc := loadDocument(t, srv)
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
@@ -404,17 +410,43 @@ func TestOpenAPIAuthResponsesConform(t *testing.T) {
 	c := &conformance{t: t, srv: srv, router: router, statuses: map[string]bool{}}
 	bodies := map[string]string{"POST": `{"name":"A","email":"a@example.com"}`, "PUT": `{"name":"A","email":"a@example.com"}`, "PATCH": `{}`}
 	concrete := strings.NewReplacer("{client}", "alice", "{id}", users.NewID())
-	for op := range routerOperations(t, srv.Router()) {
-		method, tpl, _ := strings.Cut(op, " ")
-		o := doc.Paths.Find(tpl).GetOperation(method)
+	for _, rt := range routerOperations(t, srv) {
 		want := http.StatusUnauthorized
-		if o.Security != nil && len(*o.Security) == 0 {
-			want = http.StatusOK // open: every open route is a plain GET
+		if rt.Scope == auth.Public {
+			want = http.StatusOK // every open route is a plain GET
 		}
-		c.do(call{method: method, path: concrete.Replace(tpl), body: bodies[method], status: want})
+		c.do(call{method: rt.Method, path: concrete.Replace(rt.Path), body: bodies[rt.Method], status: want})
 	}
 	c.do(call{method: "POST", path: "/users", body: bodies["POST"], status: http.StatusForbidden,
 		header: map[string]string{"X-API-Key": "reader-key"}})
 	c.do(call{method: "GET", path: "/users", status: http.StatusOK,
 		header: map[string]string{"Authorization": "Bearer reader-key"}})
+}
+
+// TestNewRejectsRouteWithoutScope: a route must say who may call it, or
+// the API does not start, rather than leaving it open or admin-only.
+func TestNewRejectsRouteWithoutScope(t *testing.T) {
+	pub := api.NewPublisher(&fakeEmitter{}, 8, nil)
+	t.Cleanup(func() { _ = pub.Close(context.Background()) })
+	cr, err := api.NewClientResolver(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for name, rt := range map[string]httpx.Route{
+		"no scope":       {Method: http.MethodGet, Path: "/forgotten", Handler: ok},
+		"unknown scope":  {Method: http.MethodGet, Path: "/forgotten", Scope: "usage:write", Handler: ok},
+		"declared twice": {Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, Handler: ok},
+		"no handler":     {Method: http.MethodGet, Path: "/forgotten", Scope: auth.Admin},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv, err := api.New(fakeUsage{}, pub, cr, api.WithRoutes(rt))
+			if err == nil || srv != nil {
+				t.Fatalf("api.New = %v, %v; want an error", srv, err)
+			}
+			if !strings.Contains(err.Error(), rt.Path) {
+				t.Errorf("error %q does not name the route %s", err, rt.Path)
+			}
+		})
+	}
 }

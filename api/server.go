@@ -4,12 +4,17 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/gorilla/mux"
 
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/auth"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
 )
 
@@ -23,43 +28,64 @@ type UsageReader interface {
 // Server holds what the handlers need.
 type Server struct {
 	router    *mux.Router
+	routes    []httpx.Route
 	usage     UsageReader
 	publisher *Publisher
 	clients   *ClientResolver
 	log       *slog.Logger
 }
 
-// Option adds to the router, e.g. to mount the users resource.
-type Option func(*Server)
+// options are what New is given besides its own routes.
+type options struct {
+	routes     []httpx.Route
+	middleware []func(http.Handler) http.Handler
+	keys       *auth.Keys
+	log        *slog.Logger
+}
 
-// WithRoutes lets another package register routes; they get the same
-// activity middleware as every other route.
-func WithRoutes(register func(r *mux.Router)) Option {
-	return func(s *Server) { register(s.router) }
+// Option configures New.
+type Option func(*options)
+
+// WithRoutes serves routes of other packages (users, dashboard, metrics)
+// after the API's own; they get the activity middleware and auth policy
+// every route gets.
+func WithRoutes(routes ...httpx.Route) Option {
+	return func(o *options) { o.routes = append(o.routes, routes...) }
 }
 
 // WithMiddleware wraps every request, matched or not, inside the router, so
 // mw sees mux.CurrentRoute (e.g. to label metrics by route template).
-func WithMiddleware(mw mux.MiddlewareFunc) Option {
-	return func(s *Server) {
-		s.router.Use(mw)
-		s.router.NotFoundHandler = mw(s.router.NotFoundHandler)
-		s.router.MethodNotAllowedHandler = mw(s.router.MethodNotAllowedHandler)
-	}
+func WithMiddleware(mw func(http.Handler) http.Handler) Option {
+	return func(o *options) { o.middleware = append(o.middleware, mw) }
 }
 
-// WithLogger sets the logger.
-func WithLogger(log *slog.Logger) Option { return func(s *Server) { s.log = log } }
+// WithAPIKeys turns API keys on: each route then needs a key with its
+// declared scope. With no keys the API is open.
+func WithAPIKeys(keys *auth.Keys) Option { return func(o *options) { o.keys = keys } }
 
-// New builds the API handler.
-func New(usage UsageReader, publisher *Publisher, clients *ClientResolver, opts ...Option) *Server {
+// WithLogger sets the logger.
+func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
+
+// New builds the API handler from its own routes and those of opts. A route
+// without a scope, or declared twice, is an error.
+func New(usage UsageReader, publisher *Publisher, clients *ClientResolver, opts ...Option) (*Server, error) {
+	o := options{log: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	s := &Server{
 		router:    mux.NewRouter(),
 		usage:     usage,
 		publisher: publisher,
 		clients:   clients,
-		log:       slog.Default(),
+		log:       o.log,
 	}
+	s.routes = append(s.ownRoutes(), o.routes...)
+	policy, err := authPolicy(s.routes)
+	if err != nil {
+		return nil, err
+	}
+
 	r := s.router
 	r.Use(s.recordActivity)
 	r.NotFoundHandler = s.recordActivity(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -68,22 +94,54 @@ func New(usage UsageReader, publisher *Publisher, clients *ClientResolver, opts 
 	r.MethodNotAllowedHandler = s.recordActivity(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here")
 	}))
-	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/usage", s.listUsage).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/usage/{client}", s.getUsage).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/openapi.json", serveOpenAPI).Methods(http.MethodGet, http.MethodHead)
-	for _, o := range opts {
-		o(s)
+	for _, mw := range o.middleware {
+		r.Use(mw)
+		r.NotFoundHandler = mw(r.NotFoundHandler)
+		r.MethodNotAllowedHandler = mw(r.MethodNotAllowedHandler)
 	}
-	return s
+	// Innermost: inside the activity middleware, which then counts an
+	// authenticated request under the key's client name, and inside the
+	// metrics middleware, which then sees 401s and 403s.
+	r.Use(auth.Middleware(o.keys, policy, setClient))
+	httpx.Mount(r, s.routes)
+	return s, nil
+}
+
+// ownRoutes are the routes this package serves.
+func (s *Server) ownRoutes() []httpx.Route {
+	return []httpx.Route{
+		{Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, Handler: http.HandlerFunc(s.healthz)},
+		{Method: http.MethodGet, Path: "/readyz", Scope: auth.Public, Handler: http.HandlerFunc(s.readyz)},
+		// The list shows every client.
+		{Method: http.MethodGet, Path: "/usage", Scope: auth.Admin, Handler: http.HandlerFunc(s.listUsage)},
+		{Method: http.MethodGet, Path: "/usage/{client}", Scope: auth.UsageRead, Own: true, Handler: http.HandlerFunc(s.getUsage)},
+		{Method: http.MethodGet, Path: "/openapi.json", Scope: auth.Public, Handler: http.HandlerFunc(serveOpenAPI)},
+	}
+}
+
+// authPolicy turns the route table into the auth rules, after checking
+// what the router needs of each route.
+func authPolicy(routes []httpx.Route) (*auth.Policy, error) {
+	rules := make([]auth.Rule, 0, len(routes))
+	for _, rt := range routes {
+		if !strings.HasPrefix(rt.Path, "/") || rt.Handler == nil {
+			return nil, fmt.Errorf("api: route %s %q needs a path starting with / and a handler", rt.Method, rt.Path)
+		}
+		rules = append(rules, auth.Rule{Methods: rt.Methods(), Template: rt.Path, Scope: rt.Scope, Own: rt.Own})
+	}
+	policy, err := auth.NewPolicy(rules)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return policy, nil
 }
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
-// Router exposes the router, e.g. for checking routes against the API document.
-func (s *Server) Router() *mux.Router { return s.router }
+// Routes is a copy of the route table the router serves, e.g. for checking
+// it against the API document.
+func (s *Server) Routes() []httpx.Route { return slices.Clone(s.routes) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

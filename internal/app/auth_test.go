@@ -1,12 +1,15 @@
 package app_test
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/inarious/inarious/internal/app"
+	"github.com/inarious/inarious/internal/app/apptest"
 	"github.com/inarious/inarious/internal/auth"
 )
 
@@ -48,5 +51,49 @@ func TestAPIKeysConfig(t *testing.T) {
 				t.Errorf("%d keys, %v; want %d", keys.Len(), err, c.keys)
 			}
 		})
+	}
+}
+
+// TestAPIKeysGuardTheRoutesAppDeclares checks the routes app itself adds
+// (/metrics, the dashboard, the debug pages) with keys on, end to end.
+func TestAPIKeysGuardTheRoutesAppDeclares(t *testing.T) {
+	sys := apptest.Start(t, nil, func(c *app.Config) {
+		c.Kafka.Partitions = 2
+		c.DebugPages = true
+		c.APIKeys = "ops:admin:" + auth.Hash("ops-key") + ";alice:usage:read:" + auth.Hash("alice-key")
+	})
+	get := func(path, key string) int {
+		req, err := http.NewRequest(http.MethodGet, sys.Base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != "" {
+			req.Header.Set(auth.KeyHeader, key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		path, key string
+		want      int
+	}{
+		{"/metrics", "", 200},
+		{"/dashboard", "", 401},
+		{"/dashboard", "alice-key", 403},
+		{"/dashboard", "ops-key", 200},
+		{"/debug/pprof/", "", 401},
+		{"/debug/goka/monitor/", "alice-key", 403},
+		{"/debug/goka/monitor/", "ops-key", 200},
+		{"/debug/pprof/heap", "ops-key", 200},
+		{"/debug/no-such-page", "ops-key", 404},
+	} {
+		if got := get(c.path, c.key); got != c.want {
+			t.Errorf("GET %s with key %q = %d, want %d", c.path, c.key, got, c.want)
+		}
 	}
 }

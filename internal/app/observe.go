@@ -20,9 +20,12 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/dashboard"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/processors/usage"
 	"github.com/inarious/inarious/views"
 )
@@ -70,21 +73,24 @@ func (o *observed) apiOptions(cfg Config, log *slog.Logger, view *views.Usage, p
 		m.Registry().MustRegister(lag)
 		release = func() { _ = kc.Close() }
 	}
-	return []api.Option{
-		api.WithMiddleware(m.Middleware),
-		api.WithRoutes(func(r *mux.Router) {
-			r.Handle("/metrics", m.Handler()).Methods(http.MethodGet, http.MethodHead)
-			hub.Routes(r)
-			if cfg.DebugPages {
-				o.mountDebugPages(r, view, log)
-			}
-		}),
-	}, release
+	routes := append([]httpx.Route{
+		{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: m.Handler()},
+	}, hub.Routes()...)
+	if cfg.DebugPages {
+		routes = append(routes, o.debugPages(view, log))
+	}
+	return []api.Option{api.WithMiddleware(m.Middleware), api.WithRoutes(routes...)}, release
 }
 
-// mountDebugPages serves goka's monitor and query pages under /debug/goka/.
-func (o *observed) mountDebugPages(r *mux.Router, view *views.Usage, log *slog.Logger) {
+// debugPages serves goka's monitor and query pages under /debug/goka/ and
+// Go's profiler under /debug/pprof/. goka registers its pages on a
+// *mux.Router, so they get a router of their own behind one admin route.
+func (o *observed) debugPages(view *views.Usage, log *slog.Logger) httpx.Route {
 	const base = "/debug/goka"
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, http.StatusNotFound, "no such debug page")
+	})
 	gl := kafka.GokaLogger(log)
 	mon := monitor.NewServer(base+"/monitor", r, monitor.WithLogger(gl))
 	qry := query.NewServer(base+"/query", r, query.WithLogger(gl))
@@ -110,6 +116,7 @@ func (o *observed) mountDebugPages(r *mux.Router, view *views.Usage, log *slog.L
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
 	log.Info("goka debug pages enabled", "path", base+"/")
+	return httpx.Route{Path: "/debug/", Prefix: true, Scope: auth.Admin, Handler: r}
 }
 
 // serveWorkerMetrics serves /metrics and /healthz for a worker process,

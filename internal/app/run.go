@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/lovoo/goka"
 	"golang.org/x/sync/errgroup"
 
@@ -141,12 +140,18 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 		return err
 	}
 	defer store.Close()
+	keys, err := loadAPIKeys(cfg, log)
+	if err != nil {
+		return err
+	}
 	obsOpts, releaseObs := obs.apiOptions(cfg, log, view, pub, hub)
 	defer releaseObs()
-	handler := api.New(view, pub, clients, append([]api.Option{api.WithLogger(log), api.WithRoutes(func(r *mux.Router) {
-		userhttp.Register(r, store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))
-	})}, obsOpts...)...)
-	if err := useAPIKeys(handler, cfg, log); err != nil {
+	handler, err := api.New(view, pub, clients, append([]api.Option{
+		api.WithLogger(log),
+		api.WithAPIKeys(keys),
+		api.WithRoutes(userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))...),
+	}, obsOpts...)...)
+	if err != nil {
 		return err
 	}
 

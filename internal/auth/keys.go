@@ -37,6 +37,9 @@ const (
 	UsersWrite Scope = "users:write"
 	// Admin may do everything: any client's usage, the usage list, the dashboard.
 	Admin Scope = "admin"
+	// Public marks a route open to every caller, with or without a key. It
+	// is no key's scope (Parse rejects it): a route must be declared open.
+	Public Scope = "public"
 )
 
 var knownScopes = []Scope{UsageRead, UsersRead, UsersWrite, Admin}

@@ -84,6 +84,7 @@ func TestParseRejects(t *testing.T) {
 		{"too few fields", "alice:" + h, "client:scope1,scope2:sha256hex"},
 		{"hash not hex", "alice:usage:read:" + strings.Repeat("z", 64), "hex"},
 		{"unknown scope", "alice:usage:write:" + h, "unknown scope"},
+		{"public is no key's scope", "alice:public:" + h, "unknown scope"},
 		{"no scopes", "alice::" + h, "no scopes"},
 		{"empty client", ":admin:" + h, "client name"},
 		{"client with slash", "a/b:admin:" + h, "client name"},

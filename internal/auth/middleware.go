@@ -2,7 +2,9 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -30,68 +32,65 @@ func FromContext(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// Rule is one row of the policy: requests whose route template is Template
-// (or, with Prefix, starts with it) and whose method is one of Methods (any,
-// if empty) need one of Scopes; no Scopes means the route is open. Own
-// additionally requires the {client} route variable to be the key's own
-// client name, unless the key is admin.
+// Rule is what one route needs: a request routed to the route with path
+// template Template, by one of Methods (any, if nil), needs a key with Scope
+// unless Scope is Public. Own also requires the {client} route variable to
+// be the key's own client name, unless the key is admin.
 type Rule struct {
-	Template string
-	Prefix   bool
 	Methods  []string
-	Scopes   []Scope
+	Template string
+	Scope    Scope
 	Own      bool
 }
 
-var (
-	reads  = []string{http.MethodGet, http.MethodHead}
-	writes = []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
-)
-
-// Policy is the default table, first match wins. Routes it does not list
-// need admin, so a route added later is closed until it is given a rule.
-var Policy = []Rule{
-	{Template: "/healthz"},
-	{Template: "/readyz"},
-	{Template: "/metrics"},
-	{Template: "/openapi.json"},
-	{Template: "/openapi.yaml"},
-	{Template: "/usage", Methods: reads, Scopes: []Scope{Admin}},
-	{Template: "/usage/{client}", Methods: reads, Scopes: []Scope{UsageRead}, Own: true},
-	{Template: "/users", Methods: reads, Scopes: []Scope{UsersRead}},
-	{Template: "/users", Methods: writes, Scopes: []Scope{UsersWrite}},
-	{Template: "/users/{id}", Methods: reads, Scopes: []Scope{UsersRead}},
-	{Template: "/users/{id}", Methods: writes, Scopes: []Scope{UsersWrite}},
-	// The dashboard streams every client's usage.
-	{Template: "/dashboard", Prefix: true, Scopes: []Scope{Admin}},
+// Policy finds the rule of a routed request by its route's template and method.
+type Policy struct {
+	rules map[ruleKey]Rule
 }
 
-// fallback applies to matched routes no rule lists.
-var fallback = Rule{Scopes: []Scope{Admin}}
+// ruleKey has method "" for a rule that covers every method.
+type ruleKey struct{ method, template string }
 
-func (r Rule) matches(template, method string) bool {
-	if r.Prefix {
-		if template != r.Template && !strings.HasPrefix(template, strings.TrimSuffix(r.Template, "/")+"/") {
-			return false
+// NewPolicy checks that every rule names a known scope, so a route declared
+// without one stops the binary at start instead of being open or closed by
+// accident, and that no route is declared twice.
+func NewPolicy(rules []Rule) (*Policy, error) {
+	p := &Policy{rules: make(map[ruleKey]Rule, len(rules))}
+	for _, rule := range rules {
+		name := strings.Join(rule.Methods, ",") + " " + rule.Template
+		if rule.Methods == nil {
+			name = "* " + rule.Template
 		}
-	} else if template != r.Template {
-		return false
-	}
-	return len(r.Methods) == 0 || containsString(r.Methods, method)
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
+		switch {
+		case rule.Scope == "":
+			return nil, fmt.Errorf("route %s declares no scope: give it one, or auth.Public to leave it open", name)
+		case rule.Scope != Public && !slices.Contains(knownScopes, rule.Scope):
+			return nil, fmt.Errorf("route %s: unknown scope %q", name, rule.Scope)
+		case rule.Own && rule.Scope == Public:
+			return nil, fmt.Errorf("route %s: an open route cannot be limited to the key's own client", name)
+		}
+		methods := rule.Methods
+		if methods == nil {
+			methods = []string{""}
+		}
+		for _, m := range methods {
+			k := ruleKey{m, rule.Template}
+			if _, dup := p.rules[k]; dup {
+				return nil, fmt.Errorf("route %s is declared twice", name)
+			}
+			p.rules[k] = rule
 		}
 	}
-	return false
+	return p, nil
 }
+
+// fallback applies to a routed request the policy has no rule for, which
+// happens only for a route mounted without its declaration: fail closed.
+var fallback = Rule{Scope: Admin}
 
 // ruleFor finds the rule of a request; ok is false for requests that
 // matched no route (the router answers 404 or 405 itself).
-func ruleFor(policy []Rule, r *http.Request) (Rule, bool) {
+func (p *Policy) ruleFor(r *http.Request) (Rule, bool) {
 	route := mux.CurrentRoute(r)
 	if route == nil {
 		return Rule{}, false
@@ -100,10 +99,11 @@ func ruleFor(policy []Rule, r *http.Request) (Rule, bool) {
 	if err != nil {
 		return fallback, true
 	}
-	for _, rule := range policy {
-		if rule.matches(template, r.Method) {
-			return rule, true
-		}
+	if rule, ok := p.rules[ruleKey{r.Method, template}]; ok {
+		return rule, true
+	}
+	if rule, ok := p.rules[ruleKey{"", template}]; ok {
+		return rule, true
 	}
 	return fallback, true
 }
@@ -128,25 +128,20 @@ func presentedKey(r *http.Request) (key string, present bool) {
 }
 
 // Identify is told the client name of each request a key authenticated,
-// before the handler runs; api.SetClient counts the request under it.
+// before the handler runs; the API counts the request under it.
 type Identify func(r *http.Request, client string)
 
-// Middleware authenticates and authorizes every routed request per Policy.
+// Middleware authenticates and authorizes every routed request per policy.
 // Register it with the router inside the activity middleware (after it), so
 // identify can name the client of the activity event. With no keys it
 // passes every request through.
-func Middleware(keys *Keys, identify Identify) mux.MiddlewareFunc {
-	return MiddlewareWithPolicy(keys, identify, Policy)
-}
-
-// MiddlewareWithPolicy is Middleware with its own table.
-func MiddlewareWithPolicy(keys *Keys, identify Identify, policy []Rule) mux.MiddlewareFunc {
+func Middleware(keys *Keys, policy *Policy, identify Identify) mux.MiddlewareFunc {
 	return func(next http.Handler) http.Handler {
 		if keys.Len() == 0 {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rule, routed := ruleFor(policy, r)
+			rule, routed := policy.ruleFor(r)
 			key, present := presentedKey(r)
 			p, valid := keys.Lookup(key)
 			if valid {
@@ -157,7 +152,7 @@ func MiddlewareWithPolicy(keys *Keys, identify Identify, policy []Rule) mux.Midd
 				}
 				r = r.WithContext(NewContext(r.Context(), p))
 			}
-			if !routed || len(rule.Scopes) == 0 {
+			if !routed || rule.Scope == Public {
 				// Open: a bad key is ignored, so a stale probe keeps working.
 				next.ServeHTTP(w, r)
 				return
@@ -170,8 +165,8 @@ func MiddlewareWithPolicy(keys *Keys, identify Identify, policy []Rule) mux.Midd
 				unauthorized(w, r, `Bearer realm="`+Realm+`", error="invalid_token"`, "the API key is not valid")
 				return
 			}
-			if !allowed(p, rule) {
-				problem.Write(w, r, http.StatusForbidden, "the API key lacks the scope "+string(rule.Scopes[0])+" needed here")
+			if !p.Has(rule.Scope) {
+				problem.Write(w, r, http.StatusForbidden, "the API key lacks the scope "+string(rule.Scope)+" needed here")
 				return
 			}
 			if rule.Own && !p.Has(Admin) && mux.Vars(r)["client"] != p.Client {
@@ -181,15 +176,6 @@ func MiddlewareWithPolicy(keys *Keys, identify Identify, policy []Rule) mux.Midd
 			next.ServeHTTP(w, r)
 		})
 	}
-}
-
-func allowed(p Principal, rule Rule) bool {
-	for _, s := range rule.Scopes {
-		if p.Has(s) {
-			return true
-		}
-	}
-	return false
 }
 
 func unauthorized(w http.ResponseWriter, r *http.Request, challenge, detail string) {

@@ -11,13 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/auth"
+	"github.com/inarious/inarious/internal/dashboard"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/internal/users/userhttp"
 )
 
 // fakeEmitter records emitted events and their Kafka keys.
@@ -82,8 +84,10 @@ func testKeys(t *testing.T) *auth.Keys {
 	return keys
 }
 
-// newServer builds the API as app does: stand-in users and dashboard routes,
-// and the auth middleware innermost (it passes all through without keys).
+// newServer builds the API as app does, with the users and dashboard routes
+// as their packages declare them and /metrics and the debug pages as app
+// declares them, every handler replaced by one that answers 200 and names
+// the principal.
 func newServer(t *testing.T, keys *auth.Keys) (*api.Server, *fakeEmitter) {
 	t.Helper()
 	em := &fakeEmitter{}
@@ -98,15 +102,17 @@ func newServer(t *testing.T, keys *auth.Keys) (*api.Server, *fakeEmitter) {
 		w.Header().Set("X-Principal", p.Client)
 		w.WriteHeader(http.StatusOK)
 	}
-	srv := api.New(usage, pub, cr, api.WithRoutes(func(r *mux.Router) {
-		r.HandleFunc("/users", ok).Methods("GET", "POST")
-		r.HandleFunc("/users/{id}", ok).Methods("GET", "PUT", "PATCH", "DELETE")
-		r.HandleFunc("/metrics", ok).Methods("GET")
-		r.HandleFunc("/dashboard", ok).Methods("GET")
-		r.PathPrefix("/dashboard/assets/").HandlerFunc(ok).Methods("GET")
-		r.HandleFunc("/unlisted", ok).Methods("GET")
-	}))
-	srv.Router().Use(auth.Middleware(keys, api.SetClient))
+	routes := append(userhttp.Routes(nil), dashboard.NewHub(nil).Routes()...)
+	routes = append(routes,
+		httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public},
+		httpx.Route{Path: "/debug/", Prefix: true, Scope: auth.Admin})
+	for i := range routes {
+		routes[i].Handler = http.HandlerFunc(ok)
+	}
+	srv, err := api.New(usage, pub, cr, api.WithRoutes(routes...), api.WithAPIKeys(keys))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return srv, em
 }
 
@@ -185,7 +191,7 @@ func TestOffByDefault(t *testing.T) {
 				{"any usage", "GET", "/usage/bob", nil, 200, ""},
 				{"users write", "POST", "/users", nil, 200, ""},
 				{"dashboard", "GET", "/dashboard", nil, 200, ""},
-				{"unlisted", "GET", "/unlisted", nil, 200, ""},
+				{"debug pages", "GET", "/debug/pprof/", nil, 200, ""},
 				{"a key is ignored", "GET", "/usage/bob", key("alice-key"), 200, ""},
 			})
 		})
@@ -237,8 +243,10 @@ func TestKeysOn(t *testing.T) {
 		{"admin writes users", "PATCH", "/users/u1", key("ops-key"), 200, "ops"},
 		{"admin sees dashboard", "GET", "/dashboard/assets/app.js", key("ops-key"), 200, "ops"},
 		{"dashboard needs admin", "GET", "/dashboard", key("writer-key"), 403, "writer"},
-		{"unlisted route needs admin", "GET", "/unlisted", key("writer-key"), 403, "writer"},
-		{"admin on unlisted route", "GET", "/unlisted", key("ops-key"), 200, "ops"},
+		{"dashboard events need admin", "GET", "/dashboard/events", key("bob-key"), 403, "bob"},
+		{"debug pages need a key", "POST", "/debug/pprof/symbol", nil, 401, ""},
+		{"debug pages need admin", "GET", "/debug/goka/", key("writer-key"), 403, "writer"},
+		{"admin on debug pages", "GET", "/debug/pprof/heap", key("ops-key"), 200, "ops"},
 	})
 }
 
@@ -253,5 +261,26 @@ func TestPrincipalInContext(t *testing.T) {
 	}
 	if _, ok := auth.FromContext(context.Background()); ok {
 		t.Error("principal in an empty context")
+	}
+}
+
+// TestNewPolicyRejects: a rule the middleware could only guess about stops
+// the policy from being built.
+func TestNewPolicyRejects(t *testing.T) {
+	get := []string{http.MethodGet}
+	for name, c := range map[string]struct {
+		rules []auth.Rule
+		want  string
+	}{
+		"no scope":       {[]auth.Rule{{Methods: get, Template: "/x"}}, "GET /x declares no scope"},
+		"unknown scope":  {[]auth.Rule{{Methods: get, Template: "/x", Scope: "usage:write"}}, `unknown scope "usage:write"`},
+		"open but own":   {[]auth.Rule{{Methods: get, Template: "/usage/{client}", Scope: auth.Public, Own: true}}, "own client"},
+		"declared twice": {[]auth.Rule{{Template: "/debug/", Scope: auth.Admin}, {Template: "/debug/", Scope: auth.Public}}, "* /debug/ is declared twice"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := auth.NewPolicy(c.rules); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("NewPolicy = %v, want an error with %q", err, c.want)
+			}
+		})
 	}
 }

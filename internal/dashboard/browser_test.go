@@ -23,7 +23,7 @@ const chromiumPath = "/usr/bin/chromium"
 // TestDashboardInBrowser opens /dashboard in headless Chromium, makes API
 // calls from Go and waits for the page to show them without reloading.
 //
-// Run: go test ./dashboard -run Browser -v
+// Run: go test ./internal/dashboard -run Browser -v
 // (INARIOUS_REQUIRE_BROWSER=1 fails instead of skipping without Chromium;
 // INARIOUS_SCREENSHOT_DIR keeps the screenshot.)
 func TestDashboardInBrowser(t *testing.T) {

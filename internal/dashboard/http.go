@@ -7,7 +7,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/mux"
+	"github.com/inarious/inarious/internal/auth"
+	"github.com/inarious/inarious/internal/httpx"
 )
 
 // assets are the page and its vendored chart library (see assets/vendor/README.md).
@@ -22,20 +23,23 @@ const (
 	writeTimeout = 10 * time.Second
 )
 
-// Routes mounts GET /dashboard, /dashboard/assets/ and /dashboard/events;
-// use it with api.WithRoutes.
-func (h *Hub) Routes(r *mux.Router) {
+// Routes are the page, its static files and its event stream. All need
+// admin when keys are on: the page shows every client's usage.
+func (h *Hub) Routes() []httpx.Route {
 	static, err := fs.Sub(assets, "assets")
 	if err != nil {
 		panic(err) // the embed pattern guarantees the directory
 	}
-	r.Handle("/dashboard", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		http.ServeFileFS(w, r, static, "index.html")
-	})).Methods(http.MethodGet, http.MethodHead)
-	r.PathPrefix("/dashboard/assets/").Handler(
-		http.StripPrefix("/dashboard/assets/", http.FileServerFS(static))).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/dashboard/events", h.ServeEvents).Methods(http.MethodGet)
+	})
+	return []httpx.Route{
+		{Method: http.MethodGet, Path: "/dashboard", Scope: auth.Admin, Handler: page},
+		{Method: http.MethodGet, Path: "/dashboard/assets/", Prefix: true, Scope: auth.Admin,
+			Handler: http.StripPrefix("/dashboard/assets/", http.FileServerFS(static))},
+		{Method: http.MethodGet, Path: "/dashboard/events", Scope: auth.Admin, Handler: http.HandlerFunc(h.ServeEvents)},
+	}
 }
 
 // ServeEvents streams snapshots as server-sent events until the client goes
@@ -47,13 +51,17 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return
 	}
-	ch, cancel := h.Subscribe()
-	defer cancel()
-
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no") // let proxies such as nginx pass events through at once
+	if r.Method == http.MethodHead {
+		// A HEAD stream would send nothing, forever.
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	ch, cancel := h.Subscribe()
+	defer cancel()
 	w.WriteHeader(http.StatusOK)
 
 	send := func(parts ...[]byte) bool {

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
 )
 
@@ -29,7 +28,7 @@ type Snapshot struct {
 	Requests  uint64            `json:"requests"` // sum of all clients' totals
 	Events    uint64            `json:"events"`   // counted since this process started, after recovery
 	Rate      float64           `json:"rate"`     // events per second over the last rateWindow
-	Top       []api.ClientUsage `json:"top"`
+	Top       []ClientUsageJSON `json:"top"`
 }
 
 const (
@@ -200,7 +199,7 @@ func (h *Hub) tick(now, lastSent time.Time) bool {
 		return all[i].client < all[j].client
 	})
 	snap.Recovered = recovered
-	snap.Top = make([]api.ClientUsage, 0, min(h.top, len(all)))
+	snap.Top = make([]ClientUsageJSON, 0, min(h.top, len(all)))
 	for _, c := range all[:min(h.top, len(all))] {
 		u, err := h.src.Get(c.client)
 		if err != nil {
@@ -208,7 +207,7 @@ func (h *Hub) tick(now, lastSent time.Time) bool {
 			continue
 		}
 		if u != nil {
-			snap.Top = append(snap.Top, api.UsageJSON(u))
+			snap.Top = append(snap.Top, usageJSON(u))
 		}
 	}
 	msg, err := json.Marshal(snap)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
@@ -207,7 +208,10 @@ func TestEventsStreamThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler := api.New(tbl, pub, resolver, api.WithLogger(quiet), api.WithRoutes(h.Routes))
+	handler, err := api.New(tbl, pub, resolver, api.WithLogger(quiet), api.WithRoutes(h.Routes()...))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	assets := httptest.NewServer(handler)
 	defer assets.Close()
@@ -289,5 +293,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTopClientsHaveTheAPIShape keeps the page's top clients in the shape
+// of GET /usage/{client}, which the API document gives both.
+func TestTopClientsHaveTheAPIShape(t *testing.T) {
+	seen := timestamppb.New(time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC))
+	for _, u := range []*activitypb.ClientUsage{
+		{Client: "empty"},
+		{Client: "full", Total: 3, FirstSeen: seen, LastSeen: seen, Endpoints: map[string]*activitypb.EndpointUsage{
+			"GET /x": {Count: 2, LastSeen: seen},
+			"GET /y": {Count: 1},
+		}},
+	} {
+		got, err := json.Marshal(usageJSON(u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(api.UsageJSON(u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("dashboard %s\n      api %s", got, want)
+		}
 	}
 }

@@ -1,12 +1,61 @@
-// Package httpx holds what the HTTP middlewares share: the status a handler
-// wrote and the route template mux matched.
+// Package httpx holds what the HTTP parts share: the route declaration, the
+// status a handler wrote and the route template mux matched.
 package httpx
 
 import (
 	"net/http"
 
 	"github.com/gorilla/mux"
+
+	"github.com/inarious/inarious/internal/auth"
 )
+
+// Route declares one route once: the API's router mounts it, its auth
+// policy is built from it and the OpenAPI test checks it against the
+// document.
+type Route struct {
+	// Method is the one method the route answers (GET also answers HEAD);
+	// empty answers every method, for prefix routes that dispatch further.
+	Method string
+	// Path is a mux path template, e.g. "/users/{id}"; it is also the
+	// route's name in metrics and activity events, so ids never become labels.
+	Path string
+	// Prefix matches every path that starts with Path (static files, debug pages).
+	Prefix bool
+	// Scope is what an API key needs here when keys are on: auth.Public for none.
+	Scope auth.Scope
+	// Own also requires the {client} path variable to be the key's own
+	// client, unless the key is admin.
+	Own     bool
+	Handler http.Handler
+}
+
+// Methods are the methods r answers, nil for every method.
+func (r Route) Methods() []string {
+	switch r.Method {
+	case "":
+		return nil
+	case http.MethodGet:
+		return []string{http.MethodGet, http.MethodHead}
+	}
+	return []string{r.Method}
+}
+
+// Mount adds routes to router in order.
+func Mount(router *mux.Router, routes []Route) {
+	for _, rt := range routes {
+		var m *mux.Route
+		if rt.Prefix {
+			m = router.PathPrefix(rt.Path)
+		} else {
+			m = router.Path(rt.Path)
+		}
+		if methods := rt.Methods(); methods != nil {
+			m.Methods(methods...)
+		}
+		m.Handler(rt.Handler)
+	}
+}
 
 // StatusRecorder remembers the status a handler wrote, for middlewares
 // that report it; streaming handlers keep working through it.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/boltstore"
@@ -33,7 +34,7 @@ func FuzzUserJSON(f *testing.F) {
 	}
 	f.Cleanup(func() { s.Close() })
 	r := mux.NewRouter()
-	userhttp.Register(r, s, userhttp.WithMaxBodyBytes(fuzzMaxBody))
+	httpx.Mount(r, userhttp.Routes(s, userhttp.WithMaxBodyBytes(fuzzMaxBody)))
 
 	// One user every PUT and PATCH targets.
 	rec := httptest.NewRecorder()

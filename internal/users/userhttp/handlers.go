@@ -2,7 +2,9 @@ package userhttp
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/gorilla/mux"
 	"github.com/inarious/inarious/internal/problem"
@@ -19,9 +21,8 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 		h.storeError(w, r, err)
 		return
 	}
-	if loc, err := h.item.URL("id", u.ID); err == nil {
-		w.Header().Set("Location", loc.String())
-	}
+	// The collection's own path, so a router mounting it under a prefix gets it too.
+	w.Header().Set("Location", strings.TrimSuffix(r.URL.EscapedPath(), "/")+"/"+url.PathEscape(u.ID))
 	writeUser(w, http.StatusCreated, u)
 }
 

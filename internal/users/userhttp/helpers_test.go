@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gorilla/mux"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/boltstore"
@@ -30,7 +31,7 @@ func newBoltStore(t *testing.T) users.Store {
 func server(t *testing.T, opts ...userhttp.Option) http.Handler {
 	t.Helper()
 	r := mux.NewRouter()
-	userhttp.Register(r, newBoltStore(t), opts...)
+	httpx.Mount(r, userhttp.Routes(newBoltStore(t), opts...))
 	return r
 }
 

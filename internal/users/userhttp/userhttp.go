@@ -5,14 +5,15 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/gorilla/mux"
+	"github.com/inarious/inarious/internal/auth"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/users"
 )
 
 // DefaultMaxBodyBytes caps request bodies; a user document is tiny.
 const DefaultMaxBodyBytes int64 = 64 << 10
 
-// Option configures Register.
+// Option configures Routes.
 type Option func(*handler)
 
 // WithLogger sets where unexpected store errors are logged (default slog.Default()).
@@ -37,20 +38,21 @@ type handler struct {
 	store   users.Store
 	log     *slog.Logger
 	maxBody int64
-	item    *mux.Route // builds Location URLs, honouring any subrouter prefix
 }
 
-// Register adds the /users routes to r. Routes use path templates
-// ("/users/{id}") so middleware can label metrics by template, not by raw path.
-func Register(r *mux.Router, s users.Store, opts ...Option) {
+// Routes is the /users resource. Paths are templates ("/users/{id}") so
+// middleware labels metrics by template, not by raw path.
+func Routes(s users.Store, opts ...Option) []httpx.Route {
 	h := &handler{store: s, log: slog.Default(), maxBody: DefaultMaxBodyBytes}
 	for _, o := range opts {
 		o(h)
 	}
-	r.HandleFunc("/users", h.create).Methods(http.MethodPost)
-	r.HandleFunc("/users", h.list).Methods(http.MethodGet)
-	h.item = r.HandleFunc("/users/{id}", h.get).Methods(http.MethodGet)
-	r.HandleFunc("/users/{id}", h.replace).Methods(http.MethodPut)
-	r.HandleFunc("/users/{id}", h.patch).Methods(http.MethodPatch)
-	r.HandleFunc("/users/{id}", h.delete).Methods(http.MethodDelete)
+	return []httpx.Route{
+		{Method: http.MethodPost, Path: "/users", Scope: auth.UsersWrite, Handler: http.HandlerFunc(h.create)},
+		{Method: http.MethodGet, Path: "/users", Scope: auth.UsersRead, Handler: http.HandlerFunc(h.list)},
+		{Method: http.MethodGet, Path: "/users/{id}", Scope: auth.UsersRead, Handler: http.HandlerFunc(h.get)},
+		{Method: http.MethodPut, Path: "/users/{id}", Scope: auth.UsersWrite, Handler: http.HandlerFunc(h.replace)},
+		{Method: http.MethodPatch, Path: "/users/{id}", Scope: auth.UsersWrite, Handler: http.HandlerFunc(h.patch)},
+		{Method: http.MethodDelete, Path: "/users/{id}", Scope: auth.UsersWrite, Handler: http.HandlerFunc(h.delete)},
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gorilla/mux"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/userhttp"
 )
@@ -259,7 +260,7 @@ func (failingStore) Create(context.Context, users.NewUser) (users.User, error) {
 func TestInternalErrorsAreLoggedNotSent(t *testing.T) {
 	var logs bytes.Buffer
 	r := mux.NewRouter()
-	userhttp.Register(r, failingStore{}, userhttp.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	httpx.Mount(r, userhttp.Routes(failingStore{}, userhttp.WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))))
 	for _, rq := range []req{
 		{method: "GET", path: "/users/" + users.NewID()},
 		{method: "GET", path: "/users"},
@@ -287,7 +288,7 @@ func TestRouteTemplatesAndPrefix(t *testing.T) {
 			next.ServeHTTP(w, req)
 		})
 	})
-	userhttp.Register(r.PathPrefix("/v1").Subrouter(), newBoltStore(t))
+	httpx.Mount(r.PathPrefix("/v1").Subrouter(), userhttp.Routes(newBoltStore(t)))
 	w := do(t, r, req{method: "POST", path: "/v1/users", body: `{"name":"Ann","email":"ann@example.com"}`})
 	wantStatus(t, w, 201)
 	loc := w.Header().Get("Location")
