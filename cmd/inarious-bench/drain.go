@@ -93,6 +93,7 @@ func drain(ctx context.Context, args []string) error {
 	events := fs.Int("events", 500000, "events to pre-fill and drain")
 	baseline := fs.Bool("baseline", true, "also drain with a bare goka counter")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the Inarious drains to this file")
+	keyedBy := fs.String("keyed-by", "client", "client: events keyed by client, as the API keys them; server: keyed by one of 16 API server hostnames, as the original service did, so every event is re-keyed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,7 +112,10 @@ func drain(ctx context.Context, args []string) error {
 	}
 	defer b.close()
 	defer os.RemoveAll(dir)
-	fmt.Printf("drain: %d events, %d clients, %d partitions, %d runs, broker=%s\n", *events, c.clients, c.partitions, c.runs, orEmbedded(c.brokers))
+	if *keyedBy != "client" && *keyedBy != "server" {
+		return fmt.Errorf("-keyed-by must be client or server, not %q", *keyedBy)
+	}
+	fmt.Printf("drain: %d events, %d clients, %d partitions, %d runs, keyed by %s, broker=%s\n", *events, c.clients, c.partitions, c.runs, *keyedBy, orEmbedded(c.brokers))
 	var ours, base, oursCPU, baseCPU []float64
 	for run := 0; run < c.runs; run++ {
 		brokers, err := b.fresh(ctx)
@@ -122,7 +126,13 @@ func drain(ctx context.Context, args []string) error {
 		if err := cfg.EnsureTopics(ctx, usage.Topics()...); err != nil {
 			return err
 		}
-		if err := procbench.Prefill(ctx, brokers, *events, c.clients); err != nil {
+		prefill := procbench.Prefill
+		if *keyedBy == "server" {
+			prefill = func(ctx context.Context, brokers []string, n, m int) error {
+				return procbench.PrefillByServer(ctx, brokers, n, m, 16)
+			}
+		}
+		if err := prefill(ctx, brokers, *events, c.clients); err != nil {
 			return err
 		}
 		// Alternate who goes first so neither always gets a warm page cache.

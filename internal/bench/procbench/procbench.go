@@ -28,15 +28,25 @@ func ClientName(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>
 // Prefill writes n activity events spread over m clients to the Users topic,
 // keyed by client with Kafka's default partitioner, as the API would.
 func Prefill(ctx context.Context, brokers []string, n, m int) error {
-	return produce(ctx, brokers, n, func(i int) string { return ClientName(i % m) })
+	return produce(ctx, brokers, n, func(i int) string { return ClientName(i % m) }, nil)
+}
+
+// PrefillByServer is Prefill keyed the way the original FastAPI service
+// keyed events: by the hostname of the API server that saw the call, here one
+// of servers names. Every event then needs re-keying to its client.
+func PrefillByServer(ctx context.Context, brokers []string, n, m, servers int) error {
+	return produce(ctx, brokers, n, func(i int) string { return ClientName(i % m) },
+		func(i int) string { return fmt.Sprintf("api-server-%d", i%servers) })
 }
 
 // PrefillRange writes one event for each of the clients from..to-1.
 func PrefillRange(ctx context.Context, brokers []string, from, to int) error {
-	return produce(ctx, brokers, to-from, func(i int) string { return ClientName(from + i) })
+	return produce(ctx, brokers, to-from, func(i int) string { return ClientName(from + i) }, nil)
 }
 
-func produce(ctx context.Context, brokers []string, n int, client func(int) string) error {
+// produce writes n events, the i-th for client(i), keyed by key(i) (by the
+// client when key is nil).
+func produce(ctx context.Context, brokers []string, n int, client, key func(int) string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1<<20),
@@ -59,7 +69,11 @@ func produce(ctx context.Context, brokers []string, n int, client func(int) stri
 		if err != nil {
 			return err
 		}
-		cl.Produce(ctx, &kgo.Record{Topic: string(codecs.ActivityTopic), Key: []byte(c), Value: b},
+		k := c
+		if key != nil {
+			k = key(i)
+		}
+		cl.Produce(ctx, &kgo.Record{Topic: string(codecs.ActivityTopic), Key: []byte(k), Value: b},
 			func(_ *kgo.Record, err error) {
 				if err != nil {
 					select {
