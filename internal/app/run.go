@@ -111,56 +111,95 @@ func RunAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 }
 
 func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string), obs *observed) error {
-	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(processorGroups(log))...); err != nil {
+	parts, err := buildAPI(ctx, cfg, log, obs)
+	if err != nil {
 		return err
+	}
+	defer parts.release()
+	return parts.serve(ctx, cfg, log, ready)
+}
+
+// apiParts is everything the API process runs, built before anything runs.
+type apiParts struct {
+	view    *views.Usage
+	hub     *dashboard.Hub
+	pub     *api.Publisher
+	handler http.Handler
+	// release closes what building opened (users store, metrics client),
+	// after everything has stopped.
+	release func()
+}
+
+// buildAPI creates the topics every component declares (so processes can
+// start in any order), then the usage view, the dashboard hub, the activity
+// publisher, the users store and the handler.
+func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) (*apiParts, error) {
+	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(processorGroups(log))...); err != nil {
+		return nil, err
 	}
 	hub := dashboard.NewHub(log)
 	view, err := views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log, views.OnChange(hub.Observe))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sc := cfg.Kafka.IdempotentProducer()
 	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, new(codecs.Activity),
 		goka.WithEmitterClientID(cfg.Kafka.ClientID),
 		goka.WithEmitterHasher(kafka.Hasher),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg.Kafka.IdempotentProducer())),
 		goka.WithEmitterTopicManagerBuilder(cfg.Kafka.TopicManagerBuilder()),
 		goka.WithEmitterLogger(kafka.GokaLogger(log)),
 	)
 	if err != nil {
-		return fmt.Errorf("activity emitter: %w", err)
+		return nil, fmt.Errorf("activity emitter: %w", err)
 	}
 	pub := api.NewPublisher(em, cfg.EventBuffer, log)
 	clients, err := newClientResolver(cfg.TrustedProxies)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	keys, err := loadAPIKeys(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	store, err := openStore(ctx, cfg)
 	if err != nil {
-		return err
-	}
-	defer store.Close()
-	keys, err := loadAPIKeys(cfg, log)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	obsOpts, releaseObs := obs.apiOptions(cfg, log, view, pub, hub)
-	defer releaseObs()
+	release := func() {
+		releaseObs()
+		if err := store.Close(); err != nil {
+			log.Warn("users store close", "err", err)
+		}
+	}
 	handler, err := api.New(view, pub, clients, append([]api.Option{
 		api.WithLogger(log),
 		api.WithAPIKeys(keys),
 		api.WithRoutes(userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))...),
 	}, obsOpts...)...)
 	if err != nil {
-		return err
+		release()
+		return nil, err
 	}
+	return &apiParts{view: view, hub: hub, pub: pub, handler: handler, release: release}, nil
+}
 
+// serve runs the view, the dashboard hub and the HTTP server until ctx ends
+// or one of them fails, then stops them in this order:
+//
+//  1. the HTTP server: no new connections, requests finish (dashboard streams
+//     are ended by the hub's Close on shutdown);
+//  2. the publisher: every event the finished requests queued is flushed to
+//     Kafka (within --shutdown-timeout);
+//  3. the dashboard hub, which reads the view;
+//  4. the view.
+func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           p.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.RequestTimeout,
 		WriteTimeout:      cfg.RequestTimeout,
@@ -169,18 +208,16 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// Event streams last until the client leaves; end them so Shutdown can finish.
-	srv.RegisterOnShutdown(hub.Close)
+	srv.RegisterOnShutdown(p.hub.Close)
 
 	viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopView()
 	viewDone := make(chan error, 1)
-	go func() { viewDone <- view.Run(viewCtx) }()
-	// The hub reads the view, so it stops first.
+	go func() { viewDone <- p.view.Run(viewCtx) }()
 	hubCtx, stopHub := context.WithCancel(viewCtx)
 	defer stopHub()
 	hubDone := make(chan struct{})
-	go func() { defer close(hubDone); hub.Run(hubCtx, view) }()
+	go func() { defer close(hubDone); p.hub.Run(hubCtx, p.view) }()
 
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
@@ -204,11 +241,10 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
-	// Requests are done: every event they produced is queued; flush them all.
-	if err := pub.Close(sctx); err != nil {
+	if err := p.pub.Close(sctx); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
-	st := pub.Stats()
+	st := p.pub.Stats()
 	log.Info("api stopped", "events_accepted", st.Accepted, "delivered", st.Delivered, "failed", st.Failed, "dropped", st.Dropped)
 	stopHub()
 	<-hubDone
