@@ -21,9 +21,6 @@ func init() {
 	}
 }
 
-// OpenAPI returns a copy of the OpenAPI document served at /openapi.json.
-func OpenAPI() []byte { return append([]byte(nil), openAPIDocument...) }
-
 // serveOpenAPI is GET /openapi.json.
 func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()

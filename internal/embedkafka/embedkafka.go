@@ -38,8 +38,5 @@ func Start(port int, dataDir string) (*Broker, error) {
 // Addrs are the broker addresses to hand to clients.
 func (b *Broker) Addrs() []string { return b.cluster.ListenAddrs() }
 
-// Cluster exposes kfake's controls to tests (compaction, fault injection).
-func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
-
 // Close stops the broker and, with a data directory, writes its state to disk.
 func (b *Broker) Close() { b.cluster.Close() }
