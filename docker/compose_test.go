@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,7 +92,7 @@ func acceptedEnv() map[string]bool {
 
 func TestComposeLoadsWithEnvExample(t *testing.T) {
 	p := project(t)
-	want := []string{"api", "arangodb", "kafka", "worker"}
+	want := []string{"api", "arangodb", "kafka", "kafka-ui", "registry", "worker"}
 	if got := slices.Sorted(maps.Keys(p.Services)); !slices.Equal(got, want) {
 		t.Fatalf("services = %v, want %v", got, want)
 	}
@@ -120,6 +121,7 @@ func TestCompose(t *testing.T) {
 		return s
 	}
 	kafka, arango, api, worker := svc("kafka"), svc("arangodb"), svc("api"), svc("worker")
+	registry, kafkaUI := svc("registry"), svc("kafka-ui")
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -267,6 +269,67 @@ func TestCompose(t *testing.T) {
 				}
 			}
 			return nil
+		}},
+		{"registry image pinned to apicurio/apicurio-registry 3.x.y", func() error {
+			return matches(registry.Image, `^apicurio/apicurio-registry:3\.\d+\.\d+$`)
+		}},
+		{"kafka-ui image pinned to a kafbat/kafka-ui release", func() error {
+			return matches(kafkaUI.Image, `^ghcr\.io/kafbat/kafka-ui:v\d+\.\d+\.\d+$`)
+		}},
+		{"registry healthcheck asks the Confluent-compatible API", func() error {
+			// A bash script (no curl or wget assumed in the image), so the
+			// URL is inside its text rather than an argument of its own.
+			if err := healthcheck(registry, "bash"); err != nil {
+				return err
+			}
+			script := strings.Join(registry.HealthCheck.Test, " ")
+			for _, w := range []string{"/dev/tcp/127.0.0.1/8080", "GET /apis/ccompat/v7/subjects", "= 200"} {
+				if !strings.Contains(script, w) {
+					return fmt.Errorf("registry healthcheck %q lacks %q", script, w)
+				}
+			}
+			return nil
+		}},
+		{"kafka-ui healthcheck hits /actuator/health", func() error {
+			return healthcheck(kafkaUI, "wget", "http://127.0.0.1:8080/actuator/health")
+		}},
+		{"registry: BACKWARD rule, schemas kept in the compose Kafka", func() error {
+			return wantEnv(env(registry), map[string]string{
+				"APICURIO_RULES_GLOBAL_COMPATIBILITY": "BACKWARD",
+				"APICURIO_STORAGE_KIND":               "kafkasql",
+				"APICURIO_KAFKASQL_BOOTSTRAP_SERVERS": env(api)["INARIOUS_BROKERS"],
+			})
+		}},
+		{"kafka-ui shows the compose Kafka through the registry's Confluent-compatible API", func() error {
+			return wantEnv(env(kafkaUI), map[string]string{
+				"KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS": env(api)["INARIOUS_BROKERS"],
+				"KAFKA_CLUSTERS_0_SCHEMAREGISTRY":   "http://registry:8080/apis/ccompat/v7",
+				"KAFKA_CLUSTERS_0_READONLY":         "true",
+			})
+		}},
+		{"api and worker use the registry kafka-ui reads", func() error {
+			want := env(kafkaUI)["KAFKA_CLUSTERS_0_SCHEMAREGISTRY"]
+			return errors.Join(
+				wantEnv(env(api), map[string]string{"INARIOUS_SCHEMA_REGISTRY": want}),
+				wantEnv(env(worker), map[string]string{"INARIOUS_SCHEMA_REGISTRY": want}),
+			)
+		}},
+		{"registry, kafka-ui, api and worker start in order", func() error {
+			return errors.Join(
+				dependsHealthy(registry, "kafka"),
+				dependsHealthy(kafkaUI, "kafka", "registry"),
+				dependsHealthy(api, "registry"),
+				dependsHealthy(worker, "registry"),
+			)
+		}},
+		{"registry and kafka-ui publish container port 8080 on the host's loopback only", func() error {
+			var errs []error
+			for _, s := range []types.ServiceConfig{registry, kafkaUI} {
+				if len(s.Ports) != 1 || s.Ports[0].Target != 8080 || s.Ports[0].Published == "" || s.Ports[0].HostIP != "127.0.0.1" {
+					errs = append(errs, fmt.Errorf("%s ports %+v, want one 127.0.0.1:<port>:8080", s.Name, s.Ports))
+				}
+			}
+			return errors.Join(errs...)
 		}},
 		{"stop_grace_period outlasts INARIOUS_SHUTDOWN_TIMEOUT", func() error {
 			var errs []error
@@ -789,4 +852,30 @@ func nonLoopback8080(addr string) error {
 
 func lookup(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
+}
+
+// Runs the registry's healthcheck script (bash, as in the container) against
+// the real Apicurio Registry that INARIOUS_SCHEMA_REGISTRY points at, on its
+// port instead of the container's 8080.
+func TestRegistryHealthcheckAgainstRealRegistry(t *testing.T) {
+	raw := os.Getenv("INARIOUS_SCHEMA_REGISTRY")
+	if raw == "" {
+		t.Skip("INARIOUS_SCHEMA_REGISTRY not set (scripts/registry.sh start)")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Port() == "" || (u.Hostname() != "127.0.0.1" && u.Hostname() != "localhost") {
+		t.Skipf("INARIOUS_SCHEMA_REGISTRY=%s is not a registry on this machine's loopback", raw)
+	}
+	test := project(t).Services["registry"].HealthCheck.Test
+	if len(test) != 4 || test[0] != "CMD" || test[1] != "bash" || test[2] != "-c" {
+		t.Fatalf("healthcheck %q is not [CMD bash -c <script>]", test)
+	}
+	script := strings.Replace(test[3], "/dev/tcp/127.0.0.1/8080", "/dev/tcp/127.0.0.1/"+u.Port(), 1)
+	if out, err := exec.Command("bash", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("healthcheck against %s: %v\n%s", raw, err, out)
+	}
+	bad := strings.Replace(script, "/apis/ccompat/v7/subjects", "/no/such/path", 1)
+	if err := exec.Command("bash", "-c", bad).Run(); err == nil {
+		t.Fatal("healthcheck passes on a path that answers 404")
+	}
 }

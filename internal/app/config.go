@@ -44,6 +44,8 @@ type Config struct {
 	// API serves them on its own address).
 	MetricsListen string
 	DebugPages    bool
+	// SchemaRegistry is the Confluent-compatible registry URL (empty: off).
+	SchemaRegistry string
 }
 
 // EnvPrefix starts every environment variable the binary reads.
@@ -84,6 +86,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "HTTP keep-alive idle timeout")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", cfg.MetricsListen, "worker only: address for /metrics and /healthz (empty: off)")
 	fs.BoolVar(&cfg.DebugPages, "debug-pages", cfg.DebugPages, "serve goka's monitor and query pages under /debug/goka/ (they expose the usage table)")
+	fs.StringVar(&cfg.SchemaRegistry, "schema-registry", cfg.SchemaRegistry, "Confluent-compatible schema registry URL; the API registers Users-value and writes the Confluent wire format")
 	return fs
 }
 
