@@ -330,3 +330,40 @@ func TestPublisherRedeliversAfterOutage(t *testing.T) {
 		t.Error("publisher unhealthy after deliveries resumed")
 	}
 }
+
+// Until ready is closed (the schema is registered) nothing is emitted, and
+// accepted events wait; afterwards they all go out.
+func TestPublisherHoldsEventsUntilReady(t *testing.T) {
+	em := &fakeEmitter{}
+	ready := make(chan struct{})
+	pub := api.NewPublisher(em, 16, nil, api.HoldUntil(ready))
+	for range 5 {
+		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
+			t.Fatal("not accepted")
+		}
+	}
+	if st := pub.Stats(); st.Queued != 5 || len(em.emitted()) != 0 {
+		t.Fatalf("before ready: stats %+v, %d emitted; want 5 queued, none emitted", st, len(em.emitted()))
+	}
+	close(ready)
+	waitFor(t, "5 events emitted", func() bool { return len(em.emitted()) == 5 })
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A publisher that never became ready counts what it held as failed at
+// shutdown instead of emitting it unframed.
+func TestPublisherNeverReadyFailsHeldEventsAtClose(t *testing.T) {
+	em := &fakeEmitter{}
+	pub := api.NewPublisher(em, 16, nil, api.HoldUntil(make(chan struct{})))
+	pub.Publish(&activitypb.BackendApiActivity{Client: "c"})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := pub.Close(ctx); err == nil {
+		t.Error("Close reported success with an event undelivered")
+	}
+	if st := pub.Stats(); st.Failed != 1 || len(em.emitted()) != 0 {
+		t.Errorf("stats %+v, %d emitted; want 1 failed, none emitted", st, len(em.emitted()))
+	}
+}

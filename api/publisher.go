@@ -48,6 +48,8 @@ type Publisher struct {
 	// failedAt (unix nanos) paces emitting while deliveries fail, so an
 	// unreachable broker does not turn retries into a busy loop.
 	failedAt atomic.Int64
+	// ready, when set, must be closed before anything is emitted.
+	ready <-chan struct{}
 }
 
 // retryPause is how long the publisher waits after a failed delivery
@@ -65,8 +67,17 @@ type PublisherStats struct {
 	InFlight  int    `json:"in_flight"` // with the producer now
 }
 
+// PublisherOption configures NewPublisher.
+type PublisherOption func(*Publisher)
+
+// HoldUntil keeps accepted events queued until ready is closed, e.g. until
+// the schema registry gave the id every record must be framed with.
+func HoldUntil(ready <-chan struct{}) PublisherOption {
+	return func(p *Publisher) { p.ready = ready }
+}
+
 // NewPublisher starts a publisher with room for capacity waiting events.
-func NewPublisher(em Emitter, capacity int, log *slog.Logger) *Publisher {
+func NewPublisher(em Emitter, capacity int, log *slog.Logger, opts ...PublisherOption) *Publisher {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -77,6 +88,9 @@ func NewPublisher(em Emitter, capacity int, log *slog.Logger) *Publisher {
 		slots: make(chan struct{}, maxInFlight),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(p)
 	}
 	go p.run()
 	return p
@@ -104,6 +118,13 @@ func (p *Publisher) Publish(ev *activitypb.BackendApiActivity) bool {
 
 func (p *Publisher) run() {
 	defer close(p.done)
+	if p.ready != nil {
+		select {
+		case <-p.ready:
+		case <-p.stop:
+			return
+		}
+	}
 	for {
 		select {
 		case <-p.stop:
@@ -220,6 +241,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	for n := len(p.queue); n > 0; n-- {
 		<-p.queue
 		p.failed.Add(1)
+		p.pending.Done()
 	}
 	return errors.Join(err, p.em.Finish())
 }

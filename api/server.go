@@ -33,6 +33,7 @@ type Server struct {
 	publisher *Publisher
 	clients   *ClientResolver
 	log       *slog.Logger
+	checks    []ReadinessCheck
 }
 
 // options are what New is given besides its own routes.
@@ -41,6 +42,14 @@ type options struct {
 	middleware []func(http.Handler) http.Handler
 	keys       *auth.Keys
 	log        *slog.Logger
+	checks     []ReadinessCheck
+}
+
+// ReadinessCheck is a further condition of /readyz, e.g. the schema
+// registry: Check reports whether it holds and a status to show.
+type ReadinessCheck struct {
+	Name  string
+	Check func() (ready bool, status any)
 }
 
 // Option configures New.
@@ -66,6 +75,11 @@ func WithAPIKeys(keys *auth.Keys) Option { return func(o *options) { o.keys = ke
 // WithLogger sets the logger.
 func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
 
+// WithReadinessCheck makes /readyz depend on c and show its status.
+func WithReadinessCheck(c ReadinessCheck) Option {
+	return func(o *options) { o.checks = append(o.checks, c) }
+}
+
 // New builds the API handler from its own routes and those of opts. A route
 // without a scope, or declared twice, is an error.
 func New(usage UsageReader, publisher *Publisher, clients *ClientResolver, opts ...Option) (*Server, error) {
@@ -79,6 +93,7 @@ func New(usage UsageReader, publisher *Publisher, clients *ClientResolver, opts 
 		publisher: publisher,
 		clients:   clients,
 		log:       o.log,
+		checks:    o.checks,
 	}
 	s.routes = append(s.ownRoutes(), o.routes...)
 	policy, err := authPolicy(s.routes)
@@ -159,6 +174,7 @@ type readiness struct {
 	ViewRecovered bool           `json:"view_recovered"`
 	EmitterOK     bool           `json:"emitter_ok"`
 	Events        PublisherStats `json:"events"`
+	Checks        map[string]any `json:"checks,omitempty"`
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -168,6 +184,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		Events:        s.publisher.Stats(),
 	}
 	rd.Ready = rd.ViewRecovered && rd.EmitterOK
+	for _, c := range s.checks {
+		ok, status := c.Check()
+		if rd.Checks == nil {
+			rd.Checks = make(map[string]any, len(s.checks))
+		}
+		rd.Checks[c.Name] = status
+		rd.Ready = rd.Ready && ok
+	}
 	status := http.StatusOK
 	if !rd.Ready {
 		status = http.StatusServiceUnavailable

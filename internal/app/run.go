@@ -1,6 +1,9 @@
 package app
 
 import (
+	"github.com/inarious/inarious/codecs/confluent"
+	"github.com/twmb/franz-go/pkg/sr"
+
 	"context"
 	"errors"
 	"fmt"
@@ -26,10 +29,36 @@ import (
 
 // processorGroups are the processor groups a worker runs, in the order they
 // start. Adding a group is one line here (see the README's walkthrough).
-func processorGroups(log *slog.Logger) []stream.Component {
-	return []stream.Component{
-		usage.New(usage.WithLogger(log.With("group", usage.Group))),
+func processorGroups(cfg Config, log *slog.Logger) ([]stream.Component, error) {
+	decoder, err := activityDecoder(cfg)
+	if err != nil {
+		return nil, err
 	}
+	return []stream.Component{
+		usage.New(usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder)),
+	}, nil
+}
+
+// registryClient is the schema registry's client, nil without --schema-registry.
+func registryClient(cfg Config) (*sr.Client, error) {
+	if cfg.SchemaRegistry == "" {
+		return nil, nil
+	}
+	cl, err := confluent.NewClient(cfg.SchemaRegistry)
+	if err != nil {
+		return nil, fmt.Errorf("--schema-registry: %w", err)
+	}
+	return cl, nil
+}
+
+// activityDecoder reads plain and Confluent-framed activity records,
+// checking framed records' schema ids with the registry when there is one.
+func activityDecoder(cfg Config) (*confluent.Decoder, error) {
+	cl, err := registryClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return confluent.NewDecoder(cl, confluent.Subject), nil
 }
 
 // topicsOf is every topic the groups declare; the API ensures them too, so
@@ -87,7 +116,10 @@ func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 // stream.Run, which rebuilds its processor when Kafka goes away; the worker
 // ends when ctx ends or a group fails for good.
 func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) error {
-	groups := processorGroups(log)
+	groups, err := processorGroups(cfg, log)
+	if err != nil {
+		return err
+	}
 	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(groups)...); err != nil {
 		return err
 	}
@@ -121,10 +153,12 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 
 // apiParts is everything the API process runs, built before anything runs.
 type apiParts struct {
-	view    *views.Usage
-	hub     *dashboard.Hub
-	pub     *api.Publisher
-	handler http.Handler
+	view *views.Usage
+	hub  *dashboard.Hub
+	pub  *api.Publisher
+	// registrar registers the activity schema (nil without --schema-registry).
+	registrar *confluent.Registrar
+	handler   http.Handler
 	// release closes what building opened (users store, metrics client),
 	// after everything has stopped.
 	release func()
@@ -134,7 +168,11 @@ type apiParts struct {
 // start in any order), then the usage view, the dashboard hub, the activity
 // publisher, the users store and the handler.
 func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) (*apiParts, error) {
-	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(processorGroups(log))...); err != nil {
+	groups, err := processorGroups(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(groups)...); err != nil {
 		return nil, err
 	}
 	hub := dashboard.NewHub(log)
@@ -142,7 +180,24 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	if err != nil {
 		return nil, err
 	}
-	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, new(codecs.Activity),
+	// With a schema registry every record is framed with the id of the
+	// registered schema: until it is registered, events wait in the queue.
+	var eventCodec goka.Codec = new(codecs.Activity)
+	var pubOpts []api.PublisherOption
+	var apiOpts []api.Option
+	var registrar *confluent.Registrar
+	if cl, err := registryClient(cfg); err != nil {
+		return nil, err
+	} else if cl != nil {
+		registrar = confluent.NewRegistrar(cl, confluent.Subject, confluent.WithLogger(log.With("component", "schema-registry")))
+		eventCodec = registrar.Codec()
+		pubOpts = append(pubOpts, api.HoldUntil(registrar.Registered()))
+		apiOpts = append(apiOpts, api.WithReadinessCheck(api.ReadinessCheck{Name: "schema_registry", Check: func() (bool, any) {
+			st := registrar.Status()
+			return st.Ready, st
+		}}))
+	}
+	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, eventCodec,
 		goka.WithEmitterClientID(cfg.Kafka.ClientID),
 		goka.WithEmitterHasher(kafka.Hasher),
 		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg.Kafka.IdempotentProducer())),
@@ -152,7 +207,7 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	if err != nil {
 		return nil, fmt.Errorf("activity emitter: %w", err)
 	}
-	pub := api.NewPublisher(em, cfg.EventBuffer, log)
+	pub := api.NewPublisher(em, cfg.EventBuffer, log, pubOpts...)
 	clients, err := newClientResolver(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
@@ -172,16 +227,16 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 			log.Warn("users store close", "err", err)
 		}
 	}
-	handler, err := api.New(view, pub, clients, append([]api.Option{
+	handler, err := api.New(view, pub, clients, append(append([]api.Option{
 		api.WithLogger(log),
 		api.WithAPIKeys(keys),
 		api.WithRoutes(userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))...),
-	}, obsOpts...)...)
+	}, obsOpts...), apiOpts...)...)
 	if err != nil {
 		release()
 		return nil, err
 	}
-	return &apiParts{view: view, hub: hub, pub: pub, handler: handler, release: release}, nil
+	return &apiParts{view: view, hub: hub, pub: pub, registrar: registrar, handler: handler, release: release}, nil
 }
 
 // serve runs the view, the dashboard hub and the HTTP server until ctx ends
@@ -214,6 +269,10 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	defer stopView()
 	viewDone := make(chan error, 1)
 	go func() { viewDone <- p.view.Run(viewCtx) }()
+	if p.registrar != nil {
+		// Retries with backoff until registered; /readyz reports it meanwhile.
+		go func() { _ = p.registrar.Run(viewCtx) }()
+	}
 	hubCtx, stopHub := context.WithCancel(viewCtx)
 	defer stopHub()
 	hubDone := make(chan struct{})

@@ -16,6 +16,7 @@ package usage
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/codecs/confluent"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
@@ -84,8 +86,9 @@ const DefaultValueCache = 32768
 
 // Processor counts, per client, the calls of each endpoint.
 type Processor struct {
-	log   *slog.Logger
-	cache *valueCache
+	log     *slog.Logger
+	cache   *valueCache
+	decoder *confluent.Decoder
 
 	// partitions of the input topic, 0 while unknown (goka's tester).
 	partitions atomic.Int32
@@ -122,9 +125,14 @@ func WithValueCache(n int) Option {
 	}
 }
 
+// WithDecoder decodes records with d, which knows the schema registry: plain
+// protobuf records and Confluent-framed ones whose schema id d can check.
+// The default knows no registry, so framed records are dead-lettered.
+func WithDecoder(d *confluent.Decoder) Option { return func(p *Processor) { p.decoder = d } }
+
 // New returns the usage processor.
 func New(opts ...Option) *Processor {
-	p := &Processor{log: slog.Default(), cache: newValueCache(DefaultValueCache)}
+	p := &Processor{log: slog.Default(), cache: newValueCache(DefaultValueCache), decoder: confluent.NewDecoder(nil, confluent.Subject)}
 	for _, o := range opts {
 		o(p)
 	}
@@ -189,8 +197,8 @@ func (p *Processor) Graph() *goka.GroupGraph {
 // process is the goka callback for one activity record.
 func (p *Processor) process(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
-	ev := new(activitypb.BackendApiActivity)
-	if err := ev.UnmarshalVT(raw); err != nil {
+	ev, err := p.decode(ctx, raw)
+	if err != nil {
 		p.deadLetter(ctx, raw, "undecodable: "+err.Error())
 		return
 	}
@@ -215,13 +223,35 @@ func (p *Processor) process(ctx goka.Context, msg any) {
 // processRekeyed counts an event the loopback delivered to its client's row.
 func (p *Processor) processRekeyed(ctx goka.Context, msg any) {
 	r, _ := msg.(*activitypb.Rekeyed)
-	ev := new(activitypb.BackendApiActivity)
-	if err := ev.UnmarshalVT(r.GetEvent()); err != nil || codecs.ClientOf(ev) != ctx.Key() {
+	ev, err := p.decode(ctx, r.GetEvent())
+	if err != nil || codecs.ClientOf(ev) != ctx.Key() {
 		// Only this group writes the loop topic; it decoded the event before.
 		p.deadLetter(ctx, r.GetEvent(), "re-keyed record does not decode to its key's client")
 		return
 	}
 	p.count(ctx, ctx.Key(), ev, Position{Partition: r.GetSourcePartition(), Offset: r.GetSourceOffset(), Rekeyed: true})
+}
+
+// decode decodes a plain or Confluent-framed record. While the schema
+// registry cannot be reached to check an unknown schema id it waits and
+// retries, holding the partition as an unreachable database would: the
+// record is not poison, and dead-lettering it would lose it from the counts.
+func (p *Processor) decode(ctx goka.Context, raw []byte) (*activitypb.BackendApiActivity, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		ev, err := p.decoder.DecodeContext(ctx.Context(), raw)
+		if !errors.Is(err, confluent.ErrRegistryUnavailable) {
+			return ev, err
+		}
+		p.log.Warn("schema registry unreachable; holding the partition", "partition", ctx.Partition(), "offset", ctx.Offset(), "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Context().Done():
+			// Not committed: the record is read again after the restart.
+			ctx.Fail(err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // ownPartition is false when client belongs in another partition than the

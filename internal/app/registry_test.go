@@ -1,0 +1,102 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/app"
+	"github.com/inarious/inarious/internal/app/apptest"
+	"github.com/inarious/inarious/internal/embedkafka"
+)
+
+// With --schema-registry the API registers Users-value, writes every event
+// in the Confluent wire format, and the worker counts them exactly; a
+// Confluent deserializer other than Inarious' own (franz-go's sr.Serde)
+// reads the records. Runs when INARIOUS_SCHEMA_REGISTRY names a registry
+// (scripts/registry.sh, started by scripts/test.sh).
+func TestSchemaRegistryEndToEnd(t *testing.T) {
+	url := os.Getenv("INARIOUS_SCHEMA_REGISTRY")
+	if url == "" {
+		t.Skip("INARIOUS_SCHEMA_REGISTRY not set: start one with scripts/registry.sh")
+	}
+	b, err := embedkafka.Start(0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	s := &system{apptest.Start(t, nil, func(c *app.Config) {
+		c.Brokers = b.Addrs()[0]
+		c.Kafka.Brokers = b.Addrs()
+		c.SchemaRegistry = url
+	})}
+
+	var ready struct {
+		Checks struct {
+			SchemaRegistry struct {
+				Ready    bool `json:"ready"`
+				SchemaID int  `json:"schema_id"`
+			} `json:"schema_registry"`
+		} `json:"checks"`
+	}
+	resp, err := http.Get(s.Base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&ready)
+	resp.Body.Close()
+	if err != nil || !ready.Checks.SchemaRegistry.Ready || ready.Checks.SchemaRegistry.SchemaID <= 0 {
+		t.Fatalf("/readyz schema_registry = %+v (%v), want ready with an id", ready.Checks.SchemaRegistry, err)
+	}
+
+	want := map[string]map[string]uint64{"10.3.0.1": {}, "10.3.0.2": {}}
+	for client := range want {
+		for range 5 {
+			s.call(t, "GET", "/healthz", client, "")
+		}
+		want[client]["GET /healthz"] = 5
+	}
+	for client, endpoints := range want {
+		waitFor(t, 30*time.Second, "exact counts for "+client, func() bool { return s.countsMatch(t, client, endpoints) })
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.ConsumeTopics(string(codecs.ActivityTopic)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fetches := cl.PollFetches(ctx)
+	if err := fetches.Err(); err != nil {
+		t.Fatal(err)
+	}
+	records := fetches.Records()
+	if len(records) == 0 {
+		t.Fatal("no records in Users")
+	}
+	var serde sr.Serde
+	serde.Register(ready.Checks.SchemaRegistry.SchemaID, &activitypb.BackendApiActivity{}, sr.Index(0),
+		sr.DecodeFn(func(b []byte, v any) error { return proto.Unmarshal(b, v.(proto.Message)) }))
+	for _, r := range records {
+		var ev activitypb.BackendApiActivity
+		if err := serde.Decode(r.Value, &ev); err != nil {
+			t.Fatalf("record at %d/%d is not in the Confluent wire format of schema %d: %v (% x…)",
+				r.Partition, r.Offset, ready.Checks.SchemaRegistry.SchemaID, err, r.Value[:min(8, len(r.Value))])
+		}
+		if ev.GetHttpMethod() == "" || string(r.Key) != codecs.ClientOf(&ev) {
+			t.Errorf("record keyed %q decoded to %v", r.Key, &ev)
+		}
+	}
+	t.Logf("%d records read back with sr.Serde, schema id %d", len(records), ready.Checks.SchemaRegistry.SchemaID)
+}
