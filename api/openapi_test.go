@@ -286,6 +286,7 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c := &conformance{t: t, srv: srv, router: router, statuses: map[string]bool{}}
 
 	c.do(call{method: "GET", path: "/healthz", status: 200, header: map[string]string{"X-Request-Id": "abc-123"}})
+	c.do(call{method: "GET", path: "/", status: 200})
 	c.do(call{method: "GET", path: "/readyz", status: 200})
 	c.do(call{method: "GET", path: "/openapi.json", status: 200})
 

@@ -3,6 +3,8 @@
 package api
 
 import (
+	"errors"
+
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -125,6 +127,7 @@ func New(usage UsageReader, publisher *Publisher, clients *ClientResolver, opts 
 // ownRoutes are the routes this package serves.
 func (s *Server) ownRoutes() []httpx.Route {
 	return []httpx.Route{
+		{Method: http.MethodGet, Path: "/", Scope: auth.Public, Handler: http.HandlerFunc(s.index)},
 		{Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, Handler: http.HandlerFunc(s.healthz)},
 		{Method: http.MethodGet, Path: "/readyz", Scope: auth.Public, Handler: http.HandlerFunc(s.readyz)},
 		// The list shows every client.
@@ -152,7 +155,38 @@ func authPolicy(routes []httpx.Route) (*auth.Policy, error) {
 }
 
 // ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+// ServeHTTP serves the API. A trailing slash names the same resource as
+// without it (the original API's clients call /users/), with no redirect,
+// which a client would follow with GET whatever the method was.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") && r.URL.RawPath == "" {
+		var m mux.RouteMatch
+		if !s.router.Match(r, &m) || errors.Is(m.MatchErr, mux.ErrNotFound) {
+			u := *r.URL
+			u.Path = strings.TrimSuffix(p, "/")
+			r2 := *r
+			r2.URL = &u
+			r = &r2
+		}
+	}
+	s.router.ServeHTTP(w, r)
+}
+
+// indexLinks is GET /: where to go from the root.
+var indexLinks = map[string]string{
+	"openapi":      "/openapi.json",
+	"dashboard":    "/dashboard",
+	"usage":        "/usage",
+	"client_usage": "/usage/{client}",
+	"users":        "/users",
+	"health":       "/healthz",
+	"readiness":    "/readyz",
+	"metrics":      "/metrics",
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"name": "inarious", "links": indexLinks})
+}
 
 // Routes is a copy of the route table the router serves, e.g. for checking
 // it against the API document.
