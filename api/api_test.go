@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 // fakeEmitter records emitted events; block holds deliveries back.
@@ -320,4 +322,89 @@ func TestPublisherRedeliversAfterOutage(t *testing.T) {
 	if !pub.Healthy() {
 		t.Error("publisher unhealthy after deliveries resumed")
 	}
+}
+
+// stuckEmitter accepts every event and never completes one, like a producer
+// whose broker is down; Finish, like goka's, waits for them. release fails
+// them all, as sarama eventually would.
+type stuckEmitter struct {
+	mu       sync.Mutex
+	finish   []goka.PromiseFinisher
+	released bool
+	done     chan struct{} // closed by release
+}
+
+func (s *stuckEmitter) Emit(string, any) (*goka.Promise, error) {
+	p, finish := goka.NewPromiseWithFinisher()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		finish(nil, errors.New("broker down"))
+	} else {
+		s.finish = append(s.finish, finish)
+	}
+	return p, nil
+}
+
+func (s *stuckEmitter) Finish() error {
+	<-s.done
+	return nil
+}
+
+func (s *stuckEmitter) release() {
+	s.mu.Lock()
+	fs := s.finish
+	if !s.released {
+		close(s.done)
+	}
+	s.finish, s.released = nil, true
+	s.mu.Unlock()
+	for _, f := range fs {
+		f(nil, errors.New("broker down"))
+	}
+}
+
+func TestPublisherCloseHonoursContextWhenInFlightIsFull(t *testing.T) {
+	em := &stuckEmitter{done: make(chan struct{})}
+	defer em.release() // let every goroutine end for goleak
+	const extra = 10
+	inFlight := api.MaxInFlight
+	pub := api.NewPublisher(em, inFlight+extra+1, nil)
+	for i := 0; i < inFlight+extra+1; i++ {
+		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
+			t.Fatalf("event %d not accepted", i)
+		}
+	}
+	// Every slot taken, one event held by the loop waiting for a slot.
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
+		st := pub.Stats()
+		return st.InFlight == inFlight && st.Queued == extra,
+			fmt.Sprintf("in flight %d of %d, queued %d, want %d", st.InFlight, inFlight, st.Queued, extra)
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- pub.Close(ctx) }()
+	// Generous: Close should return right after the 50 ms deadline.
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close = %v, want an error wrapping the context's", err)
+		}
+	case <-time.After(10 * time.Second):
+		em.release()
+		<-closed
+		t.Fatal("Close ignored its context while the in-flight slots were full")
+	}
+	// What never reached the producer failed; what is with it is settled
+	// when the producer gives up.
+	if st := pub.Stats(); st.Failed != extra+1 {
+		t.Errorf("failed %d, want the %d events that never reached the producer", st.Failed, extra+1)
+	}
+	em.release()
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
+		st := pub.Stats()
+		return st.Failed == uint64(inFlight+extra+1) && st.InFlight == 0, fmt.Sprintf("failed %d, in flight %d", st.Failed, st.InFlight)
+	})
 }

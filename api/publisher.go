@@ -100,6 +100,8 @@ func (p *Publisher) Publish(ev *activitypb.BackendApiActivity) bool {
 	}
 }
 
+var errStopped = errors.New("publisher stopped")
+
 func (p *Publisher) run() {
 	defer close(p.done)
 	for {
@@ -111,11 +113,18 @@ func (p *Publisher) run() {
 				select {
 				case <-time.After(wait):
 				case <-p.stop:
-					p.retry(ev, errors.New("publisher stopped"))
+					p.retry(ev, errStopped)
 					return
 				}
 			}
-			p.slots <- struct{}{}
+			// With the broker down every slot can stay taken: stop must
+			// still end the loop, or Close waits for it forever.
+			select {
+			case p.slots <- struct{}{}:
+			case <-p.stop:
+				p.retry(ev, errStopped)
+				return
+			}
 			prom, err := p.em.Emit(processors.ClientOf(ev), ev)
 			if err != nil {
 				<-p.slots
@@ -140,16 +149,19 @@ func (p *Publisher) run() {
 // because the broker is unreachable. At shutdown there is no later: it fails.
 func (p *Publisher) retry(ev *activitypb.BackendApiActivity, err error) {
 	p.failedAt.Store(time.Now().UnixNano())
-	if !p.lastFailed.Swap(true) {
-		p.log.Error("activity events not delivered; keeping them for retry", "err", err)
-	}
+	// Held while requeueing, so Close's final drain cannot miss ev.
 	p.mu.RLock()
-	closed := p.closed
-	p.mu.RUnlock()
-	if closed {
+	defer p.mu.RUnlock()
+	if p.closed {
+		if !p.lastFailed.Swap(true) {
+			p.log.Error("activity events not delivered at shutdown", "err", err)
+		}
 		p.failed.Add(1)
 		p.pending.Done()
 		return
+	}
+	if !p.lastFailed.Swap(true) {
+		p.log.Error("activity events not delivered; keeping them for retry", "err", err)
 	}
 	select {
 	case p.queue <- ev:
@@ -177,7 +189,9 @@ func (p *Publisher) Stats() PublisherStats {
 }
 
 // Close stops accepting events and waits until every accepted one is
-// acknowledged by Kafka (or has failed), or ctx ends.
+// acknowledged by Kafka (or has failed), or ctx ends. Events still queued
+// then count as failed; events with the producer are settled when it gives
+// up on them, possibly after Close returned, as is the producer's shutdown.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.mu.Lock()
 	already := p.closed
@@ -203,6 +217,16 @@ func (p *Publisher) Close(ctx context.Context) error {
 	for n := len(p.queue); n > 0; n-- {
 		<-p.queue
 		p.failed.Add(1)
+		p.pending.Done()
 	}
-	return errors.Join(err, p.em.Finish())
+	// Finish waits for the producer's in-flight messages, which with the
+	// broker down takes its whole retry budget.
+	finished := make(chan error, 1)
+	go func() { finished <- p.em.Finish() }()
+	select {
+	case ferr := <-finished:
+		return errors.Join(err, ferr)
+	case <-ctx.Done():
+		return errors.Join(err, errors.New("publisher: producer still shutting down"), ctx.Err())
+	}
 }
