@@ -98,7 +98,7 @@ func (m *Metrics) WatchPublisher(p *api.Publisher) {
 	m.reg.MustRegister(
 		counterFunc("events_accepted_total", "Activity events queued for Kafka.", func() uint64 { return p.Stats().Accepted }),
 		counterFunc("events_emitted_total", "Activity events acknowledged by Kafka.", func() uint64 { return p.Stats().Delivered }),
-		counterFunc("events_failed_total", "Activity events the producer gave up on after its retries.", func() uint64 { return p.Stats().Failed }),
+		counterFunc("events_failed_total", "Accepted activity events never delivered to Kafka because shutdown came first: still queued, or failed by the producer after shutdown began (failed deliveries before it are retried, not counted).", func() uint64 { return p.Stats().Failed }),
 		counterFunc("events_dropped_total", "Activity events dropped because the queue was full or closed.", func() uint64 { return p.Stats().Dropped }),
 		gaugeFunc("events_queued", "Activity events waiting for the producer.", func() float64 { return float64(p.Stats().Queued) }),
 	)
