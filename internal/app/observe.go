@@ -79,7 +79,8 @@ func (o *observed) apiOptions(cfg Config, log *slog.Logger, view *views.Usage, p
 	}, release
 }
 
-// mountDebugPages serves goka's monitor and query pages under /debug/goka/.
+// mountDebugPages serves goka's monitor and query pages under /debug/goka/
+// and Go's pprof under /debug/pprof/.
 func (o *observed) mountDebugPages(r *mux.Router, view *views.Usage, log *slog.Logger) {
 	const base = "/debug/goka"
 	gl := kafka.GokaLogger(log)
