@@ -89,18 +89,6 @@ func newServer(t *testing.T, usage api.UsageReader, trusted ...string) (*api.Ser
 	return api.New(usage, pub, cr), em, pub
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func do(h http.Handler, method, target, remote string, hdr map[string]string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, target, nil)
 	req.RemoteAddr = remote
@@ -129,7 +117,10 @@ func TestEveryRequestEmitsOneActivityEvent(t *testing.T) {
 			t.Errorf("%s %s = %d, want %d", c.method, c.path, rec.Code, c.status)
 		}
 	}
-	waitFor(t, "events", func() bool { return len(em.emitted()) == len(cases) })
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		n := len(em.emitted())
+		return n == len(cases), fmt.Sprintf("%d events emitted, want %d", n, len(cases))
+	})
 	for i, ev := range em.emitted() {
 		c := cases[i]
 		if ev.HttpMethod != c.method || ev.Endpoint != c.path || ev.Route != c.route || ev.HttpStatus != int32(c.status) {
@@ -295,7 +286,10 @@ func TestReadyzReportsEmitterFailure(t *testing.T) {
 	cr, _ := api.NewClientResolver(nil)
 	srv := api.New(fakeUsage{}, pub, cr)
 	do(srv, "GET", "/healthz", "127.0.0.1:1", nil)
-	waitFor(t, "failed delivery", func() bool { return !pub.Healthy() && pub.Stats().Retried > 0 })
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		st := pub.Stats()
+		return !pub.Healthy() && st.Retried > 0, fmt.Sprintf("healthy %v, retried %d; want a failed delivery", pub.Healthy(), st.Retried)
+	})
 	rec := do(srv, "GET", "/readyz", "127.0.0.1:1", nil)
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("readyz = %d with a failing emitter, want 503", rec.Code)
@@ -311,7 +305,10 @@ func TestPublisherRedeliversAfterOutage(t *testing.T) {
 			t.Fatalf("event %d not accepted", i)
 		}
 	}
-	waitFor(t, "redelivery", func() bool { return pub.Stats().Delivered == n })
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		st := pub.Stats()
+		return st.Delivered == n, fmt.Sprintf("delivered %d of %d (retried %d)", st.Delivered, n, st.Retried)
+	})
 	if err := pub.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/internal/tablestore"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 func open(t *testing.T, path string, opts tablestore.Options) *tablestore.Store {
@@ -116,8 +117,7 @@ func TestMaxPendingFlushesEarlyAndIntervalFlushes(t *testing.T) {
 		}
 	}
 	_ = s.SetOffset(9)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
 		it, err := s.Iterator()
 		if err != nil {
 			t.Fatal(err)
@@ -127,13 +127,8 @@ func TestMaxPendingFlushesEarlyAndIntervalFlushes(t *testing.T) {
 			n++
 		}
 		it.Release()
-		if n == 7 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("iterator sees %d of 7 keys", n)
-		}
-	}
+		return n == 7, fmt.Sprintf("iterator sees %d of 7 keys", n)
+	})
 }
 
 func TestIteratorHidesOffsetAndHonoursRange(t *testing.T) {

@@ -13,7 +13,8 @@ const PollInterval = 5 * time.Millisecond
 // Eventually calls cond every PollInterval until it reports true and
 // returns how long that took. cond's message says what is awaited and what
 // it saw; after timeout the test fails with the last message. Call it from
-// the test's goroutine (it may call t.Fatalf).
+// the test's goroutine: it calls t.Fatalf, and cond runs on that goroutine
+// too, so cond may itself fail the test at once (e.g. on an over-count).
 func Eventually(t testing.TB, timeout time.Duration, cond func() (ok bool, msg string)) time.Duration {
 	t.Helper()
 	return EventuallyEvery(t, timeout, PollInterval, cond)
