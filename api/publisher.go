@@ -227,6 +227,11 @@ func (p *Publisher) Close(ctx context.Context) error {
 	case ferr := <-finished:
 		return errors.Join(err, ferr)
 	case <-ctx.Done():
+		select {
+		case ferr := <-finished: // both ready: it did finish
+			return errors.Join(err, ferr)
+		default:
+		}
 		return errors.Join(err, errors.New("publisher: producer still shutting down"), ctx.Err())
 	}
 }
