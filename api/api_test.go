@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 // fakeEmitter records emitted events; block holds deliveries back.
@@ -93,18 +95,6 @@ func newServer(t *testing.T, usage api.UsageReader, trusted ...string) (*api.Ser
 	return srv, em, pub
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func do(h http.Handler, method, target, remote string, hdr map[string]string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, target, nil)
 	req.RemoteAddr = remote
@@ -133,7 +123,10 @@ func TestEveryRequestEmitsOneActivityEvent(t *testing.T) {
 			t.Errorf("%s %s = %d, want %d", c.method, c.path, rec.Code, c.status)
 		}
 	}
-	waitFor(t, "events", func() bool { return len(em.emitted()) == len(cases) })
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		n := len(em.emitted())
+		return n == len(cases), fmt.Sprintf("%d events emitted, want %d", n, len(cases))
+	})
 	for i, ev := range em.emitted() {
 		c := cases[i]
 		if ev.HttpMethod != c.method || ev.Endpoint != c.path || ev.Route != c.route || ev.HttpStatus != int32(c.status) {
@@ -302,7 +295,10 @@ func TestReadyzReportsEmitterFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	do(srv, "GET", "/healthz", "127.0.0.1:1", nil)
-	waitFor(t, "failed delivery", func() bool { return !pub.Healthy() && pub.Stats().Retried > 0 })
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		st := pub.Stats()
+		return !pub.Healthy() && st.Retried > 0, fmt.Sprintf("healthy %v, retried %d; want a failed delivery", pub.Healthy(), st.Retried)
+	})
 	rec := do(srv, "GET", "/readyz", "127.0.0.1:1", nil)
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("readyz = %d with a failing emitter, want 503", rec.Code)
@@ -318,7 +314,10 @@ func TestPublisherRedeliversAfterOutage(t *testing.T) {
 			t.Fatalf("event %d not accepted", i)
 		}
 	}
-	waitFor(t, "redelivery", func() bool { return pub.Stats().Delivered == n })
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		st := pub.Stats()
+		return st.Delivered == n, fmt.Sprintf("delivered %d of %d (retried %d)", st.Delivered, n, st.Retried)
+	})
 	if err := pub.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +345,9 @@ func TestPublisherHoldsEventsUntilReady(t *testing.T) {
 		t.Fatalf("before ready: stats %+v, %d emitted; want 5 queued, none emitted", st, len(em.emitted()))
 	}
 	close(ready)
-	waitFor(t, "5 events emitted", func() bool { return len(em.emitted()) == 5 })
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		return len(em.emitted()) == 5, fmt.Sprintf("%d of 5 events emitted", len(em.emitted()))
+	})
 	if err := pub.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -366,4 +367,89 @@ func TestPublisherNeverReadyFailsHeldEventsAtClose(t *testing.T) {
 	if st := pub.Stats(); st.Failed != 1 || len(em.emitted()) != 0 {
 		t.Errorf("stats %+v, %d emitted; want 1 failed, none emitted", st, len(em.emitted()))
 	}
+}
+
+// stuckEmitter accepts every event and never completes one, like a producer
+// whose broker is down; Finish, like goka's, waits for them. release fails
+// them all, as sarama eventually would.
+type stuckEmitter struct {
+	mu       sync.Mutex
+	finish   []goka.PromiseFinisher
+	released bool
+	done     chan struct{} // closed by release
+}
+
+func (s *stuckEmitter) Emit(string, any) (*goka.Promise, error) {
+	p, finish := goka.NewPromiseWithFinisher()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		finish(nil, errors.New("broker down"))
+	} else {
+		s.finish = append(s.finish, finish)
+	}
+	return p, nil
+}
+
+func (s *stuckEmitter) Finish() error {
+	<-s.done
+	return nil
+}
+
+func (s *stuckEmitter) release() {
+	s.mu.Lock()
+	fs := s.finish
+	if !s.released {
+		close(s.done)
+	}
+	s.finish, s.released = nil, true
+	s.mu.Unlock()
+	for _, f := range fs {
+		f(nil, errors.New("broker down"))
+	}
+}
+
+func TestPublisherCloseHonoursContextWhenInFlightIsFull(t *testing.T) {
+	em := &stuckEmitter{done: make(chan struct{})}
+	defer em.release() // let every goroutine end for goleak
+	const extra = 10
+	inFlight := api.MaxInFlight
+	pub := api.NewPublisher(em, inFlight+extra+1, nil)
+	for i := 0; i < inFlight+extra+1; i++ {
+		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
+			t.Fatalf("event %d not accepted", i)
+		}
+	}
+	// Every slot taken, one event held by the loop waiting for a slot.
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
+		st := pub.Stats()
+		return st.InFlight == inFlight && st.Queued == extra,
+			fmt.Sprintf("in flight %d of %d, queued %d, want %d", st.InFlight, inFlight, st.Queued, extra)
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- pub.Close(ctx) }()
+	// Generous: Close should return right after the 50 ms deadline.
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close = %v, want an error wrapping the context's", err)
+		}
+	case <-time.After(10 * time.Second):
+		em.release()
+		<-closed
+		t.Fatal("Close ignored its context while the in-flight slots were full")
+	}
+	// What never reached the producer failed; what is with it is settled
+	// when the producer gives up.
+	if st := pub.Stats(); st.Failed != extra+1 {
+		t.Errorf("failed %d, want the %d events that never reached the producer", st.Failed, extra+1)
+	}
+	em.release()
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
+		st := pub.Stats()
+		return st.Failed == uint64(inFlight+extra+1) && st.InFlight == 0, fmt.Sprintf("failed %d, in flight %d", st.Failed, st.InFlight)
+	})
 }

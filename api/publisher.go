@@ -116,6 +116,8 @@ func (p *Publisher) Publish(ev *activitypb.BackendApiActivity) bool {
 	}
 }
 
+var errStopped = errors.New("publisher stopped")
+
 func (p *Publisher) run() {
 	defer close(p.done)
 	if p.ready != nil {
@@ -134,11 +136,18 @@ func (p *Publisher) run() {
 				select {
 				case <-time.After(wait):
 				case <-p.stop:
-					p.retry(ev, errors.New("publisher stopped"))
+					p.retry(ev, errStopped)
 					return
 				}
 			}
-			p.slots <- struct{}{}
+			// With the broker down every slot can stay taken: stop must
+			// still end the loop, or Close waits for it forever.
+			select {
+			case p.slots <- struct{}{}:
+			case <-p.stop:
+				p.retry(ev, errStopped)
+				return
+			}
 			prom, err := p.em.Emit(codecs.ClientOf(ev), ev)
 			if err != nil {
 				<-p.slots
@@ -163,16 +172,19 @@ func (p *Publisher) run() {
 // because the broker is unreachable. At shutdown there is no later: it fails.
 func (p *Publisher) retry(ev *activitypb.BackendApiActivity, err error) {
 	p.failedAt.Store(time.Now().UnixNano())
-	if !p.lastFailed.Swap(true) {
-		p.log.Error("activity events not delivered; keeping them for retry", "err", err)
-	}
+	// Held while requeueing, so Close's final drain cannot miss ev.
 	p.mu.RLock()
-	closed := p.closed
-	p.mu.RUnlock()
-	if closed {
+	defer p.mu.RUnlock()
+	if p.closed {
+		if !p.lastFailed.Swap(true) {
+			p.log.Error("activity events not delivered at shutdown", "err", err)
+		}
 		p.failed.Add(1)
 		p.pending.Done()
 		return
+	}
+	if !p.lastFailed.Swap(true) {
+		p.log.Error("activity events not delivered; keeping them for retry", "err", err)
 	}
 	select {
 	case p.queue <- ev:
@@ -188,7 +200,7 @@ func (p *Publisher) Counters() []metrics.Counter {
 	return []metrics.Counter{
 		{Name: "events_accepted_total", Help: "Activity events queued for Kafka.", Value: p.accepted.Load},
 		{Name: "events_emitted_total", Help: "Activity events acknowledged by Kafka.", Value: p.delivered.Load},
-		{Name: "events_failed_total", Help: "Activity events still undelivered when the API shut down (Kafka unreachable until the shutdown timeout).", Value: p.failed.Load},
+		{Name: "events_failed_total", Help: "Accepted activity events never delivered to Kafka because shutdown came first: still queued, or failed by the producer after shutdown began (failed deliveries before it are retried, not counted).", Value: p.failed.Load},
 		{Name: "events_dropped_total", Help: "Activity events dropped because the queue was full or closed.", Value: p.dropped.Load},
 	}
 }
@@ -215,7 +227,9 @@ func (p *Publisher) Stats() PublisherStats {
 }
 
 // Close stops accepting events and waits until every accepted one is
-// acknowledged by Kafka (or has failed), or ctx ends.
+// acknowledged by Kafka (or has failed), or ctx ends. Events still queued
+// then count as failed; events with the producer are settled when it gives
+// up on them, possibly after Close returned, as is the producer's shutdown.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.mu.Lock()
 	already := p.closed
@@ -243,5 +257,19 @@ func (p *Publisher) Close(ctx context.Context) error {
 		p.failed.Add(1)
 		p.pending.Done()
 	}
-	return errors.Join(err, p.em.Finish())
+	// Finish waits for the producer's in-flight messages, which with the
+	// broker down takes its whole retry budget.
+	finished := make(chan error, 1)
+	go func() { finished <- p.em.Finish() }()
+	select {
+	case ferr := <-finished:
+		return errors.Join(err, ferr)
+	case <-ctx.Done():
+		select {
+		case ferr := <-finished: // both ready: it did finish
+			return errors.Join(err, ferr)
+		default:
+		}
+		return errors.Join(err, errors.New("publisher: producer still shutting down"), ctx.Err())
+	}
 }

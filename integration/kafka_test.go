@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 var (
@@ -44,13 +46,13 @@ func saramaConfig() *sarama.Config {
 func kafkaAdmin(t *testing.T) sarama.ClusterAdmin {
 	t.Helper()
 	var adm sarama.ClusterAdmin
-	waitFor(t, 60*time.Second, "an admin connection to "+strings.Join(brokers, ","), func() bool {
+	testutil.Eventually(t, 60*time.Second, func() (bool, string) {
 		a, err := sarama.NewClusterAdmin(brokers, saramaConfig())
 		if err != nil {
-			return false
+			return false, fmt.Sprintf("admin connection to %s: %v", strings.Join(brokers, ","), err)
 		}
 		adm = a
-		return true
+		return true, ""
 	})
 	return adm
 }
@@ -65,9 +67,10 @@ func resetKafka(t *testing.T) {
 	t0 := time.Now()
 	adm := kafkaAdmin(t)
 	defer adm.Close()
-	waitFor(t, 45*time.Second, "the usage group to be deletable (empty)", func() bool {
+	testutil.Eventually(t, 45*time.Second, func() (bool, string) {
 		err := adm.DeleteConsumerGroup(usageGroup)
-		return err == nil || errors.Is(err, sarama.ErrGroupIDNotFound)
+		return err == nil || errors.Is(err, sarama.ErrGroupIDNotFound),
+			fmt.Sprintf("delete group %s (it must be empty): %v", usageGroup, err)
 	})
 	topics := []string{usersTopic, deadLetterTopic, tableTopic, loopTopic}
 	for _, tp := range topics {
@@ -75,17 +78,17 @@ func resetKafka(t *testing.T) {
 			t.Fatalf("delete topic %s: %v", tp, err)
 		}
 	}
-	waitFor(t, 60*time.Second, "the deleted topics to be gone", func() bool {
+	testutil.Eventually(t, 60*time.Second, func() (bool, string) {
 		all, err := adm.ListTopics()
 		if err != nil {
-			return false
+			return false, fmt.Sprintf("list topics: %v", err)
 		}
 		for _, tp := range topics {
 			if _, ok := all[tp]; ok {
-				return false
+				return false, "deleted topic " + tp + " still listed"
 			}
 		}
-		return true
+		return true, ""
 	})
 	t.Logf("kafka reset (group %s, topics %v deleted) in %v", usageGroup, topics, time.Since(t0).Round(time.Millisecond))
 }
@@ -191,8 +194,6 @@ func (w *groupWatcher) describe() groupState {
 	return g
 }
 
-// waitUntil polls the group until cond holds and returns the state then and
-// the time it took from since.
 // waitSoleOwner waits until member alone owns every partition, and returns
 // how long that took since it started.
 func (w *groupWatcher) waitSoleOwner(since time.Time, member string) time.Duration {
@@ -201,23 +202,22 @@ func (w *groupWatcher) waitSoleOwner(since time.Time, member string) time.Durati
 	return took
 }
 
+// waitUntil polls the group until cond holds and returns the state then and
+// the time it took from since.
 func (w *groupWatcher) waitUntil(since time.Time, timeout time.Duration, what string, cond func(groupState) bool) (groupState, time.Duration) {
 	w.t.Helper()
-	deadline := time.Now().Add(timeout)
 	var last groupState
-	for {
+	testutil.EventuallyEvery(w.t, timeout, 50*time.Millisecond, func() (bool, string) {
 		g, err := describeGroup(w.adm)
 		if err == nil {
 			last = g
 			if cond(g) {
-				return g, time.Since(since)
+				return true, ""
 			}
 		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("group %s: timed out after %v waiting for %s; last state: %v (err %v)", usageGroup, timeout, what, last, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("group %s: waiting for %s; last state: %v (err %v)", usageGroup, what, last, err)
+	})
+	return last, time.Since(since)
 }
 
 // topicRecords is the number of records in every partition of topic (end
@@ -376,40 +376,20 @@ func runClass(t *testing.T, timeout time.Duration, stdin string, class string, a
 	return stdout.String(), stderr.String(), err
 }
 
-// waitFor polls cond every 20 ms until it holds, failing after timeout. It
-// returns how long it took.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	t0 := time.Now()
-	deadline := t0.Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(t0)
-}
-
 // waitRecords waits until Users holds one record per response the API gave
 // (the last responses' events may still be on their way) and returns it.
 func waitRecords(t *testing.T, tr *traffic) int64 {
 	t.Helper()
 	var records int64
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testutil.EventuallyEvery(t, 15*time.Second, 100*time.Millisecond, func() (bool, string) {
 		records = topicRecords(t, usersTopic)
-		if records == tr.responses.Load() {
-			return records
+		responses := tr.responses.Load()
+		if records > responses {
+			t.Fatalf("Users holds %d records, more than the %d responses the API gave", records, responses)
 		}
-		if records > tr.responses.Load() {
-			t.Fatalf("Users holds %d records, more than the %d responses the API gave", records, tr.responses.Load())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Users holds %d records; the API answered %d requests", records, tr.responses.Load())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return records == responses, fmt.Sprintf("Users holds %d records; the API answered %d requests", records, responses)
+	})
+	return records
 }
 
 // committed returns the usage group's committed offsets of Users (-1: none).

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 // proc is one running inarious process (api or worker) whose stderr (the
@@ -176,24 +178,25 @@ func (p *proc) dumpTail(n int) {
 // the whole match). It fails when the process exits or timeout passes.
 func (p *proc) waitLog(re *regexp.Regexp, timeout time.Duration) string {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if m := re.FindStringSubmatch(p.log()); m != nil {
-			if len(m) > 1 {
-				return m[1]
-			}
-			return m[0]
+	var m []string
+	defer func() {
+		if m == nil { // failed: show why
+			p.dumpTail(40)
+		}
+	}()
+	testutil.EventuallyEvery(p.t, timeout, 20*time.Millisecond, func() (bool, string) {
+		if m = re.FindStringSubmatch(p.log()); m != nil {
+			return true, ""
 		}
 		if !p.running() {
-			p.dumpTail(40)
 			p.t.Fatalf("%s exited (%v) before logging %q", p.name, p.exitErr(), re)
 		}
-		if time.Now().After(deadline) {
-			p.dumpTail(40)
-			p.t.Fatalf("%s did not log %q within %v", p.name, re, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false, fmt.Sprintf("%s did not log %q", p.name, re)
+	})
+	if len(m) > 1 {
+		return m[1]
 	}
+	return m[0]
 }
 
 // commonArgs are the flags every process of the suite gets.

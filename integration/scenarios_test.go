@@ -70,7 +70,7 @@ func TestScaleOut(t *testing.T) {
 
 	l := tr.background(a, 4*time.Millisecond)
 	defer l.halt(t)
-	waitFor(t, 10*time.Second, "traffic to flow", func() bool { return l.sent.Load() > 200 })
+	l.waitSent(t, 10*time.Second, 200, "traffic to flow")
 
 	w2 := startWorker(t, "worker-2", filepath.Join(dir, "w2"))
 	g2, join2 := gw.waitUntil(w2.started, 90*time.Second, "2 members owning all partitions", func(g groupState) bool { return g.covered("worker-1", "worker-2") })
@@ -86,7 +86,7 @@ func TestScaleOut(t *testing.T) {
 	}
 
 	// Counts keep progressing on every worker's partitions.
-	waitFor(t, 30*time.Second, "traffic after the scale-out", func() bool { return l.sent.Load() > 1500 })
+	l.waitSent(t, 30*time.Second, 1500, "traffic after the scale-out")
 
 	t0 := time.Now()
 	exit2, clean := w2.stop(30 * time.Second)
@@ -99,7 +99,7 @@ func TestScaleOut(t *testing.T) {
 	})
 	g4, takeover := gw.waitUntil(t0, 90*time.Second, "worker-1 and worker-3 to own all partitions", func(g groupState) bool { return g.covered("worker-1", "worker-3") })
 	t.Logf("after worker-2 stopped: %v", g4)
-	waitFor(t, 30*time.Second, "traffic after worker-2 left", func() bool { return l.sent.Load() > 2500 })
+	l.waitSent(t, 30*time.Second, 2500, "traffic after worker-2 left")
 	sent := l.halt(t)
 	exact := tr.waitCounts(a, 60*time.Second)
 
@@ -152,7 +152,7 @@ func TestCrashTakeover(t *testing.T) {
 		}
 		// Mid-stream: the victim is busy counting its share.
 		floor := l.sent.Load() + 300
-		waitFor(t, 30*time.Second, "traffic before the kill", func() bool { return l.sent.Load() > floor })
+		l.waitSent(t, 30*time.Second, floor, "traffic before the kill")
 		g := gw.describe()
 		owned := g.Members[victim]
 		want := tr.snapshot()

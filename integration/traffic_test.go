@@ -20,6 +20,7 @@ import (
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 // Endpoints the simulated clients call, and how the worker counts them.
@@ -156,6 +157,15 @@ type load struct {
 	sent     atomic.Int64
 	errs     atomic.Int64
 	firstErr atomic.Value // string
+}
+
+// waitSent waits until more than n requests got a response.
+func (l *load) waitSent(t *testing.T, timeout time.Duration, n int64, what string) {
+	t.Helper()
+	testutil.Eventually(t, timeout, func() (bool, string) {
+		sent := l.sent.Load()
+		return sent > n, fmt.Sprintf("%s: %d requests answered, want > %d (errors %d, first %v)", what, sent, n, l.errs.Load(), l.firstErr.Load())
+	})
 }
 
 // background sends one request every interval (ticker-paced, round robin
@@ -310,26 +320,16 @@ func (tr *traffic) waitCounts(a *apiProc, timeout time.Duration) time.Duration {
 // waitCountsOf polls until counts equal want (atLeast: are at least want).
 func (tr *traffic) waitCountsOf(a *apiProc, want map[string]map[string]uint64, atLeast bool, timeout time.Duration) time.Duration {
 	tr.t.Helper()
-	t0 := time.Now()
-	deadline := t0.Add(timeout)
-	var last string
-	for {
+	return testutil.EventuallyEvery(tr.t, timeout, 100*time.Millisecond, func() (bool, string) {
 		diff, over, err := tr.countsDiff(a, want, atLeast)
 		switch {
 		case err != nil:
-			last = err.Error()
-		case diff == "":
-			return time.Since(t0)
+			return false, "counts not read: " + clip(err.Error())
 		case over:
 			tr.t.Fatalf("counts exceed the events sent (duplicates counted): %s", clip(diff))
-		default:
-			last = diff
 		}
-		if time.Now().After(deadline) {
-			tr.t.Fatalf("counts not exact within %v: %s", timeout, clip(last))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return diff == "", "counts not exact: " + clip(diff)
+	})
 }
 
 func clip(s string) string {
@@ -368,9 +368,9 @@ func (tr *traffic) readyz(a *apiProc) (int, readyz, error) {
 // waitReady polls /readyz until 200.
 func (tr *traffic) waitReady(a *apiProc, timeout time.Duration) time.Duration {
 	tr.t.Helper()
-	return waitFor(tr.t, timeout, a.name+" /readyz 200", func() bool {
+	return testutil.Eventually(tr.t, timeout, func() (bool, string) {
 		code, _, err := tr.readyz(a)
-		return err == nil && code == http.StatusOK
+		return err == nil && code == http.StatusOK, fmt.Sprintf("%s /readyz = %d (err %v), want 200", a.name, code, err)
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -63,27 +64,31 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.partitions, "partitions", 8, "partitions of Users")
 	fs.IntVar(&c.clients, "clients", 10000, "distinct clients")
 	fs.IntVar(&c.runs, "runs", 5, "runs; medians are reported")
-	fs.StringVar(&c.dir, "dir", "", "directory for local storage (default: a temporary one)")
+	fs.StringVar(&c.dir, "dir", "", "where local storage goes: a fresh directory is made in it and removed afterwards; nothing else in it is touched (default: the system's temporary directory)")
 }
 
-func (c *commonFlags) setup() (*broker, kafka.Config, string, error) {
-	cfg := kafka.Defaults()
+// setup returns the broker, the configuration and a fresh directory for
+// local storage inside --dir; cleanup removes that directory alone, never
+// --dir itself, which may hold the user's files.
+func (c *commonFlags) setup() (b *broker, cfg kafka.Config, dir string, cleanup func(), err error) {
+	cfg = kafka.Defaults()
 	cfg.Partitions = c.partitions
 	cfg.ClientID = "inarious-bench"
 	v, _ := sarama.ParseKafkaVersion(cfg.Version)
-	b := &broker{version: v}
+	b = &broker{version: v}
 	if c.brokers != "" {
 		b.brokers = strings.Split(c.brokers, ",")
 	}
-	dir := c.dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "inarious-bench-")
-		if err != nil {
-			return nil, cfg, "", err
-		}
-		dir = d
+	dir, remove, err := procbench.WorkDir(c.dir)
+	if err != nil {
+		return nil, cfg, "", nil, err
 	}
-	return b, cfg, dir, nil
+	cleanup = func() {
+		if err := remove(); err != nil {
+			slog.Warn("benchmark directory not removed", "dir", dir, "err", err)
+		}
+	}
+	return b, cfg, dir, cleanup, nil
 }
 
 func drain(ctx context.Context, args []string) error {
@@ -106,12 +111,12 @@ func drain(ctx context.Context, args []string) error {
 		defer f.Close()
 		prof = f
 	}
-	b, cfg, dir, err := c.setup()
+	b, cfg, dir, cleanup, err := c.setup()
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	if *keyedBy != "client" && *keyedBy != "server" {
 		return fmt.Errorf("-keyed-by must be client or server, not %q", *keyedBy)
 	}

@@ -33,12 +33,12 @@ func memory(ctx context.Context, args []string) error {
 	if *bin == "" {
 		return fmt.Errorf("--inarious is required")
 	}
-	b, cfg, dir, err := c.setup()
+	b, cfg, dir, cleanup, err := c.setup()
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	brokers, err := b.fresh(ctx)
 	if err != nil {
 		return err

@@ -23,12 +23,12 @@ func recovery(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b, cfg, dir, err := c.setup()
+	b, cfg, dir, cleanup, err := c.setup()
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	brokers, err := b.fresh(ctx)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/inarious/inarious/internal/app"
 	"github.com/inarious/inarious/internal/app/apptest"
 	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/internal/testutil"
 	"github.com/inarious/inarious/internal/users"
 )
 
@@ -372,7 +373,7 @@ func TestMalformedRequestCorpus(t *testing.T) {
 	if len(list.Users) != 2 || list.Users[0].ID != kept.ID && list.Users[1].ID != kept.ID {
 		t.Errorf("want the user from before and the duplicate-keys one, got %+v", list.Users)
 	}
-	waitFor(t, 10*time.Second, "counts from before the corpus", func() bool { return s.countsMatch(t, before, wantBefore) })
+	testutil.Eventually(t, 10*time.Second, s.counts(t, before, wantBefore))
 	if l := logs.String(); strings.Contains(l, "panic") {
 		t.Errorf("server logged a panic:\n%s", l)
 	}

@@ -85,7 +85,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "HTTP read and write timeout")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "HTTP keep-alive idle timeout")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", cfg.MetricsListen, "worker only: address for /metrics and /healthz (empty: off)")
-	fs.BoolVar(&cfg.DebugPages, "debug-pages", cfg.DebugPages, "serve goka's monitor and query pages under /debug/goka/ (they expose the usage table)")
+	fs.BoolVar(&cfg.DebugPages, "debug-pages", cfg.DebugPages, "serve goka's monitor and query pages under /debug/goka/ and Go's pprof under /debug/pprof/ on the API address (they expose the usage table and process internals)")
 	fs.StringVar(&cfg.SchemaRegistry, "schema-registry", cfg.SchemaRegistry, "Confluent-compatible schema registry URL; the API registers Users-value and writes the Confluent wire format")
 	return fs
 }

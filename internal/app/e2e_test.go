@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/internal/app/apptest"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 // system is Inarious running in-process on the embedded broker.
@@ -20,8 +22,6 @@ func startSystem(t *testing.T, dataDir string) *system {
 	t.Helper()
 	return &system{apptest.Start(t, nil, apptest.WithDataDir(dataDir))}
 }
-
-var waitFor = apptest.WaitFor
 
 func (s *system) call(t *testing.T, method, path, client, body string) int {
 	t.Helper()
@@ -62,20 +62,24 @@ func (s *system) usage(t *testing.T, client string) *api.ClientUsage {
 	return &u
 }
 
-// countsMatch reports whether client's usage is exactly want.
-func (s *system) countsMatch(t *testing.T, client string, want map[string]uint64) bool {
-	u := s.usage(t, client)
-	if u == nil || len(u.Endpoints) != len(want) {
-		return false
-	}
-	var total uint64
-	for ep, n := range want {
-		if u.Endpoints[ep].Count != n {
-			return false
+// counts is a condition for testutil.Eventually: client's usage is exactly want.
+func (s *system) counts(t *testing.T, client string, want map[string]uint64) func() (bool, string) {
+	return func() (bool, string) {
+		u := s.usage(t, client)
+		if u == nil {
+			return false, fmt.Sprintf("no usage of %s yet, want %v", client, want)
 		}
-		total += n
+		got := make(map[string]uint64, len(u.Endpoints))
+		for ep, e := range u.Endpoints {
+			got[ep] = e.Count
+		}
+		var total uint64
+		for _, n := range want {
+			total += n
+		}
+		return maps.Equal(got, want) && u.Total == total,
+			fmt.Sprintf("usage of %s = %v (total %d), want %v (total %d)", client, got, u.Total, want, total)
 	}
-	return u.Total == total
 }
 
 func TestEndToEndExactCountsPerClient(t *testing.T) {
@@ -97,7 +101,7 @@ func TestEndToEndExactCountsPerClient(t *testing.T) {
 		}
 	}
 	for client, w := range want {
-		waitFor(t, 30*time.Second, "exact counts for "+client, func() bool { return s.countsMatch(t, client, w) })
+		testutil.Eventually(t, 30*time.Second, s.counts(t, client, w))
 	}
 	// Reading usage is itself counted, so only now check the reader's own row.
 	if u := s.usage(t, "127.0.0.1"); u != nil && u.Endpoints["GET /users/{id}"].Count != 0 {
@@ -116,14 +120,14 @@ func TestCountsAndUsersSurviveRestart(t *testing.T) {
 		t.Fatalf("create user: %d", code)
 	}
 	want := map[string]uint64{"GET /healthz": 4, "POST /users": 1}
-	waitFor(t, 30*time.Second, "counts before restart", func() bool { return s.countsMatch(t, client, want) })
+	testutil.Eventually(t, 30*time.Second, s.counts(t, client, want))
 	s.Stop()
 
 	s = startSystem(t, dir)
-	waitFor(t, 30*time.Second, "counts after restart", func() bool { return s.countsMatch(t, client, want) })
+	testutil.Eventually(t, 30*time.Second, s.counts(t, client, want))
 	if code := s.call(t, "POST", "/users", client, `{"name":"Ada","email":"ada@example.com"}`); code != 409 {
 		t.Errorf("duplicate after restart: %d, want 409 (users lost?)", code)
 	}
 	want["POST /users"]++
-	waitFor(t, 30*time.Second, "counting resumes after restart", func() bool { return s.countsMatch(t, client, want) })
+	testutil.Eventually(t, 30*time.Second, s.counts(t, client, want))
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 // The original API's paths resolve: a trailing slash names the same
@@ -28,9 +30,7 @@ func TestOriginalPathsResolve(t *testing.T) {
 		}
 	}
 	// Counted under the route either way.
-	waitFor(t, 30*time.Second, "counts by route", func() bool {
-		return s.countsMatch(t, "10.4.0.1", map[string]uint64{
-			"GET /": 1, "POST /users": 1, "GET /users": 2, "GET /healthz": 1, "GET (unmatched)": 1,
-		})
-	})
+	testutil.Eventually(t, 30*time.Second, s.counts(t, "10.4.0.1", map[string]uint64{
+		"GET /": 1, "POST /users": 1, "GET /users": 2, "GET /healthz": 1, "GET (unmatched)": 1,
+	}))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/inarious/inarious/internal/app/apptest"
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 const testPartitions = 4
@@ -99,7 +100,7 @@ func TestCountsEventsOfTheOriginalProducer(t *testing.T) {
 		}
 	}
 	for client, endpoints := range want {
-		waitFor(t, 30*time.Second, "exact counts for "+client, func() bool { return s.countsMatch(t, client, endpoints) })
+		testutil.Eventually(t, 30*time.Second, s.counts(t, client, endpoints))
 	}
 	if u := s.usage(t, "localhost"); u != nil {
 		t.Errorf("the producer's hostname was counted as a client: %+v", u)
@@ -125,8 +126,6 @@ func TestCountsOneClientAcrossPartitioners(t *testing.T) {
 			prod.send(client, step.partition, ev)
 		}
 		total += uint64(step.n)
-		waitFor(t, 30*time.Second, fmt.Sprintf("total %d", total), func() bool {
-			return s.countsMatch(t, client, map[string]uint64{"GET /users": total})
-		})
+		testutil.Eventually(t, 30*time.Second, s.counts(t, client, map[string]uint64{"GET /users": total}))
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/inarious/inarious/internal/app"
 	"github.com/inarious/inarious/internal/app/apptest"
 	"github.com/inarious/inarious/internal/embedkafka"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 // With --schema-registry the API registers Users-value, writes every event
@@ -66,7 +67,7 @@ func TestSchemaRegistryEndToEnd(t *testing.T) {
 		want[client]["GET /healthz"] = 5
 	}
 	for client, endpoints := range want {
-		waitFor(t, 30*time.Second, "exact counts for "+client, func() bool { return s.countsMatch(t, client, endpoints) })
+		testutil.Eventually(t, 30*time.Second, s.counts(t, client, endpoints))
 	}
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.ConsumeTopics(string(codecs.ActivityTopic)),

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/inarious/inarious/internal/app/apptest"
 	"github.com/inarious/inarious/internal/bench/procbench"
 	"github.com/inarious/inarious/internal/embedkafka"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 func freeAddr(t *testing.T) string {
@@ -51,24 +53,27 @@ func TestWorkerServesMetrics(t *testing.T) {
 		}
 	}()
 	base := "http://" + cfg.MetricsListen
-	apptest.WaitFor(t, 30*time.Second, "worker /healthz", func() bool { return apptest.Status(base+"/healthz") == http.StatusOK })
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
+		code := apptest.Status(base + "/healthz")
+		return code == http.StatusOK, fmt.Sprintf("worker /healthz = %d, want 200", code)
+	})
 
 	const events = 25
 	if err := procbench.PrefillRange(ctx, b.Addrs(), 0, events); err != nil {
 		t.Fatal(err)
 	}
-	apptest.WaitFor(t, 30*time.Second, "processed_total = 25", func() bool {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		resp, err := http.Get(base + "/metrics")
 		if err != nil {
-			return false
+			return false, fmt.Sprintf("GET /metrics: %v", err)
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
 		m := processedRe.FindSubmatch(body)
 		if m == nil {
-			return false
+			return false, "no processed_total in /metrics"
 		}
 		n, _ := strconv.Atoi(string(m[1]))
-		return n == events
+		return n == events, fmt.Sprintf("processed_total = %d, want %d", n, events)
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/internal/testutil"
 	"github.com/inarious/inarious/internal/users/userhttp"
 )
 
@@ -163,17 +164,10 @@ func run(t *testing.T, srv http.Handler, em *fakeEmitter, cases []reqCase) {
 			}
 			var ev *activitypb.BackendApiActivity
 			var kafkaKey string
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				var found bool
-				if ev, kafkaKey, found = em.byRequest(id); found || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-			if ev == nil {
-				t.Fatal("no activity event")
-			}
+			testutil.Eventually(t, 5*time.Second, func() (found bool, _ string) {
+				ev, kafkaKey, found = em.byRequest(id)
+				return found, "no activity event for request " + id
+			})
 			if ev.Client != want || kafkaKey != want || ev.ClientHost != addr || ev.ClientPort != "4000" || ev.HttpStatus != int32(c.status) {
 				t.Errorf("event client %q key %q host %q port %q status %d, want client and key %q from %s:4000",
 					ev.Client, kafkaKey, ev.ClientHost, ev.ClientPort, ev.HttpStatus, want, addr)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -269,7 +271,7 @@ func TestEventsStreamThroughAPI(t *testing.T) {
 	}
 
 	closeStream()
-	waitFor(t, "subscriber gone after the client left", func() bool { return h.Subscribers() == 0 })
+	waitSubscribers(t, h, 0, "after the client left")
 
 	// An open stream must not hold Shutdown up.
 	resp2, err := http.Get(base + "/dashboard/events")
@@ -277,7 +279,7 @@ func TestEventsStreamThroughAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp2.Body.Close()
-	waitFor(t, "second subscriber", func() bool { return h.Subscribers() == 1 })
+	waitSubscribers(t, h, 1, "with a second stream open")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -285,15 +287,12 @@ func TestEventsStreamThroughAPI(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitSubscribers(t *testing.T, h *Hub, want int, when string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		n := h.Subscribers()
+		return n == want, fmt.Sprintf("%d subscribers %s, want %d", n, when, want)
+	})
 }
 
 // TestTopClientsHaveTheAPIShape keeps the page's top clients in the shape

@@ -10,6 +10,8 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/inarious/inarious/internal/kafka"
 )
 
 // ViewStats is the part of views.Usage lag measurement needs.
@@ -21,8 +23,9 @@ type ViewStats interface {
 // marks (the next offset to be written), fetched on every scrape:
 //
 //   - consumer=<group>: the group's committed offsets on its input topic,
-//     i.e. the lag any Kafka tool reports; it works from any process, with
-//     or without a worker in it, and trails by the commit interval (1 s).
+//     i.e. the lag any Kafka tool reports (kafka.ConsumerLag, also for
+//     partitions with no commit); it works from any process, with or
+//     without a worker in it, and trails by the commit interval (1 s).
 //   - consumer="view": the view's last consumed table offset from goka's view
 //     stats. goka's own OffsetLag is refreshed only every 60 s, hence our own
 //     high-water marks. A partition that has consumed nothing since start
@@ -108,25 +111,12 @@ func (l *Lag) Collect(ch chan<- prometheus.Metric) {
 
 func (l *Lag) measure() []lagSample {
 	var out []lagSample
-	if parts, err := l.client.Partitions(l.input); err != nil {
-		l.log.Warn("consumer lag: partitions", "topic", l.input, "err", err)
-	} else if committed, err := l.admin.ListConsumerGroupOffsets(l.group, map[string][]int32{l.input: parts}); err != nil {
-		l.log.Warn("consumer lag: committed offsets", "group", l.group, "err", err)
-	} else {
-		for _, p := range parts {
-			hwm, err := l.client.GetOffset(l.input, p, sarama.OffsetNewest)
-			if err != nil {
-				l.log.Warn("consumer lag: high-water mark", "topic", l.input, "partition", p, "err", err)
-				continue
-			}
-			pos := int64(0) // nothing committed: the group starts from the oldest record
-			if b := committed.GetBlock(l.input, p); b != nil && b.Offset >= 0 {
-				pos = b.Offset
-			} else if oldest, err := l.client.GetOffset(l.input, p, sarama.OffsetOldest); err == nil {
-				pos = oldest
-			}
-			out = append(out, lagSample{l.group, l.input, p, max(hwm-pos, 0)})
-		}
+	lags, err := kafka.ConsumerLag(l.client, l.admin, l.group, l.input)
+	if err != nil {
+		l.log.Warn("consumer lag", "group", l.group, "topic", l.input, "err", err)
+	}
+	for p, lag := range lags { // what could be measured, despite err
+		out = append(out, lagSample{l.group, l.input, p, lag})
 	}
 	if l.view == nil {
 		return out

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/inarious/inarious/internal/app"
 	"github.com/inarious/inarious/internal/app/apptest"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 // startSystem runs Inarious in-process on the embedded broker and returns
@@ -20,23 +22,6 @@ func startSystem(t *testing.T, debugPages bool) string {
 		c.Kafka.Partitions = 2
 		c.DebugPages = debugPages
 	}).Base
-}
-
-var waitFor = apptest.WaitFor
-
-// waitEvery polls cond every interval until it holds or timeout passes.
-func waitEvery(t *testing.T, timeout, interval time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-	}
 }
 
 func get(_ *testing.T, url string) int { return apptest.Status(url) }
@@ -126,12 +111,12 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 
 	// Every request served emits one event; delivery and counting trail it.
 	// Scrapes are requests too, always one ahead, so they are left out.
-	waitFor(t, 20*time.Second, "events emitted and processed >= requests served", func() bool {
+	testutil.Eventually(t, 20*time.Second, func() (bool, string) {
 		m = scrape(t, base)
 		served := sum(m, "inarious_http_requests_total") - sum(m, "inarious_http_requests_total", `route="/metrics"`)
-		return served >= 7 &&
-			m["inarious_events_emitted_total"] >= served &&
-			m["inarious_usage_events_processed_total"] >= served
+		emitted, processed := m["inarious_events_emitted_total"], m["inarious_usage_events_processed_total"]
+		return served >= 7 && emitted >= served && processed >= served,
+			fmt.Sprintf("served %v (want >= 7), emitted %v, processed %v: want both >= served", served, emitted, processed)
 	})
 	if m["inarious_usage_dead_lettered_total"] != 0 || m["inarious_usage_replays_skipped_total"] != 0 {
 		t.Errorf("dead-lettered %v, replays %v; want 0, 0",
@@ -145,9 +130,10 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	// The worker commits about every second and the view follows the table.
 	// Every scrape is itself a request, hence an event: polled every 10 ms,
 	// there would always be one not yet committed. Poll slower than commits.
-	waitEvery(t, 30*time.Second, 1500*time.Millisecond, "consumer lag 0", func() bool {
+	testutil.EventuallyEvery(t, 30*time.Second, 1500*time.Millisecond, func() (bool, string) {
 		traffic := scrape(t, base)
-		return sum(traffic, "inarious_consumer_lag") == 0 && hasSeries(traffic, "inarious_consumer_lag", `consumer="usage"`)
+		lag, has := sum(traffic, "inarious_consumer_lag"), hasSeries(traffic, "inarious_consumer_lag", `consumer="usage"`)
+		return lag == 0 && has, fmt.Sprintf("consumer lag %v (usage group series present: %v), want 0", lag, has)
 	})
 	for _, p := range []string{"/debug/goka/monitor/", "/debug/pprof/heap"} {
 		if c := get(t, base+p); c != http.StatusNotFound {

@@ -64,9 +64,15 @@ type Store struct {
 	dirtyOff bool
 
 	flushMu sync.Mutex // one batch write at a time
-	stop    chan struct{}
-	stopped chan struct{}
-	err     error // first failed flush; later writes report it
+	err     error      // first failed flush; later writes report it
+
+	life     sync.Mutex // orders Open against Close
+	running  bool       // a flusher was started and Close must wait for it
+	closed   bool
+	stop     chan struct{}
+	stopped  chan struct{}
+	closeErr error
+	tickHook func() // tests only: runs inside a tick, before its flush
 }
 
 // Open opens or creates the store at path.
@@ -90,7 +96,15 @@ func Open(path string, opts Options) (*Store, error) {
 
 // Open starts the background flusher.
 func (s *Store) Open() error {
-	go s.flushLoop()
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return errors.New("tablestore: open after close")
+	}
+	if !s.running {
+		s.running = true
+		go s.flushLoop()
+	}
 	return nil
 }
 
@@ -103,6 +117,9 @@ func (s *Store) flushLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
+			if s.tickHook != nil {
+				s.tickHook()
+			}
 			_ = s.Flush()
 		}
 	}
@@ -261,18 +278,20 @@ func (s *Store) IteratorWithRange(start, limit []byte) (storage.Iterator, error)
 	return &keyIterator{it: s.db.NewIterator(r, nil)}, nil
 }
 
-// Close flushes and closes the database.
+// Close stops the flusher, waits until it is done (a tick still running
+// would otherwise write to a closed database), flushes and closes the
+// database. Later calls wait for the first and return its result.
 func (s *Store) Close() error {
-	select {
-	case <-s.stop:
-		return nil
-	default:
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return s.closeErr
 	}
+	s.closed = true
 	close(s.stop)
-	select {
-	case <-s.stopped:
-	default:
-		// Open was never called, so there is no flusher to wait for.
+	if s.running {
+		<-s.stopped
 	}
-	return errors.Join(s.Flush(), s.db.Close())
+	s.closeErr = errors.Join(s.Flush(), s.db.Close())
+	return s.closeErr
 }

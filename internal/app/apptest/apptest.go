@@ -1,9 +1,10 @@
 // Package apptest runs the whole of Inarious in-process on the embedded
-// broker for tests, and polls for conditions instead of sleeping.
+// broker for tests.
 package apptest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/internal/app"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 // StartTimeout bounds how long the system may take to be ready.
@@ -70,7 +72,10 @@ func Start(t testing.TB, log *slog.Logger, opts ...Option) *System {
 		t.Fatalf("system did not start in %v", StartTimeout)
 	}
 	t.Cleanup(s.Stop)
-	WaitFor(t, StartTimeout, "/readyz 200", func() bool { return Status(s.Base+"/readyz") == http.StatusOK })
+	testutil.Eventually(t, StartTimeout, func() (bool, string) {
+		code := Status(s.Base + "/readyz")
+		return code == http.StatusOK, fmt.Sprintf("/readyz = %d, want 200", code)
+	})
 	return s
 }
 
@@ -83,18 +88,6 @@ func (s *System) Stop() {
 	s.cancel()
 	if err := <-s.done; err != nil {
 		s.t.Errorf("system stopped with: %v", err)
-	}
-}
-
-// WaitFor polls cond until it holds, failing the test after timeout.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -1,0 +1,4 @@
+package api
+
+// MaxInFlight is maxInFlight for tests.
+const MaxInFlight = maxInFlight

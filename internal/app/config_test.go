@@ -1,0 +1,71 @@
+package app_test
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/inarious/inarious/internal/app"
+)
+
+// configTable returns the rows of the README's configuration table.
+func configTable(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\n## Configuration\n")
+	if !ok {
+		t.Fatal("README has no Configuration section")
+	}
+	section, _, _ := strings.Cut(rest, "\n## ")
+	var rows []string
+	for _, l := range strings.Split(section, "\n") {
+		if strings.HasPrefix(l, "| `--") {
+			rows = append(rows, l)
+		}
+	}
+	if len(rows) == 0 {
+		t.Fatal("README's Configuration section has no flag rows")
+	}
+	return rows
+}
+
+func row(rows []string, flagName string) string {
+	for _, r := range rows {
+		if strings.Contains(r, "`--"+flagName+"`") {
+			return r
+		}
+	}
+	return ""
+}
+
+func TestEveryFlagIsInTheREADME(t *testing.T) {
+	rows := configTable(t)
+	cfg := app.Defaults()
+	app.FlagSet("inarious", &cfg).VisitAll(func(f *flag.Flag) {
+		if row(rows, f.Name) == "" {
+			t.Errorf("--%s (%s) is missing from the README's configuration table", f.Name, app.EnvName(f.Name))
+		}
+	})
+	r := row(rows, "client-id")
+	for _, want := range []string{"`INARIOUS_CLIENT_ID`", "`inarious`"} {
+		if r != "" && !strings.Contains(r, want) {
+			t.Errorf("README row of --client-id lacks %s: %s", want, r)
+		}
+	}
+}
+
+// --debug-pages also mounts Go's profiler; operators deciding whether to
+// turn it on must be told.
+func TestDebugPagesHelpMentionsPprof(t *testing.T) {
+	cfg := app.Defaults()
+	if u := app.FlagSet("inarious", &cfg).Lookup("debug-pages").Usage; !strings.Contains(u, "/debug/pprof/") {
+		t.Errorf("--debug-pages help %q does not mention /debug/pprof/", u)
+	}
+	if r := row(configTable(t), "debug-pages"); !strings.Contains(r, "/debug/pprof/") {
+		t.Errorf("README row of --debug-pages does not mention /debug/pprof/: %s", r)
+	}
+}
