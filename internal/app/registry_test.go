@@ -3,13 +3,19 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/inarious/inarious/codecs"
@@ -100,4 +106,96 @@ func TestSchemaRegistryEndToEnd(t *testing.T) {
 		}
 	}
 	t.Logf("%d records read back with sr.Serde, schema id %d", len(records), ready.Checks.SchemaRegistry.SchemaID)
+}
+
+// gatedRegistry is franz-go's in-memory registry behind a switch: while
+// down it answers 503, as a registry that is starting or overloaded does.
+type gatedRegistry struct {
+	*httptest.Server
+	down atomic.Bool
+}
+
+func newGatedRegistry(t *testing.T) *gatedRegistry {
+	reg := srfake.New(srfake.WithGlobalCompat(sr.CompatBackward))
+	t.Cleanup(reg.Close)
+	target, err := url.Parse(reg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	g := &gatedRegistry{}
+	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.down.Load() {
+			http.Error(w, "registry unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(g.Close)
+	return g
+}
+
+// While the registry is away at start the API says so in /readyz, accepts
+// requests and holds their events (nothing unframed reaches Users); once the
+// registry answers, every held event is delivered, framed, and counted.
+func TestSchemaRegistryAwayAtStart(t *testing.T) {
+	reg := newGatedRegistry(t)
+	reg.down.Store(true)
+	b, err := embedkafka.Start(0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	s := &system{apptest.StartListening(t, nil, func(c *app.Config) {
+		c.Brokers = b.Addrs()[0]
+		c.Kafka.Brokers = b.Addrs()
+		c.SchemaRegistry = reg.URL
+	})}
+	type readiness struct {
+		Ready  bool `json:"ready"`
+		Events struct {
+			Delivered uint64 `json:"delivered"`
+			Queued    int    `json:"queued"`
+		} `json:"events"`
+		Checks struct {
+			SchemaRegistry struct {
+				Ready     bool   `json:"ready"`
+				LastError string `json:"last_error"`
+			} `json:"schema_registry"`
+		} `json:"checks"`
+	}
+	readyz := func() (int, readiness) {
+		var rd readiness
+		resp, err := http.Get(s.Base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&rd); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, rd
+	}
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
+		code, rd := readyz()
+		return code == http.StatusServiceUnavailable && rd.Checks.SchemaRegistry.LastError != "",
+			fmt.Sprintf("/readyz %d %+v, want 503 naming the registry's error", code, rd)
+	})
+	const client, n = "10.3.1.1", 10
+	for range n {
+		if code := s.call(t, "GET", "/healthz", client, ""); code != http.StatusOK {
+			t.Fatalf("GET /healthz = %d while the registry is away", code)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
+		_, rd := readyz()
+		return rd.Events.Queued >= n && rd.Events.Delivered == 0, fmt.Sprintf("events %+v, want %d held", rd.Events, n)
+	})
+
+	reg.down.Store(false)
+	testutil.Eventually(t, 60*time.Second, func() (bool, string) {
+		code, rd := readyz()
+		return code == http.StatusOK, fmt.Sprintf("/readyz %d %+v after the registry came back", code, rd)
+	})
+	testutil.Eventually(t, 30*time.Second, s.counts(t, client, map[string]uint64{"GET /healthz": n}))
 }

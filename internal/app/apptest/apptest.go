@@ -45,6 +45,18 @@ func WithDataDir(dir string) Option { return func(c *app.Config) { c.DataDir = d
 // stopped when the test ends, or earlier with Stop.
 func Start(t testing.TB, log *slog.Logger, opts ...Option) *System {
 	t.Helper()
+	s := StartListening(t, log, opts...)
+	testutil.Eventually(t, StartTimeout, func() (bool, string) {
+		code := Status(s.Base + "/readyz")
+		return code == http.StatusOK, fmt.Sprintf("/readyz = %d, want 200", code)
+	})
+	return s
+}
+
+// StartListening is Start returning as soon as the API listens, ready or not
+// (e.g. while a dependency it waits for is away).
+func StartListening(t testing.TB, log *slog.Logger, opts ...Option) *System {
+	t.Helper()
 	cfg := app.Defaults()
 	cfg.EmbeddedKafkaPort = 0
 	cfg.Listen = "127.0.0.1:0"
@@ -72,10 +84,6 @@ func Start(t testing.TB, log *slog.Logger, opts ...Option) *System {
 		t.Fatalf("system did not start in %v", StartTimeout)
 	}
 	t.Cleanup(s.Stop)
-	testutil.Eventually(t, StartTimeout, func() (bool, string) {
-		code := Status(s.Base + "/readyz")
-		return code == http.StatusOK, fmt.Sprintf("/readyz = %d, want 200", code)
-	})
 	return s
 }
 
