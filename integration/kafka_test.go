@@ -401,10 +401,14 @@ func committed(t *testing.T) map[int32]int64 {
 	for i := range parts {
 		parts[i] = int32(i)
 	}
-	resp, err := adm.ListConsumerGroupOffsets(usageGroup, map[string][]int32{usersTopic: parts})
-	if err != nil {
-		t.Fatalf("committed offsets: %v", err)
-	}
+	// Right after a broker restart the coordinator answers "still loading
+	// offsets" for a while: ask again until it has them.
+	var resp *sarama.OffsetFetchResponse
+	testutil.Eventually(t, 60*time.Second, func() (bool, string) {
+		var err error
+		resp, err = adm.ListConsumerGroupOffsets(usageGroup, map[string][]int32{usersTopic: parts})
+		return err == nil, fmt.Sprintf("committed offsets: %v", err)
+	})
 	out := map[int32]int64{}
 	for p, b := range resp.Blocks[usersTopic] {
 		out[p] = b.Offset
