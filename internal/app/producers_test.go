@@ -34,19 +34,27 @@ type otherProducer struct {
 	cl *kgo.Client
 }
 
-func startWithOwnBroker(t *testing.T) (*system, *otherProducer) {
+// ownBroker starts an embedded broker for the test and an option that runs
+// the system on it, so the test can reach the broker too.
+func ownBroker(t *testing.T) (brokers []string, opt apptest.Option) {
 	t.Helper()
 	b, err := embedkafka.Start(0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	s := &system{apptest.Start(t, nil, func(c *app.Config) {
+	return b.Addrs(), func(c *app.Config) {
 		c.Brokers = b.Addrs()[0]
 		c.Kafka.Brokers = b.Addrs()
 		c.Kafka.Partitions = testPartitions
-	})}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	}
+}
+
+func startWithOwnBroker(t *testing.T) (*system, *otherProducer) {
+	t.Helper()
+	brokers, onBroker := ownBroker(t)
+	s := &system{apptest.Start(t, nil, onBroker)}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/app"
 	"github.com/inarious/inarious/internal/app/apptest"
-	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/testutil"
 )
 
@@ -36,16 +35,8 @@ func TestSchemaRegistryEndToEnd(t *testing.T) {
 	if url == "" {
 		t.Skip("INARIOUS_SCHEMA_REGISTRY not set: start one with scripts/registry.sh")
 	}
-	b, err := embedkafka.Start(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	s := &system{apptest.Start(t, nil, func(c *app.Config) {
-		c.Brokers = b.Addrs()[0]
-		c.Kafka.Brokers = b.Addrs()
-		c.SchemaRegistry = url
-	})}
+	brokers, onBroker := ownBroker(t)
+	s := &system{apptest.Start(t, nil, onBroker, func(c *app.Config) { c.SchemaRegistry = url })}
 
 	var ready struct {
 		Checks struct {
@@ -76,7 +67,7 @@ func TestSchemaRegistryEndToEnd(t *testing.T) {
 		testutil.Eventually(t, 30*time.Second, s.counts(t, client, endpoints))
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.ConsumeTopics(string(codecs.ActivityTopic)),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(string(codecs.ActivityTopic)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -141,16 +132,8 @@ func newGatedRegistry(t *testing.T) *gatedRegistry {
 func TestSchemaRegistryAwayAtStart(t *testing.T) {
 	reg := newGatedRegistry(t)
 	reg.down.Store(true)
-	b, err := embedkafka.Start(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	s := &system{apptest.StartListening(t, nil, func(c *app.Config) {
-		c.Brokers = b.Addrs()[0]
-		c.Kafka.Brokers = b.Addrs()
-		c.SchemaRegistry = reg.URL
-	})}
+	_, onBroker := ownBroker(t)
+	s := &system{apptest.StartListening(t, nil, onBroker, func(c *app.Config) { c.SchemaRegistry = reg.URL })}
 	type readiness struct {
 		Ready  bool `json:"ready"`
 		Events struct {
