@@ -77,7 +77,7 @@ func (s *Server) getUsage(w http.ResponseWriter, r *http.Request) {
 	u, err := s.usage.Get(client)
 	if err != nil {
 		s.log.Error("usage lookup failed", "client", client, "err", err)
-		problem.Write(w, r, http.StatusServiceUnavailable, "usage table is not available")
+		writeUsageError(w, r, err, "usage table is not available")
 		return
 	}
 	if u == nil {
@@ -123,7 +123,7 @@ func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Error("usage iteration failed", "err", err)
-		problem.Write(w, r, http.StatusServiceUnavailable, "usage table is not available")
+		writeUsageError(w, r, err, "usage table is not available")
 		return
 	}
 	sort.Slice(rows, func(i, j int) bool {

@@ -46,7 +46,20 @@ type Config struct {
 	DebugPages    bool
 	// SchemaRegistry is the Confluent-compatible registry URL (empty: off).
 	SchemaRegistry string
+	// QueryListen serves a worker's reads of its own partitions (empty:
+	// off); QueryAdvertise is the address it tells the group (default: the
+	// address it listens on).
+	QueryListen    string
+	QueryAdvertise string
+	// UsageSource is where the API reads usage: UsageFromView or UsageFromWorkers.
+	UsageSource string
 }
+
+// Where the API reads usage from (--usage-source).
+const (
+	UsageFromView    = "view"
+	UsageFromWorkers = "workers"
+)
 
 // EnvPrefix starts every environment variable the binary reads.
 const EnvPrefix = "INARIOUS_"
@@ -87,6 +100,9 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", cfg.MetricsListen, "worker only: address for /metrics and /healthz (empty: off)")
 	fs.BoolVar(&cfg.DebugPages, "debug-pages", cfg.DebugPages, "serve goka's monitor and query pages under /debug/goka/ and Go's pprof under /debug/pprof/ on the API address (they expose the usage table and process internals)")
 	fs.StringVar(&cfg.SchemaRegistry, "schema-registry", cfg.SchemaRegistry, "Confluent-compatible schema registry URL; the API registers Users-value and writes the Confluent wire format")
+	fs.StringVar(&cfg.QueryListen, "query-listen", cfg.QueryListen, "worker only: address serving reads of the partitions this worker owns, advertised in its group membership (empty: off)")
+	fs.StringVar(&cfg.QueryAdvertise, "query-advertise", cfg.QueryAdvertise, "worker only: address the API reaches --query-listen at (default: the address it listens on)")
+	fs.StringVar(&cfg.UsageSource, "usage-source", cfg.UsageSource, "API only: where GET /usage/{client} reads: view (a full copy of the table) or workers (the worker owning the client's partition, found through --query-listen)")
 	return fs
 }
 
@@ -108,6 +124,7 @@ func Defaults() Config {
 		ReadHeaderTimeout: 5 * time.Second,
 		RequestTimeout:    30 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		UsageSource:       UsageFromView,
 	}
 }
 
@@ -160,6 +177,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1 {
 		return errors.New("--max-body-bytes must be >= 1")
+	}
+	if c.UsageSource != UsageFromView && c.UsageSource != UsageFromWorkers {
+		return fmt.Errorf("--usage-source must be %s or %s, not %q", UsageFromView, UsageFromWorkers, c.UsageSource)
+	}
+	if c.QueryAdvertise != "" && c.QueryListen == "" {
+		return errors.New("--query-advertise needs --query-listen")
 	}
 	if c.DataDir == "" {
 		return errors.New("--data-dir must not be empty")

@@ -21,6 +21,7 @@ import (
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/internal/users/userhttp"
 	"github.com/inarious/inarious/processors/usage"
@@ -123,6 +124,20 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed)
 	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(groups)...); err != nil {
 		return err
 	}
+	var qs *queryServer
+	if cfg.QueryListen != "" {
+		// Before the groups are built: it sets the user data they join with.
+		if qs, err = startQueryServer(ctx, &cfg, log); err != nil {
+			return err
+		}
+		// After the groups have left: until then it refuses on its own.
+		defer qs.stop()
+		if obs != nil {
+			obs.metrics.WatchCounters(
+				metrics.Counter{Name: "usage_query_answered_total", Help: "Reads of owned partitions this worker answered.", Value: qs.worker.Answered},
+				metrics.Counter{Name: "usage_query_refused_total", Help: "Reads this worker refused: partition not owned, or rebalancing.", Value: qs.worker.Refused})
+		}
+	}
 	dataDir := filepath.Join(cfg.DataDir, "worker")
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range groups {
@@ -130,6 +145,9 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed)
 		if obs != nil {
 			obs.metrics.WatchCounters(c.Counters()...)
 			onStart = obs.addProcessor
+		}
+		if qs != nil {
+			onStart = onUsageProcessor(onStart, qs.worker.SetProcessor)
 		}
 		g.Go(func() error { return c.Run(gctx, cfg.Kafka, dataDir, onStart) })
 	}
@@ -153,9 +171,11 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 
 // apiParts is everything the API process runs, built before anything runs.
 type apiParts struct {
-	view *views.Usage
-	hub  *dashboard.Hub
-	pub  *api.Publisher
+	// view and hub are nil with --usage-source=workers, routed otherwise.
+	view   *views.Usage
+	hub    *dashboard.Hub
+	routed *routedUsage
+	pub    *api.Publisher
 	// registrar registers the activity schema (nil without --schema-registry).
 	registrar *confluent.Registrar
 	handler   http.Handler
@@ -175,10 +195,23 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(groups)...); err != nil {
 		return nil, err
 	}
-	hub := dashboard.NewHub(log)
-	view, err := views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log, views.OnChange(hub.Observe))
-	if err != nil {
-		return nil, err
+	var (
+		hub    *dashboard.Hub
+		view   *views.Usage
+		routed *routedUsage
+		reader api.UsageReader
+	)
+	if cfg.UsageSource == UsageFromWorkers {
+		if routed, err = newRoutedUsage(cfg, log); err != nil {
+			return nil, err
+		}
+		reader = routed.reader
+	} else {
+		hub = dashboard.NewHub(log)
+		if view, err = views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log, views.OnChange(hub.Observe)); err != nil {
+			return nil, err
+		}
+		reader = view
 	}
 	// With a schema registry every record is framed with the id of the
 	// registered schema: until it is registered, events wait in the queue.
@@ -220,14 +253,21 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	if err != nil {
 		return nil, err
 	}
-	obsOpts, releaseObs := obs.apiOptions(cfg, log, view, pub, hub)
+	var obsOpts []api.Option
+	var releaseObs func()
+	if routed != nil {
+		obsOpts, releaseObs = obs.routedOptions(cfg, log, routed, pub)
+		apiOpts = append(apiOpts, api.WithReadinessCheck(routed.readiness()))
+	} else {
+		obsOpts, releaseObs = obs.apiOptions(cfg, log, view, pub, hub)
+	}
 	release := func() {
 		releaseObs()
 		if err := store.Close(); err != nil {
 			log.Warn("users store close", "err", err)
 		}
 	}
-	handler, err := api.New(view, pub, clients, append(append([]api.Option{
+	handler, err := api.New(reader, pub, clients, append(append([]api.Option{
 		api.WithLogger(log),
 		api.WithAPIKeys(keys),
 		api.WithRoutes(userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))...),
@@ -236,7 +276,7 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 		release()
 		return nil, err
 	}
-	return &apiParts{view: view, hub: hub, pub: pub, registrar: registrar, handler: handler, release: release}, nil
+	return &apiParts{view: view, hub: hub, routed: routed, pub: pub, registrar: registrar, handler: handler, release: release}, nil
 }
 
 // serve runs the view, the dashboard hub and the HTTP server until ctx ends
@@ -263,20 +303,26 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	srv.RegisterOnShutdown(p.hub.Close)
-
 	viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopView()
 	viewDone := make(chan error, 1)
-	go func() { viewDone <- p.view.Run(viewCtx) }()
+	hubCtx, stopHub := context.WithCancel(viewCtx)
+	defer stopHub()
+	hubDone := make(chan struct{})
+	if p.routed != nil {
+		// Workers mode: the owners map stands where the view stood.
+		go func() { p.routed.tracker.Run(viewCtx); viewDone <- nil }()
+		close(hubDone)
+		defer p.routed.reader.Close()
+	} else {
+		srv.RegisterOnShutdown(p.hub.Close)
+		go func() { viewDone <- p.view.Run(viewCtx) }()
+		go func() { defer close(hubDone); p.hub.Run(hubCtx, p.view) }()
+	}
 	if p.registrar != nil {
 		// Retries with backoff until registered; /readyz reports it meanwhile.
 		go func() { _ = p.registrar.Run(viewCtx) }()
 	}
-	hubCtx, stopHub := context.WithCancel(viewCtx)
-	defer stopHub()
-	hubDone := make(chan struct{})
-	go func() { defer close(hubDone); p.hub.Run(hubCtx, p.view) }()
 
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()

@@ -25,6 +25,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// ClientID names the process in broker logs and group membership.
 	ClientID string
+	// MemberUserData is sent with every JoinGroup of this process' consumer
+	// groups, so the group's description tells others about the member
+	// (a worker's query address, see internal/ownership).
+	MemberUserData []byte
 }
 
 // Defaults returns a Config for a single local broker.
@@ -85,6 +89,7 @@ func (c Config) Sarama() *sarama.Config {
 	// and heartbeat every second so members learn of a rebalance sooner.
 	sc.Consumer.Group.Session.Timeout = 6 * time.Second
 	sc.Consumer.Group.Heartbeat.Interval = time.Second
+	sc.Consumer.Group.Member.UserData = c.MemberUserData
 	return sc
 }
 

@@ -1,0 +1,205 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/ownership"
+)
+
+// Owners is where the Reader learns who owns what (ownership.Tracker).
+type Owners interface {
+	// Current is the latest map (nil if none yet) and a channel closed
+	// when a newer one replaces it.
+	Current() (*ownership.Map, <-chan struct{})
+	// Refresh asks for a new map soon, without blocking.
+	Refresh()
+}
+
+// Unavailable is the error of a read that found no owner to answer within
+// the retry window; the API answers it with Status and Retry-After.
+type Unavailable struct {
+	Detail string
+	After  time.Duration
+}
+
+func (e *Unavailable) Error() string { return "usage unavailable: " + e.Detail }
+
+// Status is the HTTP status to answer with.
+func (e *Unavailable) Status() int { return http.StatusServiceUnavailable }
+
+// RetryAfter is how long the client should wait before asking again.
+func (e *Unavailable) RetryAfter() time.Duration { return e.After }
+
+// PublicDetail says what happened without internal addresses.
+func (e *Unavailable) PublicDetail() string {
+	return "no worker owning this client's partition answered (the usage group is rebalancing); retry later"
+}
+
+// NotSupported is the error of a read this mode cannot serve.
+type NotSupported struct{ Detail string }
+
+func (e *NotSupported) Error() string             { return e.Detail }
+func (e *NotSupported) Status() int               { return http.StatusNotImplemented }
+func (e *NotSupported) RetryAfter() time.Duration { return 0 }
+func (e *NotSupported) PublicDetail() string      { return e.Detail }
+
+// Reader reads usage from the worker owning each client's partition. It is
+// an api.UsageReader. It never answers from anyone but the member Kafka
+// names as the owner, and that member checks ownership itself at read time;
+// while no owner answers (a rebalance) it retries for Window, then gives up
+// with *Unavailable.
+type Reader struct {
+	owners Owners
+	http   *http.Client
+	log    *slog.Logger
+	// Window bounds the retries of one read.
+	Window time.Duration
+	// AttemptTimeout bounds one forwarded request.
+	AttemptTimeout time.Duration
+
+	ok, notFound, refused, connFailed, noOwner, unavailable atomic.Uint64
+}
+
+// NewReader reads through owners over a pooled HTTP client.
+func NewReader(owners Owners, log *slog.Logger) *Reader {
+	if log == nil {
+		log = slog.Default()
+	}
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 500 * time.Millisecond, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: time.Second,
+	}
+	return &Reader{
+		owners: owners, log: log,
+		http:           &http.Client{Transport: tr},
+		Window:         3 * time.Second,
+		AttemptTimeout: time.Second,
+	}
+}
+
+// Close drops the pooled connections.
+func (r *Reader) Close() { r.http.CloseIdleConnections() }
+
+// Counters are the outcomes of forwarded reads, for /metrics.
+func (r *Reader) Counters() []metrics.Counter {
+	return []metrics.Counter{
+		{Name: "usage_route_answered_total", Help: "Usage reads answered by the owning worker with a row.", Value: r.ok.Load},
+		{Name: "usage_route_not_found_total", Help: "Usage reads the owning worker answered with no row.", Value: r.notFound.Load},
+		{Name: "usage_route_refused_total", Help: "Forwarded usage reads the worker refused (not its partition, or rebalancing); retried.", Value: r.refused.Load},
+		{Name: "usage_route_connect_failed_total", Help: "Forwarded usage reads that reached no worker; retried.", Value: r.connFailed.Load},
+		{Name: "usage_route_no_owner_total", Help: "Usage read attempts that found no owner for the partition; retried.", Value: r.noOwner.Load},
+		{Name: "usage_route_unavailable_total", Help: "Usage reads answered 503 after the retry window found no owner to answer.", Value: r.unavailable.Load},
+	}
+}
+
+// Recovered reports whether every partition has an owner to ask.
+func (r *Reader) Recovered() bool {
+	m, _ := r.owners.Current()
+	return m.Covered()
+}
+
+// Each is not served: the rows are spread over the workers.
+func (r *Reader) Each(func(*activitypb.ClientUsage) bool) error {
+	return &NotSupported{Detail: "listing clients needs the usage view: this API runs with --usage-source=workers, which holds no copy of the table"}
+}
+
+// Get returns client's usage (nil if it has none) as its partition's owner
+// answers it.
+func (r *Reader) Get(client string) (*activitypb.ClientUsage, error) {
+	deadline := time.Now().Add(r.Window)
+	backoff := 20 * time.Millisecond
+	for {
+		m, changed := r.owners.Current()
+		u, why := r.try(m, client)
+		if why == nil {
+			return u, nil
+		}
+		r.owners.Refresh()
+		left := time.Until(deadline)
+		if left <= 0 {
+			r.unavailable.Add(1)
+			return nil, &Unavailable{Detail: why.Error(), After: time.Second}
+		}
+		select {
+		case <-changed:
+		case <-time.After(min(backoff, left)):
+		}
+		backoff = min(2*backoff, 250*time.Millisecond)
+	}
+}
+
+// try asks the owner once; an error means "ask again".
+func (r *Reader) try(m *ownership.Map, client string) (*activitypb.ClientUsage, error) {
+	if m == nil || m.Partitions == 0 {
+		r.noOwner.Add(1)
+		return nil, errors.New("owners of the usage partitions are not known yet")
+	}
+	p := kafka.PartitionOf(client, m.Partitions)
+	o, ok := m.Owner(p)
+	if !ok {
+		r.noOwner.Add(1)
+		return nil, fmt.Errorf("partition %d has no owner with a query address (group %s)", p, m.State)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.AttemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+o.Addr+Path+"?client="+url.QueryEscape(client), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		r.connFailed.Add(1)
+		return nil, fmt.Errorf("owner %s of partition %d: %w", o.Addr, p, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		r.connFailed.Add(1)
+		return nil, fmt.Errorf("owner %s of partition %d: %w", o.Addr, p, err)
+	}
+	// The worker must have hashed the client to the same partition, else
+	// its partition count and ours differ and its answer proves nothing.
+	if got := resp.Header.Get(HeaderPartition); got != strconv.Itoa(int(p)) {
+		r.refused.Add(1)
+		return nil, fmt.Errorf("owner %s put client in partition %q, not %d", o.Addr, got, p)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		v, err := new(codecs.ClientUsage).Decode(body)
+		if err != nil {
+			return nil, fmt.Errorf("owner %s: %w", o.Addr, err)
+		}
+		r.ok.Add(1)
+		return v.(*activitypb.ClientUsage), nil
+	case http.StatusNotFound:
+		r.notFound.Add(1)
+		return nil, nil
+	default:
+		r.refused.Add(1)
+		return nil, fmt.Errorf("owner %s of partition %d refused: %d %s", o.Addr, p, resp.StatusCode, clip(body))
+	}
+}
+
+func clip(b []byte) string {
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return string(b)
+}
