@@ -152,9 +152,12 @@ func (x *BackendApiActivity) GetClient() string {
 
 // EndpointUsage counts the calls of one endpoint ("METHOD /route/{template}").
 type EndpointUsage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Count         uint64                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
-	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Count    uint64                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	LastSeen *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// The endpoint's number in the row's window buckets (from 1; 0 until an
+	// event of it was windowed).
+	WindowId      uint32 `protobuf:"varint,3,opt,name=window_id,json=windowId,proto3" json:"window_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -203,6 +206,13 @@ func (x *EndpointUsage) GetLastSeen() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *EndpointUsage) GetWindowId() uint32 {
+	if x != nil {
+		return x.WindowId
+	}
+	return 0
+}
+
 // ClientUsage is the value of the usage table, keyed by client.
 type ClientUsage struct {
 	state     protoimpl.MessageState    `protogen:"open.v1"`
@@ -228,7 +238,9 @@ type ClientUsage struct {
 	// The buckets the latest closing event closed, kept to emit them again:
 	// with the next close, and when that event is replayed after a crash
 	// (its changelog write may have survived an emit that did not).
-	LastClosed    *ClosedBuckets `protobuf:"bytes,10,opt,name=last_closed,json=lastClosed,proto3" json:"last_closed,omitempty"`
+	LastClosed *ClosedBuckets `protobuf:"bytes,10,opt,name=last_closed,json=lastClosed,proto3" json:"last_closed,omitempty"`
+	// The highest window_id given to an endpoint of this row.
+	LastWindowId  uint32 `protobuf:"varint,11,opt,name=last_window_id,json=lastWindowId,proto3" json:"last_window_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -333,14 +345,26 @@ func (x *ClientUsage) GetLastClosed() *ClosedBuckets {
 	return nil
 }
 
+func (x *ClientUsage) GetLastWindowId() uint32 {
+	if x != nil {
+		return x.LastWindowId
+	}
+	return 0
+}
+
 // WindowBucket is one tumbling bucket of a client's usage.
 type WindowBucket struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	StepSeconds int64                  `protobuf:"varint,1,opt,name=step_seconds,json=stepSeconds,proto3" json:"step_seconds,omitempty"`
 	// Start of the bucket, Unix seconds (UTC, a multiple of step_seconds).
-	StartUnix     int64             `protobuf:"varint,2,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"`
-	Endpoints     map[string]uint64 `protobuf:"bytes,3,rep,name=endpoints,proto3" json:"endpoints,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	Total         uint64            `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
+	StartUnix int64  `protobuf:"varint,2,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"`
+	Total     uint64 `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	// Calls per endpoint: counts[i] calls of the endpoint whose window_id is
+	// endpoint_ids[i]. Numbers in packed arrays, not names in a map: the row
+	// is rewritten on every event, and this is several times cheaper to
+	// encode and store.
+	EndpointIds   []uint32 `protobuf:"varint,4,rep,packed,name=endpoint_ids,json=endpointIds,proto3" json:"endpoint_ids,omitempty"`
+	Counts        []uint64 `protobuf:"varint,5,rep,packed,name=counts,proto3" json:"counts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -389,18 +413,25 @@ func (x *WindowBucket) GetStartUnix() int64 {
 	return 0
 }
 
-func (x *WindowBucket) GetEndpoints() map[string]uint64 {
-	if x != nil {
-		return x.Endpoints
-	}
-	return nil
-}
-
 func (x *WindowBucket) GetTotal() uint64 {
 	if x != nil {
 		return x.Total
 	}
 	return 0
+}
+
+func (x *WindowBucket) GetEndpointIds() []uint32 {
+	if x != nil {
+		return x.EndpointIds
+	}
+	return nil
+}
+
+func (x *WindowBucket) GetCounts() []uint64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
 }
 
 // ClosedBuckets are buckets one event closed, with where that event was
@@ -660,10 +691,11 @@ const file_activity_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\t \x01(\tR\trequestId\x12\x16\n" +
 	"\x06client\x18\n" +
-	" \x01(\tR\x06client\"^\n" +
+	" \x01(\tR\x06client\"{\n" +
 	"\rEndpointUsage\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x127\n" +
-	"\tlast_seen\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xd6\x06\n" +
+	"\tlast_seen\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1b\n" +
+	"\twindow_id\x18\x03 \x01(\rR\bwindowId\"\xfc\x06\n" +
 	"\vClientUsage\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\tR\x06client\x12K\n" +
 	"\tendpoints\x18\x02 \x03(\v2-.inarious.activity.ClientUsage.EndpointsEntryR\tendpoints\x12\x14\n" +
@@ -677,7 +709,8 @@ const file_activity_proto_rawDesc = "" +
 	"\x15stream_time_unix_nano\x18\t \x01(\x03R\x12streamTimeUnixNano\x12A\n" +
 	"\vlast_closed\x18\n" +
 	" \x01(\v2 .inarious.activity.ClosedBucketsR\n" +
-	"lastClosed\x1a^\n" +
+	"lastClosed\x12$\n" +
+	"\x0elast_window_id\x18\v \x01(\rR\flastWindowId\x1a^\n" +
 	"\x0eEndpointsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x126\n" +
 	"\x05value\x18\x02 \x01(\v2 .inarious.activity.EndpointUsageR\x05value:\x028\x01\x1aA\n" +
@@ -686,16 +719,14 @@ const file_activity_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aA\n" +
 	"\x13RekeyedOffsetsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xf2\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xa1\x01\n" +
 	"\fWindowBucket\x12!\n" +
 	"\fstep_seconds\x18\x01 \x01(\x03R\vstepSeconds\x12\x1d\n" +
 	"\n" +
-	"start_unix\x18\x02 \x01(\x03R\tstartUnix\x12L\n" +
-	"\tendpoints\x18\x03 \x03(\v2..inarious.activity.WindowBucket.EndpointsEntryR\tendpoints\x12\x14\n" +
-	"\x05total\x18\x04 \x01(\x04R\x05total\x1a<\n" +
-	"\x0eEndpointsEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x9a\x01\n" +
+	"start_unix\x18\x02 \x01(\x03R\tstartUnix\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x04R\x05total\x12!\n" +
+	"\fendpoint_ids\x18\x04 \x03(\rR\vendpointIds\x12\x16\n" +
+	"\x06counts\x18\x05 \x03(\x04R\x06counts\"\x9a\x01\n" +
 	"\rClosedBuckets\x129\n" +
 	"\abuckets\x18\x01 \x03(\v2\x1f.inarious.activity.WindowBucketR\abuckets\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -726,7 +757,7 @@ func file_activity_proto_rawDescGZIP() []byte {
 	return file_activity_proto_rawDescData
 }
 
-var file_activity_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_activity_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_activity_proto_goTypes = []any{
 	(*BackendApiActivity)(nil),    // 0: inarious.activity.BackendApiActivity
 	(*EndpointUsage)(nil),         // 1: inarious.activity.EndpointUsage
@@ -739,29 +770,27 @@ var file_activity_proto_goTypes = []any{
 	nil,                           // 8: inarious.activity.ClientUsage.EndpointsEntry
 	nil,                           // 9: inarious.activity.ClientUsage.AppliedOffsetsEntry
 	nil,                           // 10: inarious.activity.ClientUsage.RekeyedOffsetsEntry
-	nil,                           // 11: inarious.activity.WindowBucket.EndpointsEntry
-	nil,                           // 12: inarious.activity.WindowCounts.EndpointsEntry
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	nil,                           // 11: inarious.activity.WindowCounts.EndpointsEntry
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_activity_proto_depIdxs = []int32{
-	13, // 0: inarious.activity.BackendApiActivity.request_time:type_name -> google.protobuf.Timestamp
-	13, // 1: inarious.activity.EndpointUsage.last_seen:type_name -> google.protobuf.Timestamp
+	12, // 0: inarious.activity.BackendApiActivity.request_time:type_name -> google.protobuf.Timestamp
+	12, // 1: inarious.activity.EndpointUsage.last_seen:type_name -> google.protobuf.Timestamp
 	8,  // 2: inarious.activity.ClientUsage.endpoints:type_name -> inarious.activity.ClientUsage.EndpointsEntry
-	13, // 3: inarious.activity.ClientUsage.first_seen:type_name -> google.protobuf.Timestamp
-	13, // 4: inarious.activity.ClientUsage.last_seen:type_name -> google.protobuf.Timestamp
+	12, // 3: inarious.activity.ClientUsage.first_seen:type_name -> google.protobuf.Timestamp
+	12, // 4: inarious.activity.ClientUsage.last_seen:type_name -> google.protobuf.Timestamp
 	9,  // 5: inarious.activity.ClientUsage.applied_offsets:type_name -> inarious.activity.ClientUsage.AppliedOffsetsEntry
 	10, // 6: inarious.activity.ClientUsage.rekeyed_offsets:type_name -> inarious.activity.ClientUsage.RekeyedOffsetsEntry
 	3,  // 7: inarious.activity.ClientUsage.open_buckets:type_name -> inarious.activity.WindowBucket
 	4,  // 8: inarious.activity.ClientUsage.last_closed:type_name -> inarious.activity.ClosedBuckets
-	11, // 9: inarious.activity.WindowBucket.endpoints:type_name -> inarious.activity.WindowBucket.EndpointsEntry
-	3,  // 10: inarious.activity.ClosedBuckets.buckets:type_name -> inarious.activity.WindowBucket
-	12, // 11: inarious.activity.WindowCounts.endpoints:type_name -> inarious.activity.WindowCounts.EndpointsEntry
-	1,  // 12: inarious.activity.ClientUsage.EndpointsEntry.value:type_name -> inarious.activity.EndpointUsage
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	3,  // 9: inarious.activity.ClosedBuckets.buckets:type_name -> inarious.activity.WindowBucket
+	11, // 10: inarious.activity.WindowCounts.endpoints:type_name -> inarious.activity.WindowCounts.EndpointsEntry
+	1,  // 11: inarious.activity.ClientUsage.EndpointsEntry.value:type_name -> inarious.activity.EndpointUsage
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_activity_proto_init() }
@@ -775,7 +804,7 @@ func file_activity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_activity_proto_rawDesc), len(file_activity_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -318,26 +318,29 @@ func (p *Processor) count(ctx goka.Context, client string, ev *activitypb.Backen
 		// local write and the changelog ack). Writing it again puts it in the
 		// changelog before this input offset is committed, so a member that
 		// rebuilds the table from the changelog cannot miss the event.
-		p.emitBuckets(ctx, client, replayedClose(usage, pos))
+		p.emitBuckets(ctx, client, usage, replayedClose(usage, pos))
 		ctx.SetValue(usage)
 		return
 	}
 	p.late.Add(uint64(res.Late))
-	p.emitBuckets(ctx, client, res.Closed)
+	p.emitBuckets(ctx, client, usage, res.Closed)
 	ctx.SetValue(usage)
 	p.processed.Add(1)
 }
 
 // emitBuckets puts closed buckets' final values on their windowed topics.
 // A bucket of a granularity no longer configured has none and is dropped.
-func (p *Processor) emitBuckets(ctx goka.Context, client string, buckets []*activitypb.WindowBucket) {
+func (p *Processor) emitBuckets(ctx goka.Context, client string, usage *activitypb.ClientUsage, buckets []*activitypb.WindowBucket) {
+	var names map[uint32]string
 	for _, b := range buckets {
 		topic, ok := p.windowTopics[b.StepSeconds]
 		if !ok {
 			continue
 		}
-		// Emit encodes at once, so sharing the row's map is safe.
-		ctx.Emit(topic, windows.Key(client, b.StartUnix), &activitypb.WindowCounts{Endpoints: b.Endpoints, Total: b.Total})
+		if names == nil {
+			names = EndpointNames(usage)
+		}
+		ctx.Emit(topic, windows.Key(client, b.StartUnix), &activitypb.WindowCounts{Endpoints: Counts(b, names), Total: b.Total})
 		p.emitted.Add(1)
 	}
 }
@@ -398,7 +401,7 @@ func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos
 	usage.LastSeen = seen
 	res := Result{Applied: true}
 	if len(w.Specs) > 0 {
-		window(usage, w, eventTime(ev, now, w.Grace), key, pos, &res)
+		window(usage, w, eventTime(ev, now, w.Grace), ep, pos, &res)
 	}
 	return res
 }

@@ -35,11 +35,15 @@ func eventTime(ev *activitypb.BackendApiActivity, now time.Time, grace time.Dura
 	return t
 }
 
-// window adds one event, at unixNano under endpoint key, to the open
-// buckets of usage, advances the client's stream time and closes the
-// buckets it passed (end + grace <= stream time, as Kafka Streams closes
-// windows). pos is the event's position, kept with what it closed.
-func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, key string, pos Position, res *Result) {
+// window adds one event, at unixNano of endpoint ep, to the open buckets of
+// usage, advances the client's stream time and closes the buckets it passed
+// (end + grace <= stream time, as Kafka Streams closes windows). pos is the
+// event's position, kept with what it closed.
+func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, ep *activitypb.EndpointUsage, pos Position, res *Result) {
+	if ep.WindowId == 0 {
+		usage.LastWindowId++
+		ep.WindowId = usage.LastWindowId
+	}
 	if unixNano > usage.StreamTimeUnixNano {
 		usage.StreamTimeUnixNano = unixNano
 	}
@@ -51,12 +55,7 @@ func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, key
 			res.Late++ // its bucket has closed and was emitted
 			continue
 		}
-		b := openBucket(usage, int64(s.Step/time.Second), start)
-		if b.Endpoints == nil {
-			b.Endpoints = make(map[string]uint64, 1)
-		}
-		b.Endpoints[key]++
-		b.Total++
+		add(openBucket(usage, int64(s.Step/time.Second), start), ep.WindowId)
 	}
 	closeBuckets(usage, w.Grace, pos, res)
 }
@@ -92,6 +91,41 @@ func openBucket(usage *activitypb.ClientUsage, step, start int64) *activitypb.Wi
 	b := &activitypb.WindowBucket{StepSeconds: step, StartUnix: start}
 	usage.OpenBuckets = append(usage.OpenBuckets, b)
 	return b
+}
+
+// add counts one call of endpoint id in b.
+func add(b *activitypb.WindowBucket, id uint32) {
+	b.Total++
+	for i, x := range b.EndpointIds {
+		if x == id {
+			b.Counts[i]++
+			return
+		}
+	}
+	b.EndpointIds = append(b.EndpointIds, id)
+	b.Counts = append(b.Counts, 1)
+}
+
+// EndpointNames maps the row's window ids to endpoint names.
+func EndpointNames(usage *activitypb.ClientUsage) map[uint32]string {
+	names := make(map[uint32]string, len(usage.GetEndpoints()))
+	for name, ep := range usage.GetEndpoints() {
+		if ep.GetWindowId() != 0 {
+			names[ep.GetWindowId()] = name
+		}
+	}
+	return names
+}
+
+// Counts are a bucket's calls per endpoint name.
+func Counts(b *activitypb.WindowBucket, names map[uint32]string) map[string]uint64 {
+	out := make(map[string]uint64, len(b.GetEndpointIds()))
+	for i, id := range b.GetEndpointIds() {
+		if i < len(b.GetCounts()) {
+			out[names[id]] += b.GetCounts()[i]
+		}
+	}
+	return out
 }
 
 // replayedClose returns what the row's last close emitted when pos, a
