@@ -26,6 +26,7 @@ type Server struct {
 	usage     UsageReader
 	publisher *Publisher
 	clients   *ClientResolver
+	windows   WindowReader
 	log       *slog.Logger
 }
 
@@ -72,6 +73,7 @@ func New(usage UsageReader, publisher *Publisher, clients *ClientResolver, opts 
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/usage", s.listUsage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/usage/{client}", s.getUsage).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/usage/{client}/series", s.getSeries).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/openapi.json", serveOpenAPI).Methods(http.MethodGet, http.MethodHead)
 	for _, o := range opts {
 		o(s)

@@ -235,29 +235,22 @@ func startBounds(step time.Duration, from, to time.Time) (lo, hi int64) {
 	return lo, windows.StartUnix(to.UnixNano(), step)
 }
 
-// Sum is client's usage over a range of buckets.
-type Sum struct {
-	Step      time.Duration
-	From, To  time.Time // the buckets' first start, the end of the range
-	Total     uint64
-	Endpoints map[string]uint64
-}
-
 // Range sums client's usage over the last window (e.g. "the last 5
 // minutes"), relative to now: the buckets of the finest step that fits,
 // whose start lies in [now-window, now] (windows.Config.PlanRange).
-func (w *Windows) Range(client string, window time.Duration) (Sum, error) {
+func (w *Windows) Range(client string, window time.Duration) (windows.Sum, error) {
 	step, from, to, err := w.cfg.PlanRange(window, w.now())
 	if err != nil {
-		return Sum{}, err
+		return windows.Sum{}, err
 	}
 	buckets, err := w.Series(client, step, from, to)
 	if err != nil {
-		return Sum{}, err
+		return windows.Sum{}, err
 	}
 	lo, _ := startBounds(step, from, to)
-	total, eps := windows.Sum(buckets)
-	return Sum{Step: step, From: time.Unix(lo, 0).UTC(), To: to, Total: total, Endpoints: eps}, nil
+	sum := windows.SumOf(buckets)
+	sum.Step, sum.From, sum.To = step, time.Unix(lo, 0).UTC(), to
+	return sum, nil
 }
 
 // pruneLoop deletes, from spec's view's local storage, buckets older than

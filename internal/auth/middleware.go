@@ -58,6 +58,7 @@ var Policy = []Rule{
 	{Template: "/openapi.yaml"},
 	{Template: "/usage", Methods: reads, Scopes: []Scope{Admin}},
 	{Template: "/usage/{client}", Methods: reads, Scopes: []Scope{UsageRead}, Own: true},
+	{Template: "/usage/{client}/series", Methods: reads, Scopes: []Scope{UsageRead}, Own: true},
 	{Template: "/users", Methods: reads, Scopes: []Scope{UsersRead}},
 	{Template: "/users", Methods: writes, Scopes: []Scope{UsersWrite}},
 	{Template: "/users/{id}", Methods: reads, Scopes: []Scope{UsersRead}},

@@ -228,16 +228,24 @@ type Bucket struct {
 // End is when the bucket ends.
 func (b Bucket) End() time.Time { return b.Start.Add(b.Step) }
 
-// Sum adds up buckets.
-func Sum(buckets []Bucket) (total uint64, endpoints map[string]uint64) {
-	endpoints = map[string]uint64{}
+// Sum is usage summed over a range of buckets.
+type Sum struct {
+	Step      time.Duration
+	From, To  time.Time // the first bucket's start, the end of the range asked for
+	Total     uint64
+	Endpoints map[string]uint64
+}
+
+// SumOf adds up buckets; Step, From and To are the caller's.
+func SumOf(buckets []Bucket) Sum {
+	s := Sum{Endpoints: map[string]uint64{}}
 	for _, b := range buckets {
-		total += b.Total
+		s.Total += b.Total
 		for k, n := range b.Endpoints {
-			endpoints[k] += n
+			s.Endpoints[k] += n
 		}
 	}
-	return total, endpoints
+	return s
 }
 
 // MaxBuckets bounds the buckets one series query may span.

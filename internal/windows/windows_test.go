@@ -248,11 +248,11 @@ func TestPlanRangePicksFinestStepThatFits(t *testing.T) {
 }
 
 func TestSum(t *testing.T) {
-	total, eps := windows.Sum([]windows.Bucket{
+	sum := windows.SumOf([]windows.Bucket{
 		{Total: 3, Endpoints: map[string]uint64{"GET /a": 2, "POST /b": 1}},
 		{Total: 2, Endpoints: map[string]uint64{"GET /a": 2}},
 	})
-	if total != 5 || eps["GET /a"] != 4 || eps["POST /b"] != 1 || len(eps) != 2 {
-		t.Errorf("Sum = %d %v", total, eps)
+	if sum.Total != 5 || sum.Endpoints["GET /a"] != 4 || sum.Endpoints["POST /b"] != 1 || len(sum.Endpoints) != 2 {
+		t.Errorf("SumOf = %+v", sum)
 	}
 }
