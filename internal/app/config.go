@@ -13,6 +13,7 @@ import (
 
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/windows"
 )
 
 // Config is every setting of the binary. Each has a flag and an
@@ -44,6 +45,9 @@ type Config struct {
 	// API serves them on its own address).
 	MetricsListen string
 	DebugPages    bool
+	// Windows are the granularities of windowed usage, step:retention,...
+	Windows     string
+	WindowGrace time.Duration
 }
 
 // EnvPrefix starts every environment variable the binary reads.
@@ -84,6 +88,8 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "HTTP keep-alive idle timeout")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", cfg.MetricsListen, "worker only: address for /metrics and /healthz (empty: off)")
 	fs.BoolVar(&cfg.DebugPages, "debug-pages", cfg.DebugPages, "serve goka's monitor and query pages under /debug/goka/ (they expose the usage table)")
+	fs.StringVar(&cfg.Windows, "windows", cfg.Windows, "windowed usage: tumbling bucket steps and how long they are kept, step:retention,... (empty: off)")
+	fs.DurationVar(&cfg.WindowGrace, "window-grace", cfg.WindowGrace, "how long after a bucket's end late events still count in it")
 	return fs
 }
 
@@ -105,6 +111,8 @@ func Defaults() Config {
 		ReadHeaderTimeout: 5 * time.Second,
 		RequestTimeout:    30 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		Windows:           "1m:48h,1h:2160h,1d:17520h",
+		WindowGrace:       windows.DefaultGrace,
 	}
 }
 
@@ -167,7 +175,20 @@ func (c Config) Validate() error {
 	if _, err := auth.Load(c.APIKeysFile, c.APIKeys); err != nil {
 		return err
 	}
+	if _, err := c.WindowConfig(); err != nil {
+		return fmt.Errorf("--windows/--window-grace: %w", err)
+	}
 	return c.Kafka.Validate()
+}
+
+// WindowConfig is the windowed usage of --windows and --window-grace.
+func (c Config) WindowConfig() (windows.Config, error) {
+	specs, err := windows.ParseSpecs(c.Windows)
+	if err != nil {
+		return windows.Config{}, err
+	}
+	w := windows.Config{Specs: specs, Grace: c.WindowGrace}
+	return w, w.Validate()
 }
 
 func splitList(s string) []string {

@@ -27,9 +27,10 @@ import (
 
 // processorGroups are the processor groups a worker runs, in the order they
 // start. Adding a group is one line here (see the README's walkthrough).
-func processorGroups(log *slog.Logger) []stream.Component {
+func processorGroups(cfg Config, log *slog.Logger) []stream.Component {
+	w, _ := cfg.WindowConfig() // checked by Config.Validate
 	return []stream.Component{
-		usage.New(usage.WithLogger(log.With("group", usage.Group))),
+		usage.New(usage.WithLogger(log.With("group", usage.Group)), usage.WithWindows(w)),
 	}
 }
 
@@ -46,6 +47,15 @@ func topicsOf(groups []stream.Component) []kafka.TopicSpec {
 func newClientResolver(list string) (*api.ClientResolver, error) {
 	return api.NewClientResolver(splitList(list))
 }
+
+// usageReader is the usage view, recovered (for /readyz) once the windowed
+// views are too.
+type usageReader struct {
+	*views.Usage
+	win *views.Windows
+}
+
+func (u usageReader) Recovered() bool { return u.Usage.Recovered() && u.win.Recovered() }
 
 // RunAll runs the embedded broker (unless brokers are given), a worker and
 // the API in one process until ctx ends. ready, if not nil, gets the API's
@@ -88,7 +98,7 @@ func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 // stream.Run, which rebuilds its processor when Kafka goes away; the worker
 // ends when ctx ends or a group fails for good.
 func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) error {
-	groups := processorGroups(log)
+	groups := processorGroups(cfg, log)
 	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(groups)...); err != nil {
 		return err
 	}
@@ -112,11 +122,19 @@ func RunAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 }
 
 func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string), obs *observed) error {
-	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(processorGroups(log))...); err != nil {
+	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(processorGroups(cfg, log))...); err != nil {
 		return err
 	}
 	hub := dashboard.NewHub(log)
 	view, err := views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log, views.OnChange(hub.Observe))
+	if err != nil {
+		return err
+	}
+	wcfg, err := cfg.WindowConfig()
+	if err != nil {
+		return err
+	}
+	win, err := views.NewWindows(cfg.Kafka, wcfg, filepath.Join(cfg.DataDir, "api"), view, log)
 	if err != nil {
 		return err
 	}
@@ -143,7 +161,7 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	defer store.Close()
 	obsOpts, releaseObs := obs.apiOptions(cfg, log, view, pub, hub)
 	defer releaseObs()
-	handler := api.New(view, pub, clients, append([]api.Option{api.WithLogger(log), api.WithRoutes(func(r *mux.Router) {
+	handler := api.New(usageReader{view, win}, pub, clients, append([]api.Option{api.WithLogger(log), api.WithWindows(win), api.WithRoutes(func(r *mux.Router) {
 		userhttp.Register(r, store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))
 	})}, obsOpts...)...)
 	if err := useAPIKeys(handler, cfg, log); err != nil {
@@ -171,6 +189,8 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	defer stopView()
 	viewDone := make(chan error, 1)
 	go func() { viewDone <- view.Run(viewCtx) }()
+	winDone := make(chan error, 1)
+	go func() { winDone <- win.Run(viewCtx) }()
 	// The hub reads the view, so it stops first.
 	hubCtx, stopHub := context.WithCancel(viewCtx)
 	defer stopHub()
@@ -192,6 +212,9 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	case err := <-viewDone:
 		runErr = fmt.Errorf("usage view stopped: %w", err)
 		viewDone <- err
+	case err := <-winDone:
+		runErr = fmt.Errorf("windowed usage views stopped: %w", err)
+		winDone <- err
 	}
 
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -208,10 +231,14 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 	stopHub()
 	<-hubDone
 	stopView()
-	select {
-	case <-viewDone:
-	case <-time.After(cfg.ShutdownTimeout):
-		log.Warn("usage view did not stop in time")
+	timeout := time.After(cfg.ShutdownTimeout)
+	for _, done := range []chan error{viewDone, winDone} {
+		select {
+		case <-done:
+		case <-timeout:
+			log.Warn("views did not stop in time")
+			return runErr
+		}
 	}
 	return runErr
 }
