@@ -48,6 +48,8 @@ type Config struct {
 	// Windows are the granularities of windowed usage, step:retention,...
 	Windows     string
 	WindowGrace time.Duration
+	// ClientRetention deletes clients not seen for this long (0: never).
+	ClientRetention time.Duration
 }
 
 // EnvPrefix starts every environment variable the binary reads.
@@ -90,6 +92,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.BoolVar(&cfg.DebugPages, "debug-pages", cfg.DebugPages, "serve goka's monitor and query pages under /debug/goka/ (they expose the usage table)")
 	fs.StringVar(&cfg.Windows, "windows", cfg.Windows, "windowed usage: tumbling bucket steps and how long they are kept, step:retention,... (empty: off)")
 	fs.DurationVar(&cfg.WindowGrace, "window-grace", cfg.WindowGrace, "how long after a bucket's end late events still count in it")
+	fs.DurationVar(&cfg.ClientRetention, "client-retention", cfg.ClientRetention, "worker: delete the usage of clients not seen for this long (0: keep forever)")
 	return fs
 }
 
@@ -113,6 +116,7 @@ func Defaults() Config {
 		IdleTimeout:       120 * time.Second,
 		Windows:           "1m:48h,1h:2160h,1d:17520h",
 		WindowGrace:       windows.DefaultGrace,
+		ClientRetention:   400 * 24 * time.Hour,
 	}
 }
 
@@ -174,6 +178,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := auth.Load(c.APIKeysFile, c.APIKeys); err != nil {
 		return err
+	}
+	if c.ClientRetention < 0 {
+		return errors.New("--client-retention must not be negative")
 	}
 	if _, err := c.WindowConfig(); err != nil {
 		return fmt.Errorf("--windows/--window-grace: %w", err)

@@ -30,7 +30,7 @@ import (
 func processorGroups(cfg Config, log *slog.Logger) []stream.Component {
 	w, _ := cfg.WindowConfig() // checked by Config.Validate
 	return []stream.Component{
-		usage.New(usage.WithLogger(log.With("group", usage.Group)), usage.WithWindows(w)),
+		usage.New(usage.WithLogger(log.With("group", usage.Group)), usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention)),
 	}
 }
 

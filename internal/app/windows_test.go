@@ -97,12 +97,28 @@ func TestWindowFlags(t *testing.T) {
 	if w, _ := cfg.WindowConfig(); err != nil || len(w.Specs) != 1 || w.Specs[0].Step != 24*time.Hour {
 		t.Errorf("INARIOUS_WINDOWS: %+v %v", w, err)
 	}
-	for _, bad := range [][]string{{"--windows", "7m:1h"}, {"--windows", "1m"}, {"--window-grace", "-1s"}, {"--windows", "1m:1h", "--window-grace", "2h"}} {
+	for _, bad := range [][]string{{"--windows", "7m:1h"}, {"--windows", "1m"}, {"--window-grace", "-1s"}, {"--windows", "1m:1h", "--window-grace", "2h"}, {"--client-retention", "-1h"}} {
 		if _, err := app.Parse("inarious", bad, env); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}
 	if cfg, err := app.Parse("inarious", []string{"--windows="}, env); err != nil || cfg.Windows != "" {
 		t.Errorf("--windows= (off): %v", err)
+	}
+}
+
+// A client not seen for --client-retention is deleted by the worker's
+// janitor; one that keeps calling stays.
+func TestEndToEndIdleClientsExpire(t *testing.T) {
+	s := &system{apptest.Start(t, nil, func(c *app.Config) { c.ClientRetention = 2 * time.Second })}
+	const idle, busy = "198.51.100.80", "198.51.100.81"
+	s.call(t, "GET", "/healthz", idle, "")
+	waitFor(t, 30*time.Second, "the idle client counted", func() bool { return s.usage(t, idle) != nil })
+	waitFor(t, 30*time.Second, "the idle client expired", func() bool {
+		s.call(t, "GET", "/healthz", busy, "")
+		return s.usage(t, idle) == nil
+	})
+	if u := s.usage(t, busy); u == nil || u.Total == 0 {
+		t.Errorf("the busy client was expired too: %+v", u)
 	}
 }

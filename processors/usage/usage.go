@@ -38,12 +38,21 @@
 // the same input) its closed buckets are emitted again, in case the crash
 // lost them after the row's changelog write had landed. Emitting a final
 // value twice is harmless: same key, same absolute value, compacted topic.
+//
+// Idle clients expire: each member's janitor scans the table partitions it
+// owns every hundredth of the client retention (at most hourly) for rows
+// whose last event time is older than the retention (default 400 days),
+// and sends each such client an Expire record on the control topic; that
+// record's callback, run in the row's partition like any event, deletes
+// the row (ctx.Delete) if the client is still idle, after emitting its open
+// buckets, which are final by then.
 package usage
 
 import (
 	"context"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,6 +97,7 @@ func topics(w windows.Config) []kafka.TopicSpec {
 		kafka.Stream(string(codecs.ActivityTopic), inputRetention),
 		kafka.Stream(string(DeadLetterTopic), inputRetention),
 		kafka.Stream(string(LoopTopic), inputRetention),
+		kafka.Stream(string(ControlTopic), inputRetention),
 		kafka.Table(string(Table)),
 	}
 	for _, s := range w.Specs {
@@ -129,7 +139,10 @@ type Processor struct {
 	windows windows.Config
 	now     func() time.Time
 	// windowed topic by step in seconds.
-	windowTopics map[int64]goka.Stream
+	windowTopics    map[int64]goka.Stream
+	clientRetention time.Duration
+	storesMu        sync.Mutex
+	stores          map[int32]*trackedStore // owned partitions' table storage
 
 	// partitions of the input topic, 0 while unknown (goka's tester).
 	partitions atomic.Int32
@@ -140,6 +153,7 @@ type Processor struct {
 	rekeyed      atomic.Uint64
 	late         atomic.Uint64
 	emitted      atomic.Uint64
+	expired      atomic.Uint64
 }
 
 // Stats are counters since the process started.
@@ -150,6 +164,7 @@ type Stats struct {
 	Rekeyed      uint64 // events sent on to their client's partition
 	Late         uint64 // (event, granularity) pairs dropped: the bucket had closed
 	Emitted      uint64 // closed buckets emitted to windowed topics (repeats included)
+	Expired      uint64 // idle clients' rows deleted
 }
 
 // Option configures the processor.
@@ -180,7 +195,8 @@ func WithClock(now func() time.Time) Option { return func(p *Processor) { p.now 
 
 // New returns the usage processor.
 func New(opts ...Option) *Processor {
-	p := &Processor{log: slog.Default(), cache: newValueCache(DefaultValueCache), windows: windows.Default(), now: time.Now}
+	p := &Processor{log: slog.Default(), cache: newValueCache(DefaultValueCache), windows: windows.Default(), now: time.Now,
+		clientRetention: DefaultClientRetention}
 	for _, o := range opts {
 		o(p)
 	}
@@ -202,6 +218,17 @@ func (p *Processor) Run(ctx context.Context, cfg kafka.Config, dataDir string, o
 		return err
 	}
 	p.SetPartitions(n)
+	if p.clientRetention > 0 {
+		em, err := p.newJanitorEmitter(cfg)
+		if err != nil {
+			p.log.Warn("janitor off: no producer for the control topic", "err", err)
+		} else {
+			jctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); p.janitor(jctx, em) }()
+			defer func() { stop(); <-done; _ = em.Finish() }()
+		}
+	}
 	err = stream.Run(ctx, cfg, p, dataDir, p.log, onStart)
 	s := p.Stats()
 	p.log.Info("usage group stopped", "processed", s.Processed, "replays_skipped", s.Replays,
@@ -225,7 +252,7 @@ func (p *Processor) Rebalanced(a goka.Assignment) {
 // Stats returns the counters.
 func (p *Processor) Stats() Stats {
 	return Stats{Processed: p.processed.Load(), Replays: p.replays.Load(), DeadLettered: p.deadLettered.Load(), Rekeyed: p.rekeyed.Load(),
-		Late: p.late.Load(), Emitted: p.emitted.Load()}
+		Late: p.late.Load(), Emitted: p.emitted.Load(), Expired: p.expired.Load()}
 }
 
 // Counters are the group's metrics.
@@ -237,6 +264,7 @@ func (p *Processor) Counters() []metrics.Counter {
 		{Name: "usage_rekeyed_total", Help: "Activity events that arrived under another key or partition than their client's and were sent on to its partition.", Value: p.rekeyed.Load},
 		{Name: "usage_late_events_dropped_total", Help: "Activity events not counted in a windowed bucket because it had closed (once per granularity); they are in the all-time counts.", Value: p.late.Load},
 		{Name: "usage_windows_emitted_total", Help: "Closed usage buckets emitted to the windowed topics, repeats included.", Value: p.emitted.Load},
+		{Name: "usage_clients_expired_total", Help: "Rows of clients not seen for the client retention, deleted.", Value: p.expired.Load},
 	}
 }
 
@@ -247,6 +275,7 @@ func (p *Processor) Graph() *goka.GroupGraph {
 	edges := []goka.Edge{
 		goka.Input(codecs.ActivityTopic, new(codec.Bytes), p.process),
 		goka.Loop(new(codecs.Rekeyed), p.processRekeyed),
+		goka.Input(ControlTopic, new(codecs.Expire), p.expire),
 		goka.Output(DeadLetterTopic, new(codec.Bytes)),
 		goka.Persist(new(codecs.ClientUsage)),
 	}
