@@ -93,6 +93,7 @@ func drain(ctx context.Context, args []string) error {
 	events := fs.Int("events", 500000, "events to pre-fill and drain")
 	baseline := fs.Bool("baseline", true, "also drain with a bare goka counter")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the Inarious drains to this file")
+	span := fs.Duration("event-span", 0, "spread the events' request times over this span ending now (0: all at one time), so windowed buckets close during the drain")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func drain(ctx context.Context, args []string) error {
 	}
 	defer b.close()
 	defer os.RemoveAll(dir)
-	fmt.Printf("drain: %d events, %d clients, %d partitions, %d runs, broker=%s\n", *events, c.clients, c.partitions, c.runs, orEmbedded(c.brokers))
+	fmt.Printf("drain: %d events, %d clients, %d partitions, %d runs, broker=%s, event span %v\n", *events, c.clients, c.partitions, c.runs, orEmbedded(c.brokers), *span)
 	var ours, base, oursCPU, baseCPU []float64
 	for run := 0; run < c.runs; run++ {
 		brokers, err := b.fresh(ctx)
@@ -122,7 +123,7 @@ func drain(ctx context.Context, args []string) error {
 		if err := cfg.EnsureTopics(ctx, usage.Topics()...); err != nil {
 			return err
 		}
-		if err := procbench.Prefill(ctx, brokers, *events, c.clients); err != nil {
+		if err := procbench.PrefillOver(ctx, brokers, *events, c.clients, *span); err != nil {
 			return err
 		}
 		// Alternate who goes first so neither always gets a warm page cache.
@@ -155,7 +156,7 @@ func drain(ctx context.Context, args []string) error {
 			if err != nil {
 				return fmt.Errorf("%s run %d: %w", who, run, err)
 			}
-			fmt.Printf("run %d %-9s startup %7.0f ms  drain %7.0f ms  %9.0f events/s  %6.2f µs CPU/event\n", run+1, who, ms(r.Startup), ms(r.Drain), r.Rate(), us(r.CPUPerEvent()))
+			fmt.Printf("run %d %-9s startup %7.0f ms  drain %7.0f ms  %9.0f events/s  %6.2f µs CPU/event  %d buckets emitted\n", run+1, who, ms(r.Startup), ms(r.Drain), r.Rate(), us(r.CPUPerEvent()), r.Emitted)
 		}
 	}
 	fmt.Printf("median inarious %9.0f events/s  %6.2f µs CPU/event\n", median(ours), median(oursCPU))
