@@ -191,7 +191,7 @@ func (w *Windows) addRow(client string, step time.Duration, lo, hi int64, found 
 		return err
 	}
 	sec := int64(step / time.Second)
-	var names map[uint32]string
+	var names []string
 	add := func(b *activitypb.WindowBucket, final bool) {
 		if b.GetStepSeconds() != sec || b.GetStartUnix() < lo || b.GetStartUnix() > hi {
 			return

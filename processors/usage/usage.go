@@ -360,7 +360,7 @@ func (p *Processor) count(ctx goka.Context, client string, ev *activitypb.Backen
 // emitBuckets puts closed buckets' final values on their windowed topics.
 // A bucket of a granularity no longer configured has none and is dropped.
 func (p *Processor) emitBuckets(ctx goka.Context, client string, usage *activitypb.ClientUsage, buckets []*activitypb.WindowBucket) {
-	var names map[uint32]string
+	var names []string
 	for _, b := range buckets {
 		topic, ok := p.windowTopics[b.StepSeconds]
 		if !ok {

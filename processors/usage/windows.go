@@ -106,22 +106,23 @@ func add(b *activitypb.WindowBucket, id uint32) {
 	b.Counts = append(b.Counts, 1)
 }
 
-// EndpointNames maps the row's window ids to endpoint names.
-func EndpointNames(usage *activitypb.ClientUsage) map[uint32]string {
-	names := make(map[uint32]string, len(usage.GetEndpoints()))
+// EndpointNames are the row's endpoint names by window id (a slice: it is
+// built on every close).
+func EndpointNames(usage *activitypb.ClientUsage) []string {
+	names := make([]string, usage.GetLastWindowId()+1)
 	for name, ep := range usage.GetEndpoints() {
-		if ep.GetWindowId() != 0 {
-			names[ep.GetWindowId()] = name
+		if id := ep.GetWindowId(); int(id) < len(names) {
+			names[id] = name
 		}
 	}
 	return names
 }
 
 // Counts are a bucket's calls per endpoint name.
-func Counts(b *activitypb.WindowBucket, names map[uint32]string) map[string]uint64 {
+func Counts(b *activitypb.WindowBucket, names []string) map[string]uint64 {
 	out := make(map[string]uint64, len(b.GetEndpointIds()))
 	for i, id := range b.GetEndpointIds() {
-		if i < len(b.GetCounts()) {
+		if i < len(b.GetCounts()) && int(id) < len(names) {
 			out[names[id]] += b.GetCounts()[i]
 		}
 	}
