@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -91,15 +92,29 @@ func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowRea
 func (w *Windows) Config() windows.Config { return w.cfg }
 
 // Run keeps the views up to date and prunes their local storage until ctx
-// ends.
+// ends. The pruners stop before the views close: goka's View drops its
+// partitions on close without a lock, under a running iterator.
 func (w *Windows) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
+	vctx, stopViews := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopViews()
+	views, vctx := errgroup.WithContext(vctx)
 	for _, s := range w.cfg.Specs {
 		v := w.views[s.Step]
-		g.Go(func() error { return v.Run(gctx) })
-		g.Go(func() error { w.pruneLoop(gctx, s); return nil })
+		views.Go(func() error { return v.Run(vctx) })
 	}
-	return g.Wait()
+	pctx, stopPruners := context.WithCancel(ctx)
+	var pruners sync.WaitGroup
+	for _, s := range w.cfg.Specs {
+		pruners.Go(func() { w.pruneLoop(pctx, vctx, s) })
+	}
+	select {
+	case <-ctx.Done():
+	case <-vctx.Done():
+	}
+	stopPruners()
+	pruners.Wait()
+	stopViews()
+	return views.Wait()
 }
 
 // Recovered reports whether every windowed view follows its topic.
@@ -257,11 +272,14 @@ func (w *Windows) Range(client string, window time.Duration) (windows.Sum, error
 // any query may ask for; Kafka's retention drops them from the topic. It
 // runs about 48 times per retention (hourly for 48 h of minutes), so local
 // storage holds at most ~2 % more than the retention.
-func (w *Windows) pruneLoop(ctx context.Context, spec windows.Spec) {
+// It stops when ctx ends or the views stop (viewsDone).
+func (w *Windows) pruneLoop(ctx, viewsDone context.Context, spec windows.Spec) {
 	every := min(max(spec.Retention/48, time.Minute), 24*time.Hour)
 	v := w.views[spec.Step]
 	select {
 	case <-ctx.Done():
+		return
+	case <-viewsDone.Done():
 		return
 	case <-v.WaitRunning():
 	}
@@ -275,6 +293,8 @@ func (w *Windows) pruneLoop(ctx context.Context, spec windows.Spec) {
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-viewsDone.Done():
 			return
 		case <-t.C:
 		}

@@ -96,14 +96,20 @@ func topics(w windows.Config) []kafka.TopicSpec {
 	specs := []kafka.TopicSpec{
 		kafka.Stream(string(codecs.ActivityTopic), inputRetention),
 		kafka.Stream(string(DeadLetterTopic), inputRetention),
-		kafka.Stream(string(LoopTopic), inputRetention),
-		kafka.Stream(string(ControlTopic), inputRetention),
+		coPartitioned(kafka.Stream(string(LoopTopic), inputRetention)),
+		coPartitioned(kafka.Stream(string(ControlTopic), inputRetention)),
 		kafka.Table(string(Table)),
 	}
 	for _, s := range w.Specs {
 		specs = append(specs, WindowTopic(s, w.Grace))
 	}
 	return specs
+}
+
+// coPartitioned makes an input of the group match Users, whoever created it.
+func coPartitioned(s kafka.TopicSpec) kafka.TopicSpec {
+	s.CoPartitionedWith = string(codecs.ActivityTopic)
+	return s
 }
 
 // WindowTopic is a granularity's windowed topic: the last value per key
