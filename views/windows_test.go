@@ -243,9 +243,10 @@ func TestPruneDeletesBucketsBeyondRetention(t *testing.T) {
 	}
 }
 
-// BenchmarkSeries answers 24 h of minute buckets for one client from a view
-// holding 24 h of minutes for 200 clients (288,000 keys on LevelDB), plus
-// the client's row: one range scan against one Get per bucket.
+// BenchmarkSeries answers 24 h (and 1 h) of minute buckets for one client
+// from a view holding 24 h of minutes for 200 clients (288,000 keys on
+// LevelDB), plus the client's row: one range scan against one Get per
+// bucket.
 func BenchmarkSeries(b *testing.B) {
 	s := newStack(b, testWindows)
 	const clients = 200
@@ -263,11 +264,19 @@ func BenchmarkSeries(b *testing.B) {
 	for _, q := range []struct {
 		name string
 		fn   func(*views.Windows, string, time.Duration, time.Time, time.Time) ([]windows.Bucket, error)
-	}{{"range", (*views.Windows).Series}, {"get", views.SeriesByGet}} {
+		from time.Time
+		want int
+	}{
+		{"24h/range", (*views.Windows).Series, day, 24*60 + 1},
+		{"24h/get", views.SeriesByGet, day, 24*60 + 1},
+		{"1h/range", (*views.Windows).Series, t0.Add(-time.Hour), 61},
+		{"1h/get", views.SeriesByGet, t0.Add(-time.Hour), 61},
+	} {
 		b.Run(q.name, func(b *testing.B) {
+			b.ReportAllocs()
 			for b.Loop() {
-				got, err := q.fn(s.win, "10.0.0.7", time.Minute, day, t0)
-				if err != nil || len(got) != 24*60+1 {
+				got, err := q.fn(s.win, "10.0.0.7", time.Minute, q.from, t0)
+				if err != nil || len(got) != q.want {
 					b.Fatalf("%d buckets, %v", len(got), err)
 				}
 			}
