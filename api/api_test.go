@@ -118,8 +118,8 @@ func TestEveryRequestEmitsOneActivityEvent(t *testing.T) {
 	}{
 		{"GET", "/healthz", "/healthz", 200},
 		{"GET", "/usage/somebody", "/usage/{client}", 404},
-		{"GET", "/no/such/path", "", 404},
-		{"DELETE", "/usage", "", 405},
+		{"GET", "/no/such/path", "(unmatched)", 404},
+		{"DELETE", "/usage", "(unmatched)", 405},
 	}
 	for _, c := range cases {
 		rec := do(srv, c.method, c.path, "192.0.2.7:4000", map[string]string{"X-Request-Id": "req-" + c.path})
