@@ -61,7 +61,7 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 	hub.Close()
 	routes := append(userhttp.Routes(store), hub.Routes()...)
 	routes = append(routes, httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: metrics.New().Handler()})
-	srv, err := api.New(usage, pub, cr, append([]api.Option{api.WithRoutes(routes...)}, opts...)...)
+	srv, err := api.New(usage, pub, cr, append([]api.Option{api.WithRoutes(routes...), api.WithWindows(newFakeWindows())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,6 +300,15 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/usage/bob", status: 200})
 	c.do(call{method: "GET", path: "/usage/nobody", status: 404})
 	c.do(call{method: "GET", path: "/usage/" + strings.Repeat("x", 257), status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/usage/alice?window=5m", status: 200})
+	c.do(call{method: "GET", path: "/usage/alice?window=90s", status: 400})
+	c.do(call{method: "GET", path: "/usage/alice?window=-5m", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/usage/alice/series", status: 200})
+	c.do(call{method: "GET", path: "/usage/alice/series?step=1h&from=-2d&to=now", status: 200})
+	c.do(call{method: "GET", path: "/usage/alice/series?step=5m", status: 400})
+	c.do(call{method: "GET", path: "/usage/alice/series?from=-1h&to=-2h", status: 400})
+	c.do(call{method: "GET", path: "/usage/alice/series?from=-49h", status: 400})
+	c.do(call{method: "GET", path: "/usage/alice/series?from=-26h", status: 400})
 
 	rec := c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"ann@example.com"}`, status: 201})
 	var ann struct{ ID, Rev string }

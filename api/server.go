@@ -34,6 +34,7 @@ type Server struct {
 	usage     UsageReader
 	publisher *Publisher
 	clients   *ClientResolver
+	windows   WindowReader
 	log       *slog.Logger
 	checks    []ReadinessCheck
 }
@@ -45,6 +46,7 @@ type options struct {
 	keys       *auth.Keys
 	log        *slog.Logger
 	checks     []ReadinessCheck
+	windows    WindowReader
 }
 
 // ReadinessCheck is a further condition of /readyz, e.g. the schema
@@ -96,6 +98,7 @@ func New(usage UsageReader, publisher *Publisher, clients *ClientResolver, opts 
 		clients:   clients,
 		log:       o.log,
 		checks:    o.checks,
+		windows:   o.windows,
 	}
 	s.routes = append(s.ownRoutes(), o.routes...)
 	policy, err := authPolicy(s.routes)
@@ -133,6 +136,7 @@ func (s *Server) ownRoutes() []httpx.Route {
 		// The list shows every client.
 		{Method: http.MethodGet, Path: "/usage", Scope: auth.Admin, Handler: http.HandlerFunc(s.listUsage)},
 		{Method: http.MethodGet, Path: "/usage/{client}", Scope: auth.UsageRead, Own: true, Handler: http.HandlerFunc(s.getUsage)},
+		{Method: http.MethodGet, Path: "/usage/{client}/series", Scope: auth.UsageRead, Own: true, Handler: http.HandlerFunc(s.getSeries)},
 		{Method: http.MethodGet, Path: "/openapi.json", Scope: auth.Public, Handler: http.HandlerFunc(serveOpenAPI)},
 	}
 }

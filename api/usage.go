@@ -84,6 +84,10 @@ func (s *Server) getUsage(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusNotFound, "no usage recorded for client "+strconv.Quote(client))
 		return
 	}
+	if r.URL.Query().Has("window") {
+		s.getUsageWindow(w, r, client)
+		return
+	}
 	writeJSON(w, http.StatusOK, UsageJSON(u))
 }
 

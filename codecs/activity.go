@@ -19,6 +19,12 @@ type ClientUsage = Proto[activitypb.ClientUsage, *activitypb.ClientUsage]
 // Rekeyed encodes the records of the usage group's loopback topic.
 type Rekeyed = Proto[activitypb.Rekeyed, *activitypb.Rekeyed]
 
+// WindowCounts encodes the values of the windowed topics (closed buckets).
+type WindowCounts = Proto[activitypb.WindowCounts, *activitypb.WindowCounts]
+
+// Expire encodes the records of the usage group's control topic.
+type Expire = Proto[activitypb.Expire, *activitypb.Expire]
+
 // ClientOf is the identity an event is counted under: the authenticated
 // client when there is one, else the caller's host.
 func ClientOf(ev *activitypb.BackendApiActivity) string {

@@ -99,6 +99,7 @@ func drain(ctx context.Context, args []string) error {
 	baseline := fs.Bool("baseline", true, "also drain with a bare goka counter")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the Inarious drains to this file")
 	keyedBy := fs.String("keyed-by", "client", "client: events keyed by client, as the API keys them; server: keyed by one of 16 API server hostnames, as the original service did, so every event is re-keyed")
+	span := fs.Duration("event-span", 0, "spread the events' request times over this span ending now (0: all at one time), so windowed buckets close during the drain")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -120,7 +121,7 @@ func drain(ctx context.Context, args []string) error {
 	if *keyedBy != "client" && *keyedBy != "server" {
 		return fmt.Errorf("-keyed-by must be client or server, not %q", *keyedBy)
 	}
-	fmt.Printf("drain: %d events, %d clients, %d partitions, %d runs, keyed by %s, broker=%s\n", *events, c.clients, c.partitions, c.runs, *keyedBy, orEmbedded(c.brokers))
+	fmt.Printf("drain: %d events, %d clients, %d partitions, %d runs, keyed by %s, broker=%s, event span %v\n", *events, c.clients, c.partitions, c.runs, *keyedBy, orEmbedded(c.brokers), *span)
 	var ours, base, oursCPU, baseCPU []float64
 	for run := 0; run < c.runs; run++ {
 		brokers, err := b.fresh(ctx)
@@ -131,10 +132,12 @@ func drain(ctx context.Context, args []string) error {
 		if err := cfg.EnsureTopics(ctx, usage.Topics()...); err != nil {
 			return err
 		}
-		prefill := procbench.Prefill
+		prefill := func(ctx context.Context, brokers []string, n, m int) error {
+			return procbench.PrefillOver(ctx, brokers, n, m, *span)
+		}
 		if *keyedBy == "server" {
 			prefill = func(ctx context.Context, brokers []string, n, m int) error {
-				return procbench.PrefillByServer(ctx, brokers, n, m, 16)
+				return procbench.PrefillByServer(ctx, brokers, n, m, 16, *span)
 			}
 		}
 		if err := prefill(ctx, brokers, *events, c.clients); err != nil {
@@ -170,7 +173,7 @@ func drain(ctx context.Context, args []string) error {
 			if err != nil {
 				return fmt.Errorf("%s run %d: %w", who, run, err)
 			}
-			fmt.Printf("run %d %-9s startup %7.0f ms  drain %7.0f ms  %9.0f events/s  %6.2f µs CPU/event\n", run+1, who, ms(r.Startup), ms(r.Drain), r.Rate(), us(r.CPUPerEvent()))
+			fmt.Printf("run %d %-9s startup %7.0f ms  drain %7.0f ms  %9.0f events/s  %6.2f µs CPU/event  %d buckets emitted\n", run+1, who, ms(r.Startup), ms(r.Drain), r.Rate(), us(r.CPUPerEvent()), r.Emitted)
 		}
 	}
 	fmt.Printf("median inarious %9.0f events/s  %6.2f µs CPU/event\n", median(ours), median(oursCPU))

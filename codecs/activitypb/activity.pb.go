@@ -152,9 +152,12 @@ func (x *BackendApiActivity) GetClient() string {
 
 // EndpointUsage counts the calls of one endpoint ("METHOD /route/{template}").
 type EndpointUsage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Count         uint64                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
-	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Count    uint64                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	LastSeen *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// The endpoint's number in the row's window buckets (from 1; 0 until an
+	// event of it was windowed).
+	WindowId      uint32 `protobuf:"varint,3,opt,name=window_id,json=windowId,proto3" json:"window_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -203,6 +206,13 @@ func (x *EndpointUsage) GetLastSeen() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *EndpointUsage) GetWindowId() uint32 {
+	if x != nil {
+		return x.WindowId
+	}
+	return 0
+}
+
 // ClientUsage is the value of the usage table, keyed by client.
 type ClientUsage struct {
 	state     protoimpl.MessageState    `protogen:"open.v1"`
@@ -218,8 +228,21 @@ type ClientUsage struct {
 	// partition and were re-keyed through the group's loopback topic: highest
 	// offset applied per partition of the topic they were first read from.
 	RekeyedOffsets map[int32]int64 `protobuf:"bytes,7,rep,name=rekeyed_offsets,json=rekeyedOffsets,proto3" json:"rekeyed_offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Windowed usage (tumbling buckets by event time, UTC). The buckets not
+	// yet closed, at most ceil(grace/step)+1 per granularity: a bucket closes
+	// once stream_time_unix_nano passes its end plus the grace period, is
+	// emitted to the granularity's windowed topic and leaves the row.
+	OpenBuckets []*WindowBucket `protobuf:"bytes,8,rep,name=open_buckets,json=openBuckets,proto3" json:"open_buckets,omitempty"`
+	// The client's stream time: the latest event time applied, Unix ns.
+	StreamTimeUnixNano int64 `protobuf:"varint,9,opt,name=stream_time_unix_nano,json=streamTimeUnixNano,proto3" json:"stream_time_unix_nano,omitempty"`
+	// The buckets the latest closing event closed, kept to emit them again:
+	// with the next close, and when that event is replayed after a crash
+	// (its changelog write may have survived an emit that did not).
+	LastClosed *ClosedBuckets `protobuf:"bytes,10,opt,name=last_closed,json=lastClosed,proto3" json:"last_closed,omitempty"`
+	// The highest window_id given to an endpoint of this row.
+	LastWindowId  uint32 `protobuf:"varint,11,opt,name=last_window_id,json=lastWindowId,proto3" json:"last_window_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClientUsage) Reset() {
@@ -301,6 +324,288 @@ func (x *ClientUsage) GetRekeyedOffsets() map[int32]int64 {
 	return nil
 }
 
+func (x *ClientUsage) GetOpenBuckets() []*WindowBucket {
+	if x != nil {
+		return x.OpenBuckets
+	}
+	return nil
+}
+
+func (x *ClientUsage) GetStreamTimeUnixNano() int64 {
+	if x != nil {
+		return x.StreamTimeUnixNano
+	}
+	return 0
+}
+
+func (x *ClientUsage) GetLastClosed() *ClosedBuckets {
+	if x != nil {
+		return x.LastClosed
+	}
+	return nil
+}
+
+func (x *ClientUsage) GetLastWindowId() uint32 {
+	if x != nil {
+		return x.LastWindowId
+	}
+	return 0
+}
+
+// WindowBucket is one tumbling bucket of a client's usage.
+type WindowBucket struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	StepSeconds int64                  `protobuf:"varint,1,opt,name=step_seconds,json=stepSeconds,proto3" json:"step_seconds,omitempty"`
+	// Start of the bucket, Unix seconds (UTC, a multiple of step_seconds).
+	StartUnix int64  `protobuf:"varint,2,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"`
+	Total     uint64 `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	// Calls per endpoint: counts[i] calls of the endpoint whose window_id is
+	// endpoint_ids[i]. Numbers in packed arrays, not names in a map: the row
+	// is rewritten on every event, and this is several times cheaper to
+	// encode and store.
+	EndpointIds   []uint32 `protobuf:"varint,4,rep,packed,name=endpoint_ids,json=endpointIds,proto3" json:"endpoint_ids,omitempty"`
+	Counts        []uint64 `protobuf:"varint,5,rep,packed,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowBucket) Reset() {
+	*x = WindowBucket{}
+	mi := &file_activity_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowBucket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowBucket) ProtoMessage() {}
+
+func (x *WindowBucket) ProtoReflect() protoreflect.Message {
+	mi := &file_activity_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowBucket.ProtoReflect.Descriptor instead.
+func (*WindowBucket) Descriptor() ([]byte, []int) {
+	return file_activity_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WindowBucket) GetStepSeconds() int64 {
+	if x != nil {
+		return x.StepSeconds
+	}
+	return 0
+}
+
+func (x *WindowBucket) GetStartUnix() int64 {
+	if x != nil {
+		return x.StartUnix
+	}
+	return 0
+}
+
+func (x *WindowBucket) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *WindowBucket) GetEndpointIds() []uint32 {
+	if x != nil {
+		return x.EndpointIds
+	}
+	return nil
+}
+
+func (x *WindowBucket) GetCounts() []uint64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+// ClosedBuckets are buckets one event closed, with where that event was
+// first read (see Rekeyed and ClientUsage's offsets).
+type ClosedBuckets struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Buckets       []*WindowBucket        `protobuf:"bytes,1,rep,name=buckets,proto3" json:"buckets,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Rekeyed       bool                   `protobuf:"varint,4,opt,name=rekeyed,proto3" json:"rekeyed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClosedBuckets) Reset() {
+	*x = ClosedBuckets{}
+	mi := &file_activity_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClosedBuckets) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClosedBuckets) ProtoMessage() {}
+
+func (x *ClosedBuckets) ProtoReflect() protoreflect.Message {
+	mi := &file_activity_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClosedBuckets.ProtoReflect.Descriptor instead.
+func (*ClosedBuckets) Descriptor() ([]byte, []int) {
+	return file_activity_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ClosedBuckets) GetBuckets() []*WindowBucket {
+	if x != nil {
+		return x.Buckets
+	}
+	return nil
+}
+
+func (x *ClosedBuckets) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ClosedBuckets) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ClosedBuckets) GetRekeyed() bool {
+	if x != nil {
+		return x.Rekeyed
+	}
+	return false
+}
+
+// WindowCounts is the value of a windowed topic (usage-windows-<step>):
+// a closed bucket's final counts, keyed client + "\x00" + its start as 12
+// zero-padded decimal Unix seconds, so one client's keys sort by time.
+type WindowCounts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoints     map[string]uint64      `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Total         uint64                 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowCounts) Reset() {
+	*x = WindowCounts{}
+	mi := &file_activity_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowCounts) ProtoMessage() {}
+
+func (x *WindowCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_activity_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowCounts.ProtoReflect.Descriptor instead.
+func (*WindowCounts) Descriptor() ([]byte, []int) {
+	return file_activity_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WindowCounts) GetEndpoints() map[string]uint64 {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+func (x *WindowCounts) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+// Expire asks the usage group to delete an idle client's row, unless the
+// client was seen at or after idle_since_unix_nano (a janitor's record on
+// the group's control topic).
+type Expire struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	IdleSinceUnixNano int64                  `protobuf:"varint,1,opt,name=idle_since_unix_nano,json=idleSinceUnixNano,proto3" json:"idle_since_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Expire) Reset() {
+	*x = Expire{}
+	mi := &file_activity_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Expire) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Expire) ProtoMessage() {}
+
+func (x *Expire) ProtoReflect() protoreflect.Message {
+	mi := &file_activity_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Expire.ProtoReflect.Descriptor instead.
+func (*Expire) Descriptor() ([]byte, []int) {
+	return file_activity_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Expire) GetIdleSinceUnixNano() int64 {
+	if x != nil {
+		return x.IdleSinceUnixNano
+	}
+	return 0
+}
+
 // Rekeyed carries an event from the partition it arrived in to the partition
 // of its client (the usage group's loopback topic), with the position it was
 // first read at, so a replay that re-sends it is recognised.
@@ -315,7 +620,7 @@ type Rekeyed struct {
 
 func (x *Rekeyed) Reset() {
 	*x = Rekeyed{}
-	mi := &file_activity_proto_msgTypes[3]
+	mi := &file_activity_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +632,7 @@ func (x *Rekeyed) String() string {
 func (*Rekeyed) ProtoMessage() {}
 
 func (x *Rekeyed) ProtoReflect() protoreflect.Message {
-	mi := &file_activity_proto_msgTypes[3]
+	mi := &file_activity_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +645,7 @@ func (x *Rekeyed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rekeyed.ProtoReflect.Descriptor instead.
 func (*Rekeyed) Descriptor() ([]byte, []int) {
-	return file_activity_proto_rawDescGZIP(), []int{3}
+	return file_activity_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Rekeyed) GetEvent() []byte {
@@ -386,10 +691,11 @@ const file_activity_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\t \x01(\tR\trequestId\x12\x16\n" +
 	"\x06client\x18\n" +
-	" \x01(\tR\x06client\"^\n" +
+	" \x01(\tR\x06client\"{\n" +
 	"\rEndpointUsage\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x127\n" +
-	"\tlast_seen\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\x9c\x05\n" +
+	"\tlast_seen\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1b\n" +
+	"\twindow_id\x18\x03 \x01(\rR\bwindowId\"\xfc\x06\n" +
 	"\vClientUsage\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\tR\x06client\x12K\n" +
 	"\tendpoints\x18\x02 \x03(\v2-.inarious.activity.ClientUsage.EndpointsEntryR\tendpoints\x12\x14\n" +
@@ -398,7 +704,13 @@ const file_activity_proto_rawDesc = "" +
 	"first_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
 	"\tlast_seen\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12[\n" +
 	"\x0fapplied_offsets\x18\x06 \x03(\v22.inarious.activity.ClientUsage.AppliedOffsetsEntryR\x0eappliedOffsets\x12[\n" +
-	"\x0frekeyed_offsets\x18\a \x03(\v22.inarious.activity.ClientUsage.RekeyedOffsetsEntryR\x0erekeyedOffsets\x1a^\n" +
+	"\x0frekeyed_offsets\x18\a \x03(\v22.inarious.activity.ClientUsage.RekeyedOffsetsEntryR\x0erekeyedOffsets\x12B\n" +
+	"\fopen_buckets\x18\b \x03(\v2\x1f.inarious.activity.WindowBucketR\vopenBuckets\x121\n" +
+	"\x15stream_time_unix_nano\x18\t \x01(\x03R\x12streamTimeUnixNano\x12A\n" +
+	"\vlast_closed\x18\n" +
+	" \x01(\v2 .inarious.activity.ClosedBucketsR\n" +
+	"lastClosed\x12$\n" +
+	"\x0elast_window_id\x18\v \x01(\rR\flastWindowId\x1a^\n" +
 	"\x0eEndpointsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x126\n" +
 	"\x05value\x18\x02 \x01(\v2 .inarious.activity.EndpointUsageR\x05value:\x028\x01\x1aA\n" +
@@ -407,7 +719,27 @@ const file_activity_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aA\n" +
 	"\x13RekeyedOffsetsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"o\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xa1\x01\n" +
+	"\fWindowBucket\x12!\n" +
+	"\fstep_seconds\x18\x01 \x01(\x03R\vstepSeconds\x12\x1d\n" +
+	"\n" +
+	"start_unix\x18\x02 \x01(\x03R\tstartUnix\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x04R\x05total\x12!\n" +
+	"\fendpoint_ids\x18\x04 \x03(\rR\vendpointIds\x12\x16\n" +
+	"\x06counts\x18\x05 \x03(\x04R\x06counts\"\x9a\x01\n" +
+	"\rClosedBuckets\x129\n" +
+	"\abuckets\x18\x01 \x03(\v2\x1f.inarious.activity.WindowBucketR\abuckets\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x18\n" +
+	"\arekeyed\x18\x04 \x01(\bR\arekeyed\"\xb0\x01\n" +
+	"\fWindowCounts\x12L\n" +
+	"\tendpoints\x18\x01 \x03(\v2..inarious.activity.WindowCounts.EndpointsEntryR\tendpoints\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x04R\x05total\x1a<\n" +
+	"\x0eEndpointsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"9\n" +
+	"\x06Expire\x12/\n" +
+	"\x14idle_since_unix_nano\x18\x01 \x01(\x03R\x11idleSinceUnixNano\"o\n" +
 	"\aRekeyed\x12\x14\n" +
 	"\x05event\x18\x01 \x01(\fR\x05event\x12)\n" +
 	"\x10source_partition\x18\x02 \x01(\x05R\x0fsourcePartition\x12#\n" +
@@ -425,31 +757,40 @@ func file_activity_proto_rawDescGZIP() []byte {
 	return file_activity_proto_rawDescData
 }
 
-var file_activity_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_activity_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_activity_proto_goTypes = []any{
 	(*BackendApiActivity)(nil),    // 0: inarious.activity.BackendApiActivity
 	(*EndpointUsage)(nil),         // 1: inarious.activity.EndpointUsage
 	(*ClientUsage)(nil),           // 2: inarious.activity.ClientUsage
-	(*Rekeyed)(nil),               // 3: inarious.activity.Rekeyed
-	nil,                           // 4: inarious.activity.ClientUsage.EndpointsEntry
-	nil,                           // 5: inarious.activity.ClientUsage.AppliedOffsetsEntry
-	nil,                           // 6: inarious.activity.ClientUsage.RekeyedOffsetsEntry
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*WindowBucket)(nil),          // 3: inarious.activity.WindowBucket
+	(*ClosedBuckets)(nil),         // 4: inarious.activity.ClosedBuckets
+	(*WindowCounts)(nil),          // 5: inarious.activity.WindowCounts
+	(*Expire)(nil),                // 6: inarious.activity.Expire
+	(*Rekeyed)(nil),               // 7: inarious.activity.Rekeyed
+	nil,                           // 8: inarious.activity.ClientUsage.EndpointsEntry
+	nil,                           // 9: inarious.activity.ClientUsage.AppliedOffsetsEntry
+	nil,                           // 10: inarious.activity.ClientUsage.RekeyedOffsetsEntry
+	nil,                           // 11: inarious.activity.WindowCounts.EndpointsEntry
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_activity_proto_depIdxs = []int32{
-	7, // 0: inarious.activity.BackendApiActivity.request_time:type_name -> google.protobuf.Timestamp
-	7, // 1: inarious.activity.EndpointUsage.last_seen:type_name -> google.protobuf.Timestamp
-	4, // 2: inarious.activity.ClientUsage.endpoints:type_name -> inarious.activity.ClientUsage.EndpointsEntry
-	7, // 3: inarious.activity.ClientUsage.first_seen:type_name -> google.protobuf.Timestamp
-	7, // 4: inarious.activity.ClientUsage.last_seen:type_name -> google.protobuf.Timestamp
-	5, // 5: inarious.activity.ClientUsage.applied_offsets:type_name -> inarious.activity.ClientUsage.AppliedOffsetsEntry
-	6, // 6: inarious.activity.ClientUsage.rekeyed_offsets:type_name -> inarious.activity.ClientUsage.RekeyedOffsetsEntry
-	1, // 7: inarious.activity.ClientUsage.EndpointsEntry.value:type_name -> inarious.activity.EndpointUsage
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	12, // 0: inarious.activity.BackendApiActivity.request_time:type_name -> google.protobuf.Timestamp
+	12, // 1: inarious.activity.EndpointUsage.last_seen:type_name -> google.protobuf.Timestamp
+	8,  // 2: inarious.activity.ClientUsage.endpoints:type_name -> inarious.activity.ClientUsage.EndpointsEntry
+	12, // 3: inarious.activity.ClientUsage.first_seen:type_name -> google.protobuf.Timestamp
+	12, // 4: inarious.activity.ClientUsage.last_seen:type_name -> google.protobuf.Timestamp
+	9,  // 5: inarious.activity.ClientUsage.applied_offsets:type_name -> inarious.activity.ClientUsage.AppliedOffsetsEntry
+	10, // 6: inarious.activity.ClientUsage.rekeyed_offsets:type_name -> inarious.activity.ClientUsage.RekeyedOffsetsEntry
+	3,  // 7: inarious.activity.ClientUsage.open_buckets:type_name -> inarious.activity.WindowBucket
+	4,  // 8: inarious.activity.ClientUsage.last_closed:type_name -> inarious.activity.ClosedBuckets
+	3,  // 9: inarious.activity.ClosedBuckets.buckets:type_name -> inarious.activity.WindowBucket
+	11, // 10: inarious.activity.WindowCounts.endpoints:type_name -> inarious.activity.WindowCounts.EndpointsEntry
+	1,  // 11: inarious.activity.ClientUsage.EndpointsEntry.value:type_name -> inarious.activity.EndpointUsage
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_activity_proto_init() }
@@ -463,7 +804,7 @@ func file_activity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_activity_proto_rawDesc), len(file_activity_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

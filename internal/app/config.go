@@ -13,6 +13,7 @@ import (
 
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/windows"
 )
 
 // Config is every setting of the binary. Each has a flag and an
@@ -53,6 +54,11 @@ type Config struct {
 	QueryAdvertise string
 	// UsageSource is where the API reads usage: UsageFromView or UsageFromWorkers.
 	UsageSource string
+	// Windows are the granularities of windowed usage, step:retention,...
+	Windows     string
+	WindowGrace time.Duration
+	// ClientRetention deletes clients not seen for this long (0: never).
+	ClientRetention time.Duration
 }
 
 // Where the API reads usage from (--usage-source).
@@ -103,6 +109,9 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.QueryListen, "query-listen", cfg.QueryListen, "worker only: address serving reads of the partitions this worker owns, advertised in its group membership (empty: off)")
 	fs.StringVar(&cfg.QueryAdvertise, "query-advertise", cfg.QueryAdvertise, "worker only: address the API reaches --query-listen at (default: the address it listens on)")
 	fs.StringVar(&cfg.UsageSource, "usage-source", cfg.UsageSource, "API only: where GET /usage/{client} reads: view (a full copy of the table) or workers (the worker owning the client's partition, found through --query-listen)")
+	fs.StringVar(&cfg.Windows, "windows", cfg.Windows, "windowed usage: tumbling bucket steps and how long they are kept, step:retention,... (empty: off)")
+	fs.DurationVar(&cfg.WindowGrace, "window-grace", cfg.WindowGrace, "how long after a bucket's end late events still count in it")
+	fs.DurationVar(&cfg.ClientRetention, "client-retention", cfg.ClientRetention, "worker: delete the usage of clients not seen for this long (0: keep forever)")
 	return fs
 }
 
@@ -125,6 +134,9 @@ func Defaults() Config {
 		RequestTimeout:    30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		UsageSource:       UsageFromView,
+		Windows:           "1m:48h,1h:2160h,1d:17520h",
+		WindowGrace:       windows.DefaultGrace,
+		ClientRetention:   400 * 24 * time.Hour,
 	}
 }
 
@@ -193,7 +205,23 @@ func (c Config) Validate() error {
 	if _, err := auth.Load(c.APIKeysFile, c.APIKeys); err != nil {
 		return err
 	}
+	if c.ClientRetention < 0 {
+		return errors.New("--client-retention must not be negative")
+	}
+	if _, err := c.WindowConfig(); err != nil {
+		return fmt.Errorf("--windows/--window-grace: %w", err)
+	}
 	return c.Kafka.Validate()
+}
+
+// WindowConfig is the windowed usage of --windows and --window-grace.
+func (c Config) WindowConfig() (windows.Config, error) {
+	specs, err := windows.ParseSpecs(c.Windows)
+	if err != nil {
+		return windows.Config{}, err
+	}
+	w := windows.Config{Specs: specs, Grace: c.WindowGrace}
+	return w, w.Validate()
 }
 
 func splitList(s string) []string {

@@ -35,8 +35,13 @@ func processorGroups(cfg Config, log *slog.Logger) ([]stream.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	w, err := cfg.WindowConfig()
+	if err != nil {
+		return nil, err
+	}
 	return []stream.Component{
-		usage.New(usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder)),
+		usage.New(usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder),
+			usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention)),
 	}, nil
 }
 
@@ -75,6 +80,15 @@ func topicsOf(groups []stream.Component) []kafka.TopicSpec {
 func newClientResolver(list string) (*api.ClientResolver, error) {
 	return api.NewClientResolver(splitList(list))
 }
+
+// usageReader is the usage reader, recovered (for /readyz) once the windowed
+// views are too.
+type usageReader struct {
+	api.UsageReader
+	win *views.Windows
+}
+
+func (u usageReader) Recovered() bool { return u.UsageReader.Recovered() && u.win.Recovered() }
 
 // RunAll runs the embedded broker (unless brokers are given), a worker and
 // the API in one process until ctx ends. ready, if not nil, gets the API's
@@ -175,6 +189,7 @@ type apiParts struct {
 	view   *views.Usage
 	hub    *dashboard.Hub
 	routed *routedUsage
+	win    *views.Windows
 	pub    *api.Publisher
 	// registrar registers the activity schema (nil without --schema-registry).
 	registrar *confluent.Registrar
@@ -213,6 +228,17 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 		}
 		reader = view
 	}
+	// The windowed views merge closed buckets with the open ones in the
+	// client's row, read from wherever usage is read.
+	wcfg, err := cfg.WindowConfig()
+	if err != nil {
+		return nil, err
+	}
+	win, err := views.NewWindows(cfg.Kafka, wcfg, filepath.Join(cfg.DataDir, "api"), reader, log)
+	if err != nil {
+		return nil, err
+	}
+	reader = usageReader{reader, win}
 	// With a schema registry every record is framed with the id of the
 	// registered schema: until it is registered, events wait in the queue.
 	var eventCodec goka.Codec = new(codecs.Activity)
@@ -270,13 +296,14 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	handler, err := api.New(reader, pub, clients, append(append([]api.Option{
 		api.WithLogger(log),
 		api.WithAPIKeys(keys),
+		api.WithWindows(win),
 		api.WithRoutes(userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))...),
 	}, obsOpts...), apiOpts...)...)
 	if err != nil {
 		release()
 		return nil, err
 	}
-	return &apiParts{view: view, hub: hub, routed: routed, pub: pub, registrar: registrar, handler: handler, release: release}, nil
+	return &apiParts{view: view, win: win, hub: hub, routed: routed, pub: pub, registrar: registrar, handler: handler, release: release}, nil
 }
 
 // serve runs the view, the dashboard hub and the HTTP server until ctx ends
@@ -319,6 +346,8 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 		go func() { viewDone <- p.view.Run(viewCtx) }()
 		go func() { defer close(hubDone); p.hub.Run(hubCtx, p.view) }()
 	}
+	winDone := make(chan error, 1)
+	go func() { winDone <- p.win.Run(viewCtx) }()
 	if p.registrar != nil {
 		// Retries with backoff until registered; /readyz reports it meanwhile.
 		go func() { _ = p.registrar.Run(viewCtx) }()
@@ -339,6 +368,9 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	case err := <-viewDone:
 		runErr = fmt.Errorf("usage view stopped: %w", err)
 		viewDone <- err
+	case err := <-winDone:
+		runErr = fmt.Errorf("windowed usage views stopped: %w", err)
+		winDone <- err
 	}
 
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -354,10 +386,14 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	stopHub()
 	<-hubDone
 	stopView()
-	select {
-	case <-viewDone:
-	case <-time.After(cfg.ShutdownTimeout):
-		log.Warn("usage view did not stop in time")
+	timeout := time.After(cfg.ShutdownTimeout)
+	for _, done := range []chan error{viewDone, winDone} {
+		select {
+		case <-done:
+		case <-timeout:
+			log.Warn("views did not stop in time")
+			return runErr
+		}
 	}
 	return runErr
 }

@@ -22,6 +22,10 @@ type TopicSpec struct {
 	// Compact it gives cleanup.policy=compact,delete: the last value per key
 	// and nothing older than the retention.
 	Retention time.Duration
+	// CoPartitionedWith names a topic this one must match partition for
+	// partition (goka requires a group's inputs to): when that topic
+	// exists, its partition count wins over Partitions.
+	CoPartitionedWith string
 }
 
 // Stream is a plain, time-retained topic.
@@ -76,7 +80,13 @@ func (c Config) EnsureTopics(ctx context.Context, specs ...TopicSpec) error {
 	defer admin.Close()
 	for _, s := range specs {
 		_, err := retry(ctx, func() (struct{}, error) {
-			err := admin.CreateTopic(s.Name, s.detail(c), false)
+			detail := s.detail(c)
+			if s.CoPartitionedWith != "" {
+				if n, err := partitionsOf(admin, s.CoPartitionedWith); err == nil && n > 0 {
+					detail.NumPartitions = int32(n)
+				}
+			}
+			err := admin.CreateTopic(s.Name, detail, false)
 			if errors.Is(err, sarama.ErrTopicAlreadyExists) {
 				err = nil
 			}
@@ -90,6 +100,18 @@ func (c Config) EnsureTopics(ctx context.Context, specs ...TopicSpec) error {
 		}
 	}
 	return nil
+}
+
+// partitionsOf is topic's partition count, 0 when it does not exist.
+func partitionsOf(admin sarama.ClusterAdmin, topic string) (int, error) {
+	md, err := admin.DescribeTopics([]string{topic})
+	if err != nil {
+		return 0, err
+	}
+	if len(md) != 1 || !errors.Is(md[0].Err, sarama.ErrNoError) {
+		return 0, nil
+	}
+	return len(md[0].Partitions), nil
 }
 
 // ready is nil once the topic's metadata shows a leader for every partition.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
 
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
@@ -25,6 +26,13 @@ type Group interface {
 	// Rebalanced runs before the partitions of a new generation start, after
 	// the old ones stopped (goka's rebalance callback), e.g. to drop caches.
 	Rebalanced(goka.Assignment)
+}
+
+// StorageWrapper is implemented by a Group that reads its own table's local
+// storage outside goka's callbacks (e.g. a janitor scanning for idle rows):
+// NewProcessor hands it the storage builder to wrap.
+type StorageWrapper interface {
+	WrapStorage(storage.Builder) storage.Builder
 }
 
 // Component is a processor group as the composition root runs it: what its
@@ -48,10 +56,14 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 	}
 	graph := g.Graph()
 	sc := cfg.Sarama()
+	sb := tablestore.Builder(filepath.Join(dataDir, string(graph.Group())), tablestore.DefaultOptions())
+	if w, ok := g.(StorageWrapper); ok {
+		sb = w.WrapStorage(sb)
+	}
 	base := []goka.ProcessorOption{
 		goka.WithClientID(cfg.ClientID),
 		goka.WithHasher(kafka.Hasher),
-		goka.WithStorageBuilder(tablestore.Builder(filepath.Join(dataDir, string(graph.Group())), tablestore.DefaultOptions())),
+		goka.WithStorageBuilder(sb),
 		goka.WithTopicManagerBuilder(cfg.TopicManagerBuilder()),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),

@@ -60,3 +60,15 @@ func (c *valueCache) rebalanced(a goka.Assignment) {
 	clear(c.parts)
 	c.perPart = c.total/max(len(a), 1) + 1
 }
+
+// remove drops key, e.g. when its row is deleted.
+func (c *valueCache) remove(partition int32, key string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.parts[partition]; p != nil {
+		p.Remove(key)
+	}
+}

@@ -12,6 +12,40 @@
 // events carry the position they were first read at) and a replayed event
 // is skipped (and the value written to the changelog again).
 // Records that cannot be counted go to the dead-letter topic with the reason.
+//
+// Windowed usage (Kafka Streams' windowed aggregation with "suppress until
+// the window closes", Faust's tumbling tables): every event also counts in
+// a tumbling bucket of each configured granularity (windows.Config; by
+// default 1 m kept 48 h, 1 h kept 90 days, 1 d kept 2 years), placed by its
+// event time (request_time, UTC; the processing time when it has none). The
+// buckets still open live in the client's row, updated in the same write
+// and behind the same replay watermark as the all-time counts. Each row
+// keeps the client's stream time, the latest event time applied; a bucket
+// closes when the stream time reaches its end plus the grace period
+// (default 1 m): its final value is emitted once, to the granularity's
+// compacted windowed topic (usage-windows-1m, …; key client NUL start), and
+// it leaves the row. An event whose bucket has already closed is not
+// counted in that granularity (it is in the all-time counts and in coarser
+// buckets still open) and is counted in usage_late_events_dropped_total:
+// Kafka Streams drops late records the same way.
+//
+// A row therefore holds at most ceil(grace/step)+1 open buckets per
+// granularity (2 per granularity with the defaults), plus the buckets of
+// its latest close (kept for readers and replays until the next close),
+// each with at most the client's endpoints (MaxEndpoints, plus one
+// "(other)" per method). A replayed event, skipped by the watermark, closes
+// nothing new; when it is the latest closing event (or one before it in
+// the same input) its closed buckets are emitted again, in case the crash
+// lost them after the row's changelog write had landed. Emitting a final
+// value twice is harmless: same key, same absolute value, compacted topic.
+//
+// Idle clients expire: each member's janitor scans the table partitions it
+// owns every hundredth of the client retention (at most hourly) for rows
+// whose last event time is older than the retention (default 400 days),
+// and sends each such client an Expire record on the control topic; that
+// record's callback, run in the row's partition like any event, deletes
+// the row (ctx.Delete) if the client is still idle, after emitting its open
+// buckets, which are final by then.
 package usage
 
 import (
@@ -19,6 +53,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +67,7 @@ import (
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/internal/windows"
 )
 
 // Names of the group, its table and the topics it writes.
@@ -53,16 +89,36 @@ var Table = goka.GroupTable(Group)
 const inputRetention = 7 * 24 * time.Hour
 
 // Topics the group reads and writes (stream.Component).
-func (p *Processor) Topics() []kafka.TopicSpec { return Topics() }
+func (p *Processor) Topics() []kafka.TopicSpec { return topics(p.windows) }
 
-// Topics the group reads and writes.
-func Topics() []kafka.TopicSpec {
-	return []kafka.TopicSpec{
+// Topics the group reads and writes with the default windows.
+func Topics() []kafka.TopicSpec { return topics(windows.Default()) }
+
+func topics(w windows.Config) []kafka.TopicSpec {
+	specs := []kafka.TopicSpec{
 		kafka.Stream(string(codecs.ActivityTopic), inputRetention),
 		kafka.Stream(string(DeadLetterTopic), inputRetention),
-		kafka.Stream(string(LoopTopic), inputRetention),
+		coPartitioned(kafka.Stream(string(LoopTopic), inputRetention)),
+		coPartitioned(kafka.Stream(string(ControlTopic), inputRetention)),
 		kafka.Table(string(Table)),
 	}
+	for _, s := range w.Specs {
+		specs = append(specs, WindowTopic(s, w.Grace))
+	}
+	return specs
+}
+
+// coPartitioned makes an input of the group match Users, whoever created it.
+func coPartitioned(s kafka.TopicSpec) kafka.TopicSpec {
+	s.CoPartitionedWith = string(codecs.ActivityTopic)
+	return s
+}
+
+// WindowTopic is a granularity's windowed topic: the last value per key
+// (compacted), nothing older than the retention plus the grace period
+// (a bucket is emitted about a grace period after its end).
+func WindowTopic(s windows.Spec, grace time.Duration) kafka.TopicSpec {
+	return kafka.TopicSpec{Name: windows.Topic(s.Step), Compact: true, Retention: s.Retention + grace}
 }
 
 // Dead-letter headers say why and where a record was rejected.
@@ -89,6 +145,13 @@ type Processor struct {
 	log     *slog.Logger
 	cache   *valueCache
 	decoder *confluent.Decoder
+	windows windows.Config
+	now     func() time.Time
+	// windowed topic by step in seconds.
+	windowTopics    map[int64]goka.Stream
+	clientRetention time.Duration
+	storesMu        sync.Mutex
+	stores          map[int32]*trackedStore // owned partitions' table storage
 
 	// partitions of the input topic, 0 while unknown (goka's tester).
 	partitions atomic.Int32
@@ -97,6 +160,9 @@ type Processor struct {
 	replays      atomic.Uint64
 	deadLettered atomic.Uint64
 	rekeyed      atomic.Uint64
+	late         atomic.Uint64
+	emitted      atomic.Uint64
+	expired      atomic.Uint64
 }
 
 // Stats are counters since the process started.
@@ -105,6 +171,9 @@ type Stats struct {
 	Replays      uint64 // events skipped because their offset was already applied
 	DeadLettered uint64 // records sent to the dead-letter topic
 	Rekeyed      uint64 // events sent on to their client's partition
+	Late         uint64 // (event, granularity) pairs dropped: the bucket had closed
+	Emitted      uint64 // closed buckets emitted to windowed topics (repeats included)
+	Expired      uint64 // idle clients' rows deleted
 }
 
 // Option configures the processor.
@@ -130,14 +199,30 @@ func WithValueCache(n int) Option {
 // The default knows no registry, so framed records are dead-lettered.
 func WithDecoder(d *confluent.Decoder) Option { return func(p *Processor) { p.decoder = d } }
 
+// WithWindows sets the granularities and grace period of windowed usage
+// (default windows.Default(); no specs turn it off). w must be valid.
+func WithWindows(w windows.Config) Option { return func(p *Processor) { p.windows = w } }
+
+// WithClock sets the processing-time clock (default time.Now), the event
+// time of events without a request time.
+func WithClock(now func() time.Time) Option { return func(p *Processor) { p.now = now } }
+
 // New returns the usage processor.
 func New(opts ...Option) *Processor {
-	p := &Processor{log: slog.Default(), cache: newValueCache(DefaultValueCache), decoder: confluent.NewDecoder(nil, confluent.Subject)}
+	p := &Processor{log: slog.Default(), cache: newValueCache(DefaultValueCache), windows: windows.Default(), now: time.Now,
+		clientRetention: DefaultClientRetention, decoder: confluent.NewDecoder(nil, confluent.Subject)}
 	for _, o := range opts {
 		o(p)
 	}
+	p.windowTopics = make(map[int64]goka.Stream, len(p.windows.Specs))
+	for _, s := range p.windows.Specs {
+		p.windowTopics[int64(s.Step/time.Second)] = goka.Stream(windows.Topic(s.Step))
+	}
 	return p
 }
+
+// Windows is the windowing the processor applies.
+func (p *Processor) Windows() windows.Config { return p.windows }
 
 // Run runs a member of the group until ctx ends, with its local storage
 // under dataDir, rebuilding it when Kafka goes away (stream.Run).
@@ -147,6 +232,17 @@ func (p *Processor) Run(ctx context.Context, cfg kafka.Config, dataDir string, o
 		return err
 	}
 	p.SetPartitions(n)
+	if p.clientRetention > 0 {
+		em, err := p.newJanitorEmitter(cfg)
+		if err != nil {
+			p.log.Warn("janitor off: no producer for the control topic", "err", err)
+		} else {
+			jctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); p.janitor(jctx, em) }()
+			defer func() { stop(); <-done; _ = em.Finish() }()
+		}
+	}
 	err = stream.Run(ctx, cfg, p, dataDir, p.log, onStart)
 	s := p.Stats()
 	p.log.Info("usage group stopped", "processed", s.Processed, "replays_skipped", s.Replays,
@@ -169,7 +265,8 @@ func (p *Processor) Rebalanced(a goka.Assignment) {
 
 // Stats returns the counters.
 func (p *Processor) Stats() Stats {
-	return Stats{Processed: p.processed.Load(), Replays: p.replays.Load(), DeadLettered: p.deadLettered.Load(), Rekeyed: p.rekeyed.Load()}
+	return Stats{Processed: p.processed.Load(), Replays: p.replays.Load(), DeadLettered: p.deadLettered.Load(), Rekeyed: p.rekeyed.Load(),
+		Late: p.late.Load(), Emitted: p.emitted.Load(), Expired: p.expired.Load()}
 }
 
 // Counters are the group's metrics.
@@ -179,6 +276,9 @@ func (p *Processor) Counters() []metrics.Counter {
 		{Name: "usage_replays_skipped_total", Help: "Activity events skipped because their offset was already applied.", Value: p.replays.Load},
 		{Name: "usage_dead_lettered_total", Help: "Activity records sent to the dead-letter topic.", Value: p.deadLettered.Load},
 		{Name: "usage_rekeyed_total", Help: "Activity events that arrived under another key or partition than their client's and were sent on to its partition.", Value: p.rekeyed.Load},
+		{Name: "usage_late_events_dropped_total", Help: "Activity events not counted in a windowed bucket because it had closed (once per granularity); they are in the all-time counts.", Value: p.late.Load},
+		{Name: "usage_windows_emitted_total", Help: "Closed usage buckets emitted to the windowed topics, repeats included.", Value: p.emitted.Load},
+		{Name: "usage_clients_expired_total", Help: "Rows of clients not seen for the client retention, deleted.", Value: p.expired.Load},
 	}
 }
 
@@ -186,12 +286,17 @@ func (p *Processor) Counters() []metrics.Counter {
 // dead-lettered instead of stopping the group), the loopback that re-keys
 // events by client, the usage table persisted.
 func (p *Processor) Graph() *goka.GroupGraph {
-	return goka.DefineGroup(Group,
+	edges := []goka.Edge{
 		goka.Input(codecs.ActivityTopic, new(codec.Bytes), p.process),
 		goka.Loop(new(codecs.Rekeyed), p.processRekeyed),
+		goka.Input(ControlTopic, new(codecs.Expire), p.expire),
 		goka.Output(DeadLetterTopic, new(codec.Bytes)),
 		goka.Persist(new(codecs.ClientUsage)),
-	)
+	}
+	for _, s := range p.windows.Specs {
+		edges = append(edges, goka.Output(goka.Stream(windows.Topic(s.Step)), new(codecs.WindowCounts)))
+	}
+	return goka.DefineGroup(Group, edges...)
 }
 
 // process is the goka callback for one activity record.
@@ -271,17 +376,38 @@ func (p *Processor) count(ctx goka.Context, client string, ev *activitypb.Backen
 		}
 		p.cache.put(ctx.Partition(), client, usage)
 	}
-	if !Apply(usage, ev, pos) {
+	res := Apply(usage, ev, pos, p.windows, p.now())
+	if !res.Applied {
 		p.replays.Add(1)
 		// The local value may be ahead of the changelog (a crash between the
 		// local write and the changelog ack). Writing it again puts it in the
 		// changelog before this input offset is committed, so a member that
 		// rebuilds the table from the changelog cannot miss the event.
+		p.emitBuckets(ctx, client, usage, replayedClose(usage, pos))
 		ctx.SetValue(usage)
 		return
 	}
+	p.late.Add(uint64(res.Late))
+	p.emitBuckets(ctx, client, usage, res.Closed)
 	ctx.SetValue(usage)
 	p.processed.Add(1)
+}
+
+// emitBuckets puts closed buckets' final values on their windowed topics.
+// A bucket of a granularity no longer configured has none and is dropped.
+func (p *Processor) emitBuckets(ctx goka.Context, client string, usage *activitypb.ClientUsage, buckets []*activitypb.WindowBucket) {
+	var names []string
+	for _, b := range buckets {
+		topic, ok := p.windowTopics[b.StepSeconds]
+		if !ok {
+			continue
+		}
+		if names == nil {
+			names = EndpointNames(usage)
+		}
+		ctx.Emit(topic, windows.Key(client, b.StartUnix), &activitypb.WindowCounts{Endpoints: Counts(b, names), Total: b.Total})
+		p.emitted.Add(1)
+	}
 }
 
 // Position is where an event was first read: its partition and offset in
@@ -294,16 +420,19 @@ type Position struct {
 	Rekeyed   bool
 }
 
-// Apply adds ev, first read at pos, to usage. It returns false, leaving usage
-// alone, when that position was already applied: after a crash goka replays
-// uncommitted input, and counting it again would over-count.
-func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos Position) bool {
+// Apply adds ev, first read at pos, to usage: to its all-time counts and,
+// with w's granularities, to its open bucket of each (see the package doc);
+// now is the processing time, the event time of events without one. It
+// leaves usage alone and returns Applied false when that position was
+// already applied: after a crash goka replays uncommitted input, and
+// counting it again would over-count.
+func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos Position, w windows.Config, now time.Time) Result {
 	applied := &usage.AppliedOffsets
 	if pos.Rekeyed {
 		applied = &usage.RekeyedOffsets
 	}
 	if last, ok := (*applied)[pos.Partition]; ok && pos.Offset <= last {
-		return false
+		return Result{}
 	}
 	if *applied == nil {
 		*applied = make(map[int32]int64, 1)
@@ -328,14 +457,18 @@ func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos
 	usage.Total++
 	seen := ev.GetRequestTime()
 	if seen == nil {
-		seen = timestamppb.Now()
+		seen = timestamppb.New(now)
 	}
 	ep.LastSeen = seen
 	if usage.FirstSeen == nil {
 		usage.FirstSeen = seen
 	}
 	usage.LastSeen = seen
-	return true
+	res := Result{Applied: true}
+	if len(w.Specs) > 0 {
+		window(usage, w, eventTime(ev, now, w.Grace), ep, pos, &res)
+	}
+	return res
 }
 
 func (p *Processor) deadLetter(ctx goka.Context, raw []byte, reason string) {

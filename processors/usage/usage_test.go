@@ -17,10 +17,17 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/windows"
 	"github.com/inarious/inarious/processors/usage"
 )
 
 var usageTable = usage.Table
+
+// apply is usage.Apply with the default windows, at a processing time
+// after the test events' request time.
+func apply(u *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos usage.Position) bool {
+	return usage.Apply(u, ev, pos, windows.Default(), time.Unix(1700000100, 0)).Applied
+}
 
 // startUsage runs the usage group on goka's in-memory tester.
 func startUsage(t *testing.T, opts ...usage.Option) (*tester.Tester, *usage.Processor) {
@@ -154,7 +161,7 @@ func TestApplySkipsReplayedOffsets(t *testing.T) {
 		{1, 2, true}, // another partition has its own offsets
 	}
 	for i, s := range steps {
-		if got := usage.Apply(u, ev, usage.Position{Partition: s.partition, Offset: s.offset}); got != s.applied {
+		if got := apply(u, ev, usage.Position{Partition: s.partition, Offset: s.offset}); got != s.applied {
 			t.Errorf("step %d: applied = %v, want %v", i, got, s.applied)
 		}
 	}
@@ -163,12 +170,25 @@ func TestApplySkipsReplayedOffsets(t *testing.T) {
 	}
 }
 
+// BenchmarkApply counts one client's events, 10 per second of event time,
+// without and with the default windows (whose buckets then close now and
+// then).
 func BenchmarkApply(b *testing.B) {
-	ev := &activitypb.BackendApiActivity{Client: "c", HttpMethod: "GET", Route: "/users/{id}", RequestTime: timestamppb.Now()}
-	u := &activitypb.ClientUsage{Client: "c"}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		usage.Apply(u, ev, usage.Position{Offset: int64(i)})
+	for _, c := range []struct {
+		name string
+		w    windows.Config
+	}{{"windows=off", windows.Config{}}, {"windows=default", windows.Default()}} {
+		b.Run(c.name, func(b *testing.B) {
+			start := time.Now().Add(-24 * time.Hour)
+			now := time.Now()
+			ev := &activitypb.BackendApiActivity{Client: "c", HttpMethod: "GET", Route: "/users/{id}", RequestTime: timestamppb.New(start)}
+			u := &activitypb.ClientUsage{Client: "c"}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				ev.RequestTime = timestamppb.New(start.Add(time.Duration(i) * 100 * time.Millisecond))
+				usage.Apply(u, ev, usage.Position{Offset: int64(i)}, c.w, now)
+			}
+		})
 	}
 }
 
@@ -333,7 +353,7 @@ func TestApplyKeepsRekeyedPositionsApart(t *testing.T) {
 		{usage.Position{Partition: 0, Offset: 6, Rekeyed: true}, true},
 	}
 	for i, s := range steps {
-		if got := usage.Apply(u, ev, s.pos); got != s.applied {
+		if got := apply(u, ev, s.pos); got != s.applied {
 			t.Errorf("step %d %+v: applied = %v, want %v", i, s.pos, got, s.applied)
 		}
 	}
@@ -347,7 +367,7 @@ func TestApplyCapsDistinctEndpoints(t *testing.T) {
 	u := &activitypb.ClientUsage{Client: "c"}
 	for i := range usage.MaxEndpoints + 10 {
 		ev := &activitypb.BackendApiActivity{Client: "c", HttpMethod: "GET", Route: fmt.Sprintf("/r%d", i)}
-		usage.Apply(u, ev, usage.Position{Offset: int64(i)})
+		apply(u, ev, usage.Position{Offset: int64(i)})
 	}
 	if n := len(u.Endpoints); n != usage.MaxEndpoints+1 {
 		t.Errorf("%d endpoints, want %d + the overflow bucket", n, usage.MaxEndpoints)

@@ -31,6 +31,8 @@ type DrainResult struct {
 	// noisy machine it says more about cost than wall time does. It includes
 	// an in-process embedded broker.
 	CPU time.Duration
+	// Emitted is how many closed windowed buckets the usage group emitted.
+	Emitted uint64
 }
 
 // CPUPerEvent is the process CPU time spent per event drained.
@@ -95,7 +97,9 @@ func DrainInarious(ctx context.Context, cfg kafka.Config, dir string, n int) (Dr
 	if err != nil {
 		return DrainResult{}, err
 	}
-	return runUntil(ctx, proc, n, func() uint64 { s := group.Stats(); return s.Processed + s.Replays })
+	r, err := runUntil(ctx, proc, n, func() uint64 { s := group.Stats(); return s.Processed + s.Replays })
+	r.Emitted = group.Stats().Emitted
+	return r, err
 }
 
 // BaselineGroup is the bare goka counter's group.

@@ -26,27 +26,34 @@ var routes = []struct{ method, route string }{
 func ClientName(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff) }
 
 // Prefill writes n activity events spread over m clients to the Users topic,
-// keyed by client with Kafka's default partitioner, as the API would.
+// keyed by client with Kafka's default partitioner, as the API would. All
+// have the same request time.
 func Prefill(ctx context.Context, brokers []string, n, m int) error {
-	return produce(ctx, brokers, n, func(i int) string { return ClientName(i % m) }, nil)
+	return PrefillOver(ctx, brokers, n, m, 0)
 }
 
-// PrefillByServer is Prefill keyed the way the original FastAPI service
+// PrefillOver is Prefill with request times spread evenly over the span
+// ending now, so that windowed buckets close while the events are counted.
+func PrefillOver(ctx context.Context, brokers []string, n, m int, span time.Duration) error {
+	return produce(ctx, brokers, n, span, func(i int) string { return ClientName(i % m) }, nil)
+}
+
+// PrefillByServer is PrefillOver keyed the way the original FastAPI service
 // keyed events: by the hostname of the API server that saw the call, here one
 // of servers names. Every event then needs re-keying to its client.
-func PrefillByServer(ctx context.Context, brokers []string, n, m, servers int) error {
-	return produce(ctx, brokers, n, func(i int) string { return ClientName(i % m) },
+func PrefillByServer(ctx context.Context, brokers []string, n, m, servers int, span time.Duration) error {
+	return produce(ctx, brokers, n, span, func(i int) string { return ClientName(i % m) },
 		func(i int) string { return fmt.Sprintf("api-server-%d", i%servers) })
 }
 
 // PrefillRange writes one event for each of the clients from..to-1.
 func PrefillRange(ctx context.Context, brokers []string, from, to int) error {
-	return produce(ctx, brokers, to-from, func(i int) string { return ClientName(from + i) }, nil)
+	return produce(ctx, brokers, to-from, 0, func(i int) string { return ClientName(from + i) }, nil)
 }
 
 // produce writes n events, the i-th for client(i), keyed by key(i) (by the
-// client when key is nil).
-func produce(ctx context.Context, brokers []string, n int, client, key func(int) string) error {
+// client when key is nil), with request times spread over span ending now.
+func produce(ctx context.Context, brokers []string, n int, span time.Duration, client, key func(int) string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1<<20),
@@ -57,14 +64,18 @@ func produce(ctx context.Context, brokers []string, n int, client, key func(int)
 	}
 	defer cl.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
-	now := timestamppb.Now()
+	now := time.Now()
+	at := timestamppb.New(now)
 	errs := make(chan error, 1)
 	for i := 0; i < n; i++ {
 		c := client(i)
 		r := routes[rng.IntN(len(routes))]
+		if span > 0 {
+			at = timestamppb.New(now.Add(-span + time.Duration(int64(span)*int64(i)/int64(n))))
+		}
 		b, err := proto.Marshal(&activitypb.BackendApiActivity{
 			ClientHost: c, ClientPort: "40000", Endpoint: r.route, HttpMethod: r.method,
-			HttpStatus: 200, DurationUs: 120, RequestTime: now, Route: r.route, Client: c,
+			HttpStatus: 200, DurationUs: 120, RequestTime: at, Route: r.route, Client: c,
 		})
 		if err != nil {
 			return err

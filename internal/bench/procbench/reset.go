@@ -1,7 +1,6 @@
 package procbench
 
 import (
-	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/processors/usage"
 
 	"context"
@@ -23,9 +22,9 @@ func ResetTopics(ctx context.Context, brokers []string, version sarama.KafkaVers
 		return err
 	}
 	defer admin.Close()
-	topics := []string{
-		string(codecs.ActivityTopic), string(usage.DeadLetterTopic),
-		string(usage.Table), string(goka.GroupTable(BaselineGroup)),
+	topics := []string{string(goka.GroupTable(BaselineGroup))}
+	for _, t := range usage.Topics() { // Users, the group's table, loop, windowed topics, …
+		topics = append(topics, t.Name)
 	}
 	for _, g := range []goka.Group{usage.Group, BaselineGroup} {
 		if err := admin.DeleteConsumerGroup(string(g)); err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {

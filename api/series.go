@@ -1,0 +1,167 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+
+	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/internal/windows"
+)
+
+// WindowReader is the read side of windowed usage (views.Windows in
+// production).
+type WindowReader interface {
+	// Config is the windowing kept: granularities, retention, grace.
+	Config() windows.Config
+	// Series is client's buckets of step whose start lies in [from, to].
+	Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error)
+	// Range sums client's buckets over the last window, relative to now.
+	Range(client string, window time.Duration) (windows.Sum, error)
+}
+
+// WithWindows serves windowed usage from w: GET /usage/{client}/series and
+// GET /usage/{client}?window=. Without it both answer that windows are off.
+func WithWindows(w WindowReader) Option { return func(o *options) { o.windows = w } }
+
+// Bucket is one bucket of GET /usage/{client}/series.
+type Bucket struct {
+	Start     time.Time         `json:"start"`
+	End       time.Time         `json:"end"`
+	Total     uint64            `json:"total"`
+	Endpoints map[string]uint64 `json:"endpoints"`
+	// Final is false while the bucket is open: its counts may still grow.
+	Final bool `json:"final"`
+}
+
+// Series is GET /usage/{client}/series.
+type Series struct {
+	Client  string    `json:"client"`
+	Step    string    `json:"step"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	Buckets []Bucket  `json:"buckets"`
+}
+
+// WindowUsage is GET /usage/{client}?window=: ClientUsage over the buckets
+// of the last window, with the span they cover.
+type WindowUsage struct {
+	ClientUsage
+	Window string    `json:"window"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+}
+
+// windowConfig is what is kept, none without a reader.
+func (s *Server) windowConfig() windows.Config {
+	if s.windows == nil {
+		return windows.Config{}
+	}
+	return s.windows.Config()
+}
+
+// parseTime reads "now", a duration before now ("-1h", "-2d") or RFC 3339.
+func parseTime(v string, def, now time.Time) (time.Time, bool) {
+	switch {
+	case v == "":
+		return def, true
+	case v == "now":
+		return now, true
+	case strings.HasPrefix(v, "-"):
+		d, err := windows.ParseDuration(v[1:])
+		if err != nil || d < 0 {
+			return time.Time{}, false
+		}
+		return now.Add(-d), true
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	return t, err == nil
+}
+
+func (s *Server) getSeries(w http.ResponseWriter, r *http.Request) {
+	client := mux.Vars(r)["client"]
+	if len(client) > maxClientLen || !utf8.ValidString(client) {
+		problem.Write(w, r, http.StatusBadRequest, "client must be valid UTF-8 of at most 256 bytes")
+		return
+	}
+	cfg := s.windowConfig()
+	q := r.URL.Query()
+	var step time.Duration
+	if len(cfg.Specs) > 0 {
+		step = cfg.Specs[0].Step
+	}
+	if v := q.Get("step"); v != "" {
+		d, err := windows.ParseDuration(v)
+		if err != nil {
+			problem.Write(w, r, http.StatusBadRequest, "step must be a duration such as 1m, 1h or 1d")
+			return
+		}
+		step = d
+	}
+	now := time.Now()
+	from, ok := parseTime(q.Get("from"), now.Add(-time.Hour), now)
+	if !ok {
+		problem.Write(w, r, http.StatusBadRequest, "from must be now, a duration before now such as -1h, or an RFC 3339 time")
+		return
+	}
+	to, ok := parseTime(q.Get("to"), now, now)
+	if !ok {
+		problem.Write(w, r, http.StatusBadRequest, "to must be now, a duration before now such as -1h, or an RFC 3339 time")
+		return
+	}
+	if err := cfg.CheckSeries(step, from, to, now); err != nil {
+		problem.Write(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	buckets, err := s.windows.Series(client, step, from, to)
+	if err != nil {
+		s.windowError(w, r, client, err)
+		return
+	}
+	out := Series{Client: client, Step: windows.FormatDuration(step), From: from.UTC(), To: to.UTC(), Buckets: make([]Bucket, len(buckets))}
+	for i, b := range buckets {
+		out.Buckets[i] = Bucket{Start: b.Start, End: b.End(), Total: b.Total, Endpoints: b.Endpoints, Final: b.Final}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// getUsageWindow is GET /usage/{client}?window=5m, for a known client.
+func (s *Server) getUsageWindow(w http.ResponseWriter, r *http.Request, client string) {
+	d, err := windows.ParseDuration(r.URL.Query().Get("window"))
+	if err != nil {
+		problem.Write(w, r, http.StatusBadRequest, "window must be a duration such as 5m, 1h or 7d")
+		return
+	}
+	if _, _, _, err := s.windowConfig().PlanRange(d, time.Now()); err != nil {
+		problem.Write(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	sum, err := s.windows.Range(client, d)
+	if err != nil {
+		s.windowError(w, r, client, err)
+		return
+	}
+	out := WindowUsage{
+		ClientUsage: ClientUsage{Client: client, Total: sum.Total, Endpoints: make(map[string]EndpointCount, len(sum.Endpoints))},
+		Window:      windows.FormatDuration(d), From: sum.From, To: sum.To.UTC(),
+	}
+	for k, n := range sum.Endpoints {
+		out.Endpoints[k] = EndpointCount{Count: n}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) windowError(w http.ResponseWriter, r *http.Request, client string, err error) {
+	var qe *windows.QueryError
+	if errors.As(err, &qe) {
+		problem.Write(w, r, http.StatusBadRequest, qe.Error())
+		return
+	}
+	s.log.Error("windowed usage lookup failed", "client", strconv.Quote(client), "err", err)
+	problem.Write(w, r, http.StatusServiceUnavailable, "windowed usage is not available")
+}

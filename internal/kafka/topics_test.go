@@ -1,0 +1,63 @@
+package kafka_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/inarious/inarious/internal/embedkafka"
+	"github.com/inarious/inarious/internal/kafka"
+)
+
+// A group's inputs follow the partitions of the topic they are
+// co-partitioned with when it already exists (created by someone else with
+// another count), and Config.Partitions otherwise; windowed topics get
+// compact,delete with their retention.
+func TestEnsureTopicsCoPartitionsAndRetention(t *testing.T) {
+	b, err := embedkafka.Start(0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cfg := kafka.Defaults()
+	cfg.Brokers = b.Addrs()
+	cfg.Partitions = 4
+	ctx := context.Background()
+	if err := cfg.EnsureTopics(ctx, kafka.TopicSpec{Name: "users", Partitions: 6}); err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.EnsureTopics(ctx,
+		kafka.TopicSpec{Name: "users"},
+		kafka.TopicSpec{Name: "follows-users", CoPartitionedWith: "users"},
+		kafka.TopicSpec{Name: "follows-nothing", CoPartitionedWith: "no-such-topic"},
+		kafka.TopicSpec{Name: "windows", Compact: true, Retention: 48*time.Hour + time.Minute},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"users": 6, "follows-users": 6, "follows-nothing": 4, "windows": 4}
+	for topic, n := range want {
+		got, err := cfg.TopicPartitions(ctx, topic)
+		if err != nil || got != n {
+			t.Errorf("%s: %d partitions (%v), want %d", topic, got, err, n)
+		}
+	}
+	admin, err := sarama.NewClusterAdmin(cfg.Brokers, cfg.Sarama())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: "windows"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range entries {
+		got[e.Name] = e.Value
+	}
+	if got["cleanup.policy"] != "compact,delete" || got["retention.ms"] != "172860000" {
+		t.Errorf("windows topic config: cleanup.policy=%q retention.ms=%q", got["cleanup.policy"], got["retention.ms"])
+	}
+}

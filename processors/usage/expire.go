@@ -1,0 +1,230 @@
+package usage
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/kafka"
+)
+
+// ControlTopic carries expiry records (activitypb.Expire) from each member's
+// janitor to the usage group, keyed by client and partitioned like Users,
+// so the row's own callback decides and deletes it.
+const ControlTopic goka.Stream = "usage-control"
+
+// DefaultClientRetention is how long a client may go unseen before its row
+// is deleted.
+const DefaultClientRetention = 400 * 24 * time.Hour
+
+// WithClientRetention deletes the rows of clients not seen for d (by their
+// last event time); 0 keeps them forever. Default DefaultClientRetention.
+func WithClientRetention(d time.Duration) Option { return func(p *Processor) { p.clientRetention = d } }
+
+// janitorInterval is how often a member scans its partitions for idle
+// clients: a hundredth of the retention, between 100 ms and an hour.
+func (p *Processor) janitorInterval() time.Duration {
+	return min(max(p.clientRetention/100, 100*time.Millisecond), time.Hour)
+}
+
+// expire is the control topic's callback: it deletes the row if the client
+// is still idle (not seen at or after the record's time; the janitor read
+// an older copy of the row, or the record is replayed). The row's open
+// buckets are final by then: they are emitted first, and Kafka's retention
+// drops those already beyond it.
+func (p *Processor) expire(ctx goka.Context, msg any) {
+	e, _ := msg.(*activitypb.Expire)
+	row, _ := ctx.Value().(*activitypb.ClientUsage)
+	if e == nil || row == nil || lastSeen(row) >= e.GetIdleSinceUnixNano() {
+		return
+	}
+	p.emitBuckets(ctx, ctx.Key(), row, row.GetOpenBuckets())
+	p.cache.remove(ctx.Partition(), ctx.Key())
+	ctx.Delete()
+	p.expired.Add(1)
+}
+
+func lastSeen(row *activitypb.ClientUsage) int64 {
+	if ls := row.GetLastSeen(); ls != nil {
+		return ls.AsTime().UnixNano()
+	}
+	return 0
+}
+
+// trackedStore is a partition's table storage the janitor may scan; Close
+// waits for a scan to let go of it.
+type trackedStore struct {
+	storage.Storage
+	mu      sync.RWMutex
+	closing atomic.Bool
+	closed  func()
+}
+
+func (t *trackedStore) Close() error {
+	t.closing.Store(true)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed()
+	return t.Storage.Close()
+}
+
+// WrapStorage keeps the table storages of the partitions this member owns,
+// for the janitor (stream.StorageWrapper).
+func (p *Processor) WrapStorage(b storage.Builder) storage.Builder {
+	return func(topic string, partition int32) (storage.Storage, error) {
+		st, err := b(topic, partition)
+		if err != nil || topic != string(Table) {
+			return st, err
+		}
+		t := &trackedStore{Storage: st}
+		t.closed = func() {
+			p.storesMu.Lock()
+			defer p.storesMu.Unlock()
+			if p.stores[partition] == t {
+				delete(p.stores, partition)
+			}
+		}
+		p.storesMu.Lock()
+		defer p.storesMu.Unlock()
+		if p.stores == nil {
+			p.stores = map[int32]*trackedStore{}
+		}
+		p.stores[partition] = t
+		return t, nil
+	}
+}
+
+// IdleClients calls fn for each client in the partitions this member owns
+// whose last event time is before cutoff. It reads local storage, which may
+// be behind the changelog: the control callback checks again.
+func (p *Processor) IdleClients(cutoff time.Time, fn func(client string)) error {
+	p.storesMu.Lock()
+	stores := make([]*trackedStore, 0, len(p.stores))
+	for _, t := range p.stores {
+		stores = append(stores, t)
+	}
+	p.storesMu.Unlock()
+	limit := cutoff.UnixNano()
+	for _, t := range stores {
+		if err := t.scan(limit, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *trackedStore) scan(limit int64, fn func(string)) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closing.Load() {
+		return nil
+	}
+	it, err := t.Storage.Iterator()
+	if err != nil {
+		return err
+	}
+	defer it.Release()
+	for it.Next() && !t.closing.Load() {
+		v, err := it.Value()
+		if err != nil {
+			return err
+		}
+		if seen, ok := lastSeenOf(v); ok && seen < limit {
+			fn(string(it.Key()))
+		}
+	}
+	return it.Err()
+}
+
+// lastSeenOf reads last_seen (field 5) of an encoded ClientUsage without
+// decoding the rest: a scan reads every row of the partition.
+func lastSeenOf(b []byte) (int64, bool) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, false
+		}
+		b = b[n:]
+		if num == 5 && typ == protowire.BytesType {
+			ts, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return 0, false
+			}
+			var sec, nanos int64
+			for len(ts) > 0 {
+				f, ft, m := protowire.ConsumeTag(ts)
+				if m < 0 || ft != protowire.VarintType {
+					return 0, false
+				}
+				ts = ts[m:]
+				v, m := protowire.ConsumeVarint(ts)
+				if m < 0 {
+					return 0, false
+				}
+				ts = ts[m:]
+				switch f {
+				case 1:
+					sec = int64(v)
+				case 2:
+					nanos = int64(int32(v))
+				}
+			}
+			return sec*int64(time.Second) + nanos, true
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return 0, false
+		}
+		b = b[n:]
+	}
+	return 0, true // never seen: treat as idle since the epoch
+}
+
+// janitor asks the group, through the control topic, to delete the rows of
+// clients this member's partitions show idle, every janitorInterval.
+func (p *Processor) janitor(ctx context.Context, em *goka.Emitter) {
+	t := time.NewTicker(p.janitorInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cutoff := p.now().Add(-p.clientRetention)
+		rec := &activitypb.Expire{IdleSinceUnixNano: cutoff.UnixNano()}
+		var n int
+		err := p.IdleClients(cutoff, func(client string) {
+			if _, err := em.Emit(client, rec); err != nil {
+				p.log.Warn("janitor: expiry record not sent", "client", client, "err", err)
+				return
+			}
+			n++
+		})
+		if err != nil {
+			p.log.Warn("janitor: scan failed", "err", err)
+		}
+		if n > 0 {
+			p.log.Info("janitor: idle clients sent for expiry", "clients", n, "idle_since", cutoff)
+		}
+	}
+}
+
+// newJanitorEmitter is the janitor's producer of control records, placed
+// by murmur2 like Users.
+func (p *Processor) newJanitorEmitter(cfg kafka.Config) (*goka.Emitter, error) {
+	return goka.NewEmitter(cfg.Brokers, ControlTopic, new(codecs.Expire),
+		goka.WithEmitterClientID(cfg.ClientID+"-janitor"),
+		goka.WithEmitterHasher(kafka.Hasher),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg.IdempotentProducer())),
+		goka.WithEmitterTopicManagerBuilder(cfg.TopicManagerBuilder()),
+		goka.WithEmitterLogger(kafka.GokaLogger(p.log)),
+	)
+}

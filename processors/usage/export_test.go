@@ -1,0 +1,4 @@
+package usage
+
+// LastSeenOf exposes lastSeenOf to tests.
+var LastSeenOf = lastSeenOf

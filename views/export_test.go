@@ -1,0 +1,4 @@
+package views
+
+// SeriesByGet exposes seriesByGet to the benchmark.
+var SeriesByGet = (*Windows).seriesByGet

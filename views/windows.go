@@ -1,0 +1,344 @@
+package views
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lovoo/goka"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/tablestore"
+	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/processors/usage"
+)
+
+// RowReader reads a client's usage row (Usage in production), where the
+// buckets not yet closed live.
+type RowReader interface {
+	Get(client string) (*activitypb.ClientUsage, error)
+}
+
+// Windows reads windowed usage: closed buckets from a goka view of each
+// granularity's windowed topic, open ones from the client's usage row.
+type Windows struct {
+	cfg   windows.Config
+	views map[time.Duration]*goka.View
+	rows  RowReader
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// WindowsOption configures Windows.
+type WindowsOption func(*Windows, *[]goka.ViewOption)
+
+// WithViewOptions adds goka view options to every windowed view (they come
+// last and win; tests swap builders).
+func WithViewOptions(opts ...goka.ViewOption) WindowsOption {
+	return func(_ *Windows, vo *[]goka.ViewOption) { *vo = append(*vo, opts...) }
+}
+
+// WithNow sets the clock queries are relative to (default time.Now).
+func WithNow(now func() time.Time) WindowsOption {
+	return func(w *Windows, _ *[]goka.ViewOption) { w.now = now }
+}
+
+// NewWindows builds a view of each windowed topic of cfg with local storage
+// under dataDir, reading open buckets through rows.
+func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowReader, log *slog.Logger, opts ...WindowsOption) (*Windows, error) {
+	if err := kc.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	w := &Windows{cfg: cfg, views: make(map[time.Duration]*goka.View, len(cfg.Specs)), rows: rows, log: log, now: time.Now}
+	var extra []goka.ViewOption
+	for _, o := range opts {
+		o(w, &extra)
+	}
+	sc := kc.Sarama()
+	for _, s := range cfg.Specs {
+		base := []goka.ViewOption{
+			goka.WithViewClientID(kc.ClientID),
+			goka.WithViewHasher(kafka.Hasher),
+			goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "windows"), tablestore.DefaultOptions())),
+			goka.WithViewTopicManagerBuilder(kc.TopicManagerBuilder()),
+			goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+			goka.WithViewLogger(kafka.GokaLogger(log)),
+			goka.WithViewAutoReconnect(),
+			goka.WithViewBackoffBuilder(reconnectBackoff),
+		}
+		v, err := goka.NewView(kc.Brokers, goka.Table(windows.Topic(s.Step)), new(codecs.WindowCounts), append(base, extra...)...)
+		if err != nil {
+			return nil, fmt.Errorf("windows view %s: %w", windows.Topic(s.Step), err)
+		}
+		w.views[s.Step] = v
+	}
+	return w, nil
+}
+
+// Config is the windowing served.
+func (w *Windows) Config() windows.Config { return w.cfg }
+
+// Run keeps the views up to date and prunes their local storage until ctx
+// ends. The pruners stop before the views close: goka's View drops its
+// partitions on close without a lock, under a running iterator.
+func (w *Windows) Run(ctx context.Context) error {
+	vctx, stopViews := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopViews()
+	views, vctx := errgroup.WithContext(vctx)
+	for _, s := range w.cfg.Specs {
+		v := w.views[s.Step]
+		views.Go(func() error { return v.Run(vctx) })
+	}
+	pctx, stopPruners := context.WithCancel(ctx)
+	var pruners sync.WaitGroup
+	for _, s := range w.cfg.Specs {
+		pruners.Go(func() { w.pruneLoop(pctx, vctx, s) })
+	}
+	select {
+	case <-ctx.Done():
+	case <-vctx.Done():
+	}
+	stopPruners()
+	pruners.Wait()
+	stopViews()
+	return views.Wait()
+}
+
+// Recovered reports whether every windowed view follows its topic.
+func (w *Windows) Recovered() bool {
+	for _, v := range w.views {
+		if v.CurrentState() != goka.ViewStateRunning {
+			return false
+		}
+	}
+	return true
+}
+
+// Series returns client's buckets of step whose start lies in [from, to],
+// oldest first; buckets without calls are left out. Closed buckets come from
+// the windowed view, the others from the client's row (Final false). Both
+// are read as they are now: for the moment between a close reaching the row
+// and its record reaching the windowed view, the row's last close fills in.
+func (w *Windows) Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error) {
+	v, ok := w.views[step]
+	if !ok {
+		return nil, &windows.QueryError{Msg: fmt.Sprintf("step %s is not kept", windows.FormatDuration(step))}
+	}
+	lo, hi := startBounds(step, from, to)
+	if lo > hi {
+		return nil, nil
+	}
+	found := map[int64]windows.Bucket{}
+	start, limit := windows.KeyRange(client, lo, hi)
+	it, err := v.IteratorWithRange(start, limit)
+	if err != nil {
+		return nil, fmt.Errorf("windows view %s: %w", windows.Topic(step), err)
+	}
+	for it.Next() {
+		c, s, ok := windows.ParseKey(it.Key())
+		if !ok || c != client || s < lo || s > hi {
+			continue
+		}
+		val, err := it.Value()
+		if err != nil {
+			it.Release()
+			return nil, fmt.Errorf("windows view %s: decode %q: %w", windows.Topic(step), it.Key(), err)
+		}
+		wc, _ := val.(*activitypb.WindowCounts)
+		found[s] = windows.Bucket{Start: time.Unix(s, 0).UTC(), Step: step, Total: wc.GetTotal(), Endpoints: wc.GetEndpoints(), Final: true}
+	}
+	err = it.Err()
+	it.Release()
+	if err != nil {
+		return nil, fmt.Errorf("windows view %s: %w", windows.Topic(step), err)
+	}
+	if err := w.addRow(client, step, lo, hi, found); err != nil {
+		return nil, err
+	}
+	return sorted(found), nil
+}
+
+// seriesByGet is Series with one Get per bucket instead of a range scan;
+// BenchmarkSeries compares the two.
+func (w *Windows) seriesByGet(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error) {
+	v, ok := w.views[step]
+	if !ok {
+		return nil, &windows.QueryError{Msg: fmt.Sprintf("step %s is not kept", windows.FormatDuration(step))}
+	}
+	lo, hi := startBounds(step, from, to)
+	found := map[int64]windows.Bucket{}
+	for s := lo; s <= hi; s += int64(step / time.Second) {
+		val, err := v.Get(windows.Key(client, s))
+		if err != nil {
+			return nil, err
+		}
+		if wc, ok := val.(*activitypb.WindowCounts); ok {
+			found[s] = windows.Bucket{Start: time.Unix(s, 0).UTC(), Step: step, Total: wc.GetTotal(), Endpoints: wc.GetEndpoints(), Final: true}
+		}
+	}
+	if err := w.addRow(client, step, lo, hi, found); err != nil {
+		return nil, err
+	}
+	return sorted(found), nil
+}
+
+// addRow adds the row's open buckets and its latest close, where the view
+// has none, to found.
+func (w *Windows) addRow(client string, step time.Duration, lo, hi int64, found map[int64]windows.Bucket) error {
+	if w.rows == nil {
+		return nil
+	}
+	row, err := w.rows.Get(client)
+	if err != nil || row == nil {
+		return err
+	}
+	sec := int64(step / time.Second)
+	var names []string
+	add := func(b *activitypb.WindowBucket, final bool) {
+		if b.GetStepSeconds() != sec || b.GetStartUnix() < lo || b.GetStartUnix() > hi {
+			return
+		}
+		if _, ok := found[b.GetStartUnix()]; ok {
+			return
+		}
+		if names == nil {
+			names = usage.EndpointNames(row)
+		}
+		found[b.GetStartUnix()] = windows.Bucket{Start: time.Unix(b.GetStartUnix(), 0).UTC(), Step: step, Total: b.GetTotal(),
+			Endpoints: usage.Counts(b, names), Final: final}
+	}
+	for _, b := range row.GetLastClosed().GetBuckets() {
+		add(b, true)
+	}
+	for _, b := range row.GetOpenBuckets() {
+		add(b, false)
+	}
+	return nil
+}
+
+// sorted lists the buckets with calls, oldest first.
+func sorted(found map[int64]windows.Bucket) []windows.Bucket {
+	out := make([]windows.Bucket, 0, len(found))
+	for _, b := range found {
+		if b.Total > 0 {
+			out = append(out, b)
+		}
+	}
+	slices.SortFunc(out, func(a, b windows.Bucket) int { return a.Start.Compare(b.Start) })
+	return out
+}
+
+// startBounds are the first and last bucket starts, Unix seconds, in [from, to].
+func startBounds(step time.Duration, from, to time.Time) (lo, hi int64) {
+	lo = windows.StartUnix(from.UnixNano(), step)
+	if time.Unix(lo, 0).Before(from) {
+		lo += int64(step / time.Second)
+	}
+	return lo, windows.StartUnix(to.UnixNano(), step)
+}
+
+// Range sums client's usage over the last window (e.g. "the last 5
+// minutes"), relative to now: the buckets of the finest step that fits,
+// whose start lies in [now-window, now] (windows.Config.PlanRange).
+func (w *Windows) Range(client string, window time.Duration) (windows.Sum, error) {
+	step, from, to, err := w.cfg.PlanRange(window, w.now())
+	if err != nil {
+		return windows.Sum{}, err
+	}
+	buckets, err := w.Series(client, step, from, to)
+	if err != nil {
+		return windows.Sum{}, err
+	}
+	lo, _ := startBounds(step, from, to)
+	sum := windows.SumOf(buckets)
+	sum.Step, sum.From, sum.To = step, time.Unix(lo, 0).UTC(), to
+	return sum, nil
+}
+
+// pruneLoop deletes, from spec's view's local storage, buckets older than
+// any query may ask for; Kafka's retention drops them from the topic. It
+// runs about 48 times per retention (hourly for 48 h of minutes), so local
+// storage holds at most ~2 % more than the retention.
+// It stops when ctx ends or the views stop (viewsDone).
+func (w *Windows) pruneLoop(ctx, viewsDone context.Context, spec windows.Spec) {
+	every := min(max(spec.Retention/48, time.Minute), 24*time.Hour)
+	v := w.views[spec.Step]
+	select {
+	case <-ctx.Done():
+		return
+	case <-viewsDone.Done():
+		return
+	case <-v.WaitRunning():
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := w.Prune(spec.Step, w.now()); err != nil {
+			w.log.Warn("pruning windowed view failed", "topic", windows.Topic(spec.Step), "err", err)
+		} else if n > 0 {
+			w.log.Info("pruned windowed view", "topic", windows.Topic(spec.Step), "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-viewsDone.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Prune deletes the buckets of step that start before now minus the step's
+// retention and one step from the view's local storage, and says how many.
+// Keys sort by client, then start: for each client it deletes from the
+// first key on while they are too old, then seeks to the next client.
+func (w *Windows) Prune(step time.Duration, now time.Time) (int, error) {
+	v, ok := w.views[step]
+	spec, _ := w.cfg.Spec(step)
+	if !ok {
+		return 0, fmt.Errorf("step %s is not kept", windows.FormatDuration(step))
+	}
+	cutoff := windows.StartUnix(now.Add(-spec.Retention).UnixNano(), step) - int64(step/time.Second)
+	it, err := v.Iterator()
+	if err != nil {
+		return 0, err
+	}
+	defer it.Release()
+	var deleted int
+	more := it.Next()
+	for more {
+		key := it.Key()
+		client, start, ok := windows.ParseKey(key)
+		switch {
+		case ok && start < cutoff:
+			if err := v.Evict(key); err != nil {
+				return deleted, err
+			}
+			deleted++
+			more = it.Next()
+		case ok:
+			// The rest of this client's keys are newer: skip past them (goka's
+			// merged iterator needs Next after Seek to stand on the key found).
+			more = it.Seek(windows.Key(client, lastStart)+"\x00") && it.Next()
+		default:
+			more = it.Next()
+		}
+	}
+	return deleted, it.Err()
+}
+
+// lastStart is the largest start a key can hold.
+const lastStart = 999999999999
