@@ -90,6 +90,14 @@ type usageReader struct {
 
 func (u usageReader) Recovered() bool { return u.UsageReader.Recovered() && u.win.Recovered() }
 
+// windowReader is win as the API's reader, nil (windows off) without views.
+func windowReader(win *views.Windows) api.WindowReader {
+	if win == nil {
+		return nil
+	}
+	return win
+}
+
 // RunAll runs the embedded broker (unless brokers are given), a worker and
 // the API in one process until ctx ends. ready, if not nil, gets the API's
 // address once it listens.
@@ -229,16 +237,19 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 		reader = view
 	}
 	// The windowed views merge closed buckets with the open ones in the
-	// client's row, read from wherever usage is read.
-	wcfg, err := cfg.WindowConfig()
-	if err != nil {
-		return nil, err
+	// client's row. They hold every client's buckets, so an API reading
+	// from the workers (which keeps no table) has none.
+	var win *views.Windows
+	if routed == nil {
+		wcfg, err := cfg.WindowConfig()
+		if err != nil {
+			return nil, err
+		}
+		if win, err = views.NewWindows(cfg.Kafka, wcfg, filepath.Join(cfg.DataDir, "api"), view, log); err != nil {
+			return nil, err
+		}
+		reader = usageReader{view, win}
 	}
-	win, err := views.NewWindows(cfg.Kafka, wcfg, filepath.Join(cfg.DataDir, "api"), reader, log)
-	if err != nil {
-		return nil, err
-	}
-	reader = usageReader{reader, win}
 	// With a schema registry every record is framed with the id of the
 	// registered schema: until it is registered, events wait in the queue.
 	var eventCodec goka.Codec = new(codecs.Activity)
@@ -296,7 +307,7 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	handler, err := api.New(reader, pub, clients, append(append([]api.Option{
 		api.WithLogger(log),
 		api.WithAPIKeys(keys),
-		api.WithWindows(win),
+		api.WithWindows(windowReader(win)),
 		api.WithRoutes(userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))...),
 	}, obsOpts...), apiOpts...)...)
 	if err != nil {
@@ -346,8 +357,11 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 		go func() { viewDone <- p.view.Run(viewCtx) }()
 		go func() { defer close(hubDone); p.hub.Run(hubCtx, p.view) }()
 	}
-	winDone := make(chan error, 1)
-	go func() { winDone <- p.win.Run(viewCtx) }()
+	var winDone chan error // nil, so never ready, without windowed views
+	if p.win != nil {
+		winDone = make(chan error, 1)
+		go func() { winDone <- p.win.Run(viewCtx) }()
+	}
 	if p.registrar != nil {
 		// Retries with backoff until registered; /readyz reports it meanwhile.
 		go func() { _ = p.registrar.Run(viewCtx) }()
@@ -388,6 +402,9 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	stopView()
 	timeout := time.After(cfg.ShutdownTimeout)
 	for _, done := range []chan error{viewDone, winDone} {
+		if done == nil {
+			continue
+		}
 		select {
 		case <-done:
 		case <-timeout:
