@@ -25,7 +25,16 @@ type Config struct {
 	FlushInterval time.Duration
 	// ClientID names the process in broker logs and group membership.
 	ClientID string
+	// Producer is the client processors produce with: ProducerSarama
+	// (goka's, the default when empty) or ProducerFranz.
+	Producer string
 }
+
+// Kafka clients a processor can produce with.
+const (
+	ProducerSarama = "sarama"
+	ProducerFranz  = "franz"
+)
 
 // Defaults returns a Config for a single local broker.
 func Defaults() Config {
@@ -59,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.FlushInterval < 0 {
 		return fmt.Errorf("kafka: flush interval must not be negative")
+	}
+	if c.Producer != "" && c.Producer != ProducerSarama && c.Producer != ProducerFranz {
+		return fmt.Errorf("kafka: producer must be %s or %s, not %q", ProducerSarama, ProducerFranz, c.Producer)
 	}
 	return nil
 }
