@@ -99,8 +99,13 @@ func drain(ctx context.Context, args []string) error {
 	baseline := fs.Bool("baseline", true, "also drain with a bare goka counter")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the Inarious drains to this file")
 	keyedBy := fs.String("keyed-by", "client", "client: events keyed by client, as the API keys them; server: keyed by one of 16 API server hostnames, as the original service did, so every event is re-keyed")
+	zipf := fs.Float64("zipf", 0, "draw each event's client from a Zipf distribution with this exponent (> 1, e.g. 1.1) instead of round-robin over the clients")
+	producer := fs.String("producer", kafka.ProducerSarama, "client the worker produces with: sarama or franz")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *zipf != 0 && (*zipf <= 1 || *keyedBy != "client") {
+		return fmt.Errorf("-zipf must be > 1 and needs -keyed-by client")
 	}
 	var prof *os.File
 	if *cpuProfile != "" {
@@ -117,10 +122,19 @@ func drain(ctx context.Context, args []string) error {
 	}
 	defer b.close()
 	defer cleanup()
+	if *producer != kafka.ProducerSarama && *producer != kafka.ProducerFranz {
+		return fmt.Errorf("-producer must be %s or %s, not %q", kafka.ProducerSarama, kafka.ProducerFranz, *producer)
+	}
+	cfg.Producer = *producer
 	if *keyedBy != "client" && *keyedBy != "server" {
 		return fmt.Errorf("-keyed-by must be client or server, not %q", *keyedBy)
 	}
 	fmt.Printf("drain: %d events, %d clients, %d partitions, %d runs, keyed by %s, broker=%s\n", *events, c.clients, c.partitions, c.runs, *keyedBy, orEmbedded(c.brokers))
+	if *zipf != 0 {
+		fmt.Printf("clients drawn from Zipf s=%v; worker produces with %s\n", *zipf, *producer)
+	} else {
+		fmt.Printf("clients round-robin (uniform); worker produces with %s\n", *producer)
+	}
 	var ours, base, oursCPU, baseCPU []float64
 	for run := 0; run < c.runs; run++ {
 		brokers, err := b.fresh(ctx)
@@ -135,6 +149,11 @@ func drain(ctx context.Context, args []string) error {
 		if *keyedBy == "server" {
 			prefill = func(ctx context.Context, brokers []string, n, m int) error {
 				return procbench.PrefillByServer(ctx, brokers, n, m, 16)
+			}
+		}
+		if *zipf != 0 {
+			prefill = func(ctx context.Context, brokers []string, n, m int) error {
+				return procbench.PrefillZipf(ctx, brokers, n, m, *zipf)
 			}
 		}
 		if err := prefill(ctx, brokers, *events, c.clients); err != nil {

@@ -31,6 +31,17 @@ func Prefill(ctx context.Context, brokers []string, n, m int) error {
 	return produce(ctx, brokers, n, func(i int) string { return ClientName(i % m) }, nil)
 }
 
+// PrefillZipf is Prefill with skewed traffic, as real API traffic is: the
+// client of each event is drawn from a Zipf distribution with exponent s > 1
+// over the m clients (client 0 the busiest), the same draws every run.
+func PrefillZipf(ctx context.Context, brokers []string, n, m int, s float64) error {
+	if s <= 1 || m < 1 {
+		return fmt.Errorf("prefill: zipf needs s > 1 and clients >= 1, got s=%v, clients=%d", s, m)
+	}
+	z := rand.NewZipf(rand.New(rand.NewPCG(3, 4)), s, 1, uint64(m-1))
+	return produce(ctx, brokers, n, func(int) string { return ClientName(int(z.Uint64())) }, nil)
+}
+
 // PrefillByServer is Prefill keyed the way the original FastAPI service
 // keyed events: by the hostname of the API server that saw the call, here one
 // of servers names. Every event then needs re-keying to its client.
