@@ -45,6 +45,7 @@ func Defaults() Config {
 		Replication:   1,
 		FlushInterval: 2 * time.Millisecond,
 		ClientID:      "inarious",
+		Producer:      ProducerSarama,
 	}
 }
 
