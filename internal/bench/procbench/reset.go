@@ -24,7 +24,7 @@ func ResetTopics(ctx context.Context, brokers []string, version sarama.KafkaVers
 	}
 	defer admin.Close()
 	topics := []string{
-		string(codecs.ActivityTopic), string(usage.DeadLetterTopic),
+		string(codecs.ActivityTopic), string(usage.DeadLetterTopic), string(usage.LoopTopic),
 		string(usage.Table), string(goka.GroupTable(BaselineGroup)),
 	}
 	for _, g := range []goka.Group{usage.Group, BaselineGroup} {
