@@ -100,7 +100,7 @@ func drain(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the Inarious drains to this file")
 	keyedBy := fs.String("keyed-by", "client", "client: events keyed by client, as the API keys them; server: keyed by one of 16 API server hostnames, as the original service did, so every event is re-keyed")
 	zipf := fs.Float64("zipf", 0, "draw each event's client from a Zipf distribution with this exponent (> 1, e.g. 1.1) instead of round-robin over the clients")
-	producer := fs.String("producer", kafka.ProducerSarama, "client the worker produces with: sarama or franz")
+	producer := fs.String("producer", kafka.Defaults().Producer, "client the worker produces with: sarama or franz")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
