@@ -10,6 +10,9 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+
+	"github.com/inarious/inarious/internal/kafka"
 )
 
 // fakeProducer records what reaches it; the test acknowledges or fails each
@@ -263,5 +266,30 @@ func TestCoalescerCloseFlushesAndRejectsLaterEmits(t *testing.T) {
 	late := watch(c.Emit(table, "c", []byte("1")))
 	if r := late(); !r.done || !errors.Is(r.err, ErrProducerClosed) {
 		t.Errorf("emit after Close = %+v, want failed with ErrProducerClosed", r)
+	}
+}
+
+// Processors coalesce their group table's changelog, and nothing else.
+func TestProducerBuilderCoalescesTheGroupTable(t *testing.T) {
+	cfg := kafka.Defaults()
+	cfg.Producer = kafka.ProducerFranz // builds without reaching a broker
+	graph := goka.DefineGroup("g",
+		goka.Input("in", new(codec.Bytes), func(goka.Context, any) {}),
+		goka.Persist(new(codec.Int64)),
+	)
+	p, err := producerBuilder(cfg, graph)(cfg.Brokers, "test", kafka.Hasher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, ok := p.(*Coalescer)
+	if !ok {
+		t.Fatalf("producer %T, want a *Coalescer", p)
+	}
+	if c.topic != "g-table" {
+		t.Errorf("coalescing %q, want g-table", c.topic)
+	}
+	if _, ok := c.next.(*franzProducer); !ok {
+		t.Errorf("underlying producer %T, want franz-go's", c.next)
 	}
 }
