@@ -100,8 +100,13 @@ func drain(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the Inarious drains to this file")
 	keyedBy := fs.String("keyed-by", "client", "client: events keyed by client, as the API keys them; server: keyed by one of 16 API server hostnames, as the original service did, so every event is re-keyed")
 	span := fs.Duration("event-span", 0, "spread the events' request times over this span ending now (0: all at one time), so windowed buckets close during the drain")
+	zipf := fs.Float64("zipf", 0, "draw each event's client from a Zipf distribution with this exponent (> 1, e.g. 1.1) instead of round-robin over the clients")
+	producer := fs.String("producer", kafka.Defaults().Producer, "client the worker produces with: sarama or franz")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *zipf != 0 && (*zipf <= 1 || *keyedBy != "client") {
+		return fmt.Errorf("-zipf must be > 1 and needs -keyed-by client")
 	}
 	var prof *os.File
 	if *cpuProfile != "" {
@@ -118,10 +123,19 @@ func drain(ctx context.Context, args []string) error {
 	}
 	defer b.close()
 	defer cleanup()
+	if *producer != kafka.ProducerSarama && *producer != kafka.ProducerFranz {
+		return fmt.Errorf("-producer must be %s or %s, not %q", kafka.ProducerSarama, kafka.ProducerFranz, *producer)
+	}
+	cfg.Producer = *producer
 	if *keyedBy != "client" && *keyedBy != "server" {
 		return fmt.Errorf("-keyed-by must be client or server, not %q", *keyedBy)
 	}
 	fmt.Printf("drain: %d events, %d clients, %d partitions, %d runs, keyed by %s, broker=%s, event span %v\n", *events, c.clients, c.partitions, c.runs, *keyedBy, orEmbedded(c.brokers), *span)
+	if *zipf != 0 {
+		fmt.Printf("clients drawn from Zipf s=%v; worker produces with %s\n", *zipf, *producer)
+	} else {
+		fmt.Printf("clients round-robin (uniform); worker produces with %s\n", *producer)
+	}
 	var ours, base, oursCPU, baseCPU []float64
 	for run := 0; run < c.runs; run++ {
 		brokers, err := b.fresh(ctx)
@@ -132,15 +146,11 @@ func drain(ctx context.Context, args []string) error {
 		if err := cfg.EnsureTopics(ctx, usage.Topics()...); err != nil {
 			return err
 		}
-		prefill := func(ctx context.Context, brokers []string, n, m int) error {
-			return procbench.PrefillOver(ctx, brokers, n, m, *span)
-		}
+		load := procbench.Load{Events: *events, Clients: c.clients, Zipf: *zipf, Span: *span}
 		if *keyedBy == "server" {
-			prefill = func(ctx context.Context, brokers []string, n, m int) error {
-				return procbench.PrefillByServer(ctx, brokers, n, m, 16, *span)
-			}
+			load.Servers = 16
 		}
-		if err := prefill(ctx, brokers, *events, c.clients); err != nil {
+		if err := procbench.Prefill(ctx, brokers, load); err != nil {
 			return err
 		}
 		// Alternate who goes first so neither always gets a warm page cache.

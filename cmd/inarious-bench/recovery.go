@@ -39,7 +39,7 @@ func recovery(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("recovery: %d clients, %d partitions, %d runs, broker=%s\n", c.clients, c.partitions, c.runs, orEmbedded(c.brokers))
 	start := time.Now()
-	if err := procbench.Prefill(ctx, brokers, c.clients, c.clients); err != nil {
+	if err := procbench.Prefill(ctx, brokers, procbench.Load{Events: c.clients, Clients: c.clients}); err != nil {
 		return err
 	}
 	workerDir, viewDir := filepath.Join(dir, "worker"), filepath.Join(dir, "view")

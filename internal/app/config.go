@@ -83,6 +83,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.IntVar(&cfg.Kafka.Partitions, "partitions", cfg.Kafka.Partitions, "partitions of the Users topic and the usage table when Inarious creates them")
 	fs.IntVar(&cfg.Kafka.Replication, "replication", cfg.Kafka.Replication, "replication factor of the topics Inarious creates")
 	fs.DurationVar(&cfg.Kafka.FlushInterval, "flush-interval", cfg.Kafka.FlushInterval, "longest a produced record waits to be batched")
+	fs.StringVar(&cfg.Kafka.Producer, "worker-producer", cfg.Kafka.Producer, "Kafka client the worker's processors produce with: sarama or franz (franz-go)")
 	fs.StringVar(&cfg.Kafka.ClientID, "client-id", cfg.Kafka.ClientID, "Kafka client id of this process")
 	fs.IntVar(&cfg.EmbeddedKafkaPort, "embedded-kafka-port", cfg.EmbeddedKafkaPort, "port of the embedded broker on 127.0.0.1 (0 picks a free one)")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP listen address of the API")

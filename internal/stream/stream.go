@@ -67,9 +67,7 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 		goka.WithTopicManagerBuilder(cfg.TopicManagerBuilder()),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		// Idempotent, hence in order: a group's loopback relies on the records
-		// of one source partition arriving in the order they were emitted.
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg.IdempotentProducer())),
+		goka.WithProducerBuilder(producerBuilder(cfg, graph)),
 		goka.WithLogger(kafka.GokaLogger(log)),
 		goka.WithRebalanceCallback(g.Rebalanced),
 	}
@@ -78,6 +76,22 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 		return nil, fmt.Errorf("processor %s: %w", graph.Group(), err)
 	}
 	return proc, nil
+}
+
+// producerBuilder is the configured client, idempotent, hence in order: a
+// group's loopback relies on the records of one source partition arriving in
+// the order they were emitted, and the coalescer on a key's values arriving
+// in the order of its flushes. The group table's changelog records are
+// coalesced per key (see Coalescer).
+func producerBuilder(cfg kafka.Config, graph *goka.GroupGraph) goka.ProducerBuilder {
+	build := goka.ProducerBuilderWithConfig(cfg.IdempotentProducer())
+	if cfg.Producer == kafka.ProducerFranz {
+		build = FranzProducerBuilder(cfg.FlushInterval)
+	}
+	if t := graph.GroupTable(); t != nil {
+		build = CoalescingBuilder(build, t.Topic(), DefaultCoalesceOptions())
+	}
+	return build
 }
 
 // Backoff between rebuilds of a processor that lost Kafka.

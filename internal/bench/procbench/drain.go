@@ -80,7 +80,9 @@ func runUntil(ctx context.Context, proc *goka.Processor, n int, counted func() u
 		return DrainResult{}, err
 	}
 	if c := counted(); c < uint64(n) {
-		return DrainResult{}, fmt.Errorf("processor stopped after %d of %d events: %v", c, n, <-done)
+		runErr := <-done
+		done <- runErr // for the deferred wait
+		return DrainResult{}, fmt.Errorf("processor stopped after %d of %d events: %v", c, n, runErr)
 	}
 	return DrainResult{Events: n, Startup: first.Sub(start), Drain: end.Sub(first), CPU: cpu}, nil
 }

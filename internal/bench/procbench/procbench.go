@@ -25,25 +25,39 @@ var routes = []struct{ method, route string }{
 // ClientName is the i-th synthetic client.
 func ClientName(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff) }
 
-// Prefill writes n activity events spread over m clients to the Users topic,
-// keyed by client with Kafka's default partitioner, as the API would. All
-// have the same request time.
-func Prefill(ctx context.Context, brokers []string, n, m int) error {
-	return PrefillOver(ctx, brokers, n, m, 0)
+// Load says what a prefill writes: Events activity events over Clients
+// clients, as the API would key them unless Servers says otherwise.
+type Load struct {
+	Events, Clients int
+	// Zipf > 1 draws each event's client from a Zipf distribution with this
+	// exponent over the clients (client 0 the busiest, the same draws every
+	// run), as real API traffic is skewed; 0 goes round robin.
+	Zipf float64
+	// Span spreads the request times evenly over the span ending now, so
+	// windowed buckets close while the events are counted; 0: all at once.
+	Span time.Duration
+	// Servers > 0 keys the events the way the original FastAPI service did:
+	// by the hostname of the API server that saw the call, one of Servers
+	// names. Every event then needs re-keying to its client.
+	Servers int
 }
 
-// PrefillOver is Prefill with request times spread evenly over the span
-// ending now, so that windowed buckets close while the events are counted.
-func PrefillOver(ctx context.Context, brokers []string, n, m int, span time.Duration) error {
-	return produce(ctx, brokers, n, span, func(i int) string { return ClientName(i % m) }, nil)
-}
-
-// PrefillByServer is PrefillOver keyed the way the original FastAPI service
-// keyed events: by the hostname of the API server that saw the call, here one
-// of servers names. Every event then needs re-keying to its client.
-func PrefillByServer(ctx context.Context, brokers []string, n, m, servers int, span time.Duration) error {
-	return produce(ctx, brokers, n, span, func(i int) string { return ClientName(i % m) },
-		func(i int) string { return fmt.Sprintf("api-server-%d", i%servers) })
+// Prefill writes l's events to the Users topic with Kafka's default
+// partitioner.
+func Prefill(ctx context.Context, brokers []string, l Load) error {
+	client := func(i int) string { return ClientName(i % l.Clients) }
+	if l.Zipf != 0 {
+		if l.Zipf <= 1 || l.Clients < 1 {
+			return fmt.Errorf("prefill: zipf needs s > 1 and clients >= 1, got s=%v, clients=%d", l.Zipf, l.Clients)
+		}
+		z := rand.NewZipf(rand.New(rand.NewPCG(3, 4)), l.Zipf, 1, uint64(l.Clients-1))
+		client = func(int) string { return ClientName(int(z.Uint64())) }
+	}
+	var key func(int) string
+	if l.Servers > 0 {
+		key = func(i int) string { return fmt.Sprintf("api-server-%d", i%l.Servers) }
+	}
+	return produce(ctx, brokers, l.Events, l.Span, client, key)
 }
 
 // PrefillRange writes one event for each of the clients from..to-1.
