@@ -103,6 +103,33 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	waitCount(clients[0], "GET /usage", counts[clients[0]])
 
+	// The per-client charts: pick a client, and both the last hour by minute
+	// and the last day by hour add up to all its calls (they were all made
+	// now); more calls show up without a reload.
+	picked := clients[1]
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue("#seriesClient", picked),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#seriesClient").dispatchEvent(new Event("change"))`),
+	); err != nil {
+		t.Fatalf("pick %s: %v", picked, err)
+	}
+	waitSeries := func(want uint64) {
+		t.Helper()
+		for _, fig := range []string{"#minuteFig", "#hourFig"} {
+			expr := fmt.Sprintf(`window.__sameDocument && document.querySelector(%q).dataset.client === %q && document.querySelector(%q).dataset.total === %q`,
+				fig, picked, fig, strconv.FormatUint(want, 10))
+			if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+				t.Fatalf("%s never showed %d calls of %s: %v", fig, want, picked, err)
+			}
+		}
+	}
+	total := uint64(counts[picked] + 8) // its GET /usage calls and one GET /usage/{client} a round
+	waitSeries(total)
+	for range 5 {
+		call(t, http.MethodGet, base+"/healthz", picked)
+	}
+	waitSeries(total + 5)
+
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)

@@ -93,6 +93,70 @@
     body.replaceChildren(...rows);
   }
 
+  // Per-client time series from the windowed usage endpoints, refreshed
+  // every SERIES_EVERY ms and when another client is picked.
+  const SERIES_EVERY = 2000;
+  const seriesCharts = [
+    { fig: "minuteFig", chart: barChart("minuteChart", PALETTE[1]), step: "1m", stepMs: 60e3, buckets: 60, label: (d) => d.toISOString().slice(11, 16) },
+    { fig: "hourFig", chart: barChart("hourChart", PALETTE[0]), step: "1h", stepMs: 3600e3, buckets: 24, label: (d) => d.toISOString().slice(11, 13) + "h" },
+  ];
+
+  function barChart(id, color) {
+    return new Chart($(id), {
+      type: "bar",
+      data: { labels: [], datasets: [{ label: "calls", data: [], backgroundColor: color }] },
+      options: { animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } },
+        scales: { x: { ticks: { maxTicksLimit: 12, autoSkip: true } }, y: { beginAtZero: true, suggestedMax: 5 } } },
+    });
+  }
+
+  function updateClients(top) {
+    const sel = $("seriesClient");
+    const names = top.map((c) => c.client);
+    const current = sel.value;
+    if (current && !names.includes(current)) names.push(current); // keep the pick when it leaves the top
+    const have = [...sel.options].map((o) => o.value);
+    if (have.join("\n") === names.join("\n")) return;
+    sel.replaceChildren(...names.map((n) => { const o = document.createElement("option"); o.value = n; o.textContent = n; return o; }));
+    sel.value = current || names[0] || "";
+    if (!current && sel.value) refreshSeries();
+  }
+
+  async function refreshSeries() {
+    const client = $("seriesClient").value;
+    if (!client) return;
+    for (const sc of seriesCharts) {
+      const now = Date.now();
+      const first = Math.floor(now / sc.stepMs) * sc.stepMs - (sc.buckets - 1) * sc.stepMs;
+      let body;
+      try {
+        const resp = await fetch(`/usage/${encodeURIComponent(client)}/series?step=${sc.step}&from=${new Date(first).toISOString()}&to=now`);
+        body = await resp.json();
+        if (!resp.ok) {
+          $("seriesNote").textContent = body.detail || `series: ${resp.status}`;
+          continue;
+        }
+      } catch (e) {
+        continue;
+      }
+      $("seriesNote").textContent = "";
+      const counts = Array(sc.buckets).fill(0);
+      for (const b of body.buckets) {
+        const i = Math.round((Date.parse(b.start) - first) / sc.stepMs);
+        if (i >= 0 && i < sc.buckets) counts[i] = b.total;
+      }
+      sc.chart.data.labels = counts.map((_, i) => sc.label(new Date(first + i * sc.stepMs)));
+      sc.chart.data.datasets[0].data = counts;
+      sc.chart.update();
+      const fig = $(sc.fig);
+      fig.dataset.client = client;
+      fig.dataset.total = String(counts.reduce((a, b) => a + b, 0));
+    }
+  }
+
+  $("seriesClient").addEventListener("change", refreshSeries);
+  setInterval(refreshSeries, SERIES_EVERY);
+
   function render(s) {
     $("rate").textContent = s.rate.toFixed(1);
     $("events").textContent = fmt.format(s.events);
@@ -103,6 +167,7 @@
     rateChart.update();
     renderTopChart(s.top);
     renderTable(s.top);
+    updateClients(s.top);
     setStatus(true, s.recovered ? "live" : "live · view recovering");
   }
 
