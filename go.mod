@@ -11,6 +11,7 @@ require (
 require (
 	github.com/go-openapi/jsonpointer v0.22.5 // indirect
 	github.com/go-openapi/swag/jsonname v0.25.5 // indirect
+	github.com/tidwall/btree v1.8.2 // indirect
 )
 
 require (

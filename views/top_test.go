@@ -1,0 +1,258 @@
+package views
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/inarious/inarious/codecs/activitypb"
+)
+
+// reference is the index done the slow, obvious way.
+type reference map[string]TopRow
+
+func (r reference) sorted() []TopRow {
+	rows := make([]TopRow, 0, len(r))
+	for _, row := range r {
+		rows = append(rows, row)
+	}
+	slices.SortFunc(rows, func(a, b TopRow) int {
+		if a.Key().Before(b.Key()) {
+			return -1
+		}
+		return 1
+	})
+	return rows
+}
+
+func (r reference) sum() (s uint64) {
+	for _, row := range r {
+		s += row.Total
+	}
+	return s
+}
+
+// pageAll reads the whole index page by page.
+func pageAll(top *Top, limit int) []TopRow {
+	var all []TopRow
+	var after *TopKey
+	for {
+		rows := top.Page(after, limit)
+		all = append(all, rows...)
+		if len(rows) < limit {
+			return all
+		}
+		k := rows[len(rows)-1].Key()
+		after = &k
+	}
+}
+
+func partitionOf(client string, partitions int) int32 {
+	h := 0
+	for _, c := range []byte(client) {
+		h = h*31 + int(c)
+	}
+	return int32(h % partitions)
+}
+
+func TestTopMatchesSortedReferenceAfterRandomUpdates(t *testing.T) {
+	for seed := uint64(1); seed <= 10; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		top, ref := NewTop(), reference{}
+		const partitions, clients = 5, 400
+		var incr uint64
+		for i := range 20000 {
+			c := fmt.Sprintf("client-%d", rng.IntN(clients))
+			p := partitionOf(c, partitions)
+			switch {
+			case rng.IntN(20) == 0:
+				top.Delete(p, c)
+				delete(ref, c)
+			default:
+				// Mostly increments, sometimes a drop (a table rewritten by hand).
+				total := ref[c].Total + uint64(rng.IntN(5))
+				if rng.IntN(30) == 0 {
+					total = uint64(rng.IntN(10))
+				}
+				if total > ref[c].Total {
+					incr += total - ref[c].Total
+				}
+				row := TopRow{Client: c, Total: total, LastSeen: int64(i)}
+				top.Set(p, c, row.Total, row.LastSeen)
+				ref[c] = row
+			}
+			if i%2500 == 0 || i == 19999 {
+				want := ref.sorted()
+				if got := top.Page(nil, len(want)+10); !slices.Equal(got, want) {
+					t.Fatalf("seed %d step %d: index order differs from the sorted reference\n got %v\nwant %v", seed, i, head(got), head(want))
+				}
+				limit := 1 + rng.IntN(50)
+				if got := pageAll(top, limit); !slices.Equal(got, want) {
+					t.Fatalf("seed %d step %d: pages of %d differ from the sorted reference", seed, i, limit)
+				}
+				if top.Clients() != len(ref) || top.Requests() != ref.sum() || top.Increments() != incr {
+					t.Fatalf("seed %d: clients %d requests %d increments %d; want %d %d %d",
+						seed, top.Clients(), top.Requests(), top.Increments(), len(ref), ref.sum(), incr)
+				}
+			}
+		}
+	}
+}
+
+func head(rows []TopRow) []TopRow { return rows[:min(len(rows), 8)] }
+
+func TestTopPageAfterAKeyThatIsGone(t *testing.T) {
+	top := NewTop()
+	for i, total := range []uint64{9, 7, 7, 5, 1} {
+		top.Set(int32(i%2), fmt.Sprintf("c%d", i), total, 0)
+	}
+	// c1 (7) was the last row handed out, then it moved to 10.
+	top.Set(1, "c1", 10, 0)
+	got := top.Page(&TopKey{Total: 7, Client: "c1"}, 10)
+	want := []string{"c2", "c3", "c4"}
+	var names []string
+	for _, r := range got {
+		names = append(names, r.Client)
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("after (7, c1): %v, want %v", names, want)
+	}
+	if rows := top.Page(&TopKey{Total: 0, Client: "zzz"}, 10); len(rows) != 0 {
+		t.Errorf("after the end: %v", rows)
+	}
+	if rows := top.Page(nil, 0); rows != nil {
+		t.Errorf("limit 0: %v", rows)
+	}
+}
+
+func TestTopLoadReplacesAPartition(t *testing.T) {
+	top := NewTop()
+	top.Set(0, "keep", 3, 0)
+	top.Set(1, "stale", 100, 0)
+	top.Load(1, []TopRow{{Client: "b", Total: 2}, {Client: "a", Total: 2}, {Client: "z", Total: 8}, {Client: "a", Total: 2}})
+	want := []TopRow{{Client: "z", Total: 8}, {Client: "keep", Total: 3}, {Client: "a", Total: 2}, {Client: "b", Total: 2}}
+	if got := top.Page(nil, 10); !slices.Equal(got, want) {
+		t.Errorf("after Load: %v, want %v", got, want)
+	}
+	if top.Clients() != 4 || top.Requests() != 15 {
+		t.Errorf("clients %d requests %d, want 4 15", top.Clients(), top.Requests())
+	}
+	// Loaded rows update like any other.
+	top.Set(1, "a", 20, 0)
+	if got := top.Page(nil, 1); got[0].Client != "a" || top.Clients() != 4 || top.Requests() != 33 {
+		t.Errorf("update after Load: first %v clients %d requests %d", got, top.Clients(), top.Requests())
+	}
+}
+
+// TestTopConcurrentPartitionsAndReaders feeds each partition from its own
+// goroutine, as goka does, while readers page; run with -race.
+func TestTopConcurrentPartitionsAndReaders(t *testing.T) {
+	top := NewTop()
+	const partitions, perPartition, updates = 8, 200, 3000
+	finals := make([]map[string]uint64, partitions)
+	var writers, readers sync.WaitGroup
+	stop := make(chan struct{})
+	for r := range 4 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				rows := top.Page(nil, 20+r)
+				for i := 1; i < len(rows); i++ {
+					if !rows[i-1].Key().Before(rows[i].Key()) {
+						t.Errorf("page out of order: %v then %v", rows[i-1], rows[i])
+						return
+					}
+				}
+				_ = top.Clients()
+			}
+		})
+	}
+	for p := range partitions {
+		finals[p] = map[string]uint64{}
+		writers.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(p), 1))
+			for range updates {
+				c := fmt.Sprintf("p%d-c%d", p, rng.IntN(perPartition))
+				finals[p][c] += uint64(1 + rng.IntN(3))
+				top.Set(int32(p), c, finals[p][c], 0)
+			}
+		})
+	}
+	writers.Wait()
+	close(stop)
+	readers.Wait()
+	ref := reference{}
+	for _, m := range finals {
+		for c, total := range m {
+			ref[c] = TopRow{Client: c, Total: total}
+		}
+	}
+	if got, want := pageAll(top, 37), ref.sorted(); !slices.Equal(got, want) {
+		t.Fatalf("after concurrent updates: %d rows, want %d in order", len(got), len(want))
+	}
+	if top.Requests() != ref.sum() || top.Increments() != ref.sum() {
+		t.Errorf("requests %d increments %d, want %d", top.Requests(), top.Increments(), ref.sum())
+	}
+}
+
+func TestParseTotalsMatchesFullDecode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 2000 {
+		u := &activitypb.ClientUsage{Client: fmt.Sprintf("c%d", i), Total: rng.Uint64() >> rng.IntN(64)}
+		if rng.IntN(4) > 0 {
+			u.LastSeen = timestamppb.New(time.Unix(rng.Int64N(4e9), rng.Int64N(1e9)))
+			u.FirstSeen = timestamppb.New(time.Unix(rng.Int64N(4e9), 0))
+		}
+		if rng.IntN(2) == 0 {
+			u.Endpoints = map[string]*activitypb.EndpointUsage{"GET /x": {Count: 3, LastSeen: timestamppb.Now()}}
+			u.AppliedOffsets = map[int32]int64{0: 12, 3: rng.Int64()}
+		}
+		b, err := u.MarshalVT()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total, seen, err := parseTotals(b)
+		var want int64
+		if u.LastSeen != nil {
+			want = u.LastSeen.AsTime().UnixNano()
+		}
+		if err != nil || total != u.Total || seen != want {
+			t.Fatalf("%v: parsed total %d seen %d (%v), want %d %d", u, total, seen, err, u.Total, want)
+		}
+	}
+	for _, bad := range [][]byte{{0x18}, {0x2a, 0x05, 0x08}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}} {
+		if _, _, err := parseTotals(bad); err == nil {
+			t.Errorf("parseTotals(%x) accepted a malformed message", bad)
+		}
+	}
+}
+
+func FuzzParseTotals(f *testing.F) {
+	u := &activitypb.ClientUsage{Client: "c", Total: 7, LastSeen: timestamppb.Now(),
+		Endpoints: map[string]*activitypb.EndpointUsage{"GET /x": {Count: 7}}}
+	b, _ := u.MarshalVT()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		total, seen, err := parseTotals(b)
+		var full activitypb.ClientUsage
+		if full.UnmarshalVT(b) != nil || err != nil {
+			return // garbage either way; only no panic is required
+		}
+		var want int64
+		if full.LastSeen != nil && (full.LastSeen.Seconds != 0 || full.LastSeen.Nanos != 0) {
+			want = full.LastSeen.Seconds*1e9 + int64(full.LastSeen.Nanos)
+		}
+		if total != full.Total || seen != want {
+			t.Errorf("parsed %d %d, full decode %d %d", total, seen, full.Total, want)
+		}
+	})
+}
