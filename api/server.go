@@ -11,12 +11,16 @@ import (
 
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/views"
 )
 
 // UsageReader is the read side of the usage table (views.Usage in production).
 type UsageReader interface {
 	Get(client string) (*activitypb.ClientUsage, error)
-	Each(fn func(*activitypb.ClientUsage) bool) error
+	// Page lists clients by total calls from the top-clients index.
+	Page(after *views.TopKey, limit int) []views.TopRow
+	// Clients is the number of clients, in O(1).
+	Clients() int
 	Recovered() bool
 }
 

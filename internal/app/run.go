@@ -126,7 +126,7 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 		return err
 	}
 	hub := dashboard.NewHub(log)
-	view, err := views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log, views.OnChange(hub.Observe))
+	view, err := views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/views"
 )
 
 // fakeEmitter records emitted events and their Kafka keys.
@@ -55,13 +56,13 @@ type fakeUsage map[string]*activitypb.ClientUsage
 
 func (f fakeUsage) Get(c string) (*activitypb.ClientUsage, error) { return f[c], nil }
 func (f fakeUsage) Recovered() bool                               { return true }
-func (f fakeUsage) Each(fn func(*activitypb.ClientUsage) bool) error {
-	for _, u := range f {
-		if !fn(u) {
-			break
-		}
+func (f fakeUsage) Clients() int                                  { return len(f) }
+func (f fakeUsage) Page(after *views.TopKey, limit int) []views.TopRow {
+	top := views.NewTop()
+	for c, u := range f {
+		top.Set(0, c, u.GetTotal(), 0)
 	}
-	return nil
+	return top.Page(after, limit)
 }
 
 var usage = fakeUsage{
