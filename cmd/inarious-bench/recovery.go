@@ -13,7 +13,8 @@ import (
 
 // recovery builds a table of --clients clients (one event each), then times
 // a worker and the API's view getting ready: warm (local storage kept) and
-// cold (storage wiped, rebuilt from the changelog alone).
+// cold (storage wiped, rebuilt from the changelog alone). The view is timed
+// with its top-clients index and, beside it, without.
 func recovery(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("recovery", flag.ContinueOnError)
 	var c commonFlags
@@ -40,7 +41,7 @@ func recovery(ctx context.Context, args []string) error {
 	if err := procbench.Prefill(ctx, brokers, c.clients, c.clients); err != nil {
 		return err
 	}
-	workerDir, viewDir := filepath.Join(dir, "worker"), filepath.Join(dir, "view")
+	workerDir, viewDir, plainDir := filepath.Join(dir, "worker"), filepath.Join(dir, "view"), filepath.Join(dir, "view-plain")
 	r, err := procbench.DrainInarious(ctx, cfg, workerDir, c.clients)
 	if err != nil {
 		return err
@@ -51,6 +52,9 @@ func recovery(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("table built in %.1f s (%0.f events/s); changelog holds %d records\n", time.Since(start).Seconds(), r.Rate(), size)
 	if _, err := procbench.ViewReady(ctx, cfg, viewDir); err != nil { // first load of the view's storage
+		return err
+	}
+	if _, err := procbench.ViewReadyWithoutIndex(ctx, cfg, plainDir); err != nil {
 		return err
 	}
 
@@ -64,8 +68,14 @@ func recovery(ctx context.Context, args []string) error {
 		}{
 			{"worker warm", workerDir, false, func(ctx context.Context, d string) (time.Duration, error) { return procbench.WorkerReady(ctx, cfg, d) }},
 			{"view warm", viewDir, false, func(ctx context.Context, d string) (time.Duration, error) { return procbench.ViewReady(ctx, cfg, d) }},
+			{"plain warm", plainDir, false, func(ctx context.Context, d string) (time.Duration, error) {
+				return procbench.ViewReadyWithoutIndex(ctx, cfg, d)
+			}},
 			{"worker cold", workerDir, true, func(ctx context.Context, d string) (time.Duration, error) { return procbench.WorkerReady(ctx, cfg, d) }},
 			{"view cold", viewDir, true, func(ctx context.Context, d string) (time.Duration, error) { return procbench.ViewReady(ctx, cfg, d) }},
+			{"plain cold", plainDir, true, func(ctx context.Context, d string) (time.Duration, error) {
+				return procbench.ViewReadyWithoutIndex(ctx, cfg, d)
+			}},
 		} {
 			if step.wipe {
 				if err := os.RemoveAll(step.dir); err != nil {
@@ -80,7 +90,8 @@ func recovery(ctx context.Context, args []string) error {
 			fmt.Printf("run %d %-12s ready in %8.0f ms\n", run+1, step.name, ms(took))
 		}
 	}
-	for _, k := range []string{"worker warm", "worker cold", "view warm", "view cold"} {
+	// "view" has the top-clients index, "plain" is the same view without it.
+	for _, k := range []string{"worker warm", "worker cold", "view warm", "plain warm", "view cold", "plain cold"} {
 		fmt.Printf("median %-12s %8.0f ms\n", k, median(res[k]))
 	}
 	return nil

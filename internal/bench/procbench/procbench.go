@@ -21,11 +21,15 @@ var routes = []struct{ method, route string }{
 	{"PATCH", "/users/{id}"}, {"GET", "/healthz"},
 }
 
-// ClientName is the i-th synthetic client.
+// MaxClients is how many distinct synthetic clients there are (10.0.0.0/8).
+const MaxClients = 1 << 24
+
+// ClientName is the i-th synthetic client (i < MaxClients).
 func ClientName(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff) }
 
 // Prefill writes n activity events spread over m clients to the Users topic,
-// keyed by client with Kafka's default partitioner, as the API would.
+// keyed by client with Kafka's default partitioner (murmur2, the partitioner
+// the API's emitter uses too: kafka.Hasher), as the API would.
 func Prefill(ctx context.Context, brokers []string, n, m int) error {
 	return produce(ctx, brokers, n, func(i int) string { return ClientName(i % m) })
 }
@@ -37,6 +41,9 @@ func PrefillRange(ctx context.Context, brokers []string, from, to int) error {
 
 func produce(ctx context.Context, brokers []string, n int, client func(int) string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
+		// Keys go where kafka.Hasher (the API's and the view's) puts them;
+		// internal/kafka tests that the two agree.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1<<20),
 		kgo.MaxBufferedRecords(1<<16),
