@@ -34,11 +34,52 @@ func (a TopKey) Before(b TopKey) bool {
 	return a.Client < b.Client
 }
 
-func rowLess(a, b TopRow) bool {
-	if a.Total != b.Total {
-		return a.Total > b.Total
+func rowLess(a, b TopRow) bool { return a.Key().Before(b.Key()) }
+
+// item is a row as the tree holds it. prefix (the client's first 8 bytes,
+// big-endian) settles most comparisons inside the node's own memory instead
+// of following the string pointer (a cache miss each).
+type item struct {
+	total  uint64
+	prefix uint64
+	client string
+}
+
+func newItem(client string, total uint64) item {
+	var p uint64
+	for i := range 8 {
+		p <<= 8
+		if i < len(client) {
+			p |= uint64(client[i])
+		}
 	}
-	return a.Client < b.Client
+	return item{total: total, prefix: p, client: client}
+}
+
+func itemLess(a, b item) bool {
+	if a.total != b.total {
+		return a.total > b.total
+	}
+	if a.prefix != b.prefix {
+		return a.prefix < b.prefix
+	}
+	return a.client < b.client
+}
+
+func itemCmp(a, b item) int {
+	switch {
+	case itemLess(a, b):
+		return -1
+	case itemLess(b, a):
+		return 1
+	}
+	return 0
+}
+
+// meta is what the index knows of a client besides its name.
+type meta struct {
+	total    uint64
+	lastSeen int64
 }
 
 // Top keeps every client of the usage table ordered by total calls, updated
@@ -46,8 +87,8 @@ func rowLess(a, b TopRow) bool {
 //
 // It is sharded by table partition: each partition's updates come from one
 // goroutine, so shards never contend with each other, and a partition's
-// shard can be rebuilt from that partition's storage on its own. Readers
-// merge the shards (P·(log n + k) for P partitions).
+// shard is rebuilt on its own while goka recovers it. Readers merge the
+// shards (P·(log n + k) for P partitions).
 type Top struct {
 	grow   sync.Mutex
 	shards atomic.Pointer[[]*topShard]
@@ -60,19 +101,23 @@ type Top struct {
 
 type topShard struct {
 	mu   sync.RWMutex
-	tree *btree.BTreeG[TopRow]
-	// totals finds a client's row in the tree. Map key and row share one
-	// string, so a client costs its name once.
-	totals map[string]uint64
+	tree *btree.BTreeG[item]
+	// clients finds a client's row in the tree. Map key and tree item share
+	// one string, so a client costs its name once.
+	clients map[string]meta
+	// While the partition recovers only clients is kept up to date; the
+	// tree is built from it in one sorted bulk load when recovery ends,
+	// several times cheaper than an insert per changelog record.
+	recovering bool
 }
 
-func newTree() *btree.BTreeG[TopRow] {
+func newTree() *btree.BTreeG[item] {
 	// Locking is the shard's: a read takes the tree and the map together.
-	return btree.NewBTreeGOptions(rowLess, btree.Options{NoLocks: true})
+	return btree.NewBTreeGOptions(itemLess, btree.Options{NoLocks: true})
 }
 
 func newTopShard() *topShard {
-	return &topShard{tree: newTree(), totals: make(map[string]uint64)}
+	return &topShard{tree: newTree(), clients: make(map[string]meta)}
 }
 
 // NewTop returns an empty index.
@@ -117,70 +162,109 @@ func (t *Top) changed(oldTotal, newTotal uint64, clientsDelta int64) {
 func (t *Top) Set(partition int32, client string, total uint64, lastSeen int64) {
 	s := t.shard(partition)
 	s.mu.Lock()
-	old, ok := s.totals[client]
-	if ok {
-		prev, _ := s.tree.Delete(TopRow{Client: client, Total: old})
-		client = prev.Client // keep the one stored copy of the name
+	old, ok := s.clients[client]
+	if !s.recovering {
+		if ok {
+			prev, _ := s.tree.Delete(newItem(client, old.total))
+			client = prev.client // keep the one stored copy of the name
+		}
+		s.tree.Set(newItem(client, total))
 	}
-	s.tree.Set(TopRow{Client: client, Total: total, LastSeen: lastSeen})
-	s.totals[client] = total
+	s.clients[client] = meta{total: total, lastSeen: lastSeen}
 	s.mu.Unlock()
 	var added int64
 	if !ok {
 		added = 1
 	}
-	t.changed(old, total, added)
+	t.changed(old.total, total, added)
 }
 
 // Delete drops client from the shard of its table partition.
 func (t *Top) Delete(partition int32, client string) {
 	s := t.shard(partition)
 	s.mu.Lock()
-	old, ok := s.totals[client]
+	old, ok := s.clients[client]
 	if ok {
-		s.tree.Delete(TopRow{Client: client, Total: old})
-		delete(s.totals, client)
+		if !s.recovering {
+			s.tree.Delete(newItem(client, old.total))
+		}
+		delete(s.clients, client)
 	}
 	s.mu.Unlock()
 	if ok {
-		t.changed(old, 0, -1)
+		t.changed(old.total, 0, -1)
 	}
 }
 
-// Load replaces the contents of a partition's shard with rows (one per
-// client, in any order), e.g. from local storage when it is opened. Sorting
-// first lets the tree be bulk-loaded, much faster than one insert per row.
-func (t *Top) Load(partition int32, rows []TopRow) {
-	slices.SortFunc(rows, func(a, b TopRow) int {
-		switch {
-		case rowLess(a, b):
-			return -1
-		case rowLess(b, a):
-			return 1
-		}
-		return 0
-	})
-	tree := newTree()
-	totals := make(map[string]uint64, len(rows))
-	var sum uint64
-	for _, r := range rows {
-		if _, dup := totals[r.Client]; dup {
-			continue // storage keys are unique; a duplicate would corrupt the shard
-		}
-		tree.Load(r)
-		totals[r.Client] = r.Total
-		sum += r.Total
-	}
+// Recovering empties a partition's shard for a rebuild: from now until
+// Recovered, Set and Delete keep only its map, and pages leave it out.
+func (t *Top) Recovering(partition int32) {
 	s := t.shard(partition)
 	s.mu.Lock()
-	oldN, oldSum := int64(len(s.totals)), uint64(0)
-	for _, v := range s.totals {
-		oldSum += v
+	oldN, oldSum := int64(len(s.clients)), uint64(0)
+	for _, m := range s.clients {
+		oldSum += m.total
 	}
-	s.tree, s.totals = tree, totals
+	s.tree, s.clients, s.recovering = newTree(), make(map[string]meta), true
 	s.mu.Unlock()
-	t.clients.Add(int64(len(totals)) - oldN)
-	t.sum.Add(sum - oldSum)
+	t.clients.Add(-oldN)
+	t.sum.Add(-oldSum)
+	t.version.Add(1)
+}
+
+// Seed adds stored rows (one per client) to a recovering partition in one
+// go: a warm start's whole partition, cheaper than a Set per row.
+func (t *Top) Seed(partition int32, rows []TopRow) {
+	s := t.shard(partition)
+	s.mu.Lock()
+	if !s.recovering {
+		s.mu.Unlock()
+		for _, r := range rows {
+			t.Set(partition, r.Client, r.Total, r.LastSeen)
+		}
+		return
+	}
+	if len(s.clients) == 0 {
+		s.clients = make(map[string]meta, len(rows))
+	}
+	var added int64
+	var sum, incr uint64
+	for _, r := range rows {
+		old, ok := s.clients[r.Client]
+		if !ok {
+			added++
+		}
+		s.clients[r.Client] = meta{total: r.Total, lastSeen: r.LastSeen}
+		sum += r.Total - old.total
+		if r.Total > old.total {
+			incr += r.Total - old.total
+		}
+	}
+	s.mu.Unlock()
+	t.clients.Add(added)
+	t.sum.Add(sum)
+	t.incr.Add(incr)
+	t.version.Add(1)
+}
+
+// Recovered ends a rebuild: it bulk-loads the partition's tree, sorted.
+func (t *Top) Recovered(partition int32) {
+	s := t.shard(partition)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.recovering {
+		return
+	}
+	items := make([]item, 0, len(s.clients))
+	for c, m := range s.clients {
+		items = append(items, newItem(c, m.total))
+	}
+	slices.SortFunc(items, itemCmp)
+	tree := newTree()
+	for _, it := range items {
+		tree.Load(it)
+	}
+	s.tree, s.recovering = tree, false
 	t.version.Add(1)
 }
 
@@ -230,19 +314,19 @@ func (s *topShard) page(after *TopKey, limit int) []TopRow {
 		return nil
 	}
 	rows := make([]TopRow, 0, n)
-	collect := func(r TopRow) bool {
-		rows = append(rows, r)
+	collect := func(it item) bool {
+		rows = append(rows, TopRow{Client: it.client, Total: it.total, LastSeen: s.clients[it.client].lastSeen})
 		return len(rows) < limit
 	}
 	if after == nil {
 		s.tree.Scan(collect)
 		return rows
 	}
-	s.tree.Ascend(TopRow{Client: after.Client, Total: after.Total}, func(r TopRow) bool {
-		if r.Total == after.Total && r.Client == after.Client {
+	s.tree.Ascend(newItem(after.Client, after.Total), func(it item) bool {
+		if it.total == after.Total && it.client == after.Client {
 			return true // the cursor row itself was on the previous page
 		}
-		return collect(r)
+		return collect(it)
 	})
 	return rows
 }
@@ -254,7 +338,8 @@ func (t *Top) Clients() int { return int(t.clients.Load()) }
 func (t *Top) Requests() uint64 { return t.sum.Load() }
 
 // Increments is the sum of every increase of a client's total the index has
-// seen, replayed history included; differences of it count new calls.
+// seen, replayed history (and rebuilt partitions, from zero) included;
+// differences of it taken after recovery count new calls.
 func (t *Top) Increments() uint64 { return t.incr.Load() }
 
 // Version changes whenever the index does.

@@ -70,6 +70,30 @@ func TestTopMatchesSortedReferenceAfterRandomUpdates(t *testing.T) {
 			c := fmt.Sprintf("client-%d", rng.IntN(clients))
 			p := partitionOf(c, partitions)
 			switch {
+			case rng.IntN(3000) == 0:
+				// The partition is recovered anew: storage first, then
+				// more updates, then the bulk build.
+				rp := int32(rng.IntN(partitions))
+				top.Recovering(rp)
+				var stored []TopRow
+				for c, row := range ref {
+					if partitionOf(c, partitions) == rp {
+						stored = append(stored, row)
+						incr += row.Total // a rebuild starts from zero
+					}
+				}
+				top.Seed(rp, stored)
+				for j := range 50 {
+					c := fmt.Sprintf("client-%d", rng.IntN(clients))
+					if partitionOf(c, partitions) != rp {
+						continue
+					}
+					row := TopRow{Client: c, Total: ref[c].Total + uint64(rng.IntN(3)), LastSeen: int64(-j)}
+					incr += row.Total - ref[c].Total
+					top.Set(rp, c, row.Total, row.LastSeen)
+					ref[c] = row
+				}
+				top.Recovered(rp)
 			case rng.IntN(20) == 0:
 				top.Delete(p, c)
 				delete(ref, c)
@@ -130,22 +154,43 @@ func TestTopPageAfterAKeyThatIsGone(t *testing.T) {
 	}
 }
 
-func TestTopLoadReplacesAPartition(t *testing.T) {
+func TestTopRecoveryRebuildsAPartition(t *testing.T) {
 	top := NewTop()
-	top.Set(0, "keep", 3, 0)
+	top.Set(0, "keep", 3, 30)
 	top.Set(1, "stale", 100, 0)
-	top.Load(1, []TopRow{{Client: "b", Total: 2}, {Client: "a", Total: 2}, {Client: "z", Total: 8}, {Client: "a", Total: 2}})
-	want := []TopRow{{Client: "z", Total: 8}, {Client: "keep", Total: 3}, {Client: "a", Total: 2}, {Client: "b", Total: 2}}
-	if got := top.Page(nil, 10); !slices.Equal(got, want) {
-		t.Errorf("after Load: %v, want %v", got, want)
+	// Partition 1 is recovered again: its old rows go, storage and changelog
+	// come back in any order, with repeated and deleted clients.
+	top.Recovering(1)
+	if got := top.Page(nil, 10); len(got) != 1 || got[0].Client != "keep" {
+		t.Errorf("while recovering, pages list %v, want only the other partition", got)
 	}
+	top.Set(1, "b", 1, 0)
+	top.Set(1, "a", 2, 20)
+	top.Set(1, "z", 8, 80)
+	top.Set(1, "b", 2, 21)
+	top.Set(1, "gone", 5, 0)
+	top.Delete(1, "gone")
 	if top.Clients() != 4 || top.Requests() != 15 {
-		t.Errorf("clients %d requests %d, want 4 15", top.Clients(), top.Requests())
+		t.Errorf("while recovering: clients %d requests %d, want 4 15", top.Clients(), top.Requests())
 	}
-	// Loaded rows update like any other.
+	top.Recovered(1)
+	want := []TopRow{{Client: "z", Total: 8, LastSeen: 80}, {Client: "keep", Total: 3, LastSeen: 30}, {Client: "a", Total: 2, LastSeen: 20}, {Client: "b", Total: 2, LastSeen: 21}}
+	if got := top.Page(nil, 10); !slices.Equal(got, want) {
+		t.Errorf("after recovery: %v, want %v", got, want)
+	}
+	// Recovered rows update like any other.
 	top.Set(1, "a", 20, 0)
 	if got := top.Page(nil, 1); got[0].Client != "a" || top.Clients() != 4 || top.Requests() != 33 {
-		t.Errorf("update after Load: first %v clients %d requests %d", got, top.Clients(), top.Requests())
+		t.Errorf("update after recovery: first %v clients %d requests %d", got, top.Clients(), top.Requests())
+	}
+	top.Recovered(1) // a second signal changes nothing
+	if got := top.Page(nil, 10); len(got) != 4 {
+		t.Errorf("after a second Recovered: %v", got)
+	}
+	// Seeding a partition that is not recovering is a Set per row.
+	top.Seed(0, []TopRow{{Client: "seeded", Total: 4}})
+	if got := top.Page(nil, 3); got[2].Client != "seeded" || top.Clients() != 5 {
+		t.Errorf("seeded outside recovery: %v, clients %d", got, top.Clients())
 	}
 }
 

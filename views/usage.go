@@ -25,9 +25,9 @@ type Usage struct {
 }
 
 // NewUsage builds a view of the usage table with local storage under dataDir
-// and its top-clients index. Extra options (tests swap builders) come after
-// the defaults, but the index's update callback and storage wrapper are
-// applied last: an option replacing them would leave the index stale.
+// and its top-clients index. Extra options come after the defaults, except
+// that the index sets the storage builder and the update callback last (an
+// option setting either is overridden: the index would go stale).
 func NewUsage(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.ViewOption) (*Usage, error) {
 	return newUsage(cfg, dataDir, log, true, opts)
 }
@@ -66,7 +66,8 @@ func newUsage(cfg kafka.Config, dataDir string, log *slog.Logger, indexed bool, 
 	if indexed {
 		u.top = NewTop()
 		// Local storage holds what a warm start does not replay: load it into
-		// the index when goka opens it, before the partition's first update.
+		// the index when goka opens it, before the partition's first update;
+		// rank the partition once goka marks it recovered.
 		all = append(all,
 			goka.WithViewStorageBuilder(seedingBuilder(store, u.top)),
 			goka.WithViewCallback(indexUpdate(u.top)))
@@ -124,6 +125,8 @@ func (s *seedingStorage) Open() error {
 	if err := s.Storage.Open(); err != nil {
 		return err
 	}
+	// goka recovers the partition next; the index rebuilds it meanwhile.
+	s.top.Recovering(s.partition)
 	it, err := s.Storage.Iterator()
 	if err != nil {
 		return fmt.Errorf("usage index: %w", err)
@@ -144,8 +147,15 @@ func (s *seedingStorage) Open() error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("usage index: %w", err)
 	}
-	s.top.Load(s.partition, rows)
+	s.top.Seed(s.partition, rows)
 	return nil
+}
+
+// MarkRecovered is goka's signal that the partition caught up: the index
+// builds the partition's ranking before goka reports it running.
+func (s *seedingStorage) MarkRecovered() error {
+	s.top.Recovered(s.partition)
+	return s.Storage.MarkRecovered()
 }
 
 // Stats are goka's per-partition view statistics, for metrics.
