@@ -1,7 +1,9 @@
 package views
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -212,38 +214,67 @@ func (t *Top) Recovering(partition int32) {
 	t.version.Add(1)
 }
 
-// Seed adds stored rows (one per client) to a recovering partition in one
-// go: a warm start's whole partition, cheaper than a Set per row.
+// Seed loads a recovering partition's stored rows (one per client), as
+// goka opens its storage. Rows in client order, as storage iterates them,
+// only need a stable sort by total to be in index order: no string
+// comparisons. A seeded partition is ranked at once and takes the updates
+// of the catch-up that follows one by one; an empty one (a cold start)
+// stays in bulk mode until Recovered.
 func (t *Top) Seed(partition int32, rows []TopRow) {
 	s := t.shard(partition)
 	s.mu.Lock()
-	if !s.recovering {
+	if !s.recovering || len(s.clients) > 0 {
 		s.mu.Unlock()
 		for _, r := range rows {
 			t.Set(partition, r.Client, r.Total, r.LastSeen)
 		}
 		return
 	}
-	if len(s.clients) == 0 {
-		s.clients = make(map[string]meta, len(rows))
+	defer s.mu.Unlock()
+	if len(rows) == 0 {
+		return
 	}
-	var added int64
-	var sum, incr uint64
+	items := make([]item, 0, len(rows))
+	clients := make(map[string]meta, len(rows))
+	var sum uint64
 	for _, r := range rows {
-		old, ok := s.clients[r.Client]
-		if !ok {
-			added++
+		if _, dup := clients[r.Client]; dup {
+			continue // storage keys are unique; a duplicate would corrupt the tree
 		}
-		s.clients[r.Client] = meta{total: r.Total, lastSeen: r.LastSeen}
-		sum += r.Total - old.total
-		if r.Total > old.total {
-			incr += r.Total - old.total
+		clients[r.Client] = meta{total: r.Total, lastSeen: r.LastSeen}
+		items = append(items, newItem(r.Client, r.Total))
+		sum += r.Total
+	}
+	tree := newTree()
+	if slices.IsSortedFunc(items, func(a, b item) int { return strings.Compare(a.client, b.client) }) {
+		// Sort positions by (total desc, position): integers only.
+		type pos struct {
+			total uint64
+			i     int
+		}
+		order := make([]pos, len(items))
+		for i, it := range items {
+			order[i] = pos{it.total, i}
+		}
+		slices.SortFunc(order, func(a, b pos) int {
+			if c := cmp.Compare(b.total, a.total); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.i, b.i)
+		})
+		for _, o := range order {
+			tree.Load(items[o.i])
+		}
+	} else {
+		slices.SortFunc(items, itemCmp)
+		for _, it := range items {
+			tree.Load(it)
 		}
 	}
-	s.mu.Unlock()
-	t.clients.Add(added)
+	s.tree, s.clients, s.recovering = tree, clients, false
+	t.clients.Add(int64(len(clients)))
 	t.sum.Add(sum)
-	t.incr.Add(incr)
+	t.incr.Add(sum)
 	t.version.Add(1)
 }
 
