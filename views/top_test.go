@@ -174,10 +174,13 @@ func TestTopRecoveryRebuildsAPartition(t *testing.T) {
 	top.Set(1, "b", 2, 21)
 	top.Set(1, "gone", 5, 0)
 	top.Delete(1, "gone")
-	if top.Clients() != 4 || top.Requests() != 15 {
-		t.Errorf("while recovering: clients %d requests %d, want 4 15", top.Clients(), top.Requests())
+	if top.Clients() != 1 || top.Requests() != 3 {
+		t.Errorf("while recovering: clients %d requests %d, want only the other partition's 1 and 3", top.Clients(), top.Requests())
 	}
 	top.Recovered(1)
+	if top.Clients() != 4 || top.Requests() != 15 || top.Increments() != 3+100+12 {
+		t.Errorf("after recovery: clients %d requests %d increments %d, want 4 15 115", top.Clients(), top.Requests(), top.Increments())
+	}
 	want := []TopRow{{Client: "z", Total: 8, LastSeen: 80}, {Client: "keep", Total: 3, LastSeen: 30}, {Client: "a", Total: 2, LastSeen: 20}, {Client: "b", Total: 2, LastSeen: 21}}
 	if got := top.Page(nil, 10); !slices.Equal(got, want) {
 		t.Errorf("after recovery: %v, want %v", got, want)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/inarious/inarious/internal/bench/procbench"
@@ -19,6 +21,8 @@ func recovery(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("recovery", flag.ContinueOnError)
 	var c commonFlags
 	c.register(fs)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first run of -profile-step to this file")
+	profileStep := fs.String("profile-step", "view cold", "the step -cpuprofile profiles")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,7 +62,9 @@ func recovery(ctx context.Context, args []string) error {
 		return err
 	}
 
-	var res = map[string][]float64{}
+	// CPU is the whole process's (the embedded broker's too): on a shared
+	// machine it says more about cost than wall time does.
+	var res, cpus = map[string][]float64{}, map[string][]float64{}
 	for run := 0; run < c.runs; run++ {
 		for _, step := range []struct {
 			name string
@@ -82,17 +88,42 @@ func recovery(ctx context.Context, args []string) error {
 					return err
 				}
 			}
+			profiling := *cpuProfile != "" && run == 0 && step.name == *profileStep
+			if profiling {
+				f, err := os.Create(*cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+			}
+			cpu0 := processCPU()
 			took, err := step.fn(ctx, step.dir)
+			cpu := processCPU() - cpu0
+			if profiling {
+				pprof.StopCPUProfile()
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", step.name, err)
 			}
 			res[step.name] = append(res[step.name], ms(took))
-			fmt.Printf("run %d %-12s ready in %8.0f ms\n", run+1, step.name, ms(took))
+			cpus[step.name] = append(cpus[step.name], ms(cpu))
+			fmt.Printf("run %d %-12s ready in %8.0f ms  CPU %8.0f ms\n", run+1, step.name, ms(took), ms(cpu))
 		}
 	}
 	// "view" has the top-clients index, "plain" is the same view without it.
 	for _, k := range []string{"worker warm", "worker cold", "view warm", "plain warm", "view cold", "plain cold"} {
-		fmt.Printf("median %-12s %8.0f ms\n", k, median(res[k]))
+		fmt.Printf("median %-12s %8.0f ms  CPU %8.0f ms\n", k, median(res[k]), median(cpus[k]))
 	}
 	return nil
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
