@@ -5,13 +5,13 @@ go 1.26.0
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/getkin/kin-openapi v0.153.0
+	github.com/tidwall/btree v1.8.2
 	go.uber.org/goleak v1.3.0
 )
 
 require (
 	github.com/go-openapi/jsonpointer v0.22.5 // indirect
 	github.com/go-openapi/swag/jsonname v0.25.5 // indirect
-	github.com/tidwall/btree v1.8.2 // indirect
 )
 
 require (
