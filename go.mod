@@ -6,6 +6,7 @@ require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/twmb/franz-go/pkg/sr v1.8.0
+	github.com/tidwall/btree v1.8.2
 	go.uber.org/goleak v1.3.0
 )
 

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/views/top"
 
 	"context"
 	"encoding/json"
@@ -9,7 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"sort"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -65,18 +66,15 @@ type fakeUsage map[string]*activitypb.ClientUsage
 
 func (f fakeUsage) Get(c string) (*activitypb.ClientUsage, error) { return f[c], nil }
 func (f fakeUsage) Recovered() bool                               { return true }
-func (f fakeUsage) Each(fn func(*activitypb.ClientUsage) bool) error {
-	keys := make([]string, 0, len(f))
-	for k := range f {
-		keys = append(keys, k)
+func (f fakeUsage) Clients() int                                  { return len(f) }
+
+// Page answers from a real index built from the map.
+func (f fakeUsage) Page(after *top.Key, limit int) ([]top.Row, error) {
+	top := top.New()
+	for k, u := range f {
+		top.Set(int32(len(k)%3), k, u.GetTotal(), u.GetLastSeen().AsTime().UnixNano())
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if !fn(f[k]) {
-			break
-		}
-	}
-	return nil
+	return top.Page(after, limit), nil
 }
 
 func newServer(t *testing.T, usage api.UsageReader, trusted ...string) (*api.Server, *fakeEmitter, *api.Publisher) {
@@ -213,47 +211,51 @@ func TestListUsageSortsAndPaginates(t *testing.T) {
 	}
 	srv, _, _ := newServer(t, usage)
 	var clients []string
-	next := "0"
-	for pages := 0; next != ""; pages++ {
+	path := "/usage?limit=2"
+	for pages := 0; path != ""; pages++ {
 		if pages > 5 {
 			t.Fatal("pagination does not end")
 		}
-		rec := do(srv, "GET", "/usage?limit=2&offset="+next, "127.0.0.1:1", nil)
-		if rec.Code != 200 {
-			t.Fatalf("status %d: %s", rec.Code, rec.Body)
-		}
-		var page api.UsagePage
-		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
-			t.Fatal(err)
-		}
+		page := getPage(t, srv, path)
 		if page.Total != 5 || len(page.Clients) > 2 {
 			t.Fatalf("page %+v", page)
 		}
 		for _, c := range page.Clients {
 			clients = append(clients, c.Client)
 		}
-		next = ""
-		if page.NextOffset != nil {
-			next = jsonInt(*page.NextOffset)
+		path = ""
+		if page.NextCursor != "" {
+			path = "/usage?limit=2&cursor=" + page.NextCursor
 		}
 	}
 	want := []string{"b", "d", "a", "e", "c"} // by total desc, then name
-	if len(clients) != len(want) {
+	if !slices.Equal(clients, want) {
 		t.Fatalf("clients %v, want %v", clients, want)
 	}
-	for i := range want {
-		if clients[i] != want[i] {
-			t.Fatalf("clients %v, want %v", clients, want)
+	for _, bad := range []string{"limit=0", "limit=-1", "limit=x", "limit=1001", "limit=5000", "offset=2",
+		"cursor=%21%21", "cursor=AA", "cursor=" + api.EncodeCursor(top.Key{Total: 1})} {
+		rec := do(srv, "GET", "/usage?"+bad, "127.0.0.1:1", nil)
+		if rec.Code != 400 || rec.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: status %d %q, want 400 problem", bad, rec.Code, rec.Header().Get("Content-Type"))
 		}
 	}
-	for _, bad := range []string{"limit=0", "limit=-1", "limit=x", "limit=5000", "offset=-3"} {
-		if rec := do(srv, "GET", "/usage?"+bad, "127.0.0.1:1", nil); rec.Code != 400 {
-			t.Errorf("%s: status %d, want 400", bad, rec.Code)
-		}
+	if page := getPage(t, srv, "/usage?limit=1000"); len(page.Clients) != 5 || page.NextCursor != "" {
+		t.Errorf("limit=1000: %+v, want all 5 and no next_cursor", page)
 	}
 }
 
-func jsonInt(n int) string { b, _ := json.Marshal(n); return string(b) }
+func getPage(t *testing.T, srv http.Handler, path string) api.UsagePage {
+	t.Helper()
+	rec := do(srv, "GET", path, "127.0.0.1:1", nil)
+	if rec.Code != 200 {
+		t.Fatalf("GET %s: status %d: %s", path, rec.Code, rec.Body)
+	}
+	var page api.UsagePage
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+		t.Fatal(err)
+	}
+	return page
+}
 
 func TestPublisherDropsWhenFullAndNeverBlocks(t *testing.T) {
 	em := &fakeEmitter{gate: make(chan struct{})}

@@ -291,11 +291,18 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/openapi.json", status: 200})
 
 	c.do(call{method: "GET", path: "/usage", status: 200})
-	if rec := c.do(call{method: "GET", path: "/usage?limit=1", status: 200}); !strings.Contains(rec.Body.String(), `"next_offset":1`) {
-		t.Errorf("limit=1 page has no next_offset: %s", rec.Body)
+	rec := c.do(call{method: "GET", path: "/usage?limit=1", status: 200})
+	var first api.UsagePage
+	if err := json.Unmarshal(rec.Body.Bytes(), &first); err != nil || first.NextCursor == "" || len(first.Clients) != 1 || first.Total != 2 {
+		t.Fatalf("limit=1 page: %s (%v)", rec.Body, err)
+	}
+	if rec := c.do(call{method: "GET", path: "/usage?limit=1&cursor=" + first.NextCursor, status: 200}); !strings.Contains(rec.Body.String(), `"next_cursor":""`) {
+		t.Errorf("last page has a next_cursor: %s", rec.Body)
 	}
 	c.do(call{method: "GET", path: "/usage?limit=0", status: 400, docRejects: true})
-	c.do(call{method: "GET", path: "/usage?offset=-1", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/usage?limit=1001", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/usage?cursor=not+base64", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/usage?cursor=AgFh", status: 400}) // well-formed to the document, not ours
 	c.do(call{method: "GET", path: "/usage/alice", status: 200})
 	c.do(call{method: "GET", path: "/usage/bob", status: 200})
 	c.do(call{method: "GET", path: "/usage/nobody", status: 404})
@@ -310,7 +317,7 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/usage/alice/series?from=-49h", status: 400})
 	c.do(call{method: "GET", path: "/usage/alice/series?from=-26h", status: 400})
 
-	rec := c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"ann@example.com"}`, status: 201})
+	rec = c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"ann@example.com"}`, status: 201})
 	var ann struct{ ID, Rev string }
 	if err := json.Unmarshal(rec.Body.Bytes(), &ann); err != nil {
 		t.Fatal(err)

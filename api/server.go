@@ -18,12 +18,18 @@ import (
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/views/top"
 )
 
 // UsageReader is the read side of the usage table (views.Usage in production).
 type UsageReader interface {
 	Get(client string) (*activitypb.ClientUsage, error)
-	Each(fn func(*activitypb.ClientUsage) bool) error
+	// Page lists clients by total calls from the top-clients index.
+	// An error answers as the error says (e.g. 501 from a reader that
+	// keeps no table), see writeUsageError.
+	Page(after *top.Key, limit int) ([]top.Row, error)
+	// Clients is the number of clients, in O(1).
+	Clients() int
 	Recovered() bool
 }
 

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
 	"net/http"
-	"sort"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/views/top"
 )
 
 // EndpointCount is one endpoint's usage in JSON.
@@ -38,9 +41,10 @@ type ClientTotal struct {
 
 // UsagePage is GET /usage.
 type UsagePage struct {
-	Clients    []ClientTotal `json:"clients"`
-	Total      int           `json:"total_clients"`
-	NextOffset *int          `json:"next_offset,omitempty"`
+	Clients []ClientTotal `json:"clients"`
+	Total   int           `json:"total_clients"`
+	// NextCursor continues after the last row; empty on the last page.
+	NextCursor string `json:"next_cursor"`
 }
 
 func timeOf(ts *timestamppb.Timestamp) *time.Time {
@@ -96,53 +100,88 @@ const (
 	maxPageSize     = 1000
 )
 
-// intParam reads a non-negative integer query parameter.
-func intParam(r *http.Request, name string, def, max int) (int, bool) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return def, true
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > max {
-		return 0, false
-	}
-	return n, true
+// cursorVersion leads every cursor, so its format can change later.
+const cursorVersion = 1
+
+// EncodeCursor makes the opaque cursor of a row position: the position, not
+// an offset, so pages stay right while counts change.
+func EncodeCursor(k top.Key) string {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(k.Client))
+	b = append(b, cursorVersion)
+	b = binary.AppendUvarint(b, k.Total)
+	b = append(b, k.Client...)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// DecodeCursor reads a cursor made by EncodeCursor.
+func DecodeCursor(s string) (top.Key, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 2 || b[0] != cursorVersion {
+		return top.Key{}, errBadCursor
+	}
+	total, n := binary.Uvarint(b[1:])
+	client := b[1+max(n, 0):]
+	if n <= 0 || len(client) == 0 || len(client) > maxClientLen || !utf8.Valid(client) {
+		return top.Key{}, errBadCursor
+	}
+	return top.Key{Total: total, Client: string(client)}, nil
+}
+
+var errBadCursor = errors.New("cursor is not valid")
+
+// maxCursorLen bounds what is decoded: a cursor of the longest client.
+var maxCursorLen = base64.RawURLEncoding.EncodedLen(1 + binary.MaxVarintLen64 + maxClientLen)
+
 func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
-	limit, ok := intParam(r, "limit", defaultPageSize, maxPageSize)
-	if !ok || limit == 0 {
-		problem.Write(w, r, http.StatusBadRequest, "limit must be an integer from 1 to 1000")
+	q := r.URL.Query()
+	limit := defaultPageSize
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			problem.Write(w, r, http.StatusBadRequest, "limit must be an integer from 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	if q.Has("offset") {
+		problem.Write(w, r, http.StatusBadRequest, "offset is not supported: page with cursor, the next_cursor of the previous page")
 		return
 	}
-	offset, ok := intParam(r, "offset", 0, 1<<30)
-	if !ok {
-		problem.Write(w, r, http.StatusBadRequest, "offset must be a non-negative integer")
+	var after *top.Key
+	if c := q.Get("cursor"); c != "" {
+		var k top.Key
+		err := errBadCursor
+		if len(c) <= maxCursorLen {
+			k, err = DecodeCursor(c)
+		}
+		if err != nil {
+			problem.Write(w, r, http.StatusBadRequest, "cursor is not valid; use next_cursor from a previous page")
+			return
+		}
+		after = &k
+	}
+	// Before recovery the index holds part of the table.
+	if !s.usage.Recovered() {
+		problem.Write(w, r, http.StatusServiceUnavailable, "usage table is not available")
 		return
 	}
-	var rows []ClientTotal
-	err := s.usage.Each(func(u *activitypb.ClientUsage) bool {
-		rows = append(rows, ClientTotal{Client: u.GetClient(), Total: u.GetTotal(), LastSeen: timeOf(u.GetLastSeen())})
-		return true
-	})
+	rows, err := s.usage.Page(after, limit+1) // one more tells whether a next page exists
 	if err != nil {
-		s.log.Error("usage iteration failed", "err", err)
 		writeUsageError(w, r, err, "usage table is not available")
 		return
 	}
-	sort.Slice(rows, func(i, j int) bool {
-		if rows[i].Total != rows[j].Total {
-			return rows[i].Total > rows[j].Total
+	page := UsagePage{Total: s.usage.Clients(), Clients: make([]ClientTotal, 0, min(len(rows), limit))}
+	if len(rows) > limit {
+		rows = rows[:limit]
+		page.NextCursor = EncodeCursor(rows[limit-1].Key())
+	}
+	for _, row := range rows {
+		ct := ClientTotal{Client: row.Client, Total: row.Total}
+		if row.LastSeen != 0 {
+			t := time.Unix(0, row.LastSeen).UTC()
+			ct.LastSeen = &t
 		}
-		return rows[i].Client < rows[j].Client
-	})
-	page := UsagePage{Total: len(rows), Clients: []ClientTotal{}}
-	if offset < len(rows) {
-		end := min(offset+limit, len(rows))
-		page.Clients = rows[offset:end]
-		if end < len(rows) {
-			page.NextOffset = &end
-		}
+		page.Clients = append(page.Clients, ct)
 	}
 	writeJSON(w, http.StatusOK, page)
 }

@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"github.com/inarious/inarious/views/top"
+
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,9 +25,10 @@ func (e statusErr) PublicDetail() string      { return "rebalancing; retry later
 
 type failingUsage struct{ err error }
 
-func (f failingUsage) Get(string) (*activitypb.ClientUsage, error)   { return nil, f.err }
-func (f failingUsage) Each(func(*activitypb.ClientUsage) bool) error { return f.err }
-func (f failingUsage) Recovered() bool                               { return true }
+func (f failingUsage) Get(string) (*activitypb.ClientUsage, error) { return nil, f.err }
+func (f failingUsage) Page(*top.Key, int) ([]top.Row, error)       { return nil, f.err }
+func (f failingUsage) Clients() int                                { return 0 }
+func (f failingUsage) Recovered() bool                             { return true }
 
 func TestUsageErrorsSayHowToAnswer(t *testing.T) {
 	srv, _, _ := newServer(t, failingUsage{statusErr{http.StatusServiceUnavailable, 1500 * time.Millisecond}})

@@ -16,16 +16,32 @@ import (
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/tablestore"
 	"github.com/inarious/inarious/processors/usage"
+	"github.com/inarious/inarious/views/top"
 )
 
-// Usage reads the usage table of the usage processor group.
+// Usage reads the usage table of the usage processor group, and keeps an
+// index of its clients by total calls (see Top).
 type Usage struct {
 	view *goka.View
+	top  *top.Index // nil without the index
 }
 
-// NewUsage builds a view of the usage table with local storage under dataDir.
-// Extra options (tests swap builders) come last and win.
+// NewUsage builds a view of the usage table with local storage under dataDir
+// and its top-clients index. Extra options come after the defaults, except
+// that the index sets the storage builder and the update callback last (an
+// option setting either is overridden: the index would go stale).
 func NewUsage(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.ViewOption) (*Usage, error) {
+	return newUsage(cfg, dataDir, log, true, opts)
+}
+
+// NewUsageWithoutIndex is the plain view, for measuring what the index costs
+// (inarious-bench recovery). Its Page, Clients and the other index reads
+// answer as for an empty table.
+func NewUsageWithoutIndex(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.ViewOption) (*Usage, error) {
+	return newUsage(cfg, dataDir, log, false, opts)
+}
+
+func newUsage(cfg kafka.Config, dataDir string, log *slog.Logger, indexed bool, opts []goka.ViewOption) (*Usage, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -33,10 +49,12 @@ func NewUsage(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.V
 		log = slog.Default()
 	}
 	sc := cfg.Sarama()
+	store := tablestore.Builder(filepath.Join(dataDir, "view"), tablestore.DefaultOptions())
+	u := &Usage{}
 	base := []goka.ViewOption{
 		goka.WithViewClientID(cfg.ClientID),
 		goka.WithViewHasher(kafka.Hasher),
-		goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "view"), tablestore.DefaultOptions())),
+		goka.WithViewStorageBuilder(store),
 		goka.WithViewTopicManagerBuilder(cfg.TopicManagerBuilder()),
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
 		goka.WithViewLogger(kafka.GokaLogger(log)),
@@ -46,33 +64,100 @@ func NewUsage(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.V
 		// an outage the view would lag the returned broker by up to that long.
 		goka.WithViewBackoffBuilder(reconnectBackoff),
 	}
-	v, err := goka.NewView(cfg.Brokers, usage.Table, new(codecs.ClientUsage), append(base, opts...)...)
+	all := append(base, opts...)
+	if indexed {
+		u.top = top.New()
+		// Local storage holds what a warm start does not replay: load it into
+		// the index when goka opens it, before the partition's first update;
+		// rank the partition once goka marks it recovered.
+		all = append(all,
+			goka.WithViewStorageBuilder(seedingBuilder(store, u.top)),
+			goka.WithViewCallback(indexUpdate(u.top)))
+	}
+	v, err := goka.NewView(cfg.Brokers, usage.Table, new(codecs.ClientUsage), all...)
 	if err != nil {
 		return nil, fmt.Errorf("usage view: %w", err)
 	}
-	return &Usage{view: v}, nil
+	u.view = v
+	return u, nil
 }
 
-// OnChange returns a view option calling fn after every table update the view
-// stores (recovery included), with the decoded new value (nil on delete).
-// fn runs on the partition's consumer goroutine, so it must not block.
-func OnChange(fn func(client string, u *activitypb.ClientUsage)) goka.ViewOption {
-	return goka.WithViewCallback(func(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {
+// indexUpdate stores an update as goka does and applies it to the index.
+// It runs on the partition's consumer goroutine for every update the view
+// stores, recovery included.
+func indexUpdate(top *top.Index) goka.UpdateCallback {
+	return func(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {
 		if err := goka.DefaultUpdate(ctx, s, key, value); err != nil {
 			return err
 		}
-		var u *activitypb.ClientUsage
-		if value != nil {
-			v, err := new(codecs.ClientUsage).Decode(value)
-			if err != nil {
-				// Stored already; an undecodable value only misses the feed.
-				return nil
-			}
-			u = v.(*activitypb.ClientUsage)
+		if value == nil {
+			top.Delete(ctx.Partition(), key)
+			return nil
 		}
-		fn(key, u)
+		total, seen, err := parseTotals(value)
+		if err != nil {
+			// Stored already; a value nobody can read is not listed either.
+			top.Delete(ctx.Partition(), key)
+			return nil
+		}
+		top.Set(ctx.Partition(), key, total, seen)
 		return nil
-	})
+	}
+}
+
+// seedingBuilder wraps a storage builder so that opening a partition's
+// storage loads what it holds into the index.
+func seedingBuilder(b storage.Builder, top *top.Index) storage.Builder {
+	return func(topic string, partition int32) (storage.Storage, error) {
+		st, err := b(topic, partition)
+		if err != nil {
+			return nil, err
+		}
+		return &seedingStorage{Storage: st, top: top, partition: partition}, nil
+	}
+}
+
+type seedingStorage struct {
+	storage.Storage
+	top       *top.Index
+	partition int32
+}
+
+func (s *seedingStorage) Open() error {
+	if err := s.Storage.Open(); err != nil {
+		return err
+	}
+	// goka recovers the partition next; the index rebuilds it meanwhile.
+	s.top.Recovering(s.partition)
+	it, err := s.Storage.Iterator()
+	if err != nil {
+		return fmt.Errorf("usage index: %w", err)
+	}
+	defer it.Release()
+	var rows []top.Row
+	for it.Next() {
+		v, err := it.Value()
+		if err != nil {
+			return fmt.Errorf("usage index: read %q: %w", it.Key(), err)
+		}
+		total, seen, err := parseTotals(v)
+		if err != nil {
+			continue // as indexUpdate: unreadable values are not listed
+		}
+		rows = append(rows, top.Row{Client: string(it.Key()), Total: total, LastSeen: seen})
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("usage index: %w", err)
+	}
+	s.top.Seed(s.partition, rows)
+	return nil
+}
+
+// MarkRecovered is goka's signal that the partition caught up: the index
+// builds the partition's ranking before goka reports it running.
+func (s *seedingStorage) MarkRecovered() error {
+	s.top.Recovered(s.partition)
+	return s.Storage.MarkRecovered()
 }
 
 // Stats are goka's per-partition view statistics, for metrics.
@@ -101,23 +186,46 @@ func (u *Usage) Get(client string) (*activitypb.ClientUsage, error) {
 	return v.(*activitypb.ClientUsage), nil
 }
 
-// Each calls fn for every client in the table until fn returns false.
-func (u *Usage) Each(fn func(*activitypb.ClientUsage) bool) error {
-	it, err := u.view.Iterator()
-	if err != nil {
-		return err
+// Page returns up to limit clients by total calls, descending (ties by
+// client), after the row at key after (from the first when after is nil).
+func (u *Usage) Page(after *top.Key, limit int) []top.Row {
+	if u.top == nil {
+		return nil
 	}
-	defer it.Release()
-	for it.Next() {
-		v, err := it.Value()
-		if err != nil {
-			return fmt.Errorf("usage view: decode %q: %w", it.Key(), err)
-		}
-		if cu, ok := v.(*activitypb.ClientUsage); ok && !fn(cu) {
-			break
-		}
+	return u.top.Page(after, limit)
+}
+
+// Clients is the number of clients in the table, in O(1).
+func (u *Usage) Clients() int {
+	if u.top == nil {
+		return 0
 	}
-	return it.Err()
+	return u.top.Clients()
+}
+
+// Requests is the sum of all clients' totals.
+func (u *Usage) Requests() uint64 {
+	if u.top == nil {
+		return 0
+	}
+	return u.top.Requests()
+}
+
+// Increments is the sum of every increase of a client's total the view has
+// applied since it started, recovery included.
+func (u *Usage) Increments() uint64 {
+	if u.top == nil {
+		return 0
+	}
+	return u.top.Increments()
+}
+
+// Version changes whenever the index does.
+func (u *Usage) Version() uint64 {
+	if u.top == nil {
+		return 0
+	}
+	return u.top.Version()
 }
 
 // reconnectBackoff retries a lost broker after 1 s, 2 s, … at most 5 s apart.

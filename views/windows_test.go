@@ -283,3 +283,32 @@ func BenchmarkSeries(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSeriesAtOneMillionClients is BenchmarkSeries's 24 h range scan
+// with the view holding one minute bucket for each of a million other
+// clients besides the client's 24 h of minutes: the scan seeks, so its cost
+// should not grow with the table. Slow to set up (a million consumes).
+func BenchmarkSeriesAtOneMillionClients(b *testing.B) {
+	s := newStack(b, testWindows)
+	topic := windows.Topic(time.Minute)
+	day := t0.Add(-24 * time.Hour)
+	one := &activitypb.WindowCounts{Total: 1, Endpoints: map[string]uint64{"GET /users/{id}": 1}}
+	for i := range 1_000_000 {
+		s.gkt.Consume(topic, windows.Key(fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), day.Unix()), one)
+	}
+	const busy = "192.0.2.7"
+	for m := range 24 * 60 {
+		s.gkt.Consume(topic, windows.Key(busy, day.Add(time.Duration(m)*time.Minute).Unix()),
+			&activitypb.WindowCounts{Total: 3, Endpoints: map[string]uint64{"GET /users/{id}": 2, "POST /users": 1}})
+	}
+	s.call(busy, "/a", t0.Add(time.Second))
+	s.clock.Set(t0.Add(time.Minute))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		got, err := s.win.Series(busy, time.Minute, day, t0)
+		if err != nil || len(got) != 24*60+1 {
+			b.Fatalf("%d buckets, %v", len(got), err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 // Command inarious-bench measures the usage worker: how fast it drains a
 // pre-filled Users topic next to a bare goka counter, and how fast it
-// recovers a large table. See BENCHMARKS.md.
+// recovers a large table; fill builds a large table on a running system.
+// See BENCHMARKS.md.
 package main
 
 import (
@@ -16,7 +17,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: inarious-bench drain|recovery|memory [flags]")
+		fmt.Fprintln(os.Stderr, "usage: inarious-bench drain|recovery|memory|fill [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -27,6 +28,8 @@ func main() {
 		err = recovery(ctx, os.Args[2:])
 	case "memory":
 		err = memory(ctx, os.Args[2:])
+	case "fill":
+		err = fill(ctx, os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

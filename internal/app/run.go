@@ -1,6 +1,8 @@
 package app
 
 import (
+	"github.com/inarious/inarious/views/top"
+
 	"github.com/inarious/inarious/codecs/confluent"
 	"github.com/twmb/franz-go/pkg/sr"
 
@@ -89,6 +91,13 @@ type usageReader struct {
 }
 
 func (u usageReader) Recovered() bool { return u.UsageReader.Recovered() && u.win.Recovered() }
+
+// viewReader is the usage view as the API's reader.
+type viewReader struct{ *views.Usage }
+
+func (v viewReader) Page(after *top.Key, limit int) ([]top.Row, error) {
+	return v.Usage.Page(after, limit), nil
+}
 
 // windowReader is win as the API's reader, nil (windows off) without views.
 func windowReader(win *views.Windows) api.WindowReader {
@@ -231,10 +240,10 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 		reader = routed.reader
 	} else {
 		hub = dashboard.NewHub(log)
-		if view, err = views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log, views.OnChange(hub.Observe)); err != nil {
+		if view, err = views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log); err != nil {
 			return nil, err
 		}
-		reader = view
+		reader = viewReader{view}
 	}
 	// The windowed views merge closed buckets with the open ones in the
 	// client's row. They hold every client's buckets, so an API reading
@@ -248,7 +257,7 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 		if win, err = views.NewWindows(cfg.Kafka, wcfg, filepath.Join(cfg.DataDir, "api"), view, log); err != nil {
 			return nil, err
 		}
-		reader = usageReader{view, win}
+		reader = usageReader{viewReader{view}, win}
 	}
 	// With a schema registry every record is framed with the id of the
 	// registered schema: until it is registered, events wait in the queue.

@@ -21,6 +21,7 @@ import (
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/testutil"
 	"github.com/inarious/inarious/internal/users/userhttp"
+	"github.com/inarious/inarious/views/top"
 )
 
 // fakeEmitter records emitted events and their Kafka keys.
@@ -58,13 +59,13 @@ type fakeUsage map[string]*activitypb.ClientUsage
 
 func (f fakeUsage) Get(c string) (*activitypb.ClientUsage, error) { return f[c], nil }
 func (f fakeUsage) Recovered() bool                               { return true }
-func (f fakeUsage) Each(fn func(*activitypb.ClientUsage) bool) error {
-	for _, u := range f {
-		if !fn(u) {
-			break
-		}
+func (f fakeUsage) Clients() int                                  { return len(f) }
+func (f fakeUsage) Page(after *top.Key, limit int) ([]top.Row, error) {
+	top := top.New()
+	for c, u := range f {
+		top.Set(0, c, u.GetTotal(), 0)
 	}
-	return nil
+	return top.Page(after, limit), nil
 }
 
 var usage = fakeUsage{

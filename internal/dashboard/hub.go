@@ -6,18 +6,24 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/views/top"
 )
 
-// Source is the read side the hub needs (views.Usage in production).
+// Source is the read side the hub needs (views.Usage in production): the
+// top-clients index for rankings and totals, the table for a client's
+// endpoints.
 type Source interface {
 	Get(client string) (*activitypb.ClientUsage, error)
 	Recovered() bool
+	Page(after *top.Key, limit int) []top.Row
+	Clients() int
+	Requests() uint64
+	Increments() uint64
+	Version() uint64
 }
 
 // Snapshot is one server-sent event: the state of the dashboard.
@@ -39,25 +45,29 @@ const (
 	idleEvery = time.Second
 )
 
-// Hub turns table updates into coalesced snapshots for any number of
-// subscribers. Observe never blocks; every subscriber has a one-slot buffer
-// that holds the newest snapshot, so a slow one skips snapshots instead of
-// holding up the others.
+// Hub turns the index's state into coalesced snapshots for any number of
+// subscribers. A tick costs O(log n + top) whatever the number of clients,
+// and without subscribers the hub does not tick at all. Every subscriber has
+// a one-slot buffer that holds the newest snapshot, so a slow one skips
+// snapshots instead of holding up the others.
 type Hub struct {
-	src       Source // set by Run
-	log       *slog.Logger
-	interval  time.Duration
-	top       int
-	recovered atomic.Bool
+	src      Source // set by Run
+	log      *slog.Logger
+	interval time.Duration
+	top      int
+	wake     chan struct{} // a subscriber arrived
 
-	mu      sync.Mutex
-	totals  map[string]uint64
-	events  uint64
-	dirty   bool
-	subs    map[chan []byte]struct{}
-	closed  bool
-	last    []byte
-	samples []rateSample
+	mu     sync.Mutex
+	dirty  bool // a new subscriber wants a fresh snapshot
+	subs   map[chan []byte]struct{}
+	closed bool
+	last   []byte
+
+	// Owned by the goroutine that ticks.
+	counting    bool   // the view has recovered: increments are live events
+	baseline    uint64 // src.Increments() when it did
+	lastVersion uint64
+	samples     []rateSample
 }
 
 type rateSample struct {
@@ -65,35 +75,15 @@ type rateSample struct {
 	events uint64
 }
 
-// NewHub returns a hub; feed it with Observe (views.OnChange(hub.Observe))
-// and start it with Run.
+// NewHub returns a hub; start it with Run.
 func NewHub(log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.Default()
 	}
 	return &Hub{
 		log: log, interval: defaultInterval, top: defaultTop,
-		totals: make(map[string]uint64),
-		subs:   make(map[chan []byte]struct{}),
-	}
-}
-
-// Observe records a table update (u nil: the client was deleted). It runs on
-// the view's consumer goroutines, so it only touches memory.
-func (h *Hub) Observe(client string, u *activitypb.ClientUsage) {
-	recovered := h.recovered.Load()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.dirty = true
-	if u == nil {
-		delete(h.totals, client)
-		return
-	}
-	old, total := h.totals[client], u.GetTotal()
-	h.totals[client] = total
-	// Recovery replays history; only live increments make the event rate.
-	if recovered && total > old {
-		h.events += total - old
+		wake: make(chan struct{}, 1),
+		subs: make(map[chan []byte]struct{}),
 	}
 }
 
@@ -113,6 +103,10 @@ func (h *Hub) Subscribe() (<-chan []byte, func()) {
 		ch <- h.last
 	}
 	h.dirty = true // h.last may be stale: not rebuilt while nobody listened
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
 	return ch, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -142,21 +136,47 @@ func (h *Hub) Close() {
 	}
 }
 
-// Run publishes snapshots at most every interval, reading clients' details
-// from src, until ctx ends; then it closes the hub.
+// Run publishes snapshots at most every interval while anyone subscribes,
+// until ctx ends; then it closes the hub. Without subscribers (once the view
+// has recovered) it waits for one without a timer.
 func (h *Hub) Run(ctx context.Context, src Source) {
 	defer h.Close()
 	h.src = src
+	var lastSent time.Time
+	for {
+		if h.counting && h.Subscribers() == 0 {
+			h.samples = h.samples[:0] // the rate starts over with the next subscriber
+			select {
+			case <-ctx.Done():
+				return
+			case <-h.wake:
+			}
+			if h.tick(time.Now(), lastSent) { // answer the newcomer at once
+				lastSent = time.Now()
+			}
+		}
+		if !h.tickWhileNeeded(ctx, &lastSent) {
+			return
+		}
+	}
+}
+
+// tickWhileNeeded ticks until nobody listens (and the view has recovered);
+// it reports false when ctx ended.
+func (h *Hub) tickWhileNeeded(ctx context.Context, lastSent *time.Time) bool {
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
-	var lastSent time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
+		case <-h.wake:
 		case now := <-t.C:
-			if h.tick(now, lastSent) {
-				lastSent = now
+			if h.tick(now, *lastSent) {
+				*lastSent = now
+			}
+			if h.counting && h.Subscribers() == 0 {
+				return true
 			}
 		}
 	}
@@ -166,44 +186,41 @@ func (h *Hub) Run(ctx context.Context, src Source) {
 // rate needs refreshing), sends a snapshot. It reports whether it sent.
 func (h *Hub) tick(now, lastSent time.Time) bool {
 	recovered := h.src.Recovered()
-	h.recovered.Store(recovered)
-	h.mu.Lock()
-	h.samples = append(h.samples, rateSample{now, h.events})
+	if recovered && !h.counting {
+		// Recovery replays history; only later increments make the event rate.
+		h.counting, h.baseline = true, h.src.Increments()
+	}
+	var events uint64
+	if h.counting {
+		events = h.src.Increments() - h.baseline
+	}
+	h.samples = append(h.samples, rateSample{now, events})
 	for len(h.samples) > 1 && now.Sub(h.samples[1].at) >= rateWindow {
 		h.samples = h.samples[1:]
 	}
-	if len(h.subs) == 0 || (!h.dirty && now.Sub(lastSent) < idleEvery) {
+	version := h.src.Version()
+	h.mu.Lock()
+	if len(h.subs) == 0 || (!h.dirty && version == h.lastVersion && now.Sub(lastSent) < idleEvery) {
 		h.mu.Unlock()
 		return false
 	}
 	h.dirty = false
-	snap := Snapshot{Time: now.UTC(), Clients: len(h.totals), Events: h.events}
-	if first := h.samples[0]; now.Sub(first.at) > 0 {
-		snap.Rate = float64(h.events-first.events) / now.Sub(first.at).Seconds()
-	}
-	type ct struct {
-		client string
-		total  uint64
-	}
-	all := make([]ct, 0, len(h.totals))
-	for c, t := range h.totals {
-		all = append(all, ct{c, t})
-		snap.Requests += t
-	}
 	h.mu.Unlock()
+	h.lastVersion = version
 
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].total != all[j].total {
-			return all[i].total > all[j].total
-		}
-		return all[i].client < all[j].client
-	})
-	snap.Recovered = recovered
-	snap.Top = make([]ClientUsageJSON, 0, min(h.top, len(all)))
-	for _, c := range all[:min(h.top, len(all))] {
-		u, err := h.src.Get(c.client)
+	snap := Snapshot{
+		Time: now.UTC(), Recovered: recovered, Events: events,
+		Clients: h.src.Clients(), Requests: h.src.Requests(),
+	}
+	if first := h.samples[0]; now.Sub(first.at) > 0 {
+		snap.Rate = float64(events-first.events) / now.Sub(first.at).Seconds()
+	}
+	rows := h.src.Page(nil, h.top)
+	snap.Top = make([]ClientUsageJSON, 0, len(rows))
+	for _, row := range rows {
+		u, err := h.src.Get(row.Client)
 		if err != nil {
-			h.log.Warn("dashboard: usage lookup failed", "client", c.client, "err", err)
+			h.log.Warn("dashboard: usage lookup failed", "client", row.Client, "err", err)
 			continue
 		}
 		if u != nil {

@@ -13,7 +13,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -22,23 +24,28 @@ import (
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/views/top"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// fakeTable is a usage table in memory that feeds the hub like the view does.
+// fakeTable is a usage table in memory with a real top-clients index, fed
+// as the view feeds it. calls counts every read the hub makes.
 type fakeTable struct {
-	mu   sync.Mutex
-	rows map[string]*activitypb.ClientUsage
-	hub  *Hub
+	mu    sync.Mutex
+	rows  map[string]*activitypb.ClientUsage
+	top   *top.Index
+	calls atomic.Int64
+	gets  atomic.Int64
 }
 
-func newFakeTable(h *Hub) *fakeTable {
-	return &fakeTable{rows: map[string]*activitypb.ClientUsage{}, hub: h}
+func newFakeTable() *fakeTable {
+	return &fakeTable{rows: map[string]*activitypb.ClientUsage{}, top: top.New()}
 }
 
 func (f *fakeTable) hit(client, endpoint string, n uint64) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	u := f.rows[client]
 	if u == nil {
 		u = &activitypb.ClientUsage{Client: client, Endpoints: map[string]*activitypb.EndpointUsage{}}
@@ -49,9 +56,7 @@ func (f *fakeTable) hit(client, endpoint string, n uint64) {
 	}
 	u.Endpoints[endpoint].Count += n
 	u.Total += n
-	cp := proto(u)
-	f.mu.Unlock()
-	f.hub.Observe(client, cp)
+	f.top.Set(int32(len(client)%3), client, u.Total, 0)
 }
 
 func proto(u *activitypb.ClientUsage) *activitypb.ClientUsage {
@@ -63,6 +68,8 @@ func proto(u *activitypb.ClientUsage) *activitypb.ClientUsage {
 }
 
 func (f *fakeTable) Get(client string) (*activitypb.ClientUsage, error) {
+	f.calls.Add(1)
+	f.gets.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if u := f.rows[client]; u != nil {
@@ -71,8 +78,15 @@ func (f *fakeTable) Get(client string) (*activitypb.ClientUsage, error) {
 	return nil, nil
 }
 
-func (f *fakeTable) Each(fn func(*activitypb.ClientUsage) bool) error { return nil }
-func (f *fakeTable) Recovered() bool                                  { return true }
+func (f *fakeTable) Page(after *top.Key, limit int) []top.Row {
+	f.calls.Add(1)
+	return f.top.Page(after, limit)
+}
+func (f *fakeTable) Clients() int       { f.calls.Add(1); return f.top.Clients() }
+func (f *fakeTable) Requests() uint64   { f.calls.Add(1); return f.top.Requests() }
+func (f *fakeTable) Increments() uint64 { f.calls.Add(1); return f.top.Increments() }
+func (f *fakeTable) Version() uint64    { f.calls.Add(1); return f.top.Version() }
+func (f *fakeTable) Recovered() bool    { f.calls.Add(1); return true }
 
 func decode(t *testing.T, msg []byte) Snapshot {
 	t.Helper()
@@ -85,7 +99,7 @@ func decode(t *testing.T, msg []byte) Snapshot {
 
 func TestTickBuildsTopClientsAndRate(t *testing.T) {
 	h := NewHub(quiet)
-	tbl := newFakeTable(h)
+	tbl := newFakeTable()
 	h.src = tbl
 	h.top = 2
 	start := time.Now()
@@ -115,7 +129,7 @@ func TestTickBuildsTopClientsAndRate(t *testing.T) {
 
 func TestSlowSubscriberGetsOnlyTheNewest(t *testing.T) {
 	h := NewHub(quiet)
-	tbl := newFakeTable(h)
+	tbl := newFakeTable()
 	h.src = tbl
 	slow, cancelSlow := h.Subscribe()
 	defer cancelSlow()
@@ -142,7 +156,7 @@ func TestSlowSubscriberGetsOnlyTheNewest(t *testing.T) {
 
 func TestIdleHubSendsNothingWithoutChanges(t *testing.T) {
 	h := NewHub(quiet)
-	h.src = newFakeTable(h)
+	h.src = newFakeTable()
 	now := time.Now()
 	if h.tick(now, time.Time{}) {
 		t.Error("sent without subscribers")
@@ -184,6 +198,67 @@ func TestUnsubscribeAndClose(t *testing.T) {
 	}
 }
 
+// TestHubIdlesWithoutSubscribers: once the view has recovered and nobody
+// listens, the hub reads nothing and runs no timer; a subscriber wakes it
+// at once, and it idles again when the subscriber leaves. synctest's clock
+// makes "for an hour" instant and exact.
+func TestHubIdlesWithoutSubscribers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := NewHub(quiet)
+		tbl := newFakeTable()
+		for i := range 100 {
+			tbl.hit(fmt.Sprintf("c%d", i), "GET /x", uint64(i))
+		}
+		ctx, stop := context.WithCancel(t.Context())
+		defer stop()
+		go h.Run(ctx, tbl)
+
+		time.Sleep(h.interval) // one tick learns the view has recovered
+		synctest.Wait()
+		idle := tbl.calls.Load()
+		for range 10 {
+			tbl.hit("c1", "GET /x", 1) // changes do not wake it either
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := tbl.calls.Load() - idle; n != 0 {
+			t.Fatalf("idle hub read the source %d times in an hour", n)
+		}
+
+		ch, cancel := h.Subscribe()
+		synctest.Wait() // no time passes: the newcomer is answered at once
+		select {
+		case msg := <-ch:
+			if s := decode(t, msg); s.Clients != 100 || len(s.Top) != defaultTop || s.Top[0].Client != "c99" {
+				t.Errorf("first snapshot: clients %d, top %d starting %v", s.Clients, len(s.Top), s.Top[0].Client)
+			}
+		default:
+			t.Fatal("a new subscriber got no snapshot without waiting for a tick")
+		}
+		// A tick reads O(top) rows whatever the table's size.
+		before := tbl.gets.Load()
+		tbl.hit("c5", "GET /x", 1000)
+		time.Sleep(h.interval)
+		synctest.Wait()
+		if got := decode(t, <-ch); got.Top[0].Client != "c5" {
+			t.Errorf("top after an update: %v", got.Top[0].Client)
+		}
+		if n := tbl.gets.Load() - before; n != defaultTop {
+			t.Errorf("one snapshot read %d clients' details, want %d", n, defaultTop)
+		}
+
+		cancel()
+		time.Sleep(h.interval) // the next tick notices nobody listens
+		synctest.Wait()
+		idle = tbl.calls.Load()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := tbl.calls.Load() - idle; n != 0 {
+			t.Fatalf("hub read the source %d times in an hour after its subscriber left", n)
+		}
+	})
+}
+
 // failingEmitter lets the API run without Kafka.
 type failingEmitter struct{}
 
@@ -199,7 +274,7 @@ func (failingEmitter) Finish() error { return nil }
 func TestEventsStreamThroughAPI(t *testing.T) {
 	h := NewHub(quiet)
 	h.interval = 10 * time.Millisecond
-	tbl := newFakeTable(h)
+	tbl := newFakeTable()
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go h.Run(ctx, tbl)
@@ -210,7 +285,7 @@ func TestEventsStreamThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler, err := api.New(tbl, pub, resolver, api.WithLogger(quiet), api.WithRoutes(h.Routes()...))
+	handler, err := api.New(apiReader{tbl}, pub, resolver, api.WithLogger(quiet), api.WithRoutes(h.Routes()...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,4 +393,11 @@ func TestTopClientsHaveTheAPIShape(t *testing.T) {
 			t.Errorf("dashboard %s\n      api %s", got, want)
 		}
 	}
+}
+
+// apiReader is the fake table as the API reads it.
+type apiReader struct{ *fakeTable }
+
+func (a apiReader) Page(after *top.Key, limit int) ([]top.Row, error) {
+	return a.fakeTable.Page(after, limit), nil
 }

@@ -1,6 +1,8 @@
 package routing
 
 import (
+	"github.com/inarious/inarious/views/top"
+
 	"context"
 	"errors"
 	"fmt"
@@ -115,10 +117,13 @@ func (r *Reader) Recovered() bool {
 	return m.Covered()
 }
 
-// Each is not served: the rows are spread over the workers.
-func (r *Reader) Each(func(*activitypb.ClientUsage) bool) error {
-	return &NotSupported{Detail: "listing clients needs the usage view: this API runs with --usage-source=workers, which holds no copy of the table"}
+// Page is not served: the rows are spread over the workers.
+func (r *Reader) Page(*top.Key, int) ([]top.Row, error) {
+	return nil, &NotSupported{Detail: "listing clients needs the usage view: this API runs with --usage-source=workers, which holds no copy of the table"}
 }
+
+// Clients is unknown here: 0.
+func (r *Reader) Clients() int { return 0 }
 
 // Get returns client's usage (nil if it has none) as its partition's owner
 // answers it.

@@ -23,6 +23,8 @@ type Scenario string
 const (
 	// UsageGet reads GET /usage/{client} of an existing client (warm-up makes them exist).
 	UsageGet Scenario = "usage-get"
+	// UsageList is GET /usage?limit=50, the first page of clients by total.
+	UsageList Scenario = "usage-list"
 	// Healthz is GET /healthz.
 	Healthz Scenario = "healthz"
 	// UsersCreate is POST /users with a unique email.
@@ -31,7 +33,7 @@ const (
 	UsersCRUD Scenario = "users-crud"
 )
 
-var scenarios = []Scenario{UsageGet, Healthz, UsersCreate, UsersCRUD}
+var scenarios = []Scenario{UsageGet, UsageList, Healthz, UsersCreate, UsersCRUD}
 
 // WeightedScenario is one part of a Mix.
 type WeightedScenario struct {
@@ -73,7 +75,7 @@ func ParseMix(s string) (Mix, error) {
 			known = known || k == sc
 		}
 		if !known {
-			return nil, fmt.Errorf("mix: unknown scenario %q (want usage-get, healthz, users-create, users-crud or mixed)", name)
+			return nil, fmt.Errorf("mix: unknown scenario %q (want usage-get, usage-list, healthz, users-create, users-crud or mixed)", name)
 		}
 		m = append(m, WeightedScenario{sc, w})
 	}

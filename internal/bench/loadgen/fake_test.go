@@ -84,6 +84,11 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "/healthz" && r.Method == http.MethodGet:
 		writeJSON(w, 200, map[string]string{"status": "ok"})
+	case path == "/usage" && r.Method == http.MethodGet:
+		if r.URL.Query().Get("limit") != "50" {
+			f.badf("GET /usage with limit %q, want 50", r.URL.Query().Get("limit"))
+		}
+		writeJSON(w, 200, map[string]any{"clients": []any{}, "total_clients": len(f.events), "next_cursor": ""})
 	case strings.HasPrefix(path, "/usage/") && r.Method == http.MethodGet:
 		c := strings.TrimPrefix(path, "/usage/")
 		n := f.visible(c, now)

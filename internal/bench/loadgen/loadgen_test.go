@@ -14,16 +14,16 @@ import (
 )
 
 func TestParseMix(t *testing.T) {
-	m, err := ParseMix("usage-get:8, users-create:2,healthz")
+	m, err := ParseMix("usage-get:8, users-create:2,healthz,usage-list:3")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Mix{{UsageGet, 8}, {UsersCreate, 2}, {Healthz, 1}}
+	want := Mix{{UsageGet, 8}, {UsersCreate, 2}, {Healthz, 1}, {UsageList, 3}}
 	if !slices.Equal(m, want) {
 		t.Fatalf("got %v, want %v", m, want)
 	}
-	if got := len(m.table()); got != 11 {
-		t.Errorf("table has %d entries, want 11", got)
+	if got := len(m.table()); got != 14 {
+		t.Errorf("table has %d entries, want 14", got)
 	}
 	if again, err := ParseMix(m.String()); err != nil || !slices.Equal(again, m) {
 		t.Errorf("String does not round-trip: %q -> %v, %v", m.String(), again, err)
@@ -378,6 +378,25 @@ func TestUsersScenarios(t *testing.T) {
 	// A second run with the same seed must not reuse an email (the fake complains).
 	if _, err := Run(context.Background(), cfg); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestUsageListReadsFirstPage(t *testing.T) {
+	f, srv := newFake(t, 0, 0)
+	cfg := testConfig(srv.URL)
+	cfg.Mix = Mix{{UsageList, 1}}
+	cfg.Requests = 50
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status.C2xx != 50 {
+		t.Errorf("usage-list: %v", rep.Codes)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.bad) > 0 {
+		t.Errorf("fake server saw: %v", f.bad)
 	}
 }
 

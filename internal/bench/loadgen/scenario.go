@@ -93,6 +93,8 @@ func (w *worker) do(ctx context.Context, sc Scenario, client int, as string) (in
 	switch sc {
 	case UsageGet:
 		method, path = http.MethodGet, "/usage/"+ClientIdentity(client)
+	case UsageList:
+		method, path = http.MethodGet, "/usage?limit=50"
 	case Healthz:
 		method, path = http.MethodGet, "/healthz"
 	case UsersCreate:

@@ -22,7 +22,10 @@ var routes = []struct{ method, route string }{
 	{"PATCH", "/users/{id}"}, {"GET", "/healthz"},
 }
 
-// ClientName is the i-th synthetic client.
+// MaxClients is how many distinct synthetic clients there are (10.0.0.0/8).
+const MaxClients = 1 << 24
+
+// ClientName is the i-th synthetic client (i < MaxClients).
 func ClientName(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff) }
 
 // Load says what a prefill writes: Events activity events over Clients
@@ -69,6 +72,9 @@ func PrefillRange(ctx context.Context, brokers []string, from, to int) error {
 // client when key is nil), with request times spread over span ending now.
 func produce(ctx context.Context, brokers []string, n int, span time.Duration, client, key func(int) string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
+		// Keys go where kafka.Hasher (the API's and the view's) puts them;
+		// internal/kafka tests that the two agree.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1<<20),
 		kgo.MaxBufferedRecords(1<<16),
