@@ -10,27 +10,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/mux"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/views/top"
 )
 
-// EndpointCount is one endpoint's usage in JSON.
-type EndpointCount struct {
-	Count    uint64     `json:"count"`
-	LastSeen *time.Time `json:"last_seen,omitempty"`
-}
-
 // ClientUsage is GET /usage/{client}.
-type ClientUsage struct {
-	Client    string                   `json:"client"`
-	Total     uint64                   `json:"total"`
-	FirstSeen *time.Time               `json:"first_seen,omitempty"`
-	LastSeen  *time.Time               `json:"last_seen,omitempty"`
-	Endpoints map[string]EndpointCount `json:"endpoints"`
-}
+type ClientUsage = codecs.UsageDoc
+
+// EndpointCount is one endpoint's usage in a ClientUsage.
+type EndpointCount = codecs.EndpointDoc
 
 // ClientTotal is one row of GET /usage.
 type ClientTotal struct {
@@ -45,29 +35,6 @@ type UsagePage struct {
 	Total   int           `json:"total_clients"`
 	// NextCursor continues after the last row; empty on the last page.
 	NextCursor string `json:"next_cursor"`
-}
-
-func timeOf(ts *timestamppb.Timestamp) *time.Time {
-	if ts == nil {
-		return nil
-	}
-	t := ts.AsTime()
-	return &t
-}
-
-// UsageJSON converts a table value to its JSON form.
-func UsageJSON(u *activitypb.ClientUsage) ClientUsage {
-	out := ClientUsage{
-		Client:    u.GetClient(),
-		Total:     u.GetTotal(),
-		FirstSeen: timeOf(u.GetFirstSeen()),
-		LastSeen:  timeOf(u.GetLastSeen()),
-		Endpoints: make(map[string]EndpointCount, len(u.GetEndpoints())),
-	}
-	for k, e := range u.GetEndpoints() {
-		out.Endpoints[k] = EndpointCount{Count: e.GetCount(), LastSeen: timeOf(e.GetLastSeen())}
-	}
-	return out
 }
 
 const maxClientLen = 256
@@ -92,7 +59,7 @@ func (s *Server) getUsage(w http.ResponseWriter, r *http.Request) {
 		s.getUsageWindow(w, r, client)
 		return
 	}
-	writeJSON(w, http.StatusOK, UsageJSON(u))
+	writeJSON(w, http.StatusOK, codecs.UsageDocOf(u))
 }
 
 const (

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/views/top"
 )
@@ -34,7 +35,7 @@ type Snapshot struct {
 	Requests  uint64            `json:"requests"` // sum of all clients' totals
 	Events    uint64            `json:"events"`   // counted since this process started, after recovery
 	Rate      float64           `json:"rate"`     // events per second over the last rateWindow
-	Top       []ClientUsageJSON `json:"top"`
+	Top       []codecs.UsageDoc `json:"top"`
 }
 
 const (
@@ -216,7 +217,7 @@ func (h *Hub) tick(now, lastSent time.Time) bool {
 		snap.Rate = float64(events-first.events) / now.Sub(first.at).Seconds()
 	}
 	rows := h.src.Page(nil, h.top)
-	snap.Top = make([]ClientUsageJSON, 0, len(rows))
+	snap.Top = make([]codecs.UsageDoc, 0, len(rows))
 	for _, row := range rows {
 		u, err := h.src.Get(row.Client)
 		if err != nil {
@@ -224,7 +225,7 @@ func (h *Hub) tick(now, lastSent time.Time) bool {
 			continue
 		}
 		if u != nil {
-			snap.Top = append(snap.Top, usageJSON(u))
+			snap.Top = append(snap.Top, codecs.UsageDocOf(u))
 		}
 	}
 	msg, err := json.Marshal(snap)

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
@@ -368,31 +367,6 @@ func waitSubscribers(t *testing.T, h *Hub, want int, when string) {
 		n := h.Subscribers()
 		return n == want, fmt.Sprintf("%d subscribers %s, want %d", n, when, want)
 	})
-}
-
-// TestTopClientsHaveTheAPIShape keeps the page's top clients in the shape
-// of GET /usage/{client}, which the API document gives both.
-func TestTopClientsHaveTheAPIShape(t *testing.T) {
-	seen := timestamppb.New(time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC))
-	for _, u := range []*activitypb.ClientUsage{
-		{Client: "empty"},
-		{Client: "full", Total: 3, FirstSeen: seen, LastSeen: seen, Endpoints: map[string]*activitypb.EndpointUsage{
-			"GET /x": {Count: 2, LastSeen: seen},
-			"GET /y": {Count: 1},
-		}},
-	} {
-		got, err := json.Marshal(usageJSON(u))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := json.Marshal(api.UsageJSON(u))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(want) {
-			t.Errorf("dashboard %s\n      api %s", got, want)
-		}
-	}
 }
 
 // apiReader is the fake table as the API reads it.

@@ -1,0 +1,50 @@
+package codecs
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/inarious/inarious/codecs/activitypb"
+)
+
+// UsageDoc is the JSON form of a usage table value: the body of
+// GET /usage/{client} (the API document's ClientUsage) and a top client of
+// the dashboard's snapshots.
+type UsageDoc struct {
+	Client    string                 `json:"client"`
+	Total     uint64                 `json:"total"`
+	FirstSeen *time.Time             `json:"first_seen,omitempty"`
+	LastSeen  *time.Time             `json:"last_seen,omitempty"`
+	Endpoints map[string]EndpointDoc `json:"endpoints"`
+}
+
+// EndpointDoc is one endpoint's calls in a UsageDoc.
+type EndpointDoc struct {
+	Count    uint64     `json:"count"`
+	LastSeen *time.Time `json:"last_seen,omitempty"`
+}
+
+// UsageDocOf converts a table value to its JSON form.
+func UsageDocOf(u *activitypb.ClientUsage) UsageDoc {
+	out := UsageDoc{
+		Client:    u.GetClient(),
+		Total:     u.GetTotal(),
+		FirstSeen: TimeOf(u.GetFirstSeen()),
+		LastSeen:  TimeOf(u.GetLastSeen()),
+		Endpoints: make(map[string]EndpointDoc, len(u.GetEndpoints())),
+	}
+	for k, e := range u.GetEndpoints() {
+		out.Endpoints[k] = EndpointDoc{Count: e.GetCount(), LastSeen: TimeOf(e.GetLastSeen())}
+	}
+	return out
+}
+
+// TimeOf is ts as a time for JSON, nil when unset.
+func TimeOf(ts *timestamppb.Timestamp) *time.Time {
+	if ts == nil {
+		return nil
+	}
+	t := ts.AsTime()
+	return &t
+}
