@@ -14,8 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/kafka/kafkatest"
 	"github.com/inarious/inarious/views"
 	"github.com/inarious/inarious/views/top"
 )
@@ -94,18 +94,11 @@ func clients(rows []top.Row) []string {
 // changelog on a cold start, follows live updates and deletes, and on a warm
 // start (local storage kept, nothing replayed) is loaded from storage.
 func TestIndexFollowsViewThroughColdAndWarmStarts(t *testing.T) {
-	b, err := embedkafka.Start(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cfg := kafka.Defaults()
-	cfg.Brokers = b.Addrs()
-	cfg.Partitions = 4
+	cfg := kafkatest.Config(t, 4)
 	if err := cfg.EnsureTopics(context.Background(), usage.Topics()...); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/kafka/kafkatest"
 )
 
 // A group's inputs follow the partitions of the topic they are
@@ -16,19 +16,12 @@ import (
 // another count), and Config.Partitions otherwise; windowed topics get
 // compact,delete with their retention.
 func TestEnsureTopicsCoPartitionsAndRetention(t *testing.T) {
-	b, err := embedkafka.Start(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cfg := kafka.Defaults()
-	cfg.Brokers = b.Addrs()
-	cfg.Partitions = 4
+	cfg := kafkatest.Config(t, 4)
 	ctx := context.Background()
 	if err := cfg.EnsureTopics(ctx, kafka.TopicSpec{Name: "users", Partitions: 6}); err != nil {
 		t.Fatal(err)
 	}
-	err = cfg.EnsureTopics(ctx,
+	err := cfg.EnsureTopics(ctx,
 		kafka.TopicSpec{Name: "users"},
 		kafka.TopicSpec{Name: "follows-users", CoPartitionedWith: "users"},
 		kafka.TopicSpec{Name: "follows-nothing", CoPartitionedWith: "no-such-topic"},

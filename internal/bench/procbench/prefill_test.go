@@ -11,22 +11,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/kafka/kafkatest"
 )
 
 // TestPrefillRangeKeysLikeTheAPI: every event of a fill is keyed by its
 // client, carries it, and sits in the partition kafka.Hasher (the API's
 // emitter and the view) picks for that key, each client exactly once.
 func TestPrefillRangeKeysLikeTheAPI(t *testing.T) {
-	b, err := embedkafka.Start(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cfg := kafka.Defaults()
-	cfg.Brokers = b.Addrs()
-	cfg.Partitions = 6
+	cfg := kafkatest.Config(t, 6)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := cfg.EnsureTopics(ctx, usage.Topics()...); err != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/inarious/inarious/internal/embedkafka"
+	"github.com/inarious/inarious/internal/kafka"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -105,4 +107,20 @@ func (c *Cluster) DeleteBefore(topic string, p int32, offset int64) {
 			}
 		}
 	}
+}
+
+// Config starts an empty embedded broker, stopped when the test ends, and
+// returns the Kafka settings to reach it with partitions as the default
+// partition count of topics.
+func Config(t testing.TB, partitions int) kafka.Config {
+	t.Helper()
+	b, err := embedkafka.Start(0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	cfg := kafka.Defaults()
+	cfg.Brokers = b.Addrs()
+	cfg.Partitions = partitions
+	return cfg
 }
