@@ -23,11 +23,16 @@ func fill(ctx context.Context, args []string) error {
 	clients := fs.Int("clients", 1_000_000, "distinct clients, one event each")
 	from := fs.Int("from", 0, "first client number: fill again from where a previous fill stopped to grow the table")
 	partitions := fs.Int("partitions", 8, "partitions of Users and the usage table, when this creates them")
+	perClient := fs.Int("per-client", 1, "events per client (more than 1 needs -from 0)")
+	span := fs.Duration("span", 0, "spread the request times over this span ending now, so windowed buckets of the past are built (0: all now)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *clients < 1 || *from < 0 || *from+*clients > procbench.MaxClients {
 		return fmt.Errorf("-from + -clients must be from 1 to %d", procbench.MaxClients)
+	}
+	if *perClient < 1 || (*perClient > 1 && *from != 0) || *span < 0 {
+		return fmt.Errorf("-per-client must be >= 1 (and -from 0 when > 1), -span >= 0")
 	}
 	cfg := kafka.Defaults()
 	cfg.Brokers = strings.Split(*brokers, ",")
@@ -37,11 +42,19 @@ func fill(ctx context.Context, args []string) error {
 		return err
 	}
 	start := time.Now()
-	if err := procbench.PrefillRange(ctx, cfg.Brokers, *from, *from+*clients); err != nil {
+	events := *clients * *perClient
+	var err error
+	if *perClient == 1 && *span == 0 {
+		err = procbench.PrefillRange(ctx, cfg.Brokers, *from, *from+*clients)
+	} else {
+		// Round robin over the clients, request times spread over the span.
+		err = procbench.Prefill(ctx, cfg.Brokers, procbench.Load{Events: events, Clients: *clients, Span: *span})
+	}
+	if err != nil {
 		return err
 	}
 	took := time.Since(start)
-	fmt.Printf("fill: %d clients (%s … %s) in %.1f s, %.0f events/s\n", *clients,
-		procbench.ClientName(*from), procbench.ClientName(*from+*clients-1), took.Seconds(), float64(*clients)/took.Seconds())
+	fmt.Printf("fill: %d events for %d clients (%s … %s) over %v in %.1f s, %.0f events/s\n", events, *clients,
+		procbench.ClientName(*from), procbench.ClientName(*from+*clients-1), *span, took.Seconds(), float64(events)/took.Seconds())
 	return nil
 }
