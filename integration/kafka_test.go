@@ -26,7 +26,6 @@ var (
 	deadLetterTopic = string(usage.DeadLetterTopic)
 	usageGroup      = string(usage.Group)
 	tableTopic      = usageGroup + "-table"
-	loopTopic       = string(usage.LoopTopic)
 )
 
 // saramaConfig is a plain client configuration for the test's own Kafka use.

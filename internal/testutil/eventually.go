@@ -30,14 +30,14 @@ func EventuallyEvery(t testing.TB, timeout, interval time.Duration, cond func() 
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		ok, msg := cond()
-		if ok {
+		if ok, _ := cond(); ok {
 			return time.Since(start)
 		}
 		select {
 		case <-deadline.C:
 			// One last look: the condition may have come true while we slept.
-			if ok, msg = cond(); ok {
+			ok, msg := cond()
+			if ok {
 				return time.Since(start)
 			}
 			t.Fatalf("timed out after %v: %s", timeout, msg)
