@@ -34,6 +34,8 @@
 set -euo pipefail
 
 SELF=$(realpath "${BASH_SOURCE[0]}")
+# shellcheck source=scripts/service.sh
+source "$(dirname "$SELF")/service.sh"
 ROOT=$(cd "$(dirname "$SELF")/.." && pwd)
 
 KAFKA_VERSION=${KAFKA_VERSION:-4.1.2}
@@ -292,15 +294,6 @@ run_java_tool() {
 		-cp "$(classpath)" "$@"
 }
 
-# Alive and not a zombie (a reaper may be slow to collect an exited broker).
-pid_alive() {
-	local pid=$1 stat
-	kill -0 "$pid" 2>/dev/null || return 1
-	stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[[ ${stat%% *} != Z ]]
-}
-
 # Prints the broker pid when the pid file names a live kafka.Kafka process
 # started from our config (guards against pid reuse after a reboot).
 running_pid() {
@@ -408,27 +401,7 @@ start_broker() {
 	print_ready "$pid"
 }
 
-stop_broker() {
-	local pid deadline
-	if ! pid=$(running_pid); then
-		rm -f "$PIDFILE"
-		log "not running"
-		return 0
-	fi
-	log "stopping pid $pid (SIGTERM, up to ${KAFKA_STOP_TIMEOUT}s)"
-	kill -TERM "$pid" 2>/dev/null || true
-	deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
-	while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.5; done
-	if pid_alive "$pid"; then
-		log "still alive after ${KAFKA_STOP_TIMEOUT}s; SIGKILL"
-		kill -KILL "$pid" 2>/dev/null || true
-		deadline=$((SECONDS + 10))
-		while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-		pid_alive "$pid" && die "pid $pid survived SIGKILL"
-	fi
-	rm -f "$PIDFILE"
-	log "stopped"
-}
+stop_broker() { stop_service "$KAFKA_STOP_TIMEOUT"; }
 
 status_broker() {
 	local pid

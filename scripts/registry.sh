@@ -54,6 +54,8 @@
 set -euo pipefail
 
 SELF=$(realpath "${BASH_SOURCE[0]}")
+# shellcheck source=scripts/service.sh
+source "$(dirname "$SELF")/service.sh"
 ROOT=$(cd "$(dirname "$SELF")/.." && pwd)
 
 REGISTRY_VERSION=${REGISTRY_VERSION:-3.3.3}
@@ -209,15 +211,6 @@ wipe_data() {
 
 # ---------------------------------------------------------------- process
 
-# Alive and not a zombie.
-pid_alive() {
-	local pid=$1 stat
-	kill -0 "$pid" 2>/dev/null || return 1
-	stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[[ ${stat%% *} != Z ]]
-}
-
 # Prints the registry pid when the pid file names a live java running our
 # unpacked distribution (guards against pid reuse after a reboot).
 running_pid() {
@@ -327,27 +320,7 @@ start_registry() {
 	print_ready "$pid"
 }
 
-stop_registry() {
-	local pid deadline
-	if ! pid=$(running_pid); then
-		rm -f "$PIDFILE"
-		log "not running"
-		return 0
-	fi
-	log "stopping pid $pid (SIGTERM, up to ${REGISTRY_STOP_TIMEOUT}s)"
-	kill -TERM "$pid" 2>/dev/null || true
-	deadline=$((SECONDS + REGISTRY_STOP_TIMEOUT))
-	while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-	if pid_alive "$pid"; then
-		log "still alive after ${REGISTRY_STOP_TIMEOUT}s; SIGKILL"
-		kill -KILL "$pid" 2>/dev/null || true
-		deadline=$((SECONDS + 10))
-		while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-		pid_alive "$pid" && die "pid $pid survived SIGKILL"
-	fi
-	rm -f "$PIDFILE"
-	log "stopped"
-}
+stop_registry() { stop_service "$REGISTRY_STOP_TIMEOUT"; }
 
 status_registry() {
 	local pid
