@@ -66,15 +66,14 @@ type fakeUsage map[string]*activitypb.ClientUsage
 
 func (f fakeUsage) Get(c string) (*activitypb.ClientUsage, error) { return f[c], nil }
 func (f fakeUsage) Recovered() bool                               { return true }
-func (f fakeUsage) Clients() int                                  { return len(f) }
 
 // Page answers from a real index built from the map.
-func (f fakeUsage) Page(after *top.Key, limit int) ([]top.Row, error) {
+func (f fakeUsage) Page(after *top.Key, limit int) ([]top.Row, int, error) {
 	top := top.New()
 	for k, u := range f {
 		top.Set(int32(len(k)%3), k, u.GetTotal(), u.GetLastSeen().AsTime().UnixNano())
 	}
-	return top.Page(after, limit), nil
+	return top.Page(after, limit), top.Clients(), nil
 }
 
 func newServer(t *testing.T, usage api.UsageReader, trusted ...string) (*api.Server, *fakeEmitter, *api.Publisher) {

@@ -24,12 +24,11 @@ import (
 // UsageReader is the read side of the usage table (views.Usage in production).
 type UsageReader interface {
 	Get(client string) (*activitypb.ClientUsage, error)
-	// Page lists clients by total calls from the top-clients index.
-	// An error answers as the error says (e.g. 501 from a reader that
-	// keeps no table), see writeUsageError.
-	Page(after *top.Key, limit int) ([]top.Row, error)
-	// Clients is the number of clients, in O(1).
-	Clients() int
+	// Page lists clients by total calls (the top-clients index, or a
+	// merge of the workers' own) and counts the clients in all. An error
+	// answers as the error says (e.g. 503 with Retry-After from a reader
+	// that found no worker to ask), see writeUsageError.
+	Page(after *top.Key, limit int) (rows []top.Row, clients int, err error)
 	Recovered() bool
 }
 

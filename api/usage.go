@@ -132,12 +132,12 @@ func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusServiceUnavailable, "usage table is not available")
 		return
 	}
-	rows, err := s.usage.Page(after, limit+1) // one more tells whether a next page exists
+	rows, clients, err := s.usage.Page(after, limit+1) // one more tells whether a next page exists
 	if err != nil {
 		writeUsageError(w, r, err, "usage table is not available")
 		return
 	}
-	page := UsagePage{Total: s.usage.Clients(), Clients: make([]ClientTotal, 0, min(len(rows), limit))}
+	page := UsagePage{Total: clients, Clients: make([]ClientTotal, 0, min(len(rows), limit))}
 	if len(rows) > limit {
 		rows = rows[:limit]
 		page.NextCursor = EncodeCursor(rows[limit-1].Key())

@@ -26,8 +26,7 @@ func (e statusErr) PublicDetail() string      { return "rebalancing; retry later
 type failingUsage struct{ err error }
 
 func (f failingUsage) Get(string) (*activitypb.ClientUsage, error) { return nil, f.err }
-func (f failingUsage) Page(*top.Key, int) ([]top.Row, error)       { return nil, f.err }
-func (f failingUsage) Clients() int                                { return 0 }
+func (f failingUsage) Page(*top.Key, int) ([]top.Row, int, error)  { return nil, 0, f.err }
 func (f failingUsage) Recovered() bool                             { return true }
 
 func TestUsageErrorsSayHowToAnswer(t *testing.T) {

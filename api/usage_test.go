@@ -43,10 +43,9 @@ func (l *liveUsage) Get(c string) (*activitypb.ClientUsage, error) {
 	return nil, nil
 }
 
-func (l *liveUsage) Page(after *top.Key, limit int) ([]top.Row, error) {
-	return l.top.Page(after, limit), nil
+func (l *liveUsage) Page(after *top.Key, limit int) ([]top.Row, int, error) {
+	return l.top.Page(after, limit), l.top.Clients(), nil
 }
-func (l *liveUsage) Clients() int    { return l.top.Clients() }
 func (l *liveUsage) Recovered() bool { return l.recovered }
 
 // TestListUsageCursorSurvivesChangingCounts pages through clients while

@@ -48,14 +48,13 @@ func TestRoutedReadsSurviveKill(t *testing.T) {
 	want := tr.snapshot()
 	t.Logf("ready after %v; %d events for %d clients counted exactly through the workers after %v", ready, tr.sent(), len(want), exact)
 
-	// No copy of the table, and what needs one says so.
+	// No copy of the table; top clients are the merge of the workers' own.
 	if _, err := os.Stat(filepath.Join(dir, "api", "api", "view")); !os.IsNotExist(err) {
 		t.Errorf("the workers-mode API has a view directory (stat err %v)", err)
 	}
-	for _, path := range []string{"/usage", "/dashboard"} {
-		if code, body, err := tr.call(a, http.MethodGet, path, "", ""); err != nil || code != http.StatusNotImplemented {
-			t.Errorf("GET %s in workers mode = %d %s (err %v), want 501", path, code, body, err)
-		}
+	checkTopClients(t, tr, a, want)
+	if code, body, err := tr.call(a, http.MethodGet, "/dashboard", "", ""); err != nil || code != http.StatusOK {
+		t.Errorf("GET /dashboard in workers mode = %d %.200s (err %v), want 200", code, body, err)
 	}
 
 	// Readers loop over every client until told to stop.
@@ -154,8 +153,57 @@ func TestRoutedReadsSurviveKill(t *testing.T) {
 	if limit := tKill.Add(assigned + 5*time.Second); last503.After(limit) {
 		t.Errorf("503 at %v after the kill, after the takeover ended (%v)", last503.Sub(tKill), assigned)
 	}
+	// The two survivors list every client, exactly, between them.
+	checkTopClients(t, tr, a, want)
 	report(t, "clients=%d workers=3 reads=%d exact=%d unavailable_503=%d wrong=0 group_reassigned=%s first_503=%s last_503=%s unavailable_window=%s answers_back=%s",
 		len(clients), len(reads), n200, n503, ms(assigned), ms(first503.Sub(tKill)), ms(last503.Sub(tKill)), ms(window), ms(tBack.Sub(tKill)))
+}
+
+// checkTopClients pages through GET /usage (1,000 a page) and checks it
+// lists every client of want with its exact total, in order.
+func checkTopClients(t *testing.T, tr *traffic, a *apiProc, want map[string]map[string]uint64) {
+	t.Helper()
+	seen := map[string]bool{}
+	var last *api.ClientTotal
+	cursor := ""
+	for page := 0; ; page++ {
+		code, body, err := tr.call(a, http.MethodGet, "/usage?limit=1000"+cursor, "", "")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET /usage page %d in workers mode = %d %s (err %v)", page, code, body, err)
+		}
+		var p api.UsagePage
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Total < len(want) {
+			t.Errorf("total_clients %d, want at least %d", p.Total, len(want))
+		}
+		for _, ct := range p.Clients {
+			if last != nil && (ct.Total > last.Total || ct.Total == last.Total && ct.Client <= last.Client) {
+				t.Errorf("%s (%d) listed after %s (%d)", ct.Client, ct.Total, last.Client, last.Total)
+			}
+			last = &ct
+			eps, ok := want[ct.Client]
+			if !ok {
+				continue // a client of the test's own reads
+			}
+			var total uint64
+			for _, n := range eps {
+				total += n
+			}
+			if ct.Total != total || seen[ct.Client] {
+				t.Errorf("%s listed with %d (again: %v), want %d once", ct.Client, ct.Total, seen[ct.Client], total)
+			}
+			seen[ct.Client] = true
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		cursor = "&cursor=" + p.NextCursor
+	}
+	if len(seen) != len(want) {
+		t.Errorf("GET /usage listed %d of the %d clients", len(seen), len(want))
+	}
 }
 
 // readRouted reads one client's usage and judges it against want: a 200

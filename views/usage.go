@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
@@ -29,7 +28,8 @@ type Usage struct {
 // NewUsage builds a view of the usage table with local storage under dataDir
 // and its top-clients index. Extra options come after the defaults, except
 // that the index sets the storage builder and the update callback last (an
-// option setting either is overridden: the index would go stale).
+// option setting either is overridden: the index follows the storage's
+// writes, so a callback writing elsewhere would leave it stale).
 func NewUsage(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.ViewOption) (*Usage, error) {
 	return newUsage(cfg, dataDir, log, true, opts)
 }
@@ -71,8 +71,8 @@ func newUsage(cfg kafka.Config, dataDir string, log *slog.Logger, indexed bool, 
 		// the index when goka opens it, before the partition's first update;
 		// rank the partition once goka marks it recovered.
 		all = append(all,
-			goka.WithViewStorageBuilder(seedingBuilder(store, u.top)),
-			goka.WithViewCallback(indexUpdate(u.top)))
+			goka.WithViewStorageBuilder(top.Indexing(store, string(usage.Table), u.top)),
+			goka.WithViewCallback(goka.DefaultUpdate))
 	}
 	v, err := goka.NewView(cfg.Brokers, usage.Table, new(codecs.ClientUsage), all...)
 	if err != nil {
@@ -80,84 +80,6 @@ func newUsage(cfg kafka.Config, dataDir string, log *slog.Logger, indexed bool, 
 	}
 	u.view = v
 	return u, nil
-}
-
-// indexUpdate stores an update as goka does and applies it to the index.
-// It runs on the partition's consumer goroutine for every update the view
-// stores, recovery included.
-func indexUpdate(top *top.Index) goka.UpdateCallback {
-	return func(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {
-		if err := goka.DefaultUpdate(ctx, s, key, value); err != nil {
-			return err
-		}
-		if value == nil {
-			top.Delete(ctx.Partition(), key)
-			return nil
-		}
-		total, seen, err := parseTotals(value)
-		if err != nil {
-			// Stored already; a value nobody can read is not listed either.
-			top.Delete(ctx.Partition(), key)
-			return nil
-		}
-		top.Set(ctx.Partition(), key, total, seen)
-		return nil
-	}
-}
-
-// seedingBuilder wraps a storage builder so that opening a partition's
-// storage loads what it holds into the index.
-func seedingBuilder(b storage.Builder, top *top.Index) storage.Builder {
-	return func(topic string, partition int32) (storage.Storage, error) {
-		st, err := b(topic, partition)
-		if err != nil {
-			return nil, err
-		}
-		return &seedingStorage{Storage: st, top: top, partition: partition}, nil
-	}
-}
-
-type seedingStorage struct {
-	storage.Storage
-	top       *top.Index
-	partition int32
-}
-
-func (s *seedingStorage) Open() error {
-	if err := s.Storage.Open(); err != nil {
-		return err
-	}
-	// goka recovers the partition next; the index rebuilds it meanwhile.
-	s.top.Recovering(s.partition)
-	it, err := s.Storage.Iterator()
-	if err != nil {
-		return fmt.Errorf("usage index: %w", err)
-	}
-	defer it.Release()
-	var rows []top.Row
-	for it.Next() {
-		v, err := it.Value()
-		if err != nil {
-			return fmt.Errorf("usage index: read %q: %w", it.Key(), err)
-		}
-		total, seen, err := parseTotals(v)
-		if err != nil {
-			continue // as indexUpdate: unreadable values are not listed
-		}
-		rows = append(rows, top.Row{Client: string(it.Key()), Total: total, LastSeen: seen})
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("usage index: %w", err)
-	}
-	s.top.Seed(s.partition, rows)
-	return nil
-}
-
-// MarkRecovered is goka's signal that the partition caught up: the index
-// builds the partition's ranking before goka reports it running.
-func (s *seedingStorage) MarkRecovered() error {
-	s.top.Recovered(s.partition)
-	return s.Storage.MarkRecovered()
 }
 
 // Stats are goka's per-partition view statistics, for metrics.

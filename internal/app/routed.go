@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -15,13 +17,15 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/auth"
+	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/ownership"
-	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/routing"
 	"github.com/inarious/inarious/processors/usage"
+	"github.com/inarious/inarious/views/top"
 )
 
 // ownersRefresh is how often the API describes the usage group; a read that
@@ -37,7 +41,7 @@ type queryServer struct {
 // startQueryServer listens on --query-listen and advertises the address in
 // the worker's group membership (cfg.Kafka.MemberUserData, which goes into
 // every JoinGroup). It serves nothing until a processor is set.
-func startQueryServer(ctx context.Context, cfg *Config, log *slog.Logger) (*queryServer, error) {
+func startQueryServer(ctx context.Context, cfg *Config, idx *top.Index, log *slog.Logger) (*queryServer, error) {
 	n, err := cfg.Kafka.TopicPartitions(ctx, string(codecs.ActivityTopic))
 	if err != nil {
 		return nil, err
@@ -51,7 +55,7 @@ func startQueryServer(ctx context.Context, cfg *Config, log *slog.Logger) (*quer
 		adv = advertisable(ln.Addr())
 	}
 	cfg.Kafka.MemberUserData = ownership.UserData(adv)
-	w := routing.NewWorker(n, log.With("component", "query"))
+	w := routing.NewWorker(n, idx, log.With("component", "query"))
 	srv := &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -128,13 +132,13 @@ func (r *routedUsage) readiness() api.ReadinessCheck {
 }
 
 // routedOptions instruments the API in workers mode: /metrics with the
-// routing outcomes, and in place of the dashboard (which follows the view's
-// changes, and there is no view) a 501 saying why.
-func (o *observed) routedOptions(cfg Config, log *slog.Logger, r *routedUsage, pub *api.Publisher) ([]api.Option, func()) {
+// routing outcomes, and the dashboard fed by the workers.
+func (o *observed) routedOptions(cfg Config, log *slog.Logger, r *routedUsage, pub *api.Publisher, hub *dashboard.Hub) ([]api.Option, func()) {
 	m := o.metrics
 	m.WatchCounters(pub.Counters()...)
 	m.WatchGauges(pub.Gauges()...)
 	m.WatchCounters(r.reader.Counters()...)
+	m.WatchGauges(metrics.Gauge{Name: "dashboard_subscribers", Help: "Open dashboard event streams.", Value: func() float64 { return float64(hub.Subscribers()) }})
 	release := func() {}
 	if kc, err := sarama.NewClient(cfg.Kafka.Brokers, cfg.Kafka.Sarama()); err != nil {
 		log.Warn("consumer lag metrics disabled", "err", err)
@@ -145,17 +149,104 @@ func (o *observed) routedOptions(cfg Config, log *slog.Logger, r *routedUsage, p
 		m.Registry().MustRegister(lag)
 		release = func() { _ = kc.Close() }
 	}
-	noDashboard := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		problem.Write(w, req, http.StatusNotImplemented, "the dashboard needs the usage view: this API runs with --usage-source=workers")
-	})
-	routes := []httpx.Route{
+	routes := append([]httpx.Route{
 		{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: m.Handler()},
-		{Method: http.MethodGet, Path: "/dashboard", Scope: auth.Admin, Handler: noDashboard},
-		{Method: http.MethodGet, Path: "/dashboard/", Prefix: true, Scope: auth.Admin, Handler: noDashboard},
-	}
+	}, hub.Routes()...)
 	if cfg.DebugPages {
 		log.Warn("--debug-pages: goka's pages need the usage view; not mounted with --usage-source=workers")
 	}
-	log.Info("usage read from the owning workers; the dashboard and GET /usage are off", "usage_source", UsageFromWorkers)
+	log.Info("usage read from the owning workers", "usage_source", UsageFromWorkers)
 	return []api.Option{api.WithMiddleware(m.Middleware), api.WithRoutes(routes...)}, release
+}
+
+// routedDashboard is the dashboard's source in workers mode: each tick's
+// Refresh fetches the merged top and totals from the workers once, and the
+// hub's reads answer from that fetch.
+type routedDashboard struct {
+	reader topReader
+	log    *slog.Logger
+	top    int
+
+	mu         sync.Mutex
+	last       routing.Top
+	ok         bool   // the last fetch answered
+	version    uint64 // bumped when a fetch differs from the one before
+	increments uint64 // every rise of the workers' sum of totals, so it never goes back
+}
+
+// topReader is what the dashboard reads from the workers (routing.Reader).
+type topReader interface {
+	Top(after *top.Key, limit int) (routing.Top, error)
+	Get(client string) (*activitypb.ClientUsage, error)
+}
+
+func newRoutedDashboard(r topReader, top int, log *slog.Logger) *routedDashboard {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &routedDashboard{reader: r, top: top, log: log}
+}
+
+func (d *routedDashboard) Refresh() {
+	t, err := d.reader.Top(nil, d.top)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		if d.ok {
+			d.log.Warn("dashboard: workers did not answer", "err", err)
+		}
+		d.ok = false
+		return
+	}
+	if !d.ok || t.Requests != d.last.Requests || t.Clients != d.last.Clients || !slices.Equal(t.Rows, d.last.Rows) {
+		d.version++
+	}
+	if t.Requests > d.last.Requests {
+		d.increments += t.Requests - d.last.Requests
+	}
+	d.last, d.ok = t, true
+}
+
+// Recovered: the last fetch answered for every partition.
+func (d *routedDashboard) Recovered() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ok
+}
+
+func (d *routedDashboard) Get(client string) (*activitypb.ClientUsage, error) {
+	return d.reader.Get(client)
+}
+
+func (d *routedDashboard) Page(after *top.Key, limit int) []top.Row {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if after != nil {
+		return nil // the hub only shows the first page
+	}
+	return d.last.Rows[:min(limit, len(d.last.Rows))]
+}
+
+func (d *routedDashboard) Clients() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last.Clients
+}
+
+func (d *routedDashboard) Requests() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last.Requests
+}
+
+func (d *routedDashboard) Increments() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.increments
+}
+
+func (d *routedDashboard) Version() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.version
 }

@@ -32,7 +32,7 @@ import (
 
 // processorGroups are the processor groups a worker runs, in the order they
 // start. Adding a group is one line here (see the README's walkthrough).
-func processorGroups(cfg Config, log *slog.Logger) ([]stream.Component, error) {
+func processorGroups(cfg Config, log *slog.Logger, extra ...usage.Option) ([]stream.Component, error) {
 	decoder, err := activityDecoder(cfg)
 	if err != nil {
 		return nil, err
@@ -42,8 +42,8 @@ func processorGroups(cfg Config, log *slog.Logger) ([]stream.Component, error) {
 		return nil, err
 	}
 	return []stream.Component{
-		usage.New(usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder),
-			usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention)),
+		usage.New(append([]usage.Option{usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder),
+			usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention)}, extra...)...),
 	}, nil
 }
 
@@ -95,8 +95,8 @@ func (u usageReader) Recovered() bool { return u.UsageReader.Recovered() && u.wi
 // viewReader is the usage view as the API's reader.
 type viewReader struct{ *views.Usage }
 
-func (v viewReader) Page(after *top.Key, limit int) ([]top.Row, error) {
-	return v.Usage.Page(after, limit), nil
+func (v viewReader) Page(after *top.Key, limit int) ([]top.Row, int, error) {
+	return v.Usage.Page(after, limit), v.Usage.Clients(), nil
 }
 
 // windowReader is win as the API's reader, nil (windows off) without views.
@@ -148,7 +148,14 @@ func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 // stream.Run, which rebuilds its processor when Kafka goes away; the worker
 // ends when ctx ends or a group fails for good.
 func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) error {
-	groups, err := processorGroups(cfg, log)
+	// A worker serving queries ranks its own clients for GET /usage.
+	var own *top.Index
+	var extra []usage.Option
+	if cfg.QueryListen != "" {
+		own = top.New()
+		extra = append(extra, usage.WithTopIndex(own))
+	}
+	groups, err := processorGroups(cfg, log, extra...)
 	if err != nil {
 		return err
 	}
@@ -158,7 +165,7 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed)
 	var qs *queryServer
 	if cfg.QueryListen != "" {
 		// Before the groups are built: it sets the user data they join with.
-		if qs, err = startQueryServer(ctx, &cfg, log); err != nil {
+		if qs, err = startQueryServer(ctx, &cfg, own, log); err != nil {
 			return err
 		}
 		// After the groups have left: until then it refuses on its own.
@@ -202,12 +209,14 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 
 // apiParts is everything the API process runs, built before anything runs.
 type apiParts struct {
-	// view and hub are nil with --usage-source=workers, routed otherwise.
-	view   *views.Usage
-	hub    *dashboard.Hub
-	routed *routedUsage
-	win    *views.Windows
-	pub    *api.Publisher
+	// view is nil with --usage-source=workers, routed otherwise; the hub
+	// reads hubSource (the view, or the workers through routed).
+	view      *views.Usage
+	hub       *dashboard.Hub
+	hubSource dashboard.Source
+	routed    *routedUsage
+	win       *views.Windows
+	pub       *api.Publisher
 	// registrar registers the activity schema (nil without --schema-registry).
 	registrar *confluent.Registrar
 	handler   http.Handler
@@ -228,22 +237,24 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 		return nil, err
 	}
 	var (
-		hub    *dashboard.Hub
-		view   *views.Usage
-		routed *routedUsage
-		reader api.UsageReader
+		hub       = dashboard.NewHub(log)
+		hubSource dashboard.Source
+		view      *views.Usage
+		routed    *routedUsage
+		reader    api.UsageReader
 	)
 	if cfg.UsageSource == UsageFromWorkers {
 		if routed, err = newRoutedUsage(cfg, log); err != nil {
 			return nil, err
 		}
 		reader = routed.reader
+		hubSource = newRoutedDashboard(routed.reader, dashboard.TopClients, log.With("component", "dashboard"))
 	} else {
-		hub = dashboard.NewHub(log)
 		if view, err = views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log); err != nil {
 			return nil, err
 		}
 		reader = viewReader{view}
+		hubSource = view
 	}
 	// The windowed views merge closed buckets with the open ones in the
 	// client's row. They hold every client's buckets, so an API reading
@@ -302,7 +313,7 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	var obsOpts []api.Option
 	var releaseObs func()
 	if routed != nil {
-		obsOpts, releaseObs = obs.routedOptions(cfg, log, routed, pub)
+		obsOpts, releaseObs = obs.routedOptions(cfg, log, routed, pub, hub)
 		apiOpts = append(apiOpts, api.WithReadinessCheck(routed.readiness()))
 	} else {
 		obsOpts, releaseObs = obs.apiOptions(cfg, log, view, pub, hub)
@@ -323,7 +334,7 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 		release()
 		return nil, err
 	}
-	return &apiParts{view: view, win: win, hub: hub, routed: routed, pub: pub, registrar: registrar, handler: handler, release: release}, nil
+	return &apiParts{view: view, win: win, hub: hub, hubSource: hubSource, routed: routed, pub: pub, registrar: registrar, handler: handler, release: release}, nil
 }
 
 // serve runs the view, the dashboard hub and the HTTP server until ctx ends
@@ -359,13 +370,12 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	if p.routed != nil {
 		// Workers mode: the owners map stands where the view stood.
 		go func() { p.routed.tracker.Run(viewCtx); viewDone <- nil }()
-		close(hubDone)
 		defer p.routed.reader.Close()
 	} else {
-		srv.RegisterOnShutdown(p.hub.Close)
 		go func() { viewDone <- p.view.Run(viewCtx) }()
-		go func() { defer close(hubDone); p.hub.Run(hubCtx, p.view) }()
 	}
+	srv.RegisterOnShutdown(p.hub.Close)
+	go func() { defer close(hubDone); p.hub.Run(hubCtx, p.hubSource) }()
 	var winDone chan error // nil, so never ready, without windowed views
 	if p.win != nil {
 		winDone = make(chan error, 1)

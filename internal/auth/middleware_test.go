@@ -59,13 +59,12 @@ type fakeUsage map[string]*activitypb.ClientUsage
 
 func (f fakeUsage) Get(c string) (*activitypb.ClientUsage, error) { return f[c], nil }
 func (f fakeUsage) Recovered() bool                               { return true }
-func (f fakeUsage) Clients() int                                  { return len(f) }
-func (f fakeUsage) Page(after *top.Key, limit int) ([]top.Row, error) {
+func (f fakeUsage) Page(after *top.Key, limit int) ([]top.Row, int, error) {
 	top := top.New()
 	for c, u := range f {
 		top.Set(0, c, u.GetTotal(), 0)
 	}
-	return top.Page(after, limit), nil
+	return top.Page(after, limit), top.Clients(), nil
 }
 
 var usage = fakeUsage{

@@ -27,6 +27,13 @@ type Source interface {
 	Version() uint64
 }
 
+// Refresher is a Source that reads its state ahead of a snapshot (one
+// fetch for the tick instead of one per call). The hub calls Refresh at
+// the start of each tick while anyone subscribes.
+type Refresher interface {
+	Refresh()
+}
+
 // Snapshot is one server-sent event: the state of the dashboard.
 type Snapshot struct {
 	Time      time.Time         `json:"time"`
@@ -38,9 +45,11 @@ type Snapshot struct {
 	Top       []codecs.UsageDoc `json:"top"`
 }
 
+// TopClients is how many clients a snapshot shows.
+const TopClients = 10
+
 const (
 	defaultInterval = 250 * time.Millisecond
-	defaultTop      = 10
 	rateWindow      = 2 * time.Second
 	// idleEvery resends while nothing changes, so the rate decays to zero.
 	idleEvery = time.Second
@@ -82,7 +91,7 @@ func NewHub(log *slog.Logger) *Hub {
 		log = slog.Default()
 	}
 	return &Hub{
-		log: log, interval: defaultInterval, top: defaultTop,
+		log: log, interval: defaultInterval, top: TopClients,
 		wake: make(chan struct{}, 1),
 		subs: make(map[chan []byte]struct{}),
 	}
@@ -186,6 +195,9 @@ func (h *Hub) tickWhileNeeded(ctx context.Context, lastSent *time.Time) bool {
 // tick samples the rate and, if anyone listens and something changed (or the
 // rate needs refreshing), sends a snapshot. It reports whether it sent.
 func (h *Hub) tick(now, lastSent time.Time) bool {
+	if r, ok := h.src.(Refresher); ok && h.Subscribers() > 0 {
+		r.Refresh()
+	}
 	recovered := h.src.Recovered()
 	if recovered && !h.counting {
 		// Recovery replays history; only later increments make the event rate.

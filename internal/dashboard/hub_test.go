@@ -228,7 +228,7 @@ func TestHubIdlesWithoutSubscribers(t *testing.T) {
 		synctest.Wait() // no time passes: the newcomer is answered at once
 		select {
 		case msg := <-ch:
-			if s := decode(t, msg); s.Clients != 100 || len(s.Top) != defaultTop || s.Top[0].Client != "c99" {
+			if s := decode(t, msg); s.Clients != 100 || len(s.Top) != TopClients || s.Top[0].Client != "c99" {
 				t.Errorf("first snapshot: clients %d, top %d starting %v", s.Clients, len(s.Top), s.Top[0].Client)
 			}
 		default:
@@ -242,8 +242,8 @@ func TestHubIdlesWithoutSubscribers(t *testing.T) {
 		if got := decode(t, <-ch); got.Top[0].Client != "c5" {
 			t.Errorf("top after an update: %v", got.Top[0].Client)
 		}
-		if n := tbl.gets.Load() - before; n != defaultTop {
-			t.Errorf("one snapshot read %d clients' details, want %d", n, defaultTop)
+		if n := tbl.gets.Load() - before; n != TopClients {
+			t.Errorf("one snapshot read %d clients' details, want %d", n, TopClients)
 		}
 
 		cancel()
@@ -372,6 +372,6 @@ func waitSubscribers(t *testing.T, h *Hub, want int, when string) {
 // apiReader is the fake table as the API reads it.
 type apiReader struct{ *fakeTable }
 
-func (a apiReader) Page(after *top.Key, limit int) ([]top.Row, error) {
-	return a.fakeTable.Page(after, limit), nil
+func (a apiReader) Page(after *top.Key, limit int) ([]top.Row, int, error) {
+	return a.fakeTable.Page(after, limit), a.fakeTable.Clients(), nil
 }

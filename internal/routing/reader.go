@@ -1,8 +1,6 @@
 package routing
 
 import (
-	"github.com/inarious/inarious/views/top"
-
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +34,7 @@ type Owners interface {
 type Unavailable struct {
 	Detail string
 	After  time.Duration
+	public string
 }
 
 func (e *Unavailable) Error() string { return "usage unavailable: " + e.Detail }
@@ -47,17 +46,7 @@ func (e *Unavailable) Status() int { return http.StatusServiceUnavailable }
 func (e *Unavailable) RetryAfter() time.Duration { return e.After }
 
 // PublicDetail says what happened without internal addresses.
-func (e *Unavailable) PublicDetail() string {
-	return "no worker owning this client's partition answered (the usage group is rebalancing); retry later"
-}
-
-// NotSupported is the error of a read this mode cannot serve.
-type NotSupported struct{ Detail string }
-
-func (e *NotSupported) Error() string             { return e.Detail }
-func (e *NotSupported) Status() int               { return http.StatusNotImplemented }
-func (e *NotSupported) RetryAfter() time.Duration { return 0 }
-func (e *NotSupported) PublicDetail() string      { return e.Detail }
+func (e *Unavailable) PublicDetail() string { return e.public }
 
 // Reader reads usage from the worker owning each client's partition. It is
 // an api.UsageReader. It never answers from anyone but the member Kafka
@@ -117,30 +106,35 @@ func (r *Reader) Recovered() bool {
 	return m.Covered()
 }
 
-// Page is not served: the rows are spread over the workers.
-func (r *Reader) Page(*top.Key, int) ([]top.Row, error) {
-	return nil, &NotSupported{Detail: "listing clients needs the usage view: this API runs with --usage-source=workers, which holds no copy of the table"}
-}
-
-// Clients is unknown here: 0.
-func (r *Reader) Clients() int { return 0 }
-
 // Get returns client's usage (nil if it has none) as its partition's owner
 // answers it.
 func (r *Reader) Get(client string) (*activitypb.ClientUsage, error) {
+	var u *activitypb.ClientUsage
+	err := r.retry("no worker owning this client's partition answered (the usage group is rebalancing); retry later",
+		func(m *ownership.Map) (err error) {
+			u, err = r.try(m, client)
+			return err
+		})
+	return u, err
+}
+
+// retry calls try with the newest owners map until it succeeds or Window
+// has passed, waiting for a new map or a backoff in between; then it gives
+// up with *Unavailable, public being what the API may tell the caller.
+func (r *Reader) retry(public string, try func(*ownership.Map) error) error {
 	deadline := time.Now().Add(r.Window)
 	backoff := 20 * time.Millisecond
 	for {
 		m, changed := r.owners.Current()
-		u, why := r.try(m, client)
+		why := try(m)
 		if why == nil {
-			return u, nil
+			return nil
 		}
 		r.owners.Refresh()
 		left := time.Until(deadline)
 		if left <= 0 {
 			r.unavailable.Add(1)
-			return nil, &Unavailable{Detail: why.Error(), After: time.Second}
+			return &Unavailable{Detail: why.Error(), After: time.Second, public: public}
 		}
 		select {
 		case <-changed:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/views/top"
 )
 
 // Path is the worker's read endpoint: GET Path?client=<client>.
@@ -36,17 +37,20 @@ const ContentType = "application/x-protobuf"
 type Worker struct {
 	partitions int
 	proc       atomic.Pointer[goka.Processor]
+	top        *top.Index // the processor's own partitions, nil without
 	log        *slog.Logger
 
 	answered, refused atomic.Uint64
 }
 
-// NewWorker serves the table of a group whose input has n partitions.
-func NewWorker(n int, log *slog.Logger) *Worker {
+// NewWorker serves the table of a group whose input has n partitions, and
+// its clients by total calls from idx, which the processor keeps for its own
+// partitions (usage.WithTopIndex); nil serves no top clients.
+func NewWorker(n int, idx *top.Index, log *slog.Logger) *Worker {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Worker{partitions: n, log: log}
+	return &Worker{partitions: n, top: idx, log: log}
 }
 
 // SetProcessor serves from proc from now on (stream.Run rebuilds the
@@ -57,6 +61,7 @@ func (w *Worker) SetProcessor(proc *goka.Processor) { w.proc.Store(proc) }
 func (w *Worker) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path, w.serveUsage)
+	mux.HandleFunc("GET "+TopPath, w.serveTop)
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = rw.Write([]byte("ok\n")) })
 	return mux
 }
@@ -104,22 +109,37 @@ func (w *Worker) serveUsage(rw http.ResponseWriter, r *http.Request) {
 }
 
 // read reads client's row only if, for the whole read, this member owns its
-// partition and has recovered it: goka's Processor.Get answers from any
+// partition and has recovered it (see guarded).
+func (w *Worker) read(client string) (any, error) {
+	var val any
+	err := w.guarded(func(proc *goka.Processor) error {
+		v, err := proc.Get(client)
+		if err != nil && strings.Contains(err.Error(), "does not contain partition") {
+			return errNotOwned
+		}
+		val = v
+		return err
+	})
+	return val, err
+}
+
+// guarded runs read while the processor is running and refuses its result
+// if a rebalance began meanwhile: goka's Processor.Get answers from any
 // partition the processor holds, also one still recovering in a new
 // generation's setup, so the processor's state is checked around it.
-func (w *Worker) read(client string) (any, error) {
+func (w *Worker) guarded(read func(*goka.Processor) error) error {
 	proc := w.proc.Load()
 	if proc == nil {
-		return nil, errors.New("processor not started")
+		return errors.New("processor not started")
 	}
 	select {
 	case <-proc.Done():
-		return nil, errors.New("processor stopped")
+		return errors.New("processor stopped")
 	default:
 	}
 	sig, ok := proc.StateReader().(*goka.Signal)
 	if !ok {
-		return nil, errors.New("processor state unreadable")
+		return errors.New("processor state unreadable")
 	}
 	// Armed before the state check: from Running a processor only goes to
 	// Stopping (the session's Cleanup, before any new Setup), which closes
@@ -127,19 +147,13 @@ func (w *Worker) read(client string) (any, error) {
 	left, cleanup := sig.WaitForStateMinWithCleanup(goka.ProcStateStopping)
 	defer cleanup()
 	if !sig.IsState(goka.ProcStateRunning) {
-		return nil, errors.New("processor is not running (rebalancing or recovering)")
+		return errors.New("processor is not running (rebalancing or recovering)")
 	}
-	val, err := proc.Get(client)
+	err := read(proc)
 	select {
 	case <-left:
-		return nil, errors.New("rebalance began during the read")
+		return errors.New("rebalance began during the read")
 	default:
 	}
-	if err != nil {
-		if strings.Contains(err.Error(), "does not contain partition") {
-			return nil, errNotOwned
-		}
-		return nil, err
-	}
-	return val, nil
+	return err
 }

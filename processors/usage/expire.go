@@ -8,11 +8,11 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/views/top"
 )
 
 // ControlTopic carries expiry records (activitypb.Expire) from each member's
@@ -78,6 +78,9 @@ func (t *trackedStore) Close() error {
 // WrapStorage keeps the table storages of the partitions this member owns,
 // for the janitor (stream.StorageWrapper).
 func (p *Processor) WrapStorage(b storage.Builder) storage.Builder {
+	if p.top != nil {
+		b = top.Indexing(b, string(Table), p.top)
+	}
 	return func(topic string, partition int32) (storage.Storage, error) {
 		st, err := b(topic, partition)
 		if err != nil || topic != string(Table) {
@@ -136,55 +139,11 @@ func (t *trackedStore) scan(limit int64, fn func(string)) error {
 		if err != nil {
 			return err
 		}
-		if seen, ok := lastSeenOf(v); ok && seen < limit {
+		if _, seen, err := codecs.UsageTotals(v); err == nil && seen < limit {
 			fn(string(it.Key()))
 		}
 	}
 	return it.Err()
-}
-
-// lastSeenOf reads last_seen (field 5) of an encoded ClientUsage without
-// decoding the rest: a scan reads every row of the partition.
-func lastSeenOf(b []byte) (int64, bool) {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0, false
-		}
-		b = b[n:]
-		if num == 5 && typ == protowire.BytesType {
-			ts, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return 0, false
-			}
-			var sec, nanos int64
-			for len(ts) > 0 {
-				f, ft, m := protowire.ConsumeTag(ts)
-				if m < 0 || ft != protowire.VarintType {
-					return 0, false
-				}
-				ts = ts[m:]
-				v, m := protowire.ConsumeVarint(ts)
-				if m < 0 {
-					return 0, false
-				}
-				ts = ts[m:]
-				switch f {
-				case 1:
-					sec = int64(v)
-				case 2:
-					nanos = int64(int32(v))
-				}
-			}
-			return sec*int64(time.Second) + nanos, true
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return 0, false
-		}
-		b = b[n:]
-	}
-	return 0, true // never seen: treat as idle since the epoch
 }
 
 // janitor asks the group, through the control topic, to delete the rows of

@@ -16,6 +16,7 @@ import (
 	"github.com/inarious/inarious/internal/tablestore"
 	"github.com/inarious/inarious/internal/windows"
 	"github.com/inarious/inarious/processors/usage"
+	"github.com/inarious/inarious/views/top"
 )
 
 // An expiry record deletes the row only if the client is still idle; the
@@ -125,7 +126,7 @@ func TestIdleClientsScansOwnedPartitions(t *testing.T) {
 
 // The janitor reads last_seen without decoding the row; it must agree with
 // the decoded value for any row.
-func TestLastSeenOfAgreesWithDecoding(t *testing.T) {
+func TestUsageTotalsLastSeenAgreesWithDecoding(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	w := windows.Default()
 	for i := range 200 {
@@ -142,13 +143,38 @@ func TestLastSeenOfAgreesWithDecoding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := usage.LastSeenOf(b)
+		_, got, err := codecs.UsageTotals(b)
 		want := int64(0)
 		if row.LastSeen != nil {
 			want = row.LastSeen.AsTime().UnixNano()
 		}
-		if !ok || got != want {
-			t.Fatalf("row %d: lastSeenOf = %d %v, want %d", i, got, ok, want)
+		if err != nil || got != want {
+			t.Fatalf("row %d: UsageTotals last seen = %d %v, want %d", i, got, err, want)
 		}
+	}
+}
+
+// With WithTopIndex the member's table storages feed the index: it ranks
+// the clients of the partitions this member holds.
+func TestWithTopIndexRanksOwnPartitions(t *testing.T) {
+	idx := top.New()
+	u := usage.New(usage.WithTopIndex(idx))
+	st, err := u.WrapStorage(tablestore.Builder(t.TempDir(), tablestore.DefaultOptions()))(string(usage.Table), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b, _ := new(codecs.ClientUsage).Encode(&activitypb.ClientUsage{Client: "c", Total: 4})
+	if err := st.Set("c", b); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MarkRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	if n, sum, ranked := idx.Partition(3); n != 1 || sum != 4 || !ranked {
+		t.Errorf("partition 3: %d clients, sum %d, ranked %v; want 1, 4, ranked", n, sum, ranked)
 	}
 }

@@ -68,6 +68,7 @@ import (
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/views/top"
 )
 
 // Names of the group, its table and the topics it writes.
@@ -150,6 +151,7 @@ type Processor struct {
 	// windowed topic by step in seconds.
 	windowTopics    map[int64]goka.Stream
 	clientRetention time.Duration
+	top             *top.Index // nil unless WithTopIndex
 	storesMu        sync.Mutex
 	stores          map[int32]*trackedStore // owned partitions' table storage
 
@@ -202,6 +204,11 @@ func WithDecoder(d *confluent.Decoder) Option { return func(p *Processor) { p.de
 // WithWindows sets the granularities and grace period of windowed usage
 // (default windows.Default(); no specs turn it off). w must be valid.
 func WithWindows(w windows.Config) Option { return func(p *Processor) { p.windows = w } }
+
+// WithTopIndex keeps idx up to date with the rows of the partitions this
+// member holds (top.Indexing over its table storage), so the member can list
+// its clients by total calls (routing.Worker serves them).
+func WithTopIndex(idx *top.Index) Option { return func(p *Processor) { p.top = idx } }
 
 // WithClock sets the processing-time clock (default time.Now), the event
 // time of events without a request time.

@@ -112,6 +112,8 @@ type topShard struct {
 	// clients finds a client's row in the tree. Map key and tree item share
 	// one string, so a client costs its name once.
 	clients map[string]meta
+	// sum is the shard's sum of totals, counted while it is ranked.
+	sum uint64
 	// While the partition recovers only clients is kept up to date, and the
 	// Index's counters leave the shard out; the tree is built and the shard
 	// counted in one sorted pass when recovery ends, several times cheaper
@@ -182,6 +184,7 @@ func (t *Index) Set(partition int32, client string, total uint64, lastSeen int64
 	}
 	s.tree.Set(newItem(client, total))
 	s.clients[client] = meta{total: total, lastSeen: lastSeen}
+	s.sum += total - old.total
 	s.mu.Unlock()
 	var added int64
 	if !ok {
@@ -202,6 +205,7 @@ func (t *Index) Delete(partition int32, client string) {
 			return
 		}
 		s.tree.Delete(newItem(client, old.total))
+		s.sum -= old.total
 	}
 	s.mu.Unlock()
 	if ok {
@@ -218,12 +222,9 @@ func (t *Index) Recovering(partition int32) {
 	var oldN int64
 	var oldSum uint64
 	if !s.recovering {
-		oldN = int64(len(s.clients))
-		for _, m := range s.clients {
-			oldSum += m.total
-		}
+		oldN, oldSum = int64(len(s.clients)), s.sum
 	}
-	s.tree, s.clients, s.recovering = newTree(), make(map[string]meta), true
+	s.tree, s.clients, s.sum, s.recovering = newTree(), make(map[string]meta), 0, true
 	s.mu.Unlock()
 	t.clients.Add(-oldN)
 	t.sum.Add(-oldSum)
@@ -287,7 +288,7 @@ func (t *Index) Seed(partition int32, rows []Row) {
 			tree.Load(it)
 		}
 	}
-	s.tree, s.clients, s.recovering = tree, clients, false
+	s.tree, s.clients, s.sum, s.recovering = tree, clients, sum, false
 	t.clients.Add(int64(len(clients)))
 	t.sum.Add(sum)
 	t.incr.Add(sum)
@@ -313,7 +314,7 @@ func (t *Index) Recovered(partition int32) {
 	for _, it := range items {
 		tree.Load(it)
 	}
-	s.tree, s.recovering = tree, false
+	s.tree, s.sum, s.recovering = tree, sum, false
 	// The rebuild counts from zero, as the increments of a replay would.
 	t.clients.Add(int64(len(items)))
 	t.sum.Add(sum)
@@ -326,10 +327,46 @@ func (t *Index) Recovered(partition int32) {
 // since after was handed out moves; every other row is still found exactly
 // once across pages.
 func (t *Index) Page(after *Key, limit int) []Row {
+	return mergePages(*t.shards.Load(), after, limit)
+}
+
+// Forget drops a partition this member no longer holds: its shard is empty
+// and left out of pages and counters until it is seeded again.
+func (t *Index) Forget(partition int32) { t.Recovering(partition) }
+
+// Partition is what the index holds of one partition: its clients and the
+// sum of their totals, and whether it is ranked (seeded or recovered, and
+// not forgotten since).
+func (t *Index) Partition(partition int32) (clients int, requests uint64, ranked bool) {
+	shards := *t.shards.Load()
+	if int(partition) >= len(shards) || shards[partition] == nil {
+		return 0, 0, false
+	}
+	s := shards[partition]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recovering {
+		return 0, 0, false
+	}
+	return len(s.clients), s.sum, true
+}
+
+// PageOf is Page over the given partitions only.
+func (t *Index) PageOf(partitions []int32, after *Key, limit int) []Row {
+	all := *t.shards.Load()
+	shards := make([]*topShard, 0, len(partitions))
+	for _, p := range partitions {
+		if int(p) < len(all) {
+			shards = append(shards, all[p])
+		}
+	}
+	return mergePages(shards, after, limit)
+}
+
+func mergePages(shards []*topShard, after *Key, limit int) []Row {
 	if limit <= 0 {
 		return nil
 	}
-	shards := *t.shards.Load()
 	parts := make([][]Row, 0, len(shards))
 	for _, s := range shards {
 		if s == nil {
@@ -339,10 +376,16 @@ func (t *Index) Page(after *Key, limit int) []Row {
 			parts = append(parts, rows)
 		}
 	}
+	return Merge(parts, limit)
+}
+
+// Merge merges pages each in index order into one of up to limit rows:
+// k steps over the P heads.
+func Merge(parts [][]Row, limit int) []Row {
+	parts = slices.DeleteFunc(slices.Clone(parts), func(p []Row) bool { return len(p) == 0 })
 	if len(parts) == 1 {
-		return parts[0]
+		return parts[0][:min(limit, len(parts[0]))]
 	}
-	// Merge the sorted shard pages: k steps over P heads.
 	out := make([]Row, 0, limit)
 	for len(out) < limit && len(parts) > 0 {
 		best := 0

@@ -1,4 +1,4 @@
-package views
+package codecs
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 )
 
-func TestParseTotalsMatchesFullDecode(t *testing.T) {
+func TestUsageTotalsMatchesFullDecode(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for i := range 2000 {
 		u := &activitypb.ClientUsage{Client: fmt.Sprintf("c%d", i), Total: rng.Uint64() >> rng.IntN(64)}
@@ -27,7 +27,7 @@ func TestParseTotalsMatchesFullDecode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		total, seen, err := parseTotals(b)
+		total, seen, err := UsageTotals(b)
 		var want int64
 		if u.LastSeen != nil {
 			want = u.LastSeen.AsTime().UnixNano()
@@ -37,8 +37,8 @@ func TestParseTotalsMatchesFullDecode(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]byte{{0x18}, {0x2a, 0x05, 0x08}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}} {
-		if _, _, err := parseTotals(bad); err == nil {
-			t.Errorf("parseTotals(%x) accepted a malformed message", bad)
+		if _, _, err := UsageTotals(bad); err == nil {
+			t.Errorf("UsageTotals(%x) accepted a malformed message", bad)
 		}
 	}
 }
@@ -49,7 +49,7 @@ func FuzzParseTotals(f *testing.F) {
 	b, _ := u.MarshalVT()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		total, seen, err := parseTotals(b)
+		total, seen, err := UsageTotals(b)
 		var full activitypb.ClientUsage
 		if full.UnmarshalVT(b) != nil || err != nil {
 			return // garbage either way; only no panic is required

@@ -1,4 +1,4 @@
-package views
+package codecs
 
 import (
 	"errors"
@@ -14,31 +14,31 @@ const (
 	fieldNanos    = 2
 )
 
-var errMalformed = errors.New("views: malformed ClientUsage")
+var errMalformedUsage = errors.New("codecs: malformed ClientUsage")
 
-// parseTotals reads total and last_seen (Unix ns, 0 if unset) from an
+// UsageTotals reads total and last_seen (Unix ns, 0 if unset) from an
 // encoded ClientUsage without decoding the rest. The index needs only these,
 // and skipping the endpoint and offset maps makes recovery of a large table
 // several times cheaper than a full decode.
-func parseTotals(b []byte) (total uint64, lastSeen int64, err error) {
+func UsageTotals(b []byte) (total uint64, lastSeen int64, err error) {
 	var secs, nanos int64
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return 0, 0, errMalformed
+			return 0, 0, errMalformedUsage
 		}
 		b = b[n:]
 		switch {
 		case num == fieldTotal && typ == protowire.VarintType:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
-				return 0, 0, errMalformed
+				return 0, 0, errMalformedUsage
 			}
 			total, b = v, b[n:]
 		case num == fieldLastSeen && typ == protowire.BytesType:
 			m, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return 0, 0, errMalformed
+				return 0, 0, errMalformedUsage
 			}
 			b = b[n:]
 			// A repeated message field merges: later fields win.
@@ -48,7 +48,7 @@ func parseTotals(b []byte) (total uint64, lastSeen int64, err error) {
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
-				return 0, 0, errMalformed
+				return 0, 0, errMalformedUsage
 			}
 			b = b[n:]
 		}
@@ -63,13 +63,13 @@ func parseTimestamp(b []byte, secs, nanos int64) (int64, int64, error) {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return 0, 0, errMalformed
+			return 0, 0, errMalformedUsage
 		}
 		b = b[n:]
 		if (num == fieldSeconds || num == fieldNanos) && typ == protowire.VarintType {
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
-				return 0, 0, errMalformed
+				return 0, 0, errMalformedUsage
 			}
 			b = b[n:]
 			if num == fieldSeconds {
@@ -81,7 +81,7 @@ func parseTimestamp(b []byte, secs, nanos int64) (int64, int64, error) {
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
-			return 0, 0, errMalformed
+			return 0, 0, errMalformedUsage
 		}
 		b = b[n:]
 	}

@@ -1,4 +1,0 @@
-package usage
-
-// LastSeenOf exposes lastSeenOf to tests.
-var LastSeenOf = lastSeenOf

@@ -1,0 +1,95 @@
+package top
+
+import (
+	"fmt"
+
+	"github.com/lovoo/goka/storage"
+
+	"github.com/inarious/inarious/codecs"
+)
+
+// Indexing wraps a storage builder so that the storages of topic (a table of
+// activitypb.ClientUsage) keep idx up to date with every write goka makes,
+// recovery and processing alike: opening a partition's storage loads what it
+// holds (a warm start replays nothing), Set and Delete follow, MarkRecovered
+// ranks a partition rebuilt from the changelog, Close forgets it. The same
+// wrapper serves a view (every partition) and a processor (its own).
+func Indexing(b storage.Builder, topic string, idx *Index) storage.Builder {
+	return func(t string, partition int32) (storage.Storage, error) {
+		st, err := b(t, partition)
+		if err != nil || t != topic {
+			return st, err
+		}
+		return &indexedStorage{Storage: st, idx: idx, partition: partition}, nil
+	}
+}
+
+type indexedStorage struct {
+	storage.Storage
+	idx       *Index
+	partition int32
+}
+
+func (s *indexedStorage) Open() error {
+	if err := s.Storage.Open(); err != nil {
+		return err
+	}
+	// goka recovers the partition next; the index rebuilds it meanwhile.
+	s.idx.Recovering(s.partition)
+	it, err := s.Storage.Iterator()
+	if err != nil {
+		return fmt.Errorf("usage index: %w", err)
+	}
+	defer it.Release()
+	var rows []Row
+	for it.Next() {
+		v, err := it.Value()
+		if err != nil {
+			return fmt.Errorf("usage index: read %q: %w", it.Key(), err)
+		}
+		total, seen, err := codecs.UsageTotals(v)
+		if err != nil {
+			continue // as Set: unreadable values are not listed
+		}
+		rows = append(rows, Row{Client: string(it.Key()), Total: total, LastSeen: seen})
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("usage index: %w", err)
+	}
+	s.idx.Seed(s.partition, rows)
+	return nil
+}
+
+func (s *indexedStorage) Set(key string, value []byte) error {
+	if err := s.Storage.Set(key, value); err != nil {
+		return err
+	}
+	total, seen, err := codecs.UsageTotals(value)
+	if err != nil {
+		// Stored already; a value nobody can read is not listed either.
+		s.idx.Delete(s.partition, key)
+		return nil
+	}
+	s.idx.Set(s.partition, key, total, seen)
+	return nil
+}
+
+func (s *indexedStorage) Delete(key string) error {
+	if err := s.Storage.Delete(key); err != nil {
+		return err
+	}
+	s.idx.Delete(s.partition, key)
+	return nil
+}
+
+// MarkRecovered is goka's signal that the partition caught up: the index
+// ranks the partition before goka reports it running.
+func (s *indexedStorage) MarkRecovered() error {
+	s.idx.Recovered(s.partition)
+	return s.Storage.MarkRecovered()
+}
+
+func (s *indexedStorage) Close() error {
+	s.idx.Forget(s.partition)
+	return s.Storage.Close()
+}
