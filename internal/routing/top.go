@@ -80,17 +80,9 @@ func (w *Worker) serveTop(rw http.ResponseWriter, r *http.Request) {
 		page.Rows = w.top.PageOf(parts, after, limit)
 		return nil
 	})
-	switch {
-	case errors.Is(err, errNotOwned):
-		w.refused.Add(1)
-		http.Error(rw, err.Error(), http.StatusMisdirectedRequest)
-		return
-	case err != nil:
-		w.refused.Add(1)
-		http.Error(rw, err.Error(), http.StatusServiceUnavailable)
+	if w.refuse(rw, err) {
 		return
 	}
-	w.answered.Add(1)
 	rw.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(rw).Encode(page)
 }

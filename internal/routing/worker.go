@@ -6,6 +6,7 @@ package routing
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -83,17 +84,12 @@ func (w *Worker) serveUsage(rw http.ResponseWriter, r *http.Request) {
 	p := kafka.PartitionOf(client, w.partitions)
 	rw.Header().Set(HeaderPartition, strconv.Itoa(int(p)))
 	val, err := w.read(client)
-	switch {
-	case errors.Is(err, errNotOwned):
-		w.refused.Add(1)
-		http.Error(rw, "partition "+strconv.Itoa(int(p))+" is not owned by this worker", http.StatusMisdirectedRequest)
-		return
-	case err != nil:
-		w.refused.Add(1)
-		http.Error(rw, err.Error(), http.StatusServiceUnavailable)
+	if errors.Is(err, errNotOwned) {
+		err = fmt.Errorf("partition %d: %w", p, err)
+	}
+	if w.refuse(rw, err) {
 		return
 	}
-	w.answered.Add(1)
 	if val == nil {
 		rw.WriteHeader(http.StatusNotFound)
 		return
@@ -106,6 +102,22 @@ func (w *Worker) serveUsage(rw http.ResponseWriter, r *http.Request) {
 	}
 	rw.Header().Set("Content-Type", ContentType)
 	_, _ = rw.Write(b)
+}
+
+// refuse answers a read that failed (421 when the partition is not this
+// member's, 503 otherwise) and counts it; it reports whether it did.
+func (w *Worker) refuse(rw http.ResponseWriter, err error) bool {
+	switch {
+	case errors.Is(err, errNotOwned):
+		http.Error(rw, err.Error(), http.StatusMisdirectedRequest)
+	case err != nil:
+		http.Error(rw, err.Error(), http.StatusServiceUnavailable)
+	default:
+		w.answered.Add(1)
+		return false
+	}
+	w.refused.Add(1)
+	return true
 }
 
 // read reads client's row only if, for the whole read, this member owns its
