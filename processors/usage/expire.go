@@ -79,7 +79,7 @@ func (t *trackedStore) Close() error {
 // for the janitor (stream.StorageWrapper).
 func (p *Processor) WrapStorage(b storage.Builder) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
-		st, err := b(topic, partition)
+		st, err := p.trackJoins(b)(topic, partition)
 		if err != nil || topic != string(Table) {
 			return st, err
 		}

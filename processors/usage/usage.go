@@ -118,7 +118,10 @@ func coPartitioned(s kafka.TopicSpec) kafka.TopicSpec {
 // (compacted), nothing older than the retention plus the grace period
 // (a bucket is emitted about a grace period after its end).
 func WindowTopic(s windows.Spec, grace time.Duration) kafka.TopicSpec {
-	return kafka.TopicSpec{Name: windows.Topic(s.Step), Compact: true, Retention: s.Retention + grace}
+	// Co-partitioned with Users: a client's buckets are placed like the
+	// client (internal/stream), and members with query endpoints join them.
+	return kafka.TopicSpec{Name: windows.Topic(s.Step), Compact: true, Retention: s.Retention + grace,
+		CoPartitionedWith: string(codecs.ActivityTopic)}
 }
 
 // Dead-letter headers say why and where a record was rejected.
@@ -150,6 +153,7 @@ type Processor struct {
 	// windowed topic by step in seconds.
 	windowTopics    map[int64]goka.Stream
 	clientRetention time.Duration
+	joins           windowJoins
 	storesMu        sync.Mutex
 	stores          map[int32]*trackedStore // owned partitions' table storage
 
@@ -296,6 +300,7 @@ func (p *Processor) Graph() *goka.GroupGraph {
 	for _, s := range p.windows.Specs {
 		edges = append(edges, goka.Output(goka.Stream(windows.Topic(s.Step)), new(codecs.WindowCounts)))
 	}
+	edges = append(edges, p.windowJoins()...)
 	return goka.DefineGroup(Group, edges...)
 }
 
