@@ -36,6 +36,7 @@ const ContentType = "application/x-protobuf"
 type Worker struct {
 	partitions int
 	proc       atomic.Pointer[goka.Processor]
+	windows    atomic.Pointer[windowStores]
 	log        *slog.Logger
 
 	answered, refused atomic.Uint64
@@ -57,6 +58,7 @@ func (w *Worker) SetProcessor(proc *goka.Processor) { w.proc.Store(proc) }
 func (w *Worker) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path, w.serveUsage)
+	mux.HandleFunc("GET "+SeriesPath, w.serveSeries)
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = rw.Write([]byte("ok\n")) })
 	return mux
 }
@@ -70,9 +72,8 @@ func (w *Worker) Refused() uint64  { return w.refused.Load() }
 var errNotOwned = errors.New("partition not owned by this member")
 
 func (w *Worker) serveUsage(rw http.ResponseWriter, r *http.Request) {
-	client := r.URL.Query().Get("client")
-	if !r.URL.Query().Has("client") || len(client) > 256 || !utf8.ValidString(client) {
-		http.Error(rw, "client must be valid UTF-8 of at most 256 bytes", http.StatusBadRequest)
+	client, ok := clientParam(rw, r)
+	if !ok {
 		return
 	}
 	p := kafka.PartitionOf(client, w.partitions)
@@ -103,23 +104,41 @@ func (w *Worker) serveUsage(rw http.ResponseWriter, r *http.Request) {
 	_, _ = rw.Write(b)
 }
 
-// read reads client's row only if, for the whole read, this member owns its
-// partition and has recovered it: goka's Processor.Get answers from any
+// clientParam is the client asked about, or false once it answered 400.
+func clientParam(rw http.ResponseWriter, r *http.Request) (string, bool) {
+	client := r.URL.Query().Get("client")
+	if !r.URL.Query().Has("client") || len(client) > 256 || !utf8.ValidString(client) {
+		http.Error(rw, "client must be valid UTF-8 of at most 256 bytes", http.StatusBadRequest)
+		return "", false
+	}
+	return client, true
+}
+
+// read reads client's row (nil if it has none) under guarded.
+func (w *Worker) read(client string) (any, error) {
+	var val any
+	err := w.guarded(client, func(row any) error { val = row; return nil })
+	return val, err
+}
+
+// guarded calls fn with client's row (nil if none) only if, for the whole
+// of fn, this member owns its partition and has recovered it, and fails
+// otherwise, whatever fn read: goka's Processor.Get answers from any
 // partition the processor holds, also one still recovering in a new
 // generation's setup, so the processor's state is checked around it.
-func (w *Worker) read(client string) (any, error) {
+func (w *Worker) guarded(client string, fn func(row any) error) error {
 	proc := w.proc.Load()
 	if proc == nil {
-		return nil, errors.New("processor not started")
+		return errors.New("processor not started")
 	}
 	select {
 	case <-proc.Done():
-		return nil, errors.New("processor stopped")
+		return errors.New("processor stopped")
 	default:
 	}
 	sig, ok := proc.StateReader().(*goka.Signal)
 	if !ok {
-		return nil, errors.New("processor state unreadable")
+		return errors.New("processor state unreadable")
 	}
 	// Armed before the state check: from Running a processor only goes to
 	// Stopping (the session's Cleanup, before any new Setup), which closes
@@ -127,19 +146,22 @@ func (w *Worker) read(client string) (any, error) {
 	left, cleanup := sig.WaitForStateMinWithCleanup(goka.ProcStateStopping)
 	defer cleanup()
 	if !sig.IsState(goka.ProcStateRunning) {
-		return nil, errors.New("processor is not running (rebalancing or recovering)")
+		return errors.New("processor is not running (rebalancing or recovering)")
 	}
 	val, err := proc.Get(client)
+	if err == nil {
+		err = fn(val)
+	}
 	select {
 	case <-left:
-		return nil, errors.New("rebalance began during the read")
+		return errors.New("rebalance began during the read")
 	default:
 	}
 	if err != nil {
 		if strings.Contains(err.Error(), "does not contain partition") {
-			return nil, errNotOwned
+			return errNotOwned
 		}
-		return nil, err
+		return err
 	}
-	return val, nil
+	return nil
 }
