@@ -163,5 +163,6 @@ func (s *Server) windowError(w http.ResponseWriter, r *http.Request, client stri
 		return
 	}
 	s.log.Error("windowed usage lookup failed", "client", strconv.Quote(client), "err", err)
-	problem.Write(w, r, http.StatusServiceUnavailable, "windowed usage is not available")
+	// A routed read that found no owner says so: 503 with Retry-After.
+	writeUsageError(w, r, err, "windowed usage is not available")
 }

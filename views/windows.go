@@ -26,14 +26,59 @@ type RowReader interface {
 	Get(client string) (*activitypb.ClientUsage, error)
 }
 
+// ClosedSource holds closed buckets: the records of each granularity's
+// windowed topic (in the API a view of every partition, in a worker the
+// partitions it joins).
+type ClosedSource interface {
+	// Closed calls fn, in key order, with each record of step's windowed
+	// topic whose key lies in [start, limit), a range of client's keys.
+	Closed(client string, step time.Duration, start, limit string, fn func(key string, wc *activitypb.WindowCounts)) error
+}
+
+// Merger answers windowed reads: closed buckets from a ClosedSource, the
+// buckets not closed yet (and the latest close) from the client's row.
+type Merger struct {
+	cfg    windows.Config
+	closed ClosedSource
+	rows   RowReader
+	now    func() time.Time
+}
+
+// NewMerger reads the windows of cfg from closed and rows, relative to now.
+func NewMerger(cfg windows.Config, closed ClosedSource, rows RowReader, now func() time.Time) *Merger {
+	return &Merger{cfg: cfg, closed: closed, rows: rows, now: now}
+}
+
 // Windows reads windowed usage: closed buckets from a goka view of each
 // granularity's windowed topic, open ones from the client's usage row.
 type Windows struct {
-	cfg   windows.Config
+	*Merger
 	views map[time.Duration]*goka.View
-	rows  RowReader
 	log   *slog.Logger
-	now   func() time.Time
+}
+
+// viewSource is the windowed views as a ClosedSource.
+type viewSource map[time.Duration]*goka.View
+
+func (vs viewSource) Closed(_ string, step time.Duration, start, limit string, fn func(string, *activitypb.WindowCounts)) error {
+	v, ok := vs[step]
+	if !ok {
+		return fmt.Errorf("no view of %s", windows.Topic(step))
+	}
+	it, err := v.IteratorWithRange(start, limit)
+	if err != nil {
+		return err
+	}
+	defer it.Release()
+	for it.Next() {
+		val, err := it.Value()
+		if err != nil {
+			return fmt.Errorf("decode %q: %w", it.Key(), err)
+		}
+		wc, _ := val.(*activitypb.WindowCounts)
+		fn(it.Key(), wc)
+	}
+	return it.Err()
 }
 
 // WindowsOption configures Windows.
@@ -47,7 +92,7 @@ func WithViewOptions(opts ...goka.ViewOption) WindowsOption {
 
 // WithNow sets the clock queries are relative to (default time.Now).
 func WithNow(now func() time.Time) WindowsOption {
-	return func(w *Windows, _ *[]goka.ViewOption) { w.now = now }
+	return func(w *Windows, _ *[]goka.ViewOption) { w.Merger.now = now }
 }
 
 // NewWindows builds a view of each windowed topic of cfg with local storage
@@ -62,7 +107,8 @@ func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowRea
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &Windows{cfg: cfg, views: make(map[time.Duration]*goka.View, len(cfg.Specs)), rows: rows, log: log, now: time.Now}
+	w := &Windows{views: make(map[time.Duration]*goka.View, len(cfg.Specs)), log: log}
+	w.Merger = NewMerger(cfg, viewSource(w.views), rows, time.Now)
 	var extra []goka.ViewOption
 	for _, o := range opts {
 		o(w, &extra)
@@ -71,7 +117,8 @@ func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowRea
 	for _, s := range cfg.Specs {
 		base := []goka.ViewOption{
 			goka.WithViewClientID(kc.ClientID),
-			goka.WithViewHasher(kafka.Hasher),
+			// Get and Evict find a key where its producer put it: by its client.
+			goka.WithViewHasher(windows.Hasher),
 			goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "windows"), tablestore.DefaultOptions())),
 			goka.WithViewTopicManagerBuilder(kc.TopicManagerBuilder()),
 			goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
@@ -89,7 +136,7 @@ func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowRea
 }
 
 // Config is the windowing served.
-func (w *Windows) Config() windows.Config { return w.cfg }
+func (m *Merger) Config() windows.Config { return m.cfg }
 
 // Run keeps the views up to date and prunes their local storage until ctx
 // ends. The pruners stop before the views close: goka's View drops its
@@ -129,43 +176,30 @@ func (w *Windows) Recovered() bool {
 
 // Series returns client's buckets of step whose start lies in [from, to],
 // oldest first; buckets without calls are left out. Closed buckets come from
-// the windowed view, the others from the client's row (Final false). Both
+// the closed source, the others from the client's row (Final false). Both
 // are read as they are now: for the moment between a close reaching the row
-// and its record reaching the windowed view, the row's last close fills in.
-func (w *Windows) Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error) {
-	v, ok := w.views[step]
-	if !ok {
+// and its record reaching the closed source, the row's last close fills in.
+func (m *Merger) Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error) {
+	if _, ok := m.cfg.Spec(step); !ok {
 		return nil, &windows.QueryError{Msg: fmt.Sprintf("step %s is not kept", windows.FormatDuration(step))}
 	}
-	lo, hi := startBounds(step, from, to)
+	lo, hi := windows.StartBounds(step, from, to)
 	if lo > hi {
 		return nil, nil
 	}
 	found := map[int64]windows.Bucket{}
 	start, limit := windows.KeyRange(client, lo, hi)
-	it, err := v.IteratorWithRange(start, limit)
-	if err != nil {
-		return nil, fmt.Errorf("windows view %s: %w", windows.Topic(step), err)
-	}
-	for it.Next() {
-		c, s, ok := windows.ParseKey(it.Key())
+	err := m.closed.Closed(client, step, start, limit, func(key string, wc *activitypb.WindowCounts) {
+		c, s, ok := windows.ParseKey(key)
 		if !ok || c != client || s < lo || s > hi {
-			continue
+			return
 		}
-		val, err := it.Value()
-		if err != nil {
-			it.Release()
-			return nil, fmt.Errorf("windows view %s: decode %q: %w", windows.Topic(step), it.Key(), err)
-		}
-		wc, _ := val.(*activitypb.WindowCounts)
 		found[s] = windows.Bucket{Start: time.Unix(s, 0).UTC(), Step: step, Total: wc.GetTotal(), Endpoints: wc.GetEndpoints(), Final: true}
-	}
-	err = it.Err()
-	it.Release()
+	})
 	if err != nil {
-		return nil, fmt.Errorf("windows view %s: %w", windows.Topic(step), err)
+		return nil, fmt.Errorf("closed buckets of %s: %w", windows.Topic(step), err)
 	}
-	if err := w.addRow(client, step, lo, hi, found); err != nil {
+	if err := m.addRow(client, step, lo, hi, found); err != nil {
 		return nil, err
 	}
 	return sorted(found), nil
@@ -178,7 +212,7 @@ func (w *Windows) seriesByGet(client string, step time.Duration, from, to time.T
 	if !ok {
 		return nil, &windows.QueryError{Msg: fmt.Sprintf("step %s is not kept", windows.FormatDuration(step))}
 	}
-	lo, hi := startBounds(step, from, to)
+	lo, hi := windows.StartBounds(step, from, to)
 	found := map[int64]windows.Bucket{}
 	for s := lo; s <= hi; s += int64(step / time.Second) {
 		val, err := v.Get(windows.Key(client, s))
@@ -197,11 +231,11 @@ func (w *Windows) seriesByGet(client string, step time.Duration, from, to time.T
 
 // addRow adds the row's open buckets and its latest close, where the view
 // has none, to found.
-func (w *Windows) addRow(client string, step time.Duration, lo, hi int64, found map[int64]windows.Bucket) error {
-	if w.rows == nil {
+func (m *Merger) addRow(client string, step time.Duration, lo, hi int64, found map[int64]windows.Bucket) error {
+	if m.rows == nil {
 		return nil
 	}
-	row, err := w.rows.Get(client)
+	row, err := m.rows.Get(client)
 	if err != nil || row == nil {
 		return err
 	}
@@ -241,31 +275,11 @@ func sorted(found map[int64]windows.Bucket) []windows.Bucket {
 	return out
 }
 
-// startBounds are the first and last bucket starts, Unix seconds, in [from, to].
-func startBounds(step time.Duration, from, to time.Time) (lo, hi int64) {
-	lo = windows.StartUnix(from.UnixNano(), step)
-	if time.Unix(lo, 0).Before(from) {
-		lo += int64(step / time.Second)
-	}
-	return lo, windows.StartUnix(to.UnixNano(), step)
-}
-
 // Range sums client's usage over the last window (e.g. "the last 5
 // minutes"), relative to now: the buckets of the finest step that fits,
-// whose start lies in [now-window, now] (windows.Config.PlanRange).
-func (w *Windows) Range(client string, window time.Duration) (windows.Sum, error) {
-	step, from, to, err := w.cfg.PlanRange(window, w.now())
-	if err != nil {
-		return windows.Sum{}, err
-	}
-	buckets, err := w.Series(client, step, from, to)
-	if err != nil {
-		return windows.Sum{}, err
-	}
-	lo, _ := startBounds(step, from, to)
-	sum := windows.SumOf(buckets)
-	sum.Step, sum.From, sum.To = step, time.Unix(lo, 0).UTC(), to
-	return sum, nil
+// whose start lies in [now-window, now] (windows.Config.SumLast).
+func (m *Merger) Range(client string, window time.Duration) (windows.Sum, error) {
+	return m.cfg.SumLast(m.Series, client, window, m.now())
 }
 
 // pruneLoop deletes, from spec's view's local storage, buckets older than
@@ -324,10 +338,17 @@ func (w *Windows) Prune(step time.Duration, now time.Time) (int, error) {
 		client, start, ok := windows.ParseKey(key)
 		switch {
 		case ok && start < cutoff:
-			if err := v.Evict(key); err != nil {
+			// Evict deletes in the partition of the key's client. A record
+			// written before windowed topics were partitioned by client sits
+			// elsewhere and stays (README, upgrade note); Has tells them apart.
+			if here, err := v.Has(key); err != nil {
 				return deleted, err
+			} else if here {
+				if err := v.Evict(key); err != nil {
+					return deleted, err
+				}
+				deleted++
 			}
-			deleted++
 			more = it.Next()
 		case ok:
 			// The rest of this client's keys are newer: skip past them (goka's

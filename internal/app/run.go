@@ -41,10 +41,13 @@ func processorGroups(cfg Config, log *slog.Logger, extra ...usage.Option) ([]str
 	if err != nil {
 		return nil, err
 	}
-	return []stream.Component{
-		usage.New(append([]usage.Option{usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder),
-			usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention)}, extra...)...),
-	}, nil
+	opts := append([]usage.Option{usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder),
+		usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention)}, extra...)
+	if cfg.QueryListen != "" {
+		// The query endpoint answers windowed reads from the joined partitions.
+		opts = append(opts, usage.WithWindowJoins())
+	}
+	return []stream.Component{usage.New(opts...)}, nil
 }
 
 // registryClient is the schema registry's client, nil without --schema-registry.
@@ -97,14 +100,6 @@ type viewReader struct{ *views.Usage }
 
 func (v viewReader) Page(after *top.Key, limit int) ([]top.Row, int, error) {
 	return v.Usage.Page(after, limit), v.Usage.Clients(), nil
-}
-
-// windowReader is win as the API's reader, nil (windows off) without views.
-func windowReader(win *views.Windows) api.WindowReader {
-	if win == nil {
-		return nil
-	}
-	return win
 }
 
 // RunAll runs the embedded broker (unless brokers are given), a worker and
@@ -186,6 +181,9 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed)
 		}
 		if qs != nil {
 			onStart = onUsageProcessor(onStart, qs.worker.SetProcessor)
+			if u, ok := c.(*usage.Processor); ok {
+				qs.worker.SetWindows(u.Windows(), u)
+			}
 		}
 		g.Go(func() error { return c.Run(gctx, cfg.Kafka, dataDir, onStart) })
 	}
@@ -258,17 +256,22 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	}
 	// The windowed views merge closed buckets with the open ones in the
 	// client's row. They hold every client's buckets, so an API reading
-	// from the workers (which keeps no table) has none.
+	// from the workers (which keeps no table) asks the owner instead, which
+	// joins its own partitions of the windowed topics.
+	wcfg, err := cfg.WindowConfig()
+	if err != nil {
+		return nil, err
+	}
 	var win *views.Windows
+	var winReader api.WindowReader
 	if routed == nil {
-		wcfg, err := cfg.WindowConfig()
-		if err != nil {
-			return nil, err
-		}
 		if win, err = views.NewWindows(cfg.Kafka, wcfg, filepath.Join(cfg.DataDir, "api"), view, log); err != nil {
 			return nil, err
 		}
 		reader = usageReader{viewReader{view}, win}
+		winReader = win
+	} else {
+		winReader = routed.reader.Windows(wcfg)
 	}
 	// With a schema registry every record is framed with the id of the
 	// registered schema: until it is registered, events wait in the queue.
@@ -327,7 +330,7 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	handler, err := api.New(reader, pub, clients, append(append([]api.Option{
 		api.WithLogger(log),
 		api.WithAPIKeys(keys),
-		api.WithWindows(windowReader(win)),
+		api.WithWindows(winReader),
 		api.WithRoutes(userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))...),
 	}, obsOpts...), apiOpts...)...)
 	if err != nil {

@@ -110,25 +110,49 @@ func (r *Reader) Recovered() bool {
 // answers it.
 func (r *Reader) Get(client string) (*activitypb.ClientUsage, error) {
 	var u *activitypb.ClientUsage
-	err := r.retry("no worker owning this client's partition answered (the usage group is rebalancing); retry later",
-		func(m *ownership.Map) (err error) {
-			u, err = r.try(m, client)
-			return err
-		})
+	err := r.forward(client, Path, url.Values{"client": {client}}, func(status int, body []byte) (bool, error) {
+		switch status {
+		case http.StatusOK:
+			v, err := new(codecs.ClientUsage).Decode(body)
+			if err != nil {
+				return false, err
+			}
+			r.ok.Add(1)
+			u = v.(*activitypb.ClientUsage)
+			return true, nil
+		case http.StatusNotFound:
+			r.notFound.Add(1)
+			return true, nil
+		}
+		return false, nil
+	})
 	return u, err
 }
 
-// retry calls try with the newest owners map until it succeeds or Window
-// has passed, waiting for a new map or a backoff in between; then it gives
-// up with *Unavailable, public being what the API may tell the caller.
-func (r *Reader) retry(public string, try func(*ownership.Map) error) error {
+// answerFunc takes the owner's answer: done when it is the read's result
+// (then err is the read's error, nil on success), else the read is asked
+// again (err, if any, says why; nil means the owner refused).
+type answerFunc func(status int, body []byte) (done bool, err error)
+
+// forward asks the owner of client's partition for path?query until
+// answer takes an answer or Window has passed (then *Unavailable).
+func (r *Reader) forward(client, path string, query url.Values, answer answerFunc) error {
+	return r.retry("no worker owning this client's partition answered (the usage group is rebalancing); retry later",
+		func(m *ownership.Map) (bool, error) { return r.try(m, client, path, query, answer) })
+}
+
+// retry calls try with the newest owners map until it is done (its error
+// is then the read's) or Window has passed, waiting for a new map or a
+// backoff in between; then it gives up with *Unavailable, public being
+// what the API may tell the caller.
+func (r *Reader) retry(public string, try func(*ownership.Map) (done bool, why error)) error {
 	deadline := time.Now().Add(r.Window)
 	backoff := 20 * time.Millisecond
 	for {
 		m, changed := r.owners.Current()
-		why := try(m)
-		if why == nil {
-			return nil
+		done, why := try(m)
+		if done {
+			return why
 		}
 		r.owners.Refresh()
 		left := time.Until(deadline)
@@ -144,56 +168,50 @@ func (r *Reader) retry(public string, try func(*ownership.Map) error) error {
 	}
 }
 
-// try asks the owner once; an error means "ask again".
-func (r *Reader) try(m *ownership.Map, client string) (*activitypb.ClientUsage, error) {
+// try asks the owner once; not done means "ask again", and the error why.
+func (r *Reader) try(m *ownership.Map, client, path string, query url.Values, answer answerFunc) (bool, error) {
 	if m == nil || m.Partitions == 0 {
 		r.noOwner.Add(1)
-		return nil, errors.New("owners of the usage partitions are not known yet")
+		return false, errors.New("owners of the usage partitions are not known yet")
 	}
 	p := kafka.PartitionOf(client, m.Partitions)
 	o, ok := m.Owner(p)
 	if !ok {
 		r.noOwner.Add(1)
-		return nil, fmt.Errorf("partition %d has no owner with a query address (group %s)", p, m.State)
+		return false, fmt.Errorf("partition %d has no owner with a query address (group %s)", p, m.State)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.AttemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+o.Addr+Path+"?client="+url.QueryEscape(client), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+o.Addr+path+"?"+query.Encode(), nil)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
 		r.connFailed.Add(1)
-		return nil, fmt.Errorf("owner %s of partition %d: %w", o.Addr, p, err)
+		return false, fmt.Errorf("owner %s of partition %d: %w", o.Addr, p, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		r.connFailed.Add(1)
-		return nil, fmt.Errorf("owner %s of partition %d: %w", o.Addr, p, err)
+		return false, fmt.Errorf("owner %s of partition %d: %w", o.Addr, p, err)
 	}
 	// The worker must have hashed the client to the same partition, else
 	// its partition count and ours differ and its answer proves nothing.
 	if got := resp.Header.Get(HeaderPartition); got != strconv.Itoa(int(p)) {
 		r.refused.Add(1)
-		return nil, fmt.Errorf("owner %s put client in partition %q, not %d", o.Addr, got, p)
+		return false, fmt.Errorf("owner %s put client in partition %q, not %d", o.Addr, got, p)
 	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-		v, err := new(codecs.ClientUsage).Decode(body)
-		if err != nil {
-			return nil, fmt.Errorf("owner %s: %w", o.Addr, err)
-		}
-		r.ok.Add(1)
-		return v.(*activitypb.ClientUsage), nil
-	case http.StatusNotFound:
-		r.notFound.Add(1)
-		return nil, nil
-	default:
-		r.refused.Add(1)
-		return nil, fmt.Errorf("owner %s of partition %d refused: %d %s", o.Addr, p, resp.StatusCode, clip(body))
+	done, err := answer(resp.StatusCode, body)
+	switch {
+	case done:
+		return true, err
+	case err != nil:
+		return false, fmt.Errorf("owner %s: %w", o.Addr, err)
 	}
+	r.refused.Add(1)
+	return false, fmt.Errorf("owner %s of partition %d refused: %d %s", o.Addr, p, resp.StatusCode, clip(body))
 }
 
 func clip(b []byte) string {

@@ -135,9 +135,10 @@ type Top struct {
 func (r *Reader) Top(after *top.Key, limit int) (Top, error) {
 	var t Top
 	err := r.retry("not every usage partition's owner answered (the usage group is rebalancing); retry later",
-		func(m *ownership.Map) (err error) {
+		func(m *ownership.Map) (bool, error) {
+			var err error
 			t, err = r.tryTop(m, after, limit)
-			return err
+			return err == nil, err
 		})
 	return t, err
 }

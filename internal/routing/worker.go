@@ -38,6 +38,7 @@ const ContentType = "application/x-protobuf"
 type Worker struct {
 	partitions int
 	proc       atomic.Pointer[goka.Processor]
+	windows    atomic.Pointer[windowStores]
 	top        *top.Index // the processor's own partitions, nil without
 	log        *slog.Logger
 
@@ -62,6 +63,7 @@ func (w *Worker) SetProcessor(proc *goka.Processor) { w.proc.Store(proc) }
 func (w *Worker) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path, w.serveUsage)
+	mux.HandleFunc("GET "+SeriesPath, w.serveSeries)
 	mux.HandleFunc("GET "+TopPath, w.serveTop)
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = rw.Write([]byte("ok\n")) })
 	return mux
@@ -73,20 +75,16 @@ func (w *Worker) Refused() uint64  { return w.refused.Load() }
 
 // errNotOwned is goka's "this processor does not contain partition" (it
 // has no typed error for it).
-var errNotOwned = errors.New("partition not owned by this member")
+var errNotOwned = errors.New("not owned by this worker")
 
 func (w *Worker) serveUsage(rw http.ResponseWriter, r *http.Request) {
-	client := r.URL.Query().Get("client")
-	if !r.URL.Query().Has("client") || len(client) > 256 || !utf8.ValidString(client) {
-		http.Error(rw, "client must be valid UTF-8 of at most 256 bytes", http.StatusBadRequest)
+	client, ok := clientParam(rw, r)
+	if !ok {
 		return
 	}
 	p := kafka.PartitionOf(client, w.partitions)
 	rw.Header().Set(HeaderPartition, strconv.Itoa(int(p)))
 	val, err := w.read(client)
-	if errors.Is(err, errNotOwned) {
-		err = fmt.Errorf("partition %d: %w", p, err)
-	}
 	if w.refuse(rw, err) {
 		return
 	}
@@ -102,6 +100,16 @@ func (w *Worker) serveUsage(rw http.ResponseWriter, r *http.Request) {
 	}
 	rw.Header().Set("Content-Type", ContentType)
 	_, _ = rw.Write(b)
+}
+
+// clientParam is the client asked about, or false once it answered 400.
+func clientParam(rw http.ResponseWriter, r *http.Request) (string, bool) {
+	client := r.URL.Query().Get("client")
+	if !r.URL.Query().Has("client") || len(client) > 256 || !utf8.ValidString(client) {
+		http.Error(rw, "client must be valid UTF-8 of at most 256 bytes", http.StatusBadRequest)
+		return "", false
+	}
+	return client, true
 }
 
 // refuse answers a read that failed (421 when the partition is not this
@@ -120,25 +128,33 @@ func (w *Worker) refuse(rw http.ResponseWriter, err error) bool {
 	return true
 }
 
-// read reads client's row only if, for the whole read, this member owns its
-// partition and has recovered it (see guarded).
+// read reads client's row (nil if it has none) under guardedRow.
 func (w *Worker) read(client string) (any, error) {
 	var val any
-	err := w.guarded(func(proc *goka.Processor) error {
-		v, err := proc.Get(client)
-		if err != nil && strings.Contains(err.Error(), "does not contain partition") {
-			return errNotOwned
-		}
-		val = v
-		return err
-	})
+	err := w.guardedRow(client, func(row any) error { val = row; return nil })
 	return val, err
 }
 
-// guarded runs read while the processor is running and refuses its result
-// if a rebalance began meanwhile: goka's Processor.Get answers from any
-// partition the processor holds, also one still recovering in a new
-// generation's setup, so the processor's state is checked around it.
+// guardedRow calls fn with client's row (nil if none) under guarded; the
+// row's partition must be this member's.
+func (w *Worker) guardedRow(client string, fn func(row any) error) error {
+	return w.guarded(func(proc *goka.Processor) error {
+		val, err := proc.Get(client)
+		if err != nil {
+			if strings.Contains(err.Error(), "does not contain partition") {
+				return fmt.Errorf("partition %d: %w", kafka.PartitionOf(client, w.partitions), errNotOwned)
+			}
+			return err
+		}
+		return fn(val)
+	})
+}
+
+// guarded runs read only while the processor is running, and fails if a
+// rebalance began before read ended, whatever read found: goka's
+// Processor.Get answers from any partition the processor holds, also one
+// still recovering in a new generation's setup, so the processor's state
+// is checked around it.
 func (w *Worker) guarded(read func(*goka.Processor) error) error {
 	proc := w.proc.Load()
 	if proc == nil {

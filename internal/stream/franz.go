@@ -23,7 +23,8 @@ const franzCloseTimeout = 60 * time.Second
 
 // FranzProducerBuilder builds goka producers over franz-go, lingering at most
 // linger per batch. Records are partitioned with goka's hasher exactly as
-// sarama's hash partitioner does, so tables and views agree on placement.
+// sarama's hash partitioner does, so tables and views agree on placement;
+// windowed topics' records by their client, as SaramaProducerBuilder does.
 func FranzProducerBuilder(linger time.Duration) goka.ProducerBuilder {
 	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
 		cl, err := kgo.NewClient(
@@ -35,14 +36,14 @@ func FranzProducerBuilder(linger time.Duration) goka.ProducerBuilder {
 			// Fail instead of retrying forever, so a processor whose broker
 			// went away stops and stream.Run rebuilds it.
 			kgo.RecordDeliveryTimeout(30*time.Second),
-			kgo.RecordPartitioner(kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
+			kgo.RecordPartitioner(kgo.BasicConsistentPartitioner(func(topic string) func(*kgo.Record, int) int {
 				var mu sync.Mutex
 				h := hasher()
 				return func(r *kgo.Record, n int) int {
 					mu.Lock()
 					defer mu.Unlock()
 					h.Reset()
-					_, _ = h.Write(r.Key)
+					_, _ = h.Write(partitionKey(topic, r.Key))
 					// sarama's hashPartitioner: |int32(sum) % n|.
 					p := int32(h.Sum32()) % int32(n)
 					if p < 0 {

@@ -82,9 +82,10 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 // group's loopback relies on the records of one source partition arriving in
 // the order they were emitted, and the coalescer on a key's values arriving
 // in the order of its flushes. The group table's changelog records are
-// coalesced per key (see Coalescer).
+// coalesced per key (see Coalescer). Windowed topics' records are placed by
+// their client (partitionKey), in every producer.
 func producerBuilder(cfg kafka.Config, graph *goka.GroupGraph) goka.ProducerBuilder {
-	build := goka.ProducerBuilderWithConfig(cfg.IdempotentProducer())
+	build := SaramaProducerBuilder(cfg.IdempotentProducer())
 	if cfg.Producer == kafka.ProducerFranz {
 		build = FranzProducerBuilder(cfg.FlushInterval)
 	}

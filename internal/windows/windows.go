@@ -317,3 +317,34 @@ func (c Config) steps() string {
 	}
 	return FormatSpecs(c.Specs) + " (step:retention)"
 }
+
+// StartBounds are the first and last bucket starts of step, Unix seconds,
+// that lie in [from, to].
+func StartBounds(step time.Duration, from, to time.Time) (lo, hi int64) {
+	lo = StartUnix(from.UnixNano(), step)
+	if time.Unix(lo, 0).Before(from) {
+		lo += int64(step / time.Second)
+	}
+	return lo, StartUnix(to.UnixNano(), step)
+}
+
+// SeriesFunc reads client's buckets of step whose start lies in [from, to].
+type SeriesFunc func(client string, step time.Duration, from, to time.Time) ([]Bucket, error)
+
+// SumLast sums client's usage over the last window at now, as series
+// answers it: the buckets of PlanRange's step whose start lies in
+// [now-window, now]; the sum covers from the first such start to now.
+func (c Config) SumLast(series SeriesFunc, client string, window time.Duration, now time.Time) (Sum, error) {
+	step, from, to, err := c.PlanRange(window, now)
+	if err != nil {
+		return Sum{}, err
+	}
+	buckets, err := series(client, step, from, to)
+	if err != nil {
+		return Sum{}, err
+	}
+	lo, _ := StartBounds(step, from, to)
+	sum := SumOf(buckets)
+	sum.Step, sum.From, sum.To = step, time.Unix(lo, 0).UTC(), to
+	return sum, nil
+}

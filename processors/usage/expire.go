@@ -82,7 +82,7 @@ func (p *Processor) WrapStorage(b storage.Builder) storage.Builder {
 		b = top.Indexing(b, string(Table), p.top)
 	}
 	return func(topic string, partition int32) (storage.Storage, error) {
-		st, err := b(topic, partition)
+		st, err := p.trackJoins(b)(topic, partition)
 		if err != nil || topic != string(Table) {
 			return st, err
 		}

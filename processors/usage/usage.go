@@ -119,7 +119,10 @@ func coPartitioned(s kafka.TopicSpec) kafka.TopicSpec {
 // (compacted), nothing older than the retention plus the grace period
 // (a bucket is emitted about a grace period after its end).
 func WindowTopic(s windows.Spec, grace time.Duration) kafka.TopicSpec {
-	return kafka.TopicSpec{Name: windows.Topic(s.Step), Compact: true, Retention: s.Retention + grace}
+	// Co-partitioned with Users: a client's buckets are placed like the
+	// client (internal/stream), and members with query endpoints join them.
+	return kafka.TopicSpec{Name: windows.Topic(s.Step), Compact: true, Retention: s.Retention + grace,
+		CoPartitionedWith: string(codecs.ActivityTopic)}
 }
 
 // Dead-letter headers say why and where a record was rejected.
@@ -152,6 +155,7 @@ type Processor struct {
 	windowTopics    map[int64]goka.Stream
 	clientRetention time.Duration
 	top             *top.Index // nil unless WithTopIndex
+	joins           windowJoins
 	storesMu        sync.Mutex
 	stores          map[int32]*trackedStore // owned partitions' table storage
 
@@ -303,6 +307,7 @@ func (p *Processor) Graph() *goka.GroupGraph {
 	for _, s := range p.windows.Specs {
 		edges = append(edges, goka.Output(goka.Stream(windows.Topic(s.Step)), new(codecs.WindowCounts)))
 	}
+	edges = append(edges, p.windowJoins()...)
 	return goka.DefineGroup(Group, edges...)
 }
 

@@ -1,0 +1,169 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/internal/app"
+	"github.com/inarious/inarious/internal/app/apptest"
+	"github.com/inarious/inarious/internal/kafka/kafkatest"
+	"github.com/inarious/inarious/internal/testutil"
+)
+
+// startRoutedAPI runs an API with --usage-source=workers on cfg's brokers
+// and returns its base URL once /readyz answers 200.
+func startRoutedAPI(t *testing.T, cfg app.Config) string {
+	t.Helper()
+	cfg.UsageSource = app.UsageFromWorkers
+	cfg.QueryListen = ""
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	addr := make(chan string, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { done <- app.RunAPI(ctx, cfg, log, func(a string) { addr <- a }) }()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatalf("routed API did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("routed API stopped with: %v", err)
+		}
+	})
+	testutil.Eventually(t, apptest.StartTimeout, func() (bool, string) {
+		code := apptest.Status(base + "/readyz")
+		return code == http.StatusOK, fmt.Sprintf("routed API /readyz = %d", code)
+	})
+	return base
+}
+
+// getBody is GET base+path: status and body.
+func getBody(t *testing.T, base, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// In --usage-source=workers mode the windowed reads answer what view mode
+// answers for the same events: the same buckets, closed ones included (1 s
+// steps, no grace, so they close while the test runs), the same window sum,
+// and the same 400s. One worker (with --query-listen and window joins) and
+// a view-mode API run in one process; a workers-mode API beside them asks
+// the worker.
+func TestRoutedWindowedReadsEqualViewMode(t *testing.T) {
+	kc := kafkatest.Config(t, 4)
+	view := &system{apptest.Start(t, nil, func(c *app.Config) {
+		c.Brokers, c.Kafka.Brokers = strings.Join(kc.Brokers, ","), kc.Brokers
+		c.QueryListen = "127.0.0.1:0"
+		c.Windows, c.WindowGrace = "1s:1h,1m:1h", 0
+	})}
+	routed := startRoutedAPI(t, view.Config)
+
+	const client = "198.51.100.78"
+	began := time.Now().UTC().Truncate(time.Second)
+	calls := 0
+	call := func() {
+		view.call(t, "GET", "/healthz", client, "")
+		calls++
+	}
+	call()
+	call()
+	// Keep calling until three 1 s buckets closed in view mode: more than
+	// the row's latest close holds, so the workers must read closed buckets
+	// from their joined windowed partitions to answer the same.
+	finals := func(base string) int {
+		var s api.Series
+		code, body := getBody(t, base, "/usage/"+client+"/series?step=1s&from=-5m")
+		if code != http.StatusOK {
+			t.Fatalf("%s series: %d %s", base, code, body)
+		}
+		if err := json.Unmarshal([]byte(body), &s); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, b := range s.Buckets {
+			if b.Final {
+				n++
+			}
+		}
+		return n
+	}
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
+		call()
+		return finals(view.Base) >= 3, "fewer than three final 1s buckets"
+	})
+	// A fixed span, so both answers are of the same question.
+	q := url.Values{"step": {"1s"}, "from": {began.Add(-time.Minute).Format(time.RFC3339)}, "to": {time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}}
+	path := "/usage/" + client + "/series?" + q.Encode()
+	var last string
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
+		var fromView, fromWorkers api.Series
+		cv, bv := getBody(t, view.Base, path)
+		cw, bw := getBody(t, routed, path)
+		if cv != http.StatusOK || cw != http.StatusOK {
+			t.Fatalf("series: view %d %s, workers %d %s", cv, bv, cw, bw)
+		}
+		_ = json.Unmarshal([]byte(bv), &fromView)
+		_ = json.Unmarshal([]byte(bw), &fromWorkers)
+		var n uint64
+		var final int
+		for _, b := range fromWorkers.Buckets {
+			n += b.Endpoints["GET /healthz"]
+			if b.Final {
+				final++
+			}
+		}
+		last = fmt.Sprintf("view %s\nworkers %s", bv, bw)
+		return reflect.DeepEqual(fromView, fromWorkers) && n == uint64(calls) && final >= 3,
+			fmt.Sprintf("%d of %d calls in the workers' buckets (%d final), or the modes differ:\n%s", n, calls, final, last)
+	})
+	t.Logf("equal series in both modes: %d calls in %d buckets", calls, finals(routed))
+
+	for _, window := range []string{"10m", "1m"} {
+		var wv, ww api.WindowUsage
+		cv, bv := getBody(t, view.Base, "/usage/"+client+"?window="+window)
+		cw, bw := getBody(t, routed, "/usage/"+client+"?window="+window)
+		_ = json.Unmarshal([]byte(bv), &wv)
+		_ = json.Unmarshal([]byte(bw), &ww)
+		if cv != http.StatusOK || cw != http.StatusOK || ww.Total != uint64(calls) || !reflect.DeepEqual(wv.Endpoints, ww.Endpoints) || wv.Total != ww.Total || wv.Window != ww.Window {
+			t.Errorf("window=%s: view %d %s, workers %d %s; want both %d calls", window, cv, bv, cw, bw, calls)
+		}
+	}
+	// Queries neither mode can answer get the same 400.
+	for _, bad := range []string{
+		"/usage/" + client + "/series?step=1h",
+		"/usage/" + client + "/series?step=1s&from=-1m&to=-2m",
+		"/usage/" + client + "?window=2h", // beyond every kept retention
+	} {
+		cv, bv := getBody(t, view.Base, bad)
+		cw, bw := getBody(t, routed, bad)
+		var pv, pw map[string]any
+		_ = json.Unmarshal([]byte(bv), &pv)
+		_ = json.Unmarshal([]byte(bw), &pw)
+		if cv != http.StatusBadRequest || cw != cv || pv["detail"] != pw["detail"] {
+			t.Errorf("%s: view %d %s, workers %d %s; want the same 400", bad, cv, bv, cw, bw)
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package usage_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/processors/usage"
+)
+
+// With window joins a member holds the windowed partitions matching its
+// own and reads them with ScanWindow: a bucket the group closed comes back
+// from the joined topic, and a partition it does not hold is refused.
+func TestWindowJoinsHoldClosedBuckets(t *testing.T) {
+	gkt := tester.New(t)
+	c := &clock{now: t0.Add(time.Hour)}
+	u := usage.New(usage.WithWindows(minutes), usage.WithClock(c.Now), usage.WithWindowJoins())
+	// goka's Validate takes a topic both as Output and as Join.
+	proc, err := goka.NewProcessor(nil, u.Graph(), goka.WithTester(gkt), goka.WithStorageBuilder(u.WrapStorage(gkt.StorageBuilder())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = proc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) { return proc.Recovered(), "processor not running" })
+
+	in := string(codecs.ActivityTopic)
+	topic := windows.Topic(time.Minute)
+	gkt.Consume(in, "c", eventAt("c", "/a", t0.Add(5*time.Second)))
+	gkt.Consume(in, "c", eventAt("c", "/a", t0.Add(10*time.Second)))
+	gkt.Consume(in, "c", eventAt("c", "/a", t0.Add(3*time.Minute))) // closes 12:00 (grace 1 m)
+
+	start, limit := windows.KeyRange("c", t0.Unix(), t0.Add(time.Hour).Unix())
+	scan := func() map[string]uint64 {
+		got := map[string]uint64{}
+		err := u.ScanWindow(topic, 0, start, limit, func(key string, v []byte) error {
+			wc, err := new(codecs.WindowCounts).Decode(v)
+			if err != nil {
+				return err
+			}
+			got[key] = wc.(*activitypb.WindowCounts).GetTotal()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
+		got := scan()
+		return len(got) == 1 && got[windows.Key("c", t0.Unix())] == 2, "joined buckets: want 12:00 with 2 calls"
+	})
+	if err := u.ScanWindow(topic, 1, start, limit, func(string, []byte) error { return nil }); !errors.Is(err, usage.ErrNotJoined) {
+		t.Errorf("partition 1 (not held): %v, want ErrNotJoined", err)
+	}
+	cancel()
+	<-done
+	if err := u.ScanWindow(topic, 0, start, limit, func(string, []byte) error { return nil }); !errors.Is(err, usage.ErrNotJoined) {
+		t.Errorf("after the processor stopped: %v, want ErrNotJoined", err)
+	}
+}
