@@ -53,6 +53,7 @@ func TestRoutedReadsSurviveKill(t *testing.T) {
 		t.Errorf("the workers-mode API has a view directory (stat err %v)", err)
 	}
 	checkTopClients(t, tr, a, want)
+	checkWindowedReads(t, tr, a, want, 50)
 	if code, body, err := tr.call(a, http.MethodGet, "/dashboard", "", ""); err != nil || code != http.StatusOK {
 		t.Errorf("GET /dashboard in workers mode = %d %.200s (err %v), want 200", code, body, err)
 	}
@@ -153,8 +154,10 @@ func TestRoutedReadsSurviveKill(t *testing.T) {
 	if limit := tKill.Add(assigned + 5*time.Second); last503.After(limit) {
 		t.Errorf("503 at %v after the kill, after the takeover ended (%v)", last503.Sub(tKill), assigned)
 	}
-	// The two survivors list every client, exactly, between them.
+	// The two survivors list every client, exactly, between them, and
+	// answer windowed reads of the victim's clients from the joins.
 	checkTopClients(t, tr, a, want)
+	checkWindowedReads(t, tr, a, want, 50)
 	report(t, "clients=%d workers=3 reads=%d exact=%d unavailable_503=%d wrong=0 group_reassigned=%s first_503=%s last_503=%s unavailable_window=%s answers_back=%s",
 		len(clients), len(reads), n200, n503, ms(assigned), ms(first503.Sub(tKill)), ms(last503.Sub(tKill)), ms(window), ms(tBack.Sub(tKill)))
 }
@@ -203,6 +206,35 @@ func checkTopClients(t *testing.T, tr *traffic, a *apiProc, want map[string]map[
 	}
 	if len(seen) != len(want) {
 		t.Errorf("GET /usage listed %d of the %d clients", len(seen), len(want))
+	}
+}
+
+// checkWindowedReads reads the last hour of n clients by minute and as one
+// window: both add up to the client's exact total (all traffic is recent).
+func checkWindowedReads(t *testing.T, tr *traffic, a *apiProc, want map[string]map[string]uint64, n int) {
+	t.Helper()
+	for _, c := range tr.clients[:n] {
+		var total uint64
+		for _, k := range want[c] {
+			total += k
+		}
+		code, body, err := tr.call(a, http.MethodGet, "/usage/"+c+"/series?step=1m&from=-1h", "", "")
+		var s api.Series
+		if err != nil || code != http.StatusOK || json.Unmarshal(body, &s) != nil {
+			t.Fatalf("series of %s in workers mode = %d %.200s (err %v)", c, code, body, err)
+		}
+		var sum uint64
+		for _, b := range s.Buckets {
+			sum += b.Total
+		}
+		code, body, err = tr.call(a, http.MethodGet, "/usage/"+c+"?window=1h", "", "")
+		var w api.WindowUsage
+		if err != nil || code != http.StatusOK || json.Unmarshal(body, &w) != nil {
+			t.Fatalf("?window=1h of %s in workers mode = %d %.200s (err %v)", c, code, body, err)
+		}
+		if sum != total || w.Total != total {
+			t.Errorf("%s: minute buckets of the last hour sum to %d, ?window=1h says %d; want %d", c, sum, w.Total, total)
+		}
 	}
 }
 
