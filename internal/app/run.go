@@ -276,10 +276,17 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 			return st.Ready, st
 		}}))
 	}
+	// franz-go batches per partition with less work per record than
+	// sarama's producer (BENCHMARKS.md, "Cost per request"); both are
+	// idempotent and partition with kafka.Hasher.
+	producer := goka.ProducerBuilderWithConfig(cfg.Kafka.IdempotentProducer())
+	if cfg.APIProducer == kafka.ProducerFranz {
+		producer = stream.FranzProducerBuilder(cfg.Kafka.FlushInterval)
+	}
 	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, eventCodec,
 		goka.WithEmitterClientID(cfg.Kafka.ClientID),
 		goka.WithEmitterHasher(kafka.Hasher),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg.Kafka.IdempotentProducer())),
+		goka.WithEmitterProducerBuilder(producer),
 		goka.WithEmitterTopicManagerBuilder(cfg.Kafka.TopicManagerBuilder()),
 		goka.WithEmitterLogger(kafka.GokaLogger(log)),
 	)
