@@ -8,15 +8,18 @@
 # Each named inarious binary is measured as `api` (when API_COST_BROKERS is set,
 # e.g. 127.0.0.1:29092 from `KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093
 # scripts/kafka.sh start`) and as the one-command run (embedded broker, worker,
-# view in one process), on /healthz and GET /usage/{client}; the bare router on
-# /healthz. RUNS rounds (default 3), the order of the servers reversed every
+# view in one process), on /healthz, GET /usage/{client} and POST /users (a new
+# user per request, scripts/post-users.lua; embedded bbolt store); the bare
+# router on /healthz. RUNS rounds (default 3), the order of the servers reversed every
 # other round; each server starts fresh (own data dir) for its round. Per
 # measurement: wrk's req/s and the server's CPU per request (utime+stime from
 # /proc during the wrk run). Prints the medians at the end; raw lines in $OUT.
 #
 # Environment: RUNS [3], DURATION [8s], CONNECTIONS [32], WARMUP [2s],
 # SERVER_CPU [0], LOADER_CPU [1], PORT [18180], EMBEDDED_PORT [29292],
-# API_COST_BROKERS [unset: skip `inarious api`], IBENCH [built from this tree],
+# API_COST_BROKERS [unset: skip `inarious api`], KAFKA_PID [unset: the broker's
+# pid, pinned to the loader's core so it takes nothing from the server's],
+# IBENCH [built from this tree],
 # OUT [/tmp/api-cost.txt], BASE [/tmp/api-cost-data].
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -93,17 +96,19 @@ start() { # target round
 	fi
 }
 
-measure() { # target round path
-	local a b out rps reqs
-	taskset -c "$LOADER_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "$T$3" >/dev/null
-	a=$(cpu_ticks "$pid")
-	out=$(taskset -c "$LOADER_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$T$3")
-	b=$(cpu_ticks "$pid")
+measure() { # target round path ("POST /users": new users from scripts/post-users.lua)
+	local a b out rps reqs url=$T$3 script=()
+	if [ "$3" = "POST /users" ]; then url=$T script=(-s "$ROOT/scripts/post-users.lua"); fi
+	taskset -c "$LOADER_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "${script[@]}" "$url" >/dev/null
+	a=$(cpu_ticks "$pid") ka=$([ -n "${KAFKA_PID:-}" ] && cpu_ticks "$KAFKA_PID" || echo 0)
+	out=$(taskset -c "$LOADER_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "${script[@]}" "$url")
+	b=$(cpu_ticks "$pid") kb=$([ -n "${KAFKA_PID:-}" ] && cpu_ticks "$KAFKA_PID" || echo 0)
 	rps=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
 	reqs=$(awk '/requests in/{print $1}' <<<"$out")
 	if grep -q 'Non-2xx' <<<"$out"; then echo "non-2xx answers from $1 $3: $out" >&2; exit 1; fi
-	say "$(printf '%s\t%s\t%s\t%.0f\t%.1f\tload=%s' "$2" "$1" "$3" "$rps" \
+	say "$(printf '%s\t%s\t%s\t%.0f\t%.1f\t%.1f\tload=%s' "$2" "$1" "$3" "$rps" \
 		"$(awk -v t=$((b - a)) -v n="$reqs" -v hz="$HZ" 'BEGIN{print 1e6*t/hz/n}')" \
+		"$(awk -v t=$((kb - ka)) -v n="$reqs" -v hz="$HZ" 'BEGIN{print 1e6*t/hz/n}')" \
 		"$(cut -d' ' -f1 /proc/loadavg)")"
 }
 
@@ -114,10 +119,11 @@ stop() {
 }
 
 rm -rf "$BASE" && mkdir -p "$BASE"
+if [ -n "${KAFKA_PID:-}" ]; then taskset -a -p -c "$LOADER_CPU" "$KAFKA_PID" >/dev/null; fi
 if [ -n "$BROKERS" ]; then
 	for nb in "$@"; do seed_usage "${nb%%=*}"; done
 fi
-say "# round	target	path	req/s	server CPU µs/req	1-min load"
+say "# round	target	path	req/s	server CPU µs/req	broker CPU µs/req (KAFKA_PID)	1-min load"
 for round in $(seq 1 "$RUNS"); do
 	order=("${targets[@]}")
 	if ((round % 2 == 0)); then
@@ -127,7 +133,10 @@ for round in $(seq 1 "$RUNS"); do
 	for t in "${order[@]}"; do
 		start "$t" "$round"
 		measure "$t" "$round" /healthz
-		[ "$t" != bare ] && measure "$t" "$round" /usage/127.0.0.1
+		if [ "$t" != bare ]; then
+			measure "$t" "$round" /usage/127.0.0.1
+			measure "$t" "$round" "POST /users"
+		fi
 		stop
 	done
 done
@@ -139,12 +148,17 @@ rows = {}
 for line in open(sys.argv[1]):
     if line.startswith("#"):
         continue
-    rnd, target, path, rps, cpu, _ = line.rstrip("\n").split("\t")
-    rows.setdefault((target, path), []).append((float(rps), float(cpu)))
-bare = statistics.median(r for r, _ in rows.get(("bare", "/healthz"), [(0, 0)]))
-print("target\tpath\treq/s\tvs bare /healthz\tserver CPU µs/req")
+    rnd, target, path, rps, cpu, kcpu, _ = line.rstrip("\n").split("\t")
+    rows.setdefault((target, path), []).append((float(rps), float(cpu), float(kcpu)))
+bare = rows.get(("bare", "/healthz"))
+bare_rps = statistics.median(r for r, _, _ in bare) if bare else 0
+bare_cpu = statistics.median(c for _, c, _ in bare) if bare else 0
+print("target\tpath\treq/s\treq/s vs bare /healthz\tbare's CPU/req ÷ this one's\tserver CPU µs/req\tbroker CPU µs/req")
 for (target, path), v in rows.items():
-    rps = statistics.median(r for r, _ in v)
-    cpu = statistics.median(c for _, c in v)
-    print(f"{target}\t{path}\t{rps:.0f}\t{rps / bare:.2f}\t{cpu:.1f}" if bare else f"{target}\t{path}\t{rps:.0f}\t-\t{cpu:.1f}")
+    rps = statistics.median(r for r, _, _ in v)
+    cpu = statistics.median(c for _, c, _ in v)
+    kcpu = statistics.median(k for _, _, k in v)
+    ratio = f"{rps / bare_rps:.2f}\t" if bare_rps else "-\t"
+    ratio += f"{bare_cpu / cpu:.2f}" if bare_cpu and cpu else "-"
+    print(f"{target}\t{path}\t{rps:.0f}\t{ratio}\t{cpu:.1f}\t{kcpu:.1f}")
 EOF

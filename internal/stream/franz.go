@@ -24,9 +24,10 @@ const franzCloseTimeout = 60 * time.Second
 // FranzProducerBuilder builds goka producers over franz-go, lingering at most
 // linger per batch. Records are partitioned with goka's hasher exactly as
 // sarama's hash partitioner does, so tables and views agree on placement.
-func FranzProducerBuilder(linger time.Duration) goka.ProducerBuilder {
+// opts come last and may override the defaults (e.g. compression).
+func FranzProducerBuilder(linger time.Duration, opts ...kgo.Opt) goka.ProducerBuilder {
 	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
-		cl, err := kgo.NewClient(
+		cl, err := kgo.NewClient(append([]kgo.Opt{
 			kgo.SeedBrokers(brokers...),
 			kgo.ClientID(clientID),
 			kgo.RequiredAcks(kgo.AllISRAcks()), // the default, stated: idempotence needs it
@@ -51,7 +52,7 @@ func FranzProducerBuilder(linger time.Duration) goka.ProducerBuilder {
 					return int(p)
 				}
 			})),
-		)
+		}, opts...)...)
 		if err != nil {
 			return nil, err
 		}
