@@ -32,10 +32,10 @@ func FranzProducerBuilder(linger time.Duration, opts ...kgo.Opt) goka.ProducerBu
 			kgo.ClientID(clientID),
 			kgo.RequiredAcks(kgo.AllISRAcks()), // the default, stated: idempotence needs it
 			kgo.ProducerLinger(linger),
-			kgo.MaxBufferedRecords(1<<16),
+			kgo.MaxBufferedRecords(1 << 16),
 			// Fail instead of retrying forever, so a processor whose broker
 			// went away stops and stream.Run rebuilds it.
-			kgo.RecordDeliveryTimeout(30*time.Second),
+			kgo.RecordDeliveryTimeout(30 * time.Second),
 			kgo.RecordPartitioner(kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
 				var mu sync.Mutex
 				h := hasher()
