@@ -5,8 +5,10 @@ import (
 
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/inarious/inarious/internal/httpx"
@@ -23,9 +25,25 @@ func requestID(r *http.Request) string {
 	if id := r.Header.Get(requestIDHeader); id != "" && len(id) <= 64 && isToken(id) {
 		return id
 	}
+	return newRequestID()
+}
+
+// requestIDs numbers the ids this process makes. Multiplying by an odd
+// constant is a bijection on uint64, so ids are unique for 2^64 requests,
+// and the random start keeps processes apart: no crypto/rand read per
+// request. Request ids name requests; they are no secret.
+var requestIDs = func() *atomic.Uint64 {
+	var n atomic.Uint64
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	n.Store(binary.LittleEndian.Uint64(b[:]))
+	return &n
+}()
+
+func newRequestID() string {
+	var b [16]byte
+	hex.Encode(b[:], binary.BigEndian.AppendUint64(nil, requestIDs.Add(1)*0x9e3779b97f4a7c15))
+	return string(b[:])
 }
 
 func isToken(s string) bool {
@@ -57,15 +75,18 @@ func setClient(r *http.Request, client string) {
 }
 
 // recordActivity emits one activity event per request once the response is
-// written, when status and duration are known.
+// written, when status and duration are known. Its status recorder is the
+// outermost, so inner middlewares can share it (httpx.Recorder).
 func (s *Server) recordActivity(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := requestID(r)
 		w.Header().Set(requestIDHeader, id)
 		rec := httpx.NewStatusRecorder(w)
-		who := &identity{}
-		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, who))
+		var who identity
+		if s.countUnderKey {
+			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, &who))
+		}
 		next.ServeHTTP(rec, r)
 
 		host, port := s.clients.Resolve(r)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -453,4 +454,25 @@ func TestPublisherCloseHonoursContextWhenInFlightIsFull(t *testing.T) {
 		st := pub.Stats()
 		return st.Failed == uint64(inFlight+extra+1) && st.InFlight == 0, fmt.Sprintf("failed %d, in flight %d", st.Failed, st.InFlight)
 	})
+}
+
+func TestRequestIDsMadeHereAreDistinctHex(t *testing.T) {
+	srv, em, _ := newServer(t, fakeUsage{})
+	seen := map[string]bool{}
+	for range 100 {
+		id := do(srv, "GET", "/healthz", "192.0.2.7:4000", nil).Header().Get("X-Request-Id")
+		if len(id) != 16 || strings.Trim(id, "0123456789abcdef") != "" || seen[id] {
+			t.Fatalf("request id %q: want 16 hex digits, new each time", id)
+		}
+		seen[id] = true
+	}
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		n := len(em.emitted())
+		return n == 100, fmt.Sprintf("%d of 100 events emitted", n)
+	})
+	for _, ev := range em.emitted() {
+		if !seen[ev.RequestId] {
+			t.Fatalf("event has request id %q, not one a response carried", ev.RequestId)
+		}
+	}
 }

@@ -42,6 +42,9 @@ type Server struct {
 	windows   WindowReader
 	log       *slog.Logger
 	checks    []ReadinessCheck
+	// countUnderKey: API keys are on, so the auth middleware may name the
+	// client an event is counted under (setClient).
+	countUnderKey bool
 }
 
 // options are what New is given besides its own routes.
@@ -111,24 +114,35 @@ func New(usage UsageReader, publisher *Publisher, clients *ClientResolver, opts 
 		return nil, err
 	}
 
+	// The middleware chain is built once per route here, not with
+	// Router.Use, which makes mux build it anew for every request
+	// (closures and allocations on the hot path). Each layer still runs
+	// inside the router, so mux.CurrentRoute is known to it.
+	s.countUnderKey = o.keys.Len() > 0
+	authorize := auth.Middleware(o.keys, policy, setClient)
+	observe := func(h http.Handler) http.Handler {
+		for i := len(o.middleware) - 1; i >= 0; i-- {
+			h = o.middleware[i](h)
+		}
+		return s.recordActivity(h)
+	}
+	// Auth is innermost: inside the activity middleware, which then counts
+	// an authenticated request under the key's client name, and inside the
+	// metrics middleware, which then sees 401s and 403s. Requests that
+	// match no route skip it.
+	chain := func(h http.Handler) http.Handler { return observe(authorize(h)) }
 	r := s.router
-	r.Use(s.recordActivity)
-	r.NotFoundHandler = s.recordActivity(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	r.NotFoundHandler = observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusNotFound, "no such resource")
 	}))
-	r.MethodNotAllowedHandler = s.recordActivity(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	r.MethodNotAllowedHandler = observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here")
 	}))
-	for _, mw := range o.middleware {
-		r.Use(mw)
-		r.NotFoundHandler = mw(r.NotFoundHandler)
-		r.MethodNotAllowedHandler = mw(r.MethodNotAllowedHandler)
+	mounted := slices.Clone(s.routes)
+	for i := range mounted {
+		mounted[i].Handler = chain(mounted[i].Handler)
 	}
-	// Innermost: inside the activity middleware, which then counts an
-	// authenticated request under the key's client name, and inside the
-	// metrics middleware, which then sees 401s and 403s.
-	r.Use(auth.Middleware(o.keys, policy, setClient))
-	httpx.Mount(r, s.routes)
+	httpx.Mount(r, mounted)
 	return s, nil
 }
 

@@ -1,6 +1,7 @@
 // Command inarious-bench measures the usage worker: how fast it drains a
 // pre-filled Users topic next to a bare goka counter, and how fast it
-// recovers a large table; fill builds a large table on a running system.
+// recovers a large table; fill builds a large table on a running system;
+// bare-router is the floor the API's cost per request is compared with.
 // See BENCHMARKS.md.
 package main
 
@@ -17,7 +18,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: inarious-bench drain|recovery|memory|fill [flags]")
+		fmt.Fprintln(os.Stderr, "usage: inarious-bench drain|recovery|memory|fill|bare-router [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -30,6 +31,8 @@ func main() {
 		err = memory(ctx, os.Args[2:])
 	case "fill":
 		err = fill(ctx, os.Args[2:])
+	case "bare-router":
+		err = bareRouter(ctx, os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

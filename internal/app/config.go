@@ -31,6 +31,9 @@ type Config struct {
 	APIKeysFile       string
 	APIKeys           string
 	EventBuffer       int
+	// APIProducer is the Kafka client the API's activity events are
+	// produced with: kafka.ProducerFranz or kafka.ProducerSarama.
+	APIProducer       string
 	ShutdownTimeout   time.Duration
 	Store             string
 	ArangoURL         string
@@ -84,6 +87,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.IntVar(&cfg.Kafka.Replication, "replication", cfg.Kafka.Replication, "replication factor of the topics Inarious creates")
 	fs.DurationVar(&cfg.Kafka.FlushInterval, "flush-interval", cfg.Kafka.FlushInterval, "longest a produced record waits to be batched")
 	fs.StringVar(&cfg.Kafka.Producer, "worker-producer", cfg.Kafka.Producer, "Kafka client the worker's processors produce with: sarama or franz (franz-go)")
+	fs.StringVar(&cfg.APIProducer, "api-producer", cfg.APIProducer, "Kafka client the API produces its activity events with: sarama or franz (franz-go)")
 	fs.StringVar(&cfg.Kafka.ClientID, "client-id", cfg.Kafka.ClientID, "Kafka client id of this process")
 	fs.IntVar(&cfg.EmbeddedKafkaPort, "embedded-kafka-port", cfg.EmbeddedKafkaPort, "port of the embedded broker on 127.0.0.1 (0 picks a free one)")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP listen address of the API")
@@ -126,6 +130,7 @@ func Defaults() Config {
 		LogLevel:          "info",
 		LogFormat:         "text",
 		EventBuffer:       1 << 16,
+		APIProducer:       kafka.ProducerFranz,
 		ShutdownTimeout:   15 * time.Second,
 		Store:             "embedded",
 		ArangoDatabase:    "inarious",
@@ -187,6 +192,9 @@ func (c Config) Validate() error {
 	}
 	if c.EventBuffer < 1 {
 		return errors.New("--event-buffer must be >= 1")
+	}
+	if c.APIProducer != kafka.ProducerSarama && c.APIProducer != kafka.ProducerFranz {
+		return fmt.Errorf("--api-producer must be %s or %s, not %q", kafka.ProducerSarama, kafka.ProducerFranz, c.APIProducer)
 	}
 	if c.MaxBodyBytes < 1 {
 		return errors.New("--max-body-bytes must be >= 1")

@@ -4,6 +4,7 @@ import (
 	"github.com/inarious/inarious/views/top"
 
 	"github.com/inarious/inarious/codecs/confluent"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"context"
@@ -290,10 +291,19 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 			return st.Ready, st
 		}}))
 	}
+	// franz-go batches per partition with less work per record than
+	// sarama's producer (BENCHMARKS.md, "Cost per request"); both are
+	// idempotent and partition with kafka.Hasher. Uncompressed, as sarama
+	// sends them: events are small, and a broker validating compressed
+	// batches decompresses them, which costs it more than the bytes save.
+	producer := goka.ProducerBuilderWithConfig(cfg.Kafka.IdempotentProducer())
+	if cfg.APIProducer == kafka.ProducerFranz {
+		producer = stream.FranzProducerBuilder(cfg.Kafka.FlushInterval, kgo.ProducerBatchCompression(kgo.NoCompression()))
+	}
 	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, eventCodec,
 		goka.WithEmitterClientID(cfg.Kafka.ClientID),
 		goka.WithEmitterHasher(kafka.Hasher),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg.Kafka.IdempotentProducer())),
+		goka.WithEmitterProducerBuilder(producer),
 		goka.WithEmitterTopicManagerBuilder(cfg.Kafka.TopicManagerBuilder()),
 		goka.WithEmitterLogger(kafka.GokaLogger(log)),
 	)

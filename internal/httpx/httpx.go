@@ -69,6 +69,16 @@ func NewStatusRecorder(w http.ResponseWriter) *StatusRecorder {
 	return &StatusRecorder{ResponseWriter: w}
 }
 
+// Recorder is w itself when an outer middleware already records the status
+// through it (every write reaches it, so it sees the same status), else a
+// new recorder around w: one allocation per request instead of one per layer.
+func Recorder(w http.ResponseWriter) *StatusRecorder {
+	if rec, ok := w.(*StatusRecorder); ok {
+		return rec
+	}
+	return NewStatusRecorder(w)
+}
+
 // Status is the status written, 200 when the handler wrote none.
 func (s *StatusRecorder) Status() int {
 	if s.status == 0 {

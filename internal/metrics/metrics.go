@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	byLabels sync.Map // observerKey → *requestObservers
 }
 
 // New returns metrics on a fresh registry (never the global one, so several
@@ -62,16 +64,41 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := httpx.NewStatusRecorder(w)
+		rec := httpx.Recorder(w)
 		next.ServeHTTP(rec, r)
 		route := httpx.RouteTemplate(r)
 		if route == "" {
 			route = codecs.UnmatchedRoute
 		}
-		labels := prometheus.Labels{"route": route, "method": method(r.Method), "status": strconv.Itoa(rec.Status())}
-		m.requests.With(labels).Inc()
-		m.duration.With(labels).Observe(time.Since(start).Seconds())
+		o := m.observers(route, method(r.Method), rec.Status())
+		o.requests.Inc()
+		o.duration.Observe(time.Since(start).Seconds())
 	})
+}
+
+// observerKey is one label combination; routes and methods are bounded, and
+// so are the statuses the API writes.
+type observerKey struct {
+	route, method string
+	status        int
+}
+
+// requestObservers are the instruments of one label combination.
+type requestObservers struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observers finds the instruments of a label combination once; later
+// requests skip building the labels map and hashing it (two vector lookups).
+func (m *Metrics) observers(route, method string, status int) *requestObservers {
+	k := observerKey{route, method, status}
+	if o, ok := m.byLabels.Load(k); ok {
+		return o.(*requestObservers)
+	}
+	labels := prometheus.Labels{"route": route, "method": method, "status": strconv.Itoa(status)}
+	o, _ := m.byLabels.LoadOrStore(k, &requestObservers{requests: m.requests.With(labels), duration: m.duration.With(labels)})
+	return o.(*requestObservers)
 }
 
 // method bounds the label's values: any token is a valid HTTP method.

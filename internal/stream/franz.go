@@ -25,17 +25,18 @@ const franzCloseTimeout = 60 * time.Second
 // linger per batch. Records are partitioned with goka's hasher exactly as
 // sarama's hash partitioner does, so tables and views agree on placement;
 // windowed topics' records by their client, as SaramaProducerBuilder does.
-func FranzProducerBuilder(linger time.Duration) goka.ProducerBuilder {
+// opts come last and may override the defaults (e.g. compression).
+func FranzProducerBuilder(linger time.Duration, opts ...kgo.Opt) goka.ProducerBuilder {
 	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
-		cl, err := kgo.NewClient(
+		cl, err := kgo.NewClient(append([]kgo.Opt{
 			kgo.SeedBrokers(brokers...),
 			kgo.ClientID(clientID),
 			kgo.RequiredAcks(kgo.AllISRAcks()), // the default, stated: idempotence needs it
 			kgo.ProducerLinger(linger),
-			kgo.MaxBufferedRecords(1<<16),
+			kgo.MaxBufferedRecords(1 << 16),
 			// Fail instead of retrying forever, so a processor whose broker
 			// went away stops and stream.Run rebuilds it.
-			kgo.RecordDeliveryTimeout(30*time.Second),
+			kgo.RecordDeliveryTimeout(30 * time.Second),
 			kgo.RecordPartitioner(kgo.BasicConsistentPartitioner(func(topic string) func(*kgo.Record, int) int {
 				var mu sync.Mutex
 				h := hasher()
@@ -52,7 +53,7 @@ func FranzProducerBuilder(linger time.Duration) goka.ProducerBuilder {
 					return int(p)
 				}
 			})),
-		)
+		}, opts...)...)
 		if err != nil {
 			return nil, err
 		}

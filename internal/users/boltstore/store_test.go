@@ -2,7 +2,10 @@ package boltstore_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/inarious/inarious/internal/users"
@@ -72,5 +75,50 @@ func TestOpenLockedFileFails(t *testing.T) {
 	if s2, err := boltstore.Open(path); err == nil {
 		s2.Close()
 		t.Fatal("second Open of a locked file succeeded")
+	}
+}
+
+// Concurrent creates share commits; every one acknowledged must be in the
+// file after Close, and a write after Close fails instead of hanging.
+func TestConcurrentCreatesAreDurable(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "users.db")
+	s, err := boltstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 400 // fewer than users.MaxLimit: one page holds them all
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, err := s.Create(ctx, users.NewUser{Name: "U", Email: fmt.Sprintf("u%d@example.com", i)})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, users.NewUser{Name: "Late", Email: "late@example.com"}); !errors.Is(err, boltstore.ErrClosed) {
+		t.Fatalf("create after close: %v, want ErrClosed", err)
+	}
+	s, err = boltstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	page, err := s.List(ctx, users.ListOptions{Limit: users.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Users) != n {
+		t.Fatalf("%d users after reopen, want %d", len(page.Users), n)
 	}
 }
