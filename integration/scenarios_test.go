@@ -353,8 +353,11 @@ func TestBrokerOutage(t *testing.T) {
 	if !w.running() {
 		t.Fatalf("the worker exited during the outage: %v", w.exitErr())
 	}
-	if during.Events.Retried == 0 {
-		t.Errorf("no event went back for redelivery: the outage was too short to test it")
+	// franz-go (the default producer) holds undelivered records for up to
+	// its delivery timeout and the publisher re-queues what fails (sarama
+	// fails sooner): either way some events must have waited for the broker.
+	if during.Events.Retried == 0 && during.Events.InFlight == 0 {
+		t.Errorf("no event was held for the broker or went back for redelivery: the outage was too short to test it")
 	}
 	outageLen := time.Since(tStop)
 
