@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+	"github.com/rcrowley/go-metrics"
 )
 
 // Config is what a component needs to reach Kafka.
@@ -80,6 +81,11 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// sarama keeps per-broker rates and histograms in go-metrics (a lock and an
+// exponentially decaying sample per request); nothing in Inarious reads
+// them, and under load they were 2.5 % of the one-command process's CPU.
+func init() { metrics.UseNilMetrics = true }
 
 // Sarama returns the client configuration: goka's defaults with the protocol
 // version, client id and low-latency flushing set.
