@@ -1,9 +1,11 @@
 package usage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
@@ -106,4 +108,91 @@ func (p *Processor) ScanWindow(topic string, partition int32, start, limit strin
 		}
 	}
 	return it.Err()
+}
+
+// pruneJoinsEvery is how often a member prunes its joined windowed
+// partitions: a 48th of the shortest retention, between a minute and a day
+// (the views' pruner's pace).
+func (p *Processor) pruneJoinsEvery() time.Duration {
+	every := 24 * time.Hour
+	for _, s := range p.windows.Specs {
+		every = min(every, max(s.Retention/48, time.Minute))
+	}
+	return every
+}
+
+// PruneWindows deletes from the joined partitions' local storage the buckets
+// that start before now minus their granularity's retention and one step,
+// and says how many. Kafka's retention bounds what a recovery reads, not
+// what a long-running member keeps; the views prune theirs the same way.
+func (p *Processor) PruneWindows(now time.Time) (int, error) {
+	p.joins.mu.Lock()
+	var stores []*trackedStore
+	var cutoffs []int64
+	for _, s := range p.windows.Specs {
+		cutoff := windows.StartUnix(now.Add(-s.Retention).UnixNano(), s.Step) - int64(s.Step/time.Second)
+		for _, t := range p.joins.stores[windows.Topic(s.Step)] {
+			stores, cutoffs = append(stores, t), append(cutoffs, cutoff)
+		}
+	}
+	p.joins.mu.Unlock()
+	deleted := 0
+	for i, t := range stores {
+		n, err := t.pruneBuckets(cutoffs[i])
+		deleted += n
+		if err != nil {
+			return deleted, err
+		}
+	}
+	return deleted, nil
+}
+
+// pruneBuckets deletes the buckets starting before cutoff (Unix seconds).
+// Keys sort by client, then start, so old keys are spread through the
+// partition: it reads it all, then deletes what it found.
+func (t *trackedStore) pruneBuckets(cutoff int64) (int, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closing.Load() {
+		return 0, nil
+	}
+	it, err := t.Storage.Iterator()
+	if err != nil {
+		return 0, err
+	}
+	var old []string
+	for it.Next() && !t.closing.Load() {
+		if _, start, ok := windows.ParseKey(string(it.Key())); ok && start < cutoff {
+			old = append(old, string(it.Key()))
+		}
+	}
+	err = it.Err()
+	it.Release()
+	if err != nil {
+		return 0, err
+	}
+	for i, k := range old {
+		if err := t.Storage.Delete(k); err != nil {
+			return i, err
+		}
+	}
+	return len(old), nil
+}
+
+// pruneJoins runs PruneWindows every pruneJoinsEvery until ctx ends.
+func (p *Processor) pruneJoins(ctx context.Context) {
+	t := time.NewTicker(p.pruneJoinsEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := p.PruneWindows(p.now()); err != nil {
+			p.log.Warn("pruning joined windowed partitions failed", "err", err)
+		} else if n > 0 {
+			p.log.Info("pruned joined windowed partitions", "deleted", n)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package usage_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/tablestore"
 	"github.com/inarious/inarious/internal/testutil"
 	"github.com/inarious/inarious/internal/windows"
 	"github.com/inarious/inarious/processors/usage"
@@ -67,5 +69,53 @@ func TestWindowJoinsHoldClosedBuckets(t *testing.T) {
 	<-done
 	if err := u.ScanWindow(topic, 0, start, limit, func(string, []byte) error { return nil }); !errors.Is(err, usage.ErrNotJoined) {
 		t.Errorf("after the processor stopped: %v, want ErrNotJoined", err)
+	}
+}
+
+// A long-running member prunes its joined windowed partitions as the views
+// prune theirs: buckets older than the retention and a step go, the rest
+// stay.
+func TestPruneWindowsDropsExpiredJoinedBuckets(t *testing.T) {
+	w := windows.Config{Specs: []windows.Spec{{Step: time.Minute, Retention: time.Hour}}, Grace: time.Minute}
+	u := usage.New(usage.WithWindows(w), usage.WithWindowJoins())
+	topic := windows.Topic(time.Minute)
+	st, err := u.WrapStorage(tablestore.Builder(t.TempDir(), tablestore.DefaultOptions()))(topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := t0.Add(24 * time.Hour)
+	starts := map[string]time.Time{
+		"old":      now.Add(-3 * time.Hour),
+		"edge-old": now.Add(-time.Hour - 2*time.Minute),
+		"edge-new": now.Add(-time.Hour),
+		"new":      now.Add(-time.Minute),
+	}
+	for name, at := range starts {
+		for _, c := range []string{"a", "b"} {
+			if err := st.Set(windows.Key(c, at.Unix()), []byte(name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	n, err := u.PruneWindows(now)
+	if err != nil || n != 4 {
+		t.Fatalf("PruneWindows = %d, %v; want the 4 buckets of old and edge-old", n, err)
+	}
+	for _, c := range []string{"a", "b"} {
+		start, limit := windows.KeyRange(c, 0, now.Unix())
+		var kept []string
+		if err := u.ScanWindow(topic, 0, start, limit, func(_ string, v []byte) error { kept = append(kept, string(v)); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(kept, []string{"edge-new", "new"}) {
+			t.Errorf("client %s keeps %v, want [edge-new new]", c, kept)
+		}
+	}
+	if n, _ := u.PruneWindows(now); n != 0 {
+		t.Errorf("a second prune deleted %d", n)
 	}
 }

@@ -254,6 +254,12 @@ func (p *Processor) Run(ctx context.Context, cfg kafka.Config, dataDir string, o
 			defer func() { stop(); <-done; _ = em.Finish() }()
 		}
 	}
+	if p.joins.on {
+		pctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); p.pruneJoins(pctx) }()
+		defer func() { stop(); <-done }()
+	}
 	err = stream.Run(ctx, cfg, p, dataDir, p.log, onStart)
 	s := p.Stats()
 	p.log.Info("usage group stopped", "processed", s.Processed, "replays_skipped", s.Replays,
