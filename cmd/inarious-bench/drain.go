@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/inarious/inarious/processors/usage"
+	"github.com/inarious/inarious/views/top"
 
 	"context"
 	"flag"
@@ -102,6 +103,7 @@ func drain(ctx context.Context, args []string) error {
 	span := fs.Duration("event-span", 0, "spread the events' request times over this span ending now (0: all at one time), so windowed buckets close during the drain")
 	zipf := fs.Float64("zipf", 0, "draw each event's client from a Zipf distribution with this exponent (> 1, e.g. 1.1) instead of round-robin over the clients")
 	producer := fs.String("producer", kafka.Defaults().Producer, "client the worker produces with: sarama or franz")
+	queries := fs.Bool("queries", false, "run the worker as with --query-listen: top-clients index of its partitions and joins of the windowed topics")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -136,6 +138,9 @@ func drain(ctx context.Context, args []string) error {
 	} else {
 		fmt.Printf("clients round-robin (uniform); worker produces with %s\n", *producer)
 	}
+	if *queries {
+		fmt.Println("worker serves queries: top-clients index and windowed joins on")
+	}
 	var ours, base, oursCPU, baseCPU []float64
 	for run := 0; run < c.runs; run++ {
 		brokers, err := b.fresh(ctx)
@@ -168,7 +173,11 @@ func drain(ctx context.Context, args []string) error {
 				if prof != nil {
 					_ = pprof.StartCPUProfile(prof)
 				}
-				r, err = procbench.DrainInarious(ctx, cfg, sub, *events)
+				var opts []usage.Option
+				if *queries {
+					opts = append(opts, usage.WithTopIndex(top.New()), usage.WithWindowJoins())
+				}
+				r, err = procbench.DrainInarious(ctx, cfg, sub, *events, opts...)
 				if prof != nil {
 					pprof.StopCPUProfile()
 					prof = nil // one profile: the first run

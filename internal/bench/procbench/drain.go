@@ -88,10 +88,10 @@ func runUntil(ctx context.Context, proc *goka.Processor, n int, counted func() u
 }
 
 // DrainInarious times Inarious' usage worker (durable leveldb storage under
-// dir) counting the n events of Users.
-func DrainInarious(ctx context.Context, cfg kafka.Config, dir string, n int) (DrainResult, error) {
+// dir) counting the n events of Users; opts add to the group's options.
+func DrainInarious(ctx context.Context, cfg kafka.Config, dir string, n int, opts ...usage.Option) (DrainResult, error) {
 	log := slog.New(slog.DiscardHandler)
-	group := usage.New(usage.WithLogger(log))
+	group := usage.New(append([]usage.Option{usage.WithLogger(log)}, opts...)...)
 	if err := cfg.EnsureTopics(ctx, group.Topics()...); err != nil {
 		return DrainResult{}, err
 	}
