@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,12 +37,8 @@ func runningWorker(t *testing.T, rows map[int32][]top.Row) (*Worker, *httptest.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	w.SetProcessor(proc)
-	testutil.Eventually(t, 10*time.Second, func() (bool, string) { return proc.Recovered(), "processor not running" })
+	testutil.RunProcessor(t, proc)
 	srv := httptest.NewServer(w.Handler())
 	t.Cleanup(srv.Close)
 	return w, srv

@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -47,12 +46,8 @@ func TestWorkerServesSeriesOfItsOwnPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = proc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	w.SetProcessor(proc)
-	testutil.Eventually(t, 10*time.Second, func() (bool, string) { return proc.Recovered(), "processor not running" })
+	stop := testutil.RunProcessor(t, proc)
 	if rec := getSeries(t, h, "x", time.Minute, now.Add(-time.Hour), now); rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("before SetWindows: %d, want 503", rec.Code)
 	}
@@ -107,8 +102,7 @@ func TestWorkerServesSeriesOfItsOwnPartitions(t *testing.T) {
 	if rec := getSeries(t, h, mine, 2*time.Minute, now.Add(-time.Hour), now); rec.Code != http.StatusBadRequest {
 		t.Errorf("a step not kept: %d, want 400", rec.Code)
 	}
-	cancel()
-	<-done
+	stop()
 	if rec := getSeries(t, h, mine, time.Minute, now.Add(-time.Hour), now); rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("after the processor stopped: %d, want 503", rec.Code)
 	}

@@ -1,12 +1,10 @@
 package routing
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -52,11 +50,8 @@ func TestWorkerAnswersOnlyWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
 	w.SetProcessor(proc)
-	testutil.Eventually(t, 10*time.Second, func() (bool, string) { return proc.Recovered(), "processor not running" })
+	stop := testutil.RunProcessor(t, proc)
 	gkt.Consume("in", "10.0.0.1", "x")
 	gkt.Consume("in", "10.0.0.1", "x")
 
@@ -72,8 +67,7 @@ func TestWorkerAnswersOnlyWhileRunning(t *testing.T) {
 		t.Errorf("unknown client: %d, want 404", rec.Code)
 	}
 
-	cancel()
-	<-done
+	stop()
 	if rec := get(t, h, "10.0.0.1"); rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("after the processor stopped: %d, want 503", rec.Code)
 	}

@@ -1,7 +1,6 @@
 package usage_test
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -30,11 +29,7 @@ func TestWindowJoinsHoldClosedBuckets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = proc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	testutil.Eventually(t, 10*time.Second, func() (bool, string) { return proc.Recovered(), "processor not running" })
+	stop := testutil.RunProcessor(t, proc)
 
 	in := string(codecs.ActivityTopic)
 	topic := windows.Topic(time.Minute)
@@ -65,8 +60,7 @@ func TestWindowJoinsHoldClosedBuckets(t *testing.T) {
 	if err := u.ScanWindow(topic, 1, start, limit, func(string, []byte) error { return nil }); !errors.Is(err, usage.ErrNotJoined) {
 		t.Errorf("partition 1 (not held): %v, want ErrNotJoined", err)
 	}
-	cancel()
-	<-done
+	stop()
 	if err := u.ScanWindow(topic, 0, start, limit, func(string, []byte) error { return nil }); !errors.Is(err, usage.ErrNotJoined) {
 		t.Errorf("after the processor stopped: %v, want ErrNotJoined", err)
 	}

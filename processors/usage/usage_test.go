@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/testutil"
 
 	"context"
 	"strings"
@@ -38,15 +39,7 @@ func startUsage(t *testing.T, opts ...usage.Option) (*tester.Tester, *usage.Proc
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("processor: %v", err)
-		}
-	})
+	testutil.RunProcessor(t, proc)
 	return gkt, u
 }
 
