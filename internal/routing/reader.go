@@ -91,7 +91,7 @@ func (r *Reader) Close() { r.http.CloseIdleConnections() }
 // Counters are the outcomes of forwarded reads, for /metrics.
 func (r *Reader) Counters() []metrics.Counter {
 	return []metrics.Counter{
-		{Name: "usage_route_answered_total", Help: "Usage reads answered by the owning worker with a row.", Value: r.ok.Load},
+		{Name: "usage_route_answered_total", Help: "Forwarded usage reads answered by the owning workers: a row, a series or a merged page of top clients.", Value: r.ok.Load},
 		{Name: "usage_route_not_found_total", Help: "Usage reads the owning worker answered with no row.", Value: r.notFound.Load},
 		{Name: "usage_route_refused_total", Help: "Forwarded usage reads the worker refused (not its partition, or rebalancing); retried.", Value: r.refused.Load},
 		{Name: "usage_route_connect_failed_total", Help: "Forwarded usage reads that reached no worker; retried.", Value: r.connFailed.Load},
