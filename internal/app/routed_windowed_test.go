@@ -167,3 +167,69 @@ func TestRoutedWindowedReadsEqualViewMode(t *testing.T) {
 		}
 	}
 }
+
+// GET /usage in workers mode, the merge of the workers' own top clients,
+// lists what view mode lists: the same clients, totals and order, page by
+// page through the cursor.
+func TestRoutedTopClientsEqualViewMode(t *testing.T) {
+	kc := kafkatest.Config(t, 4)
+	view := &system{apptest.Start(t, nil, func(c *app.Config) {
+		c.Brokers, c.Kafka.Brokers = strings.Join(kc.Brokers, ","), kc.Brokers
+		c.QueryListen = "127.0.0.1:0"
+	})}
+	routed := startRoutedAPI(t, view.Config)
+
+	want := map[string]uint64{}
+	for i := range 7 {
+		client := fmt.Sprintf("198.51.100.%d", 10+i)
+		for range 1 + i%4 {
+			view.call(t, "GET", "/healthz", client, "")
+			want[client]++
+		}
+	}
+	// Pages of two, the test's clients only (the reads are counted too,
+	// under the caller's address).
+	list := func(base string) ([]api.ClientTotal, string) {
+		var out []api.ClientTotal
+		cursor := ""
+		for {
+			code, body := getBody(t, base, "/usage?limit=2"+cursor)
+			if code != http.StatusOK {
+				return nil, fmt.Sprintf("%s: %d %s", base, code, body)
+			}
+			var p api.UsagePage
+			if err := json.Unmarshal([]byte(body), &p); err != nil {
+				t.Fatal(err)
+			}
+			// The test's clients and the callers' own address.
+			if p.Total != len(want)+1 {
+				return nil, fmt.Sprintf("%s: total_clients %d, want %d", base, p.Total, len(want)+1)
+			}
+			for _, ct := range p.Clients {
+				if _, ok := want[ct.Client]; ok {
+					out = append(out, api.ClientTotal{Client: ct.Client, Total: ct.Total})
+				}
+			}
+			if p.NextCursor == "" {
+				return out, ""
+			}
+			cursor = "&cursor=" + p.NextCursor
+		}
+	}
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
+		fromView, why := list(view.Base)
+		if why != "" {
+			return false, why
+		}
+		fromWorkers, why := list(routed)
+		if why != "" {
+			return false, why
+		}
+		got := map[string]uint64{}
+		for _, ct := range fromWorkers {
+			got[ct.Client] = ct.Total
+		}
+		return reflect.DeepEqual(fromView, fromWorkers) && reflect.DeepEqual(got, want),
+			fmt.Sprintf("view %v\nworkers %v\nwant %v", fromView, fromWorkers, want)
+	})
+}
