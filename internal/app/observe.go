@@ -56,17 +56,28 @@ func (o *observed) addProcessor(proc *goka.Processor) {
 // apiOptions instruments the API and mounts /metrics, the dashboard and,
 // with --debug-pages, goka's pages. The returned func releases what it opened.
 func (o *observed) apiOptions(cfg Config, log *slog.Logger, view *views.Usage, pub *api.Publisher, hub *dashboard.Hub) ([]api.Option, func()) {
+	o.metrics.WatchRecovered(view.Recovered)
+	routes, release := o.watchAPI(cfg, log, pub, hub, view)
+	if cfg.DebugPages {
+		routes = append(routes, o.debugPages(view, log))
+	}
+	return []api.Option{api.WithMiddleware(o.metrics.Middleware), api.WithRoutes(routes...)}, release
+}
+
+// watchAPI instruments what every API has: the publisher, the dashboard's
+// subscribers and the usage group's consumer lag (view, when there is one,
+// adds its own partitions' lag). It returns /metrics and the dashboard's
+// routes, and what releases the lag's Kafka client.
+func (o *observed) watchAPI(cfg Config, log *slog.Logger, pub *api.Publisher, hub *dashboard.Hub, view metrics.ViewStats) ([]httpx.Route, func()) {
 	m := o.metrics
 	m.WatchCounters(pub.Counters()...)
 	m.WatchGauges(pub.Gauges()...)
-	m.WatchRecovered(view.Recovered)
 	m.WatchGauges(metrics.Gauge{Name: "dashboard_subscribers", Help: "Open dashboard event streams.", Value: func() float64 { return float64(hub.Subscribers()) }})
 	release := func() {}
 	// Lag is measured with a client of its own, so a slow broker only slows scrapes.
 	if kc, err := sarama.NewClient(cfg.Kafka.Brokers, cfg.Kafka.Sarama()); err != nil {
 		log.Warn("consumer lag metrics disabled", "err", err)
-	} else if lag, err := metrics.NewLag(kc, string(usage.Group), string(codecs.ActivityTopic),
-		view, string(usage.Table), log); err != nil {
+	} else if lag, err := metrics.NewLag(kc, string(usage.Group), string(codecs.ActivityTopic), view, string(usage.Table), log); err != nil {
 		_ = kc.Close()
 		log.Warn("consumer lag metrics disabled", "err", err)
 	} else {
@@ -76,10 +87,7 @@ func (o *observed) apiOptions(cfg Config, log *slog.Logger, view *views.Usage, p
 	routes := append([]httpx.Route{
 		{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: m.Handler()},
 	}, hub.Routes()...)
-	if cfg.DebugPages {
-		routes = append(routes, o.debugPages(view, log))
-	}
-	return []api.Option{api.WithMiddleware(m.Middleware), api.WithRoutes(routes...)}, release
+	return routes, release
 }
 
 // debugPages serves goka's monitor and query pages under /debug/goka/ and

@@ -18,10 +18,7 @@ import (
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/dashboard"
-	"github.com/inarious/inarious/internal/httpx"
-	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/ownership"
 	"github.com/inarious/inarious/internal/routing"
 	"github.com/inarious/inarious/processors/usage"
@@ -134,29 +131,13 @@ func (r *routedUsage) readiness() api.ReadinessCheck {
 // routedOptions instruments the API in workers mode: /metrics with the
 // routing outcomes, and the dashboard fed by the workers.
 func (o *observed) routedOptions(cfg Config, log *slog.Logger, r *routedUsage, pub *api.Publisher, hub *dashboard.Hub) ([]api.Option, func()) {
-	m := o.metrics
-	m.WatchCounters(pub.Counters()...)
-	m.WatchGauges(pub.Gauges()...)
-	m.WatchCounters(r.reader.Counters()...)
-	m.WatchGauges(metrics.Gauge{Name: "dashboard_subscribers", Help: "Open dashboard event streams.", Value: func() float64 { return float64(hub.Subscribers()) }})
-	release := func() {}
-	if kc, err := sarama.NewClient(cfg.Kafka.Brokers, cfg.Kafka.Sarama()); err != nil {
-		log.Warn("consumer lag metrics disabled", "err", err)
-	} else if lag, err := metrics.NewLag(kc, string(usage.Group), string(codecs.ActivityTopic), nil, string(usage.Table), log); err != nil {
-		_ = kc.Close()
-		log.Warn("consumer lag metrics disabled", "err", err)
-	} else {
-		m.Registry().MustRegister(lag)
-		release = func() { _ = kc.Close() }
-	}
-	routes := append([]httpx.Route{
-		{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: m.Handler()},
-	}, hub.Routes()...)
+	o.metrics.WatchCounters(r.reader.Counters()...)
+	routes, release := o.watchAPI(cfg, log, pub, hub, nil)
 	if cfg.DebugPages {
 		log.Warn("--debug-pages: goka's pages need the usage view; not mounted with --usage-source=workers")
 	}
 	log.Info("usage read from the owning workers", "usage_source", UsageFromWorkers)
-	return []api.Option{api.WithMiddleware(m.Middleware), api.WithRoutes(routes...)}, release
+	return []api.Option{api.WithMiddleware(o.metrics.Middleware), api.WithRoutes(routes...)}, release
 }
 
 // routedDashboard is the dashboard's source in workers mode: each tick's
