@@ -1,9 +1,6 @@
 package main
 
 import (
-	"github.com/inarious/inarious/processors/usage"
-	"github.com/inarious/inarious/views/top"
-
 	"context"
 	"flag"
 	"fmt"
@@ -19,7 +16,10 @@ import (
 
 	"github.com/inarious/inarious/internal/bench/procbench"
 	"github.com/inarious/inarious/internal/embedkafka"
+	"github.com/inarious/inarious/internal/gcpolicy"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/processors/usage"
+	"github.com/inarious/inarious/views/top"
 )
 
 // broker gives each run an empty Kafka: a fresh embedded one, or the given
@@ -104,9 +104,11 @@ func drain(ctx context.Context, args []string) error {
 	zipf := fs.Float64("zipf", 0, "draw each event's client from a Zipf distribution with this exponent (> 1, e.g. 1.1) instead of round-robin over the clients")
 	producer := fs.String("producer", kafka.Defaults().Producer, "client the worker produces with: sarama or franz")
 	queries := fs.Bool("queries", false, "run the worker as with --query-listen: top-clients index of its partitions and joins of the windowed topics")
+	gcPercent := fs.Int("gc-percent", gcpolicy.WorkerPercent, "Go GC target of the whole bench process, as a worker sets it (100: Go's default); GOGC in the environment wins")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	gc := gcpolicy.Apply(*gcPercent, os.Getenv, slog.New(slog.DiscardHandler))
 	if *zipf != 0 && (*zipf <= 1 || *keyedBy != "client") {
 		return fmt.Errorf("-zipf must be > 1 and needs -keyed-by client")
 	}
@@ -141,6 +143,7 @@ func drain(ctx context.Context, args []string) error {
 	if *queries {
 		fmt.Println("worker serves queries: top-clients index and windowed joins on")
 	}
+	fmt.Printf("GC target %d %% for both drains (from GOGC: %v)\n", gc.GCPercent, gc.FromEnv)
 	var ours, base, oursCPU, baseCPU []float64
 	for run := 0; run < c.runs; run++ {
 		brokers, err := b.fresh(ctx)

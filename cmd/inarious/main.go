@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/inarious/inarious/internal/app"
+	"github.com/inarious/inarious/internal/gcpolicy"
 )
 
 const usage = `usage: inarious [api|worker] [flags]
@@ -46,6 +47,7 @@ func run(args []string) error {
 		return err
 	}
 	log := cfg.Logger()
+	gcpolicy.Apply(cfg.GCPercentFor(mode), os.Getenv, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch mode {

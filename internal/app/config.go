@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/internal/auth"
+	"github.com/inarious/inarious/internal/gcpolicy"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/windows"
 )
@@ -62,6 +63,8 @@ type Config struct {
 	WindowGrace time.Duration
 	// ClientRetention deletes clients not seen for this long (0: never).
 	ClientRetention time.Duration
+	// GCPercent is the GC target (0: GCPercentFor's default for the mode).
+	GCPercent int
 }
 
 // Where the API reads usage from (--usage-source).
@@ -117,6 +120,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.Windows, "windows", cfg.Windows, "windowed usage: tumbling bucket steps and how long they are kept, step:retention,... (empty: off)")
 	fs.DurationVar(&cfg.WindowGrace, "window-grace", cfg.WindowGrace, "how long after a bucket's end late events still count in it")
 	fs.DurationVar(&cfg.ClientRetention, "client-retention", cfg.ClientRetention, "worker: delete the usage of clients not seen for this long (0: keep forever)")
+	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target percentage (0: 400 where a worker runs, Go's 100 in api mode); GOGC in the environment wins")
 	return fs
 }
 
@@ -173,6 +177,17 @@ func Parse(name string, args []string, getenv func(string) string) (Config, erro
 	return cfg, cfg.Validate()
 }
 
+// GCPercentFor is the GC target of a mode ("", "api" or "worker"): where a
+// worker runs it is gcpolicy.WorkerPercent, in api mode Go's default, whose
+// smaller heap matters more there (a view holds the whole table) than the
+// GC's CPU, which a higher target did not lower measurably (BENCHMARKS.md).
+func (c Config) GCPercentFor(mode string) int {
+	if c.GCPercent != 0 || mode == "api" {
+		return c.GCPercent
+	}
+	return gcpolicy.WorkerPercent
+}
+
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
 	switch c.Store {
@@ -189,6 +204,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	if c.GCPercent < 0 {
+		return errors.New("--gc-percent must be >= 0 (GOGC=off turns the collector off)")
 	}
 	if c.EventBuffer < 1 {
 		return errors.New("--event-buffer must be >= 1")
