@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -33,6 +34,13 @@ type Group interface {
 // NewProcessor hands it the storage builder to wrap.
 type StorageWrapper interface {
 	WrapStorage(storage.Builder) storage.Builder
+}
+
+// ProducerUser is implemented by a Group that writes through the producer
+// goka builds for its processor (e.g. a TableCache): NewProcessor hands it
+// every producer built.
+type ProducerUser interface {
+	UseProducer(goka.Producer)
 }
 
 // Component is a processor group as the composition root runs it: what its
@@ -67,7 +75,7 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 		goka.WithTopicManagerBuilder(cfg.TopicManagerBuilder()),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithProducerBuilder(producerBuilder(cfg, graph)),
+		goka.WithProducerBuilder(handOver(producerBuilder(cfg, graph), g)),
 		goka.WithLogger(kafka.GokaLogger(log)),
 		goka.WithRebalanceCallback(g.Rebalanced),
 	}
@@ -93,6 +101,21 @@ func producerBuilder(cfg kafka.Config, graph *goka.GroupGraph) goka.ProducerBuil
 		build = CoalescingBuilder(build, t.Topic(), DefaultCoalesceOptions())
 	}
 	return build
+}
+
+// handOver hands the producers build builds to g, if g uses them.
+func handOver(build goka.ProducerBuilder, g Group) goka.ProducerBuilder {
+	u, ok := g.(ProducerUser)
+	if !ok {
+		return build
+	}
+	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
+		p, err := build(brokers, clientID, hasher)
+		if err == nil {
+			u.UseProducer(p)
+		}
+		return p, err
+	}
 }
 
 // Backoff between rebuilds of a processor that lost Kafka.

@@ -41,6 +41,11 @@ func (p *Processor) janitorInterval() time.Duration {
 // drops those already beyond it.
 func (p *Processor) expire(ctx goka.Context, msg any) {
 	e, _ := msg.(*activitypb.Expire)
+	// Rows updated but not yet written first: the deletion must see the
+	// client's last events and reach the changelog after their writes.
+	rows := p.writes.Lock(ctx)
+	rows.Unlock()
+	rows.Flush()
 	row, _ := ctx.Value().(*activitypb.ClientUsage)
 	if e == nil || row == nil || lastSeen(row) >= e.GetIdleSinceUnixNano() {
 		return
@@ -81,7 +86,8 @@ func (p *Processor) WrapStorage(b storage.Builder) storage.Builder {
 	if p.top != nil {
 		b = top.Indexing(b, string(Table), p.top)
 	}
-	return func(topic string, partition int32) (storage.Storage, error) {
+	// The row writer outermost: it writes where goka writes.
+	return p.writes.WrapStorage(func(topic string, partition int32) (storage.Storage, error) {
 		st, err := p.trackJoins(b)(topic, partition)
 		if err != nil || topic != string(Table) {
 			return st, err
@@ -101,7 +107,7 @@ func (p *Processor) WrapStorage(b storage.Builder) storage.Builder {
 		}
 		p.stores[partition] = t
 		return t, nil
-	}
+	})
 }
 
 // IdleClients calls fn for each client in the partitions this member owns

@@ -11,6 +11,13 @@
 // value records the input offset it last applied per partition (re-keyed
 // events carry the position they were first read at) and a replayed event
 // is skipped (and the value written to the changelog again).
+//
+// Rows are written through a record cache (stream.TableCache, Kafka Streams'
+// record cache): a callback changes the row in memory, and every 50 ms each
+// changed row is encoded once and written to local storage and the
+// changelog, however many events changed it. An input message is committed
+// only once the write holding its update is acknowledged (goka's
+// DeferCommit), so a crash loses nothing that was committed.
 // Records that cannot be counted go to the dead-letter topic with the reason.
 //
 // Windowed usage (Kafka Streams' windowed aggregation with "suppress until
@@ -146,11 +153,15 @@ const DefaultValueCache = 32768
 
 // Processor counts, per client, the calls of each endpoint.
 type Processor struct {
-	log     *slog.Logger
-	cache   *valueCache
-	decoder *confluent.Decoder
-	windows windows.Config
-	now     func() time.Time
+	log   *slog.Logger
+	cache *valueCache
+	// writes holds updated rows and writes each once per interval
+	// (stream.TableCache): a busy client's row is encoded once, not per event.
+	writes     *stream.TableCache
+	writesOpts stream.TableCacheOptions
+	decoder    *confluent.Decoder
+	windows    windows.Config
+	now        func() time.Time
 	// windowed topic by step in seconds.
 	windowTopics    map[int64]goka.Stream
 	clientRetention time.Duration
@@ -200,6 +211,13 @@ func WithValueCache(n int) Option {
 	}
 }
 
+// WithTableCache sets how long and how many updated rows are held before
+// they are written to local storage and the changelog (default
+// stream.DefaultTableCacheOptions()).
+func WithTableCache(o stream.TableCacheOptions) Option {
+	return func(p *Processor) { p.writesOpts = o }
+}
+
 // WithDecoder decodes records with d, which knows the schema registry: plain
 // protobuf records and Confluent-framed ones whose schema id d can check.
 // The default knows no registry, so framed records are dead-lettered.
@@ -221,10 +239,12 @@ func WithClock(now func() time.Time) Option { return func(p *Processor) { p.now 
 // New returns the usage processor.
 func New(opts ...Option) *Processor {
 	p := &Processor{log: slog.Default(), cache: newValueCache(DefaultValueCache), windows: windows.Default(), now: time.Now,
-		clientRetention: DefaultClientRetention, decoder: confluent.NewDecoder(nil, confluent.Subject)}
+		clientRetention: DefaultClientRetention, decoder: confluent.NewDecoder(nil, confluent.Subject),
+		writesOpts: stream.DefaultTableCacheOptions()}
 	for _, o := range opts {
 		o(p)
 	}
+	p.writes = stream.NewTableCache(Group, new(codecs.ClientUsage), p.writesOpts, p.log)
 	p.windowTopics = make(map[int64]goka.Stream, len(p.windows.Specs))
 	for _, s := range p.windows.Specs {
 		p.windowTopics[int64(s.Step/time.Second)] = goka.Stream(windows.Topic(s.Step))
@@ -271,6 +291,13 @@ func (p *Processor) Run(ctx context.Context, cfg kafka.Config, dataDir string, o
 // has, so it can tell records that landed in another partition than the one
 // its partitioner gives their client (Run finds it out from Kafka).
 func (p *Processor) SetPartitions(n int) { p.partitions.Store(int32(n)) }
+
+// UseProducer hands the processor's producer to the row writer
+// (stream.ProducerUser).
+func (p *Processor) UseProducer(pr goka.Producer) { p.writes.UseProducer(pr) }
+
+// Unwritten is how many updated rows wait to be written or acknowledged.
+func (p *Processor) Unwritten() int { return p.writes.Unwritten() }
 
 // Rebalanced drops the value cache: another member may have counted for a
 // client while this one did not own its partition.
@@ -384,16 +411,13 @@ func (p *Processor) ownPartition(client string, partition int32) bool {
 	return n == 0 || kafka.PartitionOf(client, int(n)) == partition
 }
 
-// count applies ev at pos to the client's row.
+// count applies ev at pos to the client's row. The row is changed under its
+// partition's lock in the row writer, which encodes rows from another
+// goroutine, and written with the partition's next write; the input message
+// is committed once that write is acknowledged.
 func (p *Processor) count(ctx goka.Context, client string, ev *activitypb.BackendApiActivity, pos Position) {
-	usage, cached := p.cache.get(ctx.Partition(), client)
-	if !cached {
-		usage, _ = ctx.Value().(*activitypb.ClientUsage)
-		if usage == nil {
-			usage = &activitypb.ClientUsage{Client: client}
-		}
-		p.cache.put(ctx.Partition(), client, usage)
-	}
+	rows := p.writes.Lock(ctx)
+	usage := p.row(ctx, rows, client)
 	res := Apply(usage, ev, pos, p.windows, p.now())
 	if !res.Applied {
 		p.replays.Add(1)
@@ -402,13 +426,33 @@ func (p *Processor) count(ctx goka.Context, client string, ev *activitypb.Backen
 		// changelog before this input offset is committed, so a member that
 		// rebuilds the table from the changelog cannot miss the event.
 		p.emitBuckets(ctx, client, usage, replayedClose(usage, pos))
-		ctx.SetValue(usage)
-		return
+	} else {
+		p.late.Add(uint64(res.Late))
+		p.emitBuckets(ctx, client, usage, res.Closed)
+		p.processed.Add(1)
 	}
-	p.late.Add(uint64(res.Late))
-	p.emitBuckets(ctx, client, usage, res.Closed)
-	ctx.SetValue(usage)
-	p.processed.Add(1)
+	full := rows.Set(ctx, usage)
+	rows.Unlock()
+	if full {
+		rows.Flush()
+	}
+}
+
+// row is the client's row: updated and not yet written, recently used, or
+// read from local storage. rows must be locked.
+func (p *Processor) row(ctx goka.Context, rows *stream.CachedPartition, client string) *activitypb.ClientUsage {
+	if v, ok := rows.Get(client); ok {
+		return v.(*activitypb.ClientUsage)
+	}
+	usage, cached := p.cache.get(ctx.Partition(), client)
+	if !cached {
+		usage, _ = ctx.Value().(*activitypb.ClientUsage)
+		if usage == nil {
+			usage = &activitypb.ClientUsage{Client: client}
+		}
+		p.cache.put(ctx.Partition(), client, usage)
+	}
+	return usage
 }
 
 // emitBuckets puts closed buckets' final values on their windowed topics.

@@ -99,7 +99,14 @@ func DrainInarious(ctx context.Context, cfg kafka.Config, dir string, n int, opt
 	if err != nil {
 		return DrainResult{}, err
 	}
-	r, err := runUntil(ctx, proc, n, func() uint64 { s := group.Stats(); return s.Processed + s.Replays })
+	// Done when every event is counted and every row written and acknowledged.
+	r, err := runUntil(ctx, proc, n, func() uint64 {
+		s := group.Stats()
+		if group.Unwritten() > 0 {
+			return min(s.Processed+s.Replays, uint64(n)-1)
+		}
+		return s.Processed + s.Replays
+	})
 	r.Emitted = group.Stats().Emitted
 	return r, err
 }
