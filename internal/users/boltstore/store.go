@@ -74,13 +74,14 @@ func (s *Store) Create(ctx context.Context, in users.NewUser) (users.User, error
 	}
 	now := users.Now()
 	u := users.User{ID: users.NewID(), Name: in.Name, Email: in.Email, CreatedAt: now, UpdatedAt: now}
+	// Keys are made before the shared transaction, which every write waits on.
+	emailKey, id := []byte(users.EmailKey(u.Email)), []byte(u.ID)
 	err := s.writes.write(func(tx *bolt.Tx) error {
 		emails := tx.Bucket(emailsBucket)
-		key := []byte(users.EmailKey(u.Email))
-		if emails.Get(key) != nil {
+		if emails.Get(emailKey) != nil {
 			return users.ErrDuplicateEmail
 		}
-		if err := emails.Put(key, []byte(u.ID)); err != nil {
+		if err := emails.Put(emailKey, id); err != nil {
 			return err
 		}
 		return putUser(tx, &u)
@@ -244,7 +245,8 @@ func putUser(tx *bolt.Tx, u *users.User) error {
 		return err
 	}
 	u.Rev = strconv.FormatUint(seq, 36)
-	v, err := json.Marshal(u)
+	// Not a pooled buffer: bbolt keeps v until the transaction commits.
+	v, err := users.AppendJSON(make([]byte, 0, 192), u)
 	if err != nil {
 		return err
 	}
