@@ -58,6 +58,18 @@ func Open(path string) (*Store, error) {
 	return &Store{db: db, writes: newCommitter(db)}, nil
 }
 
+// Stats counts the group commit's work since Open.
+type Stats struct {
+	Commits uint64 // groups committed (a group with a failing write takes more than one transaction)
+	Writes  uint64 // writes they held (Writes / Commits is the mean group)
+}
+
+// Stats reports the group commit's counts, e.g. for a benchmark's mean group.
+func (s *Store) Stats() Stats {
+	commits, writes := s.writes.stats()
+	return Stats{Commits: commits, Writes: writes}
+}
+
 // Close commits the writes already waiting, then releases the file.
 func (s *Store) Close() error {
 	s.writes.close()
