@@ -74,7 +74,7 @@ func (c *committer) run() {
 		c.commits.Add(1)
 		c.writes.Add(uint64(len(group)))
 		c.commit(group)
-		c.expect = len(group) + len(c.ops)
+		c.expect = min(len(group)+len(c.ops), maxGroup)
 	}
 }
 
