@@ -122,3 +122,43 @@ func TestConcurrentCreatesAreDurable(t *testing.T) {
 		t.Fatalf("%d users after reopen, want %d", len(page.Users), n)
 	}
 }
+
+// Sequential writes are committed one by one, concurrent ones share
+// commits, and a lone write after a wave (which gather expects back) is
+// still committed.
+func TestGroupCommitStats(t *testing.T) {
+	ctx := context.Background()
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		if _, err := s.Create(ctx, users.NewUser{Name: "S", Email: fmt.Sprintf("s%d@example.com", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.Stats(); got != (boltstore.Stats{Commits: 3, Writes: 3}) {
+		t.Fatalf("after 3 sequential creates: %+v, want 3 commits of 1", got)
+	}
+	const n = 64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, err := s.Create(ctx, users.NewUser{Name: "C", Email: fmt.Sprintf("c%d@example.com", i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got := s.Stats()
+	if got.Writes != 3+n || got.Commits-3 >= n {
+		t.Fatalf("after %d concurrent creates: %+v, want %d writes in fewer than %d commits", n, got, 3+n, 3+n)
+	}
+	if _, err := s.Create(ctx, users.NewUser{Name: "L", Email: "lone@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	if after := s.Stats(); after.Writes != got.Writes+1 || after.Commits != got.Commits+1 {
+		t.Fatalf("lone create after the wave: %+v, then %+v", got, after)
+	}
+}

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/internal/users"
 )
 
 const (
@@ -27,7 +29,64 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, accept .
 		problem.Write(w, r, http.StatusUnsupportedMediaType, "Content-Type must be "+strings.Join(accept, " or "))
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, h.maxBody))
+	bp := bodyBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBody {
+			bodyBuffers.Put(bp)
+		}
+	}()
+	body, readErr := readUpTo((*bp)[:0], r.Body, h.maxBody)
+	*bp = body
+	if readErr == io.EOF && json.Valid(body) {
+		// The whole body, one value and nothing else: what decodeStream's
+		// two Decode calls would establish, without their decoders.
+		err := decodeObject(bytes.TrimSpace(body), v)
+		if err == nil {
+			return true
+		}
+		problem.Write(w, r, http.StatusBadRequest, decodeMessage(err))
+		return false
+	}
+	// Anything else answers as before: the stream decoder reads what was
+	// read already, then the rest of the body (or the read's error).
+	var rest io.Reader = http.MaxBytesReader(w, r.Body, h.maxBody-int64(len(body)))
+	if readErr != nil && readErr != io.EOF {
+		rest = errReader{readErr}
+	}
+	return decodeStream(w, r, io.MultiReader(bytes.NewReader(body), rest), v)
+}
+
+// Bodies up to maxPooledBody keep their buffer for the next request.
+const maxPooledBody = 4 << 10
+
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// readUpTo appends from r to buf until EOF, an error, or max bytes. It
+// returns io.EOF when the body ended within max bytes, nil when max bytes
+// were read and the body may go on.
+func readUpTo(buf []byte, r io.Reader, max int64) ([]byte, error) {
+	for int64(len(buf)) < max {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		room := buf[len(buf):min(int64(cap(buf)), max)]
+		n, err := r.Read(room)
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// decodeStream decodes body, a stream of at most maxBody bytes, as decode
+// promises.
+func decodeStream(w http.ResponseWriter, r *http.Request, body io.Reader, v any) bool {
+	dec := json.NewDecoder(body)
 	var raw json.RawMessage
 	err := dec.Decode(&raw)
 	if err == nil {
@@ -61,9 +120,81 @@ func decodeObject(raw json.RawMessage, v any) error {
 	if !wellFormedText(raw) {
 		return errBadText
 	}
+	if in, ok := v.(*users.NewUser); ok && decodePlainNewUser(raw, in) {
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+// decodePlainNewUser decodes the body POST and PUT usually get, an object
+// of "name" and "email" strings without escapes, as encoding/json would
+// (a repeated key: the last wins). It reports false, having changed
+// nothing, for any other object. raw must be valid JSON.
+func decodePlainNewUser(raw []byte, in *users.NewUser) bool {
+	out := *in
+	i := skipSpace(raw, 1) // after '{'
+	if i < len(raw) && raw[i] == '}' {
+		return true
+	}
+	for {
+		key, next, ok := plainString(raw, i)
+		if !ok {
+			return false
+		}
+		if i = skipSpace(raw, next); i >= len(raw) || raw[i] != ':' {
+			return false
+		}
+		val, next, ok := plainString(raw, skipSpace(raw, i+1))
+		if !ok {
+			return false
+		}
+		switch string(key) {
+		case "name":
+			out.Name = string(val)
+		case "email":
+			out.Email = string(val)
+		default:
+			return false // unknown, or a case-folded match: left to encoding/json
+		}
+		if i = skipSpace(raw, next); i >= len(raw) {
+			return false
+		}
+		switch raw[i] {
+		case ',':
+			i = skipSpace(raw, i+1)
+		case '}':
+			*in = out
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// plainString returns the contents of the JSON string at raw[i] and the
+// index after it, if it has no escapes (then its bytes are its value).
+func plainString(raw []byte, i int) (s []byte, next int, ok bool) {
+	if i >= len(raw) || raw[i] != '"' {
+		return nil, i, false
+	}
+	n := bytes.IndexByte(raw[i+1:], '"')
+	if n < 0 {
+		return nil, i, false
+	}
+	s = raw[i+1 : i+1+n]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		return nil, i, false
+	}
+	return s, i + n + 2, true
+}
+
+func skipSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 var errBadText = errors.New("body is not well-formed Unicode")

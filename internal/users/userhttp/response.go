@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/users"
@@ -16,11 +17,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeUser sends u with its revision as a strong ETag.
+// writeUser sends u with its revision as a strong ETag. The body is
+// writeJSON's, byte for byte (users.AppendJSON and Encode's newline).
 func writeUser(w http.ResponseWriter, status int, u users.User) {
 	w.Header().Set("ETag", strconv.Quote(u.Rev))
-	writeJSON(w, status, u)
+	bp := userBuffers.Get().(*[]byte)
+	defer userBuffers.Put(bp)
+	b, err := users.AppendJSON((*bp)[:0], &u)
+	if err != nil {
+		writeJSON(w, status, u) // as before: the status, then no body
+		return
+	}
+	*bp = b
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
 }
+
+// userBuffers holds writeUser's encoding buffers: one user is a few hundred bytes.
+var userBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 func writeValidation(w http.ResponseWriter, r *http.Request, fields map[string]string) {
 	problem.WriteDetails(w, r, problem.Details{
