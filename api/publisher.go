@@ -22,6 +22,33 @@ type Emitter interface {
 	Finish() error
 }
 
+// EventProducer hands events to Kafka, e.g. stream.FranzEmitter.
+type EventProducer interface {
+	// Produce encodes msg and hands it to Kafka under key. Unless it
+	// returns an error, it calls done exactly once with msg and the
+	// outcome of the delivery. done is the same for every event, so the
+	// publisher allocates no callback per event.
+	Produce(key string, msg any, done func(msg any, err error)) error
+	// Close waits for the events handed over, then releases the producer.
+	Close() error
+}
+
+// EmitterProducer is an EventProducer over a goka emitter.
+func EmitterProducer(em Emitter) EventProducer { return emitterProducer{em} }
+
+type emitterProducer struct{ em Emitter }
+
+func (e emitterProducer) Produce(key string, msg any, done func(any, error)) error {
+	prom, err := e.em.Emit(key, msg)
+	if err != nil {
+		return err
+	}
+	prom.Then(func(err error) { done(msg, err) })
+	return nil
+}
+
+func (e emitterProducer) Close() error { return e.em.Finish() }
+
 // maxInFlight bounds events handed to the producer and not yet acknowledged,
 // so a broker outage cannot grow the producer's buffers without limit.
 const maxInFlight = 4096
@@ -32,12 +59,14 @@ const maxInFlight = 4096
 // the broker returns; what does not fit is dropped and counted rather than
 // stalling requests.
 type Publisher struct {
-	em    Emitter
-	log   *slog.Logger
-	queue chan *activitypb.BackendApiActivity
-	slots chan struct{} // in-flight semaphore
-	stop  chan struct{}
-	done  chan struct{}
+	prod EventProducer
+	// settleFn is settle as a func value, made once rather than per event.
+	settleFn func(msg any, err error)
+	log      *slog.Logger
+	queue    chan *activitypb.BackendApiActivity
+	slots    chan struct{} // in-flight semaphore
+	stop     chan struct{}
+	done     chan struct{}
 
 	mu      sync.RWMutex // orders Publish against Close
 	closed  bool
@@ -76,19 +105,27 @@ func HoldUntil(ready <-chan struct{}) PublisherOption {
 	return func(p *Publisher) { p.ready = ready }
 }
 
-// NewPublisher starts a publisher with room for capacity waiting events.
+// NewPublisher starts a publisher over a goka emitter with room for
+// capacity waiting events.
 func NewPublisher(em Emitter, capacity int, log *slog.Logger, opts ...PublisherOption) *Publisher {
+	return NewEventPublisher(EmitterProducer(em), capacity, log, opts...)
+}
+
+// NewEventPublisher starts a publisher over prod with room for capacity
+// waiting events.
+func NewEventPublisher(prod EventProducer, capacity int, log *slog.Logger, opts ...PublisherOption) *Publisher {
 	if log == nil {
 		log = slog.Default()
 	}
 	p := &Publisher{
-		em:    em,
+		prod:  prod,
 		log:   log,
 		queue: make(chan *activitypb.BackendApiActivity, capacity),
 		slots: make(chan struct{}, maxInFlight),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
+	p.settleFn = p.settle
 	for _, o := range opts {
 		o(p)
 	}
@@ -128,44 +165,87 @@ func (p *Publisher) run() {
 		}
 	}
 	for {
-		select {
-		case <-p.stop:
+		ev, ok := p.next()
+		if !ok {
 			return
-		case ev := <-p.queue:
-			if wait := time.Until(time.Unix(0, p.failedAt.Load()).Add(retryPause)); wait > 0 && p.lastFailed.Load() {
+		}
+		// Only after a failed delivery is there a pause to wait out.
+		if p.lastFailed.Load() {
+			if wait := time.Until(time.Unix(0, p.failedAt.Load()).Add(retryPause)); wait > 0 {
+				pause := time.NewTimer(wait)
 				select {
-				case <-time.After(wait):
+				case <-pause.C:
 				case <-p.stop:
+					pause.Stop()
 					p.retry(ev, errStopped)
 					return
 				}
 			}
-			// With the broker down every slot can stay taken: stop must
-			// still end the loop, or Close waits for it forever.
-			select {
-			case p.slots <- struct{}{}:
-			case <-p.stop:
-				p.retry(ev, errStopped)
-				return
-			}
-			prom, err := p.em.Emit(codecs.ClientOf(ev), ev)
-			if err != nil {
-				<-p.slots
-				p.retry(ev, err)
-				continue
-			}
-			prom.Then(func(err error) {
-				<-p.slots
-				if err != nil {
-					p.retry(ev, err)
-					return
-				}
-				p.delivered.Add(1)
-				p.lastFailed.Store(false)
-				p.pending.Done()
-			})
+		}
+		if !p.takeSlot() {
+			p.retry(ev, errStopped)
+			return
+		}
+		if err := p.prod.Produce(codecs.ClientOf(ev), ev, p.settleFn); err != nil {
+			<-p.slots
+			p.retry(ev, err)
 		}
 	}
+}
+
+// next is the next queued event, or false once stop is closed. The
+// non-blocking receives spare a select over both channels while events
+// are waiting.
+func (p *Publisher) next() (*activitypb.BackendApiActivity, bool) {
+	select {
+	case <-p.stop:
+		return nil, false
+	default:
+	}
+	select {
+	case ev := <-p.queue:
+		return ev, true
+	default:
+	}
+	select {
+	case <-p.stop:
+		return nil, false
+	case ev := <-p.queue:
+		return ev, true
+	}
+}
+
+// takeSlot takes an in-flight slot, or reports false once stop is closed:
+// with the broker down every slot can stay taken, and stop must still end
+// the loop, or Close waits for it forever.
+func (p *Publisher) takeSlot() bool {
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	case <-p.stop:
+		return false
+	}
+}
+
+// settle frees msg's slot once the producer is done with it.
+func (p *Publisher) settle(msg any, err error) {
+	<-p.slots
+	ev := msg.(*activitypb.BackendApiActivity)
+	if err != nil {
+		p.retry(ev, err)
+		return
+	}
+	p.delivered.Add(1)
+	// A load first: no write to the shared flag while all is well.
+	if p.lastFailed.Load() {
+		p.lastFailed.Store(false)
+	}
+	p.pending.Done()
 }
 
 // retry puts ev back after the producer exhausted its own retries, typically
@@ -260,7 +340,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	// Finish waits for the producer's in-flight messages, which with the
 	// broker down takes its whole retry budget.
 	finished := make(chan error, 1)
-	go func() { finished <- p.em.Finish() }()
+	go func() { finished <- p.prod.Close() }()
 	select {
 	case ferr := <-finished:
 		return errors.Join(err, ferr)
