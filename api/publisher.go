@@ -77,6 +77,10 @@ type Publisher struct {
 	// failedAt (unix nanos) paces emitting while deliveries fail, so an
 	// unreachable broker does not turn retries into a busy loop.
 	failedAt atomic.Int64
+	// produceOnPublish: Publish may hand an event to the producer itself.
+	produceOnPublish bool
+	// holding is set until ready is closed.
+	holding atomic.Bool
 	// ready, when set, must be closed before anything is emitted.
 	ready <-chan struct{}
 }
@@ -105,6 +109,15 @@ func HoldUntil(ready <-chan struct{}) PublisherOption {
 	return func(p *Publisher) { p.ready = ready }
 }
 
+// ProduceOnPublish lets Publish hand an event to the producer itself when
+// none is waiting and deliveries succeed, which spares waking the
+// publisher's goroutine for every request. Only for a producer whose Produce
+// returns at once while fewer than MaxInFlight events are outstanding, such
+// as stream.FranzEmitter.
+func ProduceOnPublish() PublisherOption {
+	return func(p *Publisher) { p.produceOnPublish = true }
+}
+
 // NewPublisher starts a publisher over a goka emitter with room for
 // capacity waiting events.
 func NewPublisher(em Emitter, capacity int, log *slog.Logger, opts ...PublisherOption) *Publisher {
@@ -129,27 +142,58 @@ func NewEventPublisher(prod EventProducer, capacity int, log *slog.Logger, opts 
 	for _, o := range opts {
 		o(p)
 	}
+	p.holding.Store(p.ready != nil)
 	go p.run()
 	return p
 }
 
-// Publish queues ev and reports whether it was accepted.
+// Publish queues ev, or with ProduceOnPublish may hand it to the producer
+// itself, and reports whether it was accepted.
 func (p *Publisher) Publish(ev *activitypb.BackendApiActivity) bool {
+	here, accepted := p.accept(ev)
+	if here {
+		// Outside the lock: the producer may settle ev at once, and
+		// settling a failure takes the lock again.
+		p.produce(ev)
+	}
+	return accepted
+}
+
+// accept takes ev into the queue, or, holding a slot for it, reports that
+// Publish is to produce it.
+func (p *Publisher) accept(ev *activitypb.BackendApiActivity) (produceHere, accepted bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
 		p.dropped.Add(1)
-		return false
+		return false, false
 	}
 	p.pending.Add(1)
+	// After a failure the loop paces attempts; events already waiting go first.
+	if p.produceOnPublish && !p.holding.Load() && !p.lastFailed.Load() && len(p.queue) == 0 {
+		select {
+		case p.slots <- struct{}{}:
+			p.accepted.Add(1)
+			return true, true
+		default:
+		}
+	}
 	select {
 	case p.queue <- ev:
 		p.accepted.Add(1)
-		return true
+		return false, true
 	default:
 		p.pending.Done()
 		p.dropped.Add(1)
-		return false
+		return false, false
+	}
+}
+
+// produce hands ev, whose slot is taken, to the producer.
+func (p *Publisher) produce(ev *activitypb.BackendApiActivity) {
+	if err := p.prod.Produce(codecs.ClientOf(ev), ev, p.settleFn); err != nil {
+		<-p.slots
+		p.retry(ev, err)
 	}
 }
 
@@ -160,6 +204,7 @@ func (p *Publisher) run() {
 	if p.ready != nil {
 		select {
 		case <-p.ready:
+			p.holding.Store(false)
 		case <-p.stop:
 			return
 		}
@@ -186,10 +231,7 @@ func (p *Publisher) run() {
 			p.retry(ev, errStopped)
 			return
 		}
-		if err := p.prod.Produce(codecs.ClientOf(ev), ev, p.settleFn); err != nil {
-			<-p.slots
-			p.retry(ev, err)
-		}
+		p.produce(ev)
 	}
 }
 

@@ -295,6 +295,11 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	if err != nil {
 		return nil, fmt.Errorf("activity emitter: %w", err)
 	}
+	if cfg.APIProducer == kafka.ProducerFranz {
+		// kgo.Produce returns at once: its buffer holds more records than
+		// the publisher lets be in flight.
+		pubOpts = append(pubOpts, api.ProduceOnPublish())
+	}
 	pub := api.NewEventPublisher(prod, cfg.EventBuffer, log, pubOpts...)
 	clients, err := newClientResolver(cfg.TrustedProxies)
 	if err != nil {
