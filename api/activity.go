@@ -92,15 +92,16 @@ func (s *Server) recordActivity(next http.Handler) http.Handler {
 		// requestIDHeader is canonical: no Set, which canonicalizes it again.
 		w.Header()[requestIDHeader] = []string{id}
 		rec := httpx.NewStatusRecorder(w)
-		var who identity
+		var who *identity // only with API keys, or it costs an allocation
 		if s.countUnderKey {
-			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, &who))
+			who = new(identity)
+			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, who))
 		}
 		next.ServeHTTP(rec, r)
 
 		host, port := s.clients.Resolve(r)
 		client := host
-		if who.client != "" {
+		if who != nil && who.client != "" {
 			client = who.client
 		}
 		route, status := httpx.RouteTemplate(r), rec.Status()
