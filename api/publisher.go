@@ -16,7 +16,7 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 )
 
-// Emitter is the part of *goka.Emitter the publisher uses.
+// Emitter is the part of *goka.Emitter NewPublisher uses.
 type Emitter interface {
 	Emit(key string, msg any) (*goka.Promise, error)
 	Finish() error
@@ -53,11 +53,11 @@ func (e emitterProducer) Close() error { return e.em.Finish() }
 // so a broker outage cannot grow the producer's buffers without limit.
 const maxInFlight = 4096
 
-// Publisher hands activity events to Kafka off the request path. Publish
-// never blocks: a bounded queue absorbs bursts and broker outages; an event
-// the producer gives up on goes back into the queue and is tried again when
-// the broker returns; what does not fit is dropped and counted rather than
-// stalling requests.
+// Publisher hands activity events to Kafka without making requests wait
+// for it. Publish never blocks: a bounded queue absorbs bursts and broker
+// outages; an event the producer gives up on goes back into the queue and
+// is tried again when the broker returns; what does not fit is dropped and
+// counted rather than stalling requests.
 type Publisher struct {
 	prod EventProducer
 	// settleFn is settle as a func value, made once rather than per event.
@@ -379,8 +379,8 @@ func (p *Publisher) Close(ctx context.Context) error {
 		p.failed.Add(1)
 		p.pending.Done()
 	}
-	// Finish waits for the producer's in-flight messages, which with the
-	// broker down takes its whole retry budget.
+	// The producer's Close waits for its in-flight messages, which with
+	// the broker down takes its whole retry budget.
 	finished := make(chan error, 1)
 	go func() { finished <- p.prod.Close() }()
 	select {
