@@ -41,8 +41,10 @@ var requestIDs = func() *atomic.Uint64 {
 }()
 
 func newRequestID() string {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], requestIDs.Add(1)*0x9e3779b97f4a7c15)
 	var b [16]byte
-	hex.Encode(b[:], binary.BigEndian.AppendUint64(nil, requestIDs.Add(1)*0x9e3779b97f4a7c15))
+	hex.Encode(b[:], n[:])
 	return string(b[:])
 }
 
@@ -74,6 +76,12 @@ func setClient(r *http.Request, client string) {
 	}
 }
 
+// activityEvent is an event and its request time in one allocation.
+type activityEvent struct {
+	ev          activitypb.BackendApiActivity
+	requestTime timestamppb.Timestamp
+}
+
 // recordActivity emits one activity event per request once the response is
 // written, when status and duration are known. Its status recorder is the
 // outermost, so inner middlewares can share it (httpx.Recorder).
@@ -81,34 +89,37 @@ func (s *Server) recordActivity(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := requestID(r)
-		w.Header().Set(requestIDHeader, id)
+		// requestIDHeader is canonical: no Set, which canonicalizes it again.
+		w.Header()[requestIDHeader] = []string{id}
 		rec := httpx.NewStatusRecorder(w)
-		var who identity
+		var who *identity // only with API keys, or it costs an allocation
 		if s.countUnderKey {
-			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, &who))
+			who = new(identity)
+			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, who))
 		}
 		next.ServeHTTP(rec, r)
 
 		host, port := s.clients.Resolve(r)
 		client := host
-		if who.client != "" {
+		if who != nil && who.client != "" {
 			client = who.client
 		}
 		route, status := httpx.RouteTemplate(r), rec.Status()
 		if route == "" {
 			route = codecs.UnmatchedRoute
 		}
-		s.publisher.Publish(&activitypb.BackendApiActivity{
-			ClientHost:  host,
-			ClientPort:  port,
-			Endpoint:    r.URL.Path,
-			HttpMethod:  r.Method,
-			HttpStatus:  int32(status),
-			DurationUs:  time.Since(start).Microseconds(),
-			RequestTime: timestamppb.New(start),
-			Route:       route,
-			RequestId:   id,
-			Client:      client,
-		})
+		a := &activityEvent{requestTime: timestamppb.Timestamp{Seconds: start.Unix(), Nanos: int32(start.Nanosecond())}}
+		ev := &a.ev
+		ev.ClientHost = host
+		ev.ClientPort = port
+		ev.Endpoint = r.URL.Path
+		ev.HttpMethod = r.Method
+		ev.HttpStatus = int32(status)
+		ev.DurationUs = time.Since(start).Microseconds()
+		ev.RequestTime = &a.requestTime // as timestamppb.New(start) sets it
+		ev.Route = route
+		ev.RequestId = id
+		ev.Client = client
+		s.publisher.Publish(ev)
 	})
 }

@@ -476,3 +476,33 @@ func TestRequestIDsMadeHereAreDistinctHex(t *testing.T) {
 		}
 	}
 }
+
+func TestHealthzSaysOK(t *testing.T) {
+	srv, _, _ := newServer(t, fakeUsage{})
+	rec := do(srv, "GET", "/healthz", "192.0.2.7:4000", nil)
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" || rec.Body.String() != "{\"status\":\"ok\"}\n" {
+		t.Errorf("GET /healthz = %d %q %q, want 200 application/json {\"status\":\"ok\"}", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+}
+
+func TestEventTimesTheRequest(t *testing.T) {
+	srv, em, _ := newServer(t, fakeUsage{})
+	before := time.Now()
+	do(srv, "GET", "/healthz", "192.0.2.7:4000", nil)
+	took := time.Since(before)
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		return len(em.emitted()) == 1, fmt.Sprintf("%d events emitted, want 1", len(em.emitted()))
+	})
+	ev := em.emitted()[0]
+	if err := ev.GetRequestTime().CheckValid(); err != nil {
+		t.Fatal(err)
+	}
+	// Wall clock only: the event's time has no monotonic reading.
+	start, at := before.Round(0), ev.GetRequestTime().AsTime()
+	if at.Before(start) || at.After(start.Add(took)) {
+		t.Errorf("request time %v, want within [%v, %v]", at, start, start.Add(took))
+	}
+	if ev.DurationUs < 0 || ev.DurationUs > took.Microseconds() {
+		t.Errorf("duration %d µs, want within [0, %d]", ev.DurationUs, took.Microseconds())
+	}
+}

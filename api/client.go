@@ -55,8 +55,11 @@ func (cr *ClientResolver) Resolve(r *http.Request) (host, port string) {
 	if err != nil {
 		host, port = r.RemoteAddr, ""
 	}
+	if len(cr.trusted) == 0 { // no address to parse, then
+		return host, port
+	}
 	peer, err := netip.ParseAddr(host)
-	if err != nil || len(cr.trusted) == 0 || !cr.isTrusted(peer) {
+	if err != nil || !cr.isTrusted(peer) {
 		return host, port
 	}
 	hops := r.Header.Values("X-Forwarded-For")

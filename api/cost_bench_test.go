@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lovoo/goka"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/api"
@@ -16,20 +15,20 @@ import (
 	"github.com/inarious/inarious/internal/metrics"
 )
 
-// encodingEmitter encodes each event as goka's emitter would and acknowledges
-// it at once, so a benchmark counts the event's encoding but no Kafka client.
-type encodingEmitter struct{ codec codecs.Activity }
+// encodingProducer encodes each event as stream.FranzEmitter does and
+// acknowledges it at once, so a benchmark counts the event's encoding but
+// no Kafka client.
+type encodingProducer struct{ codec codecs.Activity }
 
-func (e *encodingEmitter) Emit(key string, msg any) (*goka.Promise, error) {
+func (e *encodingProducer) Produce(key string, msg any, done func(any, error)) error {
 	if _, err := e.codec.Encode(msg); err != nil {
-		return nil, err
+		return err
 	}
-	p, finish := goka.NewPromiseWithFinisher()
-	finish(nil, nil)
-	return p, nil
+	done(msg, nil)
+	return nil
 }
 
-func (e *encodingEmitter) Finish() error { return nil }
+func (e *encodingProducer) Close() error { return nil }
 
 // discardWriter is a ResponseWriter that keeps nothing but its header map,
 // reused across requests, so the benchmark measures the handler chain alone.
@@ -51,7 +50,7 @@ func BenchmarkHandlerChain(b *testing.B) {
 	}}
 	for _, path := range []string{"/healthz", "/usage/127.0.0.1"} {
 		b.Run(path, func(b *testing.B) {
-			pub := api.NewPublisher(&encodingEmitter{}, 1<<16, nil)
+			pub := api.NewEventPublisher(&encodingProducer{}, 1<<16, nil, api.ProduceOnPublish())
 			defer func() { _ = pub.Close(context.Background()) }()
 			cr, err := api.NewClientResolver(nil)
 			if err != nil {

@@ -16,28 +16,57 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 )
 
-// Emitter is the part of *goka.Emitter the publisher uses.
+// Emitter is the part of *goka.Emitter NewPublisher uses.
 type Emitter interface {
 	Emit(key string, msg any) (*goka.Promise, error)
 	Finish() error
 }
 
+// EventProducer hands events to Kafka, e.g. stream.FranzEmitter.
+type EventProducer interface {
+	// Produce encodes msg and hands it to Kafka under key. Unless it
+	// returns an error, it calls done exactly once with msg and the
+	// outcome of the delivery. done is the same for every event, so the
+	// publisher allocates no callback per event.
+	Produce(key string, msg any, done func(msg any, err error)) error
+	// Close waits for the events handed over, then releases the producer.
+	Close() error
+}
+
+// EmitterProducer is an EventProducer over a goka emitter.
+func EmitterProducer(em Emitter) EventProducer { return emitterProducer{em} }
+
+type emitterProducer struct{ em Emitter }
+
+func (e emitterProducer) Produce(key string, msg any, done func(any, error)) error {
+	prom, err := e.em.Emit(key, msg)
+	if err != nil {
+		return err
+	}
+	prom.Then(func(err error) { done(msg, err) })
+	return nil
+}
+
+func (e emitterProducer) Close() error { return e.em.Finish() }
+
 // maxInFlight bounds events handed to the producer and not yet acknowledged,
 // so a broker outage cannot grow the producer's buffers without limit.
 const maxInFlight = 4096
 
-// Publisher hands activity events to Kafka off the request path. Publish
-// never blocks: a bounded queue absorbs bursts and broker outages; an event
-// the producer gives up on goes back into the queue and is tried again when
-// the broker returns; what does not fit is dropped and counted rather than
-// stalling requests.
+// Publisher hands activity events to Kafka without making requests wait
+// for it. Publish never blocks: a bounded queue absorbs bursts and broker
+// outages; an event the producer gives up on goes back into the queue and
+// is tried again when the broker returns; what does not fit is dropped and
+// counted rather than stalling requests.
 type Publisher struct {
-	em    Emitter
-	log   *slog.Logger
-	queue chan *activitypb.BackendApiActivity
-	slots chan struct{} // in-flight semaphore
-	stop  chan struct{}
-	done  chan struct{}
+	prod EventProducer
+	// settleFn is settle as a func value, made once rather than per event.
+	settleFn func(msg any, err error)
+	log      *slog.Logger
+	queue    chan *activitypb.BackendApiActivity
+	slots    chan struct{} // in-flight semaphore
+	stop     chan struct{}
+	done     chan struct{}
 
 	mu      sync.RWMutex // orders Publish against Close
 	closed  bool
@@ -48,6 +77,10 @@ type Publisher struct {
 	// failedAt (unix nanos) paces emitting while deliveries fail, so an
 	// unreachable broker does not turn retries into a busy loop.
 	failedAt atomic.Int64
+	// produceOnPublish: Publish may hand an event to the producer itself.
+	produceOnPublish bool
+	// holding is set until ready is closed.
+	holding atomic.Bool
 	// ready, when set, must be closed before anything is emitted.
 	ready <-chan struct{}
 }
@@ -76,43 +109,91 @@ func HoldUntil(ready <-chan struct{}) PublisherOption {
 	return func(p *Publisher) { p.ready = ready }
 }
 
-// NewPublisher starts a publisher with room for capacity waiting events.
+// ProduceOnPublish lets Publish hand an event to the producer itself when
+// none is waiting and deliveries succeed, which spares waking the
+// publisher's goroutine for every request. Only for a producer whose Produce
+// returns at once while fewer than MaxInFlight events are outstanding, such
+// as stream.FranzEmitter.
+func ProduceOnPublish() PublisherOption {
+	return func(p *Publisher) { p.produceOnPublish = true }
+}
+
+// NewPublisher starts a publisher over a goka emitter with room for
+// capacity waiting events.
 func NewPublisher(em Emitter, capacity int, log *slog.Logger, opts ...PublisherOption) *Publisher {
+	return NewEventPublisher(EmitterProducer(em), capacity, log, opts...)
+}
+
+// NewEventPublisher starts a publisher over prod with room for capacity
+// waiting events.
+func NewEventPublisher(prod EventProducer, capacity int, log *slog.Logger, opts ...PublisherOption) *Publisher {
 	if log == nil {
 		log = slog.Default()
 	}
 	p := &Publisher{
-		em:    em,
+		prod:  prod,
 		log:   log,
 		queue: make(chan *activitypb.BackendApiActivity, capacity),
 		slots: make(chan struct{}, maxInFlight),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
+	p.settleFn = p.settle
 	for _, o := range opts {
 		o(p)
 	}
+	p.holding.Store(p.ready != nil)
 	go p.run()
 	return p
 }
 
-// Publish queues ev and reports whether it was accepted.
+// Publish queues ev, or with ProduceOnPublish may hand it to the producer
+// itself, and reports whether it was accepted.
 func (p *Publisher) Publish(ev *activitypb.BackendApiActivity) bool {
+	here, accepted := p.accept(ev)
+	if here {
+		// Outside the lock: the producer may settle ev at once, and
+		// settling a failure takes the lock again.
+		p.produce(ev)
+	}
+	return accepted
+}
+
+// accept takes ev into the queue, or, holding a slot for it, reports that
+// Publish is to produce it.
+func (p *Publisher) accept(ev *activitypb.BackendApiActivity) (produceHere, accepted bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
 		p.dropped.Add(1)
-		return false
+		return false, false
 	}
 	p.pending.Add(1)
+	// After a failure the loop paces attempts; events already waiting go first.
+	if p.produceOnPublish && !p.holding.Load() && !p.lastFailed.Load() && len(p.queue) == 0 {
+		select {
+		case p.slots <- struct{}{}:
+			p.accepted.Add(1)
+			return true, true
+		default:
+		}
+	}
 	select {
 	case p.queue <- ev:
 		p.accepted.Add(1)
-		return true
+		return false, true
 	default:
 		p.pending.Done()
 		p.dropped.Add(1)
-		return false
+		return false, false
+	}
+}
+
+// produce hands ev, whose slot is taken, to the producer.
+func (p *Publisher) produce(ev *activitypb.BackendApiActivity) {
+	if err := p.prod.Produce(codecs.ClientOf(ev), ev, p.settleFn); err != nil {
+		<-p.slots
+		p.retry(ev, err)
 	}
 }
 
@@ -123,49 +204,90 @@ func (p *Publisher) run() {
 	if p.ready != nil {
 		select {
 		case <-p.ready:
+			p.holding.Store(false)
 		case <-p.stop:
 			return
 		}
 	}
 	for {
-		select {
-		case <-p.stop:
+		ev, ok := p.next()
+		if !ok {
 			return
-		case ev := <-p.queue:
-			if wait := time.Until(time.Unix(0, p.failedAt.Load()).Add(retryPause)); wait > 0 && p.lastFailed.Load() {
+		}
+		// Only after a failed delivery is there a pause to wait out.
+		if p.lastFailed.Load() {
+			if wait := time.Until(time.Unix(0, p.failedAt.Load()).Add(retryPause)); wait > 0 {
+				pause := time.NewTimer(wait)
 				select {
-				case <-time.After(wait):
+				case <-pause.C:
 				case <-p.stop:
+					pause.Stop()
 					p.retry(ev, errStopped)
 					return
 				}
 			}
-			// With the broker down every slot can stay taken: stop must
-			// still end the loop, or Close waits for it forever.
-			select {
-			case p.slots <- struct{}{}:
-			case <-p.stop:
-				p.retry(ev, errStopped)
-				return
-			}
-			prom, err := p.em.Emit(codecs.ClientOf(ev), ev)
-			if err != nil {
-				<-p.slots
-				p.retry(ev, err)
-				continue
-			}
-			prom.Then(func(err error) {
-				<-p.slots
-				if err != nil {
-					p.retry(ev, err)
-					return
-				}
-				p.delivered.Add(1)
-				p.lastFailed.Store(false)
-				p.pending.Done()
-			})
 		}
+		if !p.takeSlot() {
+			p.retry(ev, errStopped)
+			return
+		}
+		p.produce(ev)
 	}
+}
+
+// next is the next queued event, or false once stop is closed. The
+// non-blocking receives spare a select over both channels while events
+// are waiting.
+func (p *Publisher) next() (*activitypb.BackendApiActivity, bool) {
+	select {
+	case <-p.stop:
+		return nil, false
+	default:
+	}
+	select {
+	case ev := <-p.queue:
+		return ev, true
+	default:
+	}
+	select {
+	case <-p.stop:
+		return nil, false
+	case ev := <-p.queue:
+		return ev, true
+	}
+}
+
+// takeSlot takes an in-flight slot, or reports false once stop is closed:
+// with the broker down every slot can stay taken, and stop must still end
+// the loop, or Close waits for it forever.
+func (p *Publisher) takeSlot() bool {
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	case <-p.stop:
+		return false
+	}
+}
+
+// settle frees msg's slot once the producer is done with it.
+func (p *Publisher) settle(msg any, err error) {
+	<-p.slots
+	ev := msg.(*activitypb.BackendApiActivity)
+	if err != nil {
+		p.retry(ev, err)
+		return
+	}
+	p.delivered.Add(1)
+	// A load first: no write to the shared flag while all is well.
+	if p.lastFailed.Load() {
+		p.lastFailed.Store(false)
+	}
+	p.pending.Done()
 }
 
 // retry puts ev back after the producer exhausted its own retries, typically
@@ -257,10 +379,10 @@ func (p *Publisher) Close(ctx context.Context) error {
 		p.failed.Add(1)
 		p.pending.Done()
 	}
-	// Finish waits for the producer's in-flight messages, which with the
-	// broker down takes its whole retry budget.
+	// The producer's Close waits for its in-flight messages, which with
+	// the broker down takes its whole retry budget.
 	finished := make(chan error, 1)
-	go func() { finished <- p.em.Finish() }()
+	go func() { finished <- p.prod.Close() }()
 	select {
 	case ferr := <-finished:
 		return errors.Join(err, ferr)

@@ -291,26 +291,16 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 			return st.Ready, st
 		}}))
 	}
-	// franz-go batches per partition with less work per record than
-	// sarama's producer (BENCHMARKS.md, "Cost per request"); both are
-	// idempotent and partition with kafka.Hasher. Uncompressed, as sarama
-	// sends them: events are small, and a broker validating compressed
-	// batches decompresses them, which costs it more than the bytes save.
-	producer := goka.ProducerBuilderWithConfig(cfg.Kafka.IdempotentProducer())
-	if cfg.APIProducer == kafka.ProducerFranz {
-		producer = stream.FranzProducerBuilder(cfg.Kafka.FlushInterval, kgo.ProducerBatchCompression(kgo.NoCompression()))
-	}
-	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, eventCodec,
-		goka.WithEmitterClientID(cfg.Kafka.ClientID),
-		goka.WithEmitterHasher(kafka.Hasher),
-		goka.WithEmitterProducerBuilder(producer),
-		goka.WithEmitterTopicManagerBuilder(cfg.Kafka.TopicManagerBuilder()),
-		goka.WithEmitterLogger(kafka.GokaLogger(log)),
-	)
+	prod, err := activityProducer(cfg, eventCodec, log)
 	if err != nil {
 		return nil, fmt.Errorf("activity emitter: %w", err)
 	}
-	pub := api.NewPublisher(em, cfg.EventBuffer, log, pubOpts...)
+	if cfg.APIProducer == kafka.ProducerFranz {
+		// kgo.Produce returns at once: its buffer holds more records than
+		// the publisher lets be in flight.
+		pubOpts = append(pubOpts, api.ProduceOnPublish())
+	}
+	pub := api.NewEventPublisher(prod, cfg.EventBuffer, log, pubOpts...)
 	clients, err := newClientResolver(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
@@ -445,4 +435,29 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 		}
 	}
 	return runErr
+}
+
+// activityProducer is what the API's activity events are produced with.
+// franz-go batches per partition with less work per record than sarama's
+// producer (BENCHMARKS.md, "Cost per request"), and its events skip goka's
+// emitter and promises; both are idempotent and partition with
+// kafka.Hasher. Uncompressed, as sarama sends them: events are small, and a
+// broker validating compressed batches decompresses them, which costs it
+// more than the bytes save.
+func activityProducer(cfg Config, codec goka.Codec, log *slog.Logger) (api.EventProducer, error) {
+	if cfg.APIProducer == kafka.ProducerFranz {
+		return stream.NewFranzEmitter(cfg.Kafka.Brokers, cfg.Kafka.ClientID, codecs.ActivityTopic, codec, kafka.Hasher,
+			cfg.Kafka.FlushInterval, kgo.ProducerBatchCompression(kgo.NoCompression()))
+	}
+	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, codec,
+		goka.WithEmitterClientID(cfg.Kafka.ClientID),
+		goka.WithEmitterHasher(kafka.Hasher),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg.Kafka.IdempotentProducer())),
+		goka.WithEmitterTopicManagerBuilder(cfg.Kafka.TopicManagerBuilder()),
+		goka.WithEmitterLogger(kafka.GokaLogger(log)),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return api.EmitterProducer(em), nil
 }

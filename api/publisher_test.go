@@ -1,0 +1,162 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/testutil"
+)
+
+// syncProducer settles every event before Produce returns, as a producer
+// does that fails at once; the first failFirst attempts fail.
+type syncProducer struct {
+	mu        sync.Mutex
+	failFirst int
+	attempts  int
+	delivered []*activitypb.BackendApiActivity
+	// inPublish counts the calls made by Publish itself rather than by
+	// the publisher's goroutine.
+	inPublish int
+}
+
+func (s *syncProducer) Produce(key string, msg any, done func(any, error)) error {
+	stack := make([]byte, 8<<10)
+	stack = stack[:runtime.Stack(stack, false)]
+	s.mu.Lock()
+	s.attempts++
+	if bytes.Contains(stack, []byte("api.(*Publisher).Publish(")) {
+		s.inPublish++
+	}
+	fail := s.attempts <= s.failFirst
+	if !fail {
+		s.delivered = append(s.delivered, msg.(*activitypb.BackendApiActivity))
+	}
+	s.mu.Unlock()
+	if fail {
+		done(msg, errors.New("broker unreachable"))
+		return nil
+	}
+	done(msg, nil)
+	return nil
+}
+
+func (s *syncProducer) Close() error { return nil }
+
+func (s *syncProducer) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.delivered)
+}
+
+func (s *syncProducer) producedInPublish() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inPublish
+}
+
+// With ProduceOnPublish and nothing waiting, Publish hands the event over
+// itself: it is with the producer when Publish returns.
+func TestPublisherProducesOnPublishWhenNothingWaits(t *testing.T) {
+	prod := &syncProducer{}
+	pub := api.NewEventPublisher(prod, 16, nil, api.ProduceOnPublish())
+	for i := range 10 {
+		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
+			t.Fatalf("event %d not accepted", i)
+		}
+		if got := prod.producedInPublish(); got != i+1 {
+			t.Fatalf("after %d publishes Publish handed %d events to the producer, want each", i+1, got)
+		}
+	}
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := pub.Stats(); st.Accepted != 10 || st.Delivered != 10 || st.Queued != 0 || st.InFlight != 0 {
+		t.Errorf("stats %+v, want 10 accepted and delivered", st)
+	}
+}
+
+// Until ready, events wait in the queue even with ProduceOnPublish.
+func TestPublisherProducesOnPublishOnlyOnceReady(t *testing.T) {
+	prod := &syncProducer{}
+	ready := make(chan struct{})
+	pub := api.NewEventPublisher(prod, 16, nil, api.ProduceOnPublish(), api.HoldUntil(ready))
+	for range 3 {
+		pub.Publish(&activitypb.BackendApiActivity{Client: "c"})
+	}
+	if got, st := prod.count(), pub.Stats(); got != 0 || st.Queued != 3 {
+		t.Fatalf("before ready: %d produced, stats %+v; want 3 queued, none produced", got, st)
+	}
+	close(ready)
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		return prod.count() == 3, fmt.Sprintf("%d of 3 produced", prod.count())
+	})
+	if got := prod.producedInPublish(); got != 0 {
+		t.Errorf("Publish handed %d events to the producer before ready", got)
+	}
+	pub.Publish(&activitypb.BackendApiActivity{Client: "c"})
+	if got := prod.producedInPublish(); got != 1 {
+		t.Errorf("Publish handed %d events to the producer after ready, want the new one", got)
+	}
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Failures settled inside Produce, on the publishing goroutine, are kept
+// and retried like any other, and stop handing events over in Publish
+// until a delivery succeeds.
+func TestPublisherProducingOnPublishRetriesFailures(t *testing.T) {
+	prod := &syncProducer{failFirst: 3}
+	pub := api.NewEventPublisher(prod, 64, slog.New(slog.DiscardHandler), api.ProduceOnPublish())
+	const n = 20
+	for i := range n {
+		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
+			t.Fatalf("event %d not accepted", i)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
+		st := pub.Stats()
+		return st.Delivered == n, fmt.Sprintf("delivered %d of %d (retried %d)", st.Delivered, n, st.Retried)
+	})
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := pub.Stats(); st.Retried != 3 || st.Failed != 0 || st.Dropped != 0 || prod.count() != n || !pub.Healthy() {
+		t.Errorf("stats %+v, %d produced, healthy %v; want each of %d delivered once after 3 retries", st, prod.count(), pub.Healthy(), n)
+	}
+}
+
+// Publishing from many goroutines while Close runs accepts or refuses each
+// event, and every accepted one is settled by the time Close returns.
+func TestPublisherProducingOnPublishRacesClose(t *testing.T) {
+	prod := &syncProducer{}
+	pub := api.NewEventPublisher(prod, 1024, nil, api.ProduceOnPublish())
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 500 {
+				pub.Publish(&activitypb.BackendApiActivity{Client: "c"})
+			}
+		})
+	}
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := pub.Stats()
+	wg.Wait()
+	if st.Accepted != st.Delivered+st.Failed || st.InFlight != 0 || st.Queued != 0 {
+		t.Errorf("stats at Close %+v: accepted events left unsettled", st)
+	}
+	if got := pub.Stats(); got.Accepted != st.Accepted || got.Accepted+got.Dropped != 8*500 {
+		t.Errorf("stats %+v after Close, %+v at Close: want nothing accepted after Close, every event accepted or dropped", got, st)
+	}
+}
