@@ -43,7 +43,7 @@ func BenchmarkPostUsers(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = store.Close() }()
-	pub := api.NewPublisher(&encodingEmitter{}, 1<<16, nil)
+	pub := api.NewEventPublisher(&encodingProducer{}, 1<<16, nil, api.ProduceOnPublish())
 	defer func() { _ = pub.Close(context.Background()) }()
 	cr, err := api.NewClientResolver(nil)
 	if err != nil {
@@ -105,7 +105,7 @@ func BenchmarkPostUsersLoopback(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = store.Close() }()
-	pub := api.NewPublisher(&encodingEmitter{}, 1<<16, nil)
+	pub := api.NewEventPublisher(&encodingProducer{}, 1<<16, nil, api.ProduceOnPublish())
 	defer func() { _ = pub.Close(context.Background()) }()
 	cr, err := api.NewClientResolver(nil)
 	if err != nil {
