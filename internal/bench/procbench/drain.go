@@ -134,6 +134,19 @@ func DrainBaseline(ctx context.Context, brokers []string, version sarama.KafkaVe
 		}),
 		goka.Persist(new(codec.Int64)),
 	)
+	// The table made before the processor starts, with every partition
+	// led: a table goka creates right after the bench recreated the
+	// topics can fail its first offset request ("not the leader").
+	kc := kafka.Defaults()
+	kc.Brokers, kc.Version, kc.Replication = brokers, version.String(), 1
+	parts, err := kc.TopicPartitions(ctx, string(codecs.ActivityTopic))
+	if err != nil {
+		return DrainResult{}, err
+	}
+	kc.Partitions = parts
+	if err := kc.EnsureTopics(ctx, kafka.Table(string(goka.GroupTable(BaselineGroup)))); err != nil {
+		return DrainResult{}, err
+	}
 	tmc := goka.NewTopicManagerConfig()
 	tmc.Table.Replication = 1
 	tmc.Stream.Replication = 1
