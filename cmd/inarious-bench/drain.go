@@ -104,7 +104,7 @@ func drain(ctx context.Context, args []string) error {
 	zipf := fs.Float64("zipf", 0, "draw each event's client from a Zipf distribution with this exponent (> 1, e.g. 1.1) instead of round-robin over the clients")
 	producer := fs.String("producer", kafka.Defaults().Producer, "client the worker produces with: sarama or franz")
 	queries := fs.Bool("queries", false, "run the worker as with --query-listen: top-clients index of its partitions and joins of the windowed topics")
-	gcPercent := fs.Int("gc-percent", gcpolicy.WorkerPercent, "Go GC target of the whole bench process, as a worker sets it (100: Go's default); GOGC in the environment wins")
+	gcPercent := fs.Int("gc-percent", 0, "Go GC target of the whole bench process, as --gc-percent sets a worker's (0: Go's default of 100); GOGC in the environment wins")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func run(args []string) error {
 		return err
 	}
 	log := cfg.Logger()
-	gcpolicy.Apply(cfg.GCPercentFor(mode), os.Getenv, log)
+	gcpolicy.Apply(cfg.GCPercent, os.Getenv, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch mode {

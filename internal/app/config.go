@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/internal/auth"
-	"github.com/inarious/inarious/internal/gcpolicy"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/windows"
 )
@@ -63,7 +62,7 @@ type Config struct {
 	WindowGrace time.Duration
 	// ClientRetention deletes clients not seen for this long (0: never).
 	ClientRetention time.Duration
-	// GCPercent is the GC target (0: GCPercentFor's default for the mode).
+	// GCPercent is the GC target (0: Go's default, or GOGC).
 	GCPercent int
 }
 
@@ -120,7 +119,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.Windows, "windows", cfg.Windows, "windowed usage: tumbling bucket steps and how long they are kept, step:retention,... (empty: off)")
 	fs.DurationVar(&cfg.WindowGrace, "window-grace", cfg.WindowGrace, "how long after a bucket's end late events still count in it")
 	fs.DurationVar(&cfg.ClientRetention, "client-retention", cfg.ClientRetention, "worker: delete the usage of clients not seen for this long (0: keep forever)")
-	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target percentage (0: 400 where a worker runs, Go's 100 in api mode); GOGC in the environment wins")
+	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target percentage (0: Go's default of 100); more trades memory for CPU; GOGC in the environment wins")
 	return fs
 }
 
@@ -175,17 +174,6 @@ func Parse(name string, args []string, getenv func(string) string) (Config, erro
 		cfg.Kafka.Brokers = splitList(cfg.Brokers)
 	}
 	return cfg, cfg.Validate()
-}
-
-// GCPercentFor is the GC target of a mode ("", "api" or "worker"): where a
-// worker runs it is gcpolicy.WorkerPercent, in api mode Go's default, whose
-// smaller heap matters more there (a view holds the whole table) than the
-// GC's CPU, which a higher target did not lower measurably (BENCHMARKS.md).
-func (c Config) GCPercentFor(mode string) int {
-	if c.GCPercent != 0 || mode == "api" {
-		return c.GCPercent
-	}
-	return gcpolicy.WorkerPercent
 }
 
 // Validate reports the first setting that cannot work.

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/inarious/inarious/internal/app"
-	"github.com/inarious/inarious/internal/gcpolicy"
 )
 
 // configTable returns the rows of the README's configuration table.
@@ -71,19 +70,8 @@ func TestDebugPagesHelpMentionsPprof(t *testing.T) {
 	}
 }
 
-func TestGCPercentForMode(t *testing.T) {
+func TestGCPercentMustNotBeNegative(t *testing.T) {
 	cfg := app.Defaults()
-	for mode, want := range map[string]int{"": gcpolicy.WorkerPercent, "worker": gcpolicy.WorkerPercent, "api": 0} {
-		if got := cfg.GCPercentFor(mode); got != want {
-			t.Errorf("default, mode %q: %d, want %d", mode, got, want)
-		}
-	}
-	cfg.GCPercent = 200
-	for _, mode := range []string{"", "worker", "api"} {
-		if got := cfg.GCPercentFor(mode); got != 200 {
-			t.Errorf("--gc-percent 200, mode %q: %d", mode, got)
-		}
-	}
 	cfg.GCPercent = -1
 	if cfg.Validate() == nil {
 		t.Error("--gc-percent -1 accepted")

@@ -1,6 +1,6 @@
 // Package gcpolicy sets the Go garbage collector of Inarious' processes:
-// a higher GC target where a worker runs, and a soft memory limit under a
-// container's memory limit. GOGC and GOMEMLIMIT in the environment win.
+// the GC target (--gc-percent) and a soft memory limit under a container's
+// memory limit. GOGC and GOMEMLIMIT in the environment win.
 package gcpolicy
 
 import (
@@ -10,12 +10,6 @@ import (
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 )
-
-// WorkerPercent is the GC target of processes running a worker. A worker's
-// live heap is small next to what passes through it (decoded events, encoded
-// rows, fetch buffers), so at Go's default of 100 it collected so often that
-// GC took about a quarter of its CPU (BENCHMARKS.md, "Worker drain").
-const WorkerPercent = 400
 
 // memoryLimitRatio of a cgroup's memory limit becomes the Go heap's soft
 // limit: near it the collector runs as often as it must, whatever the GC

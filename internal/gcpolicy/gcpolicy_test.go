@@ -13,13 +13,13 @@ func TestApplySetsPercentUnlessGOGCIsSet(t *testing.T) {
 	t.Cleanup(func() { debug.SetGCPercent(before) })
 	log := slog.New(slog.DiscardHandler)
 
-	s := Apply(WorkerPercent, env(nil), log)
-	if got := debug.SetGCPercent(100); got != WorkerPercent || s.GCPercent != WorkerPercent || s.FromEnv {
-		t.Fatalf("without GOGC: runtime %d, settings %+v; want %d", got, s, WorkerPercent)
+	s := Apply(400, env(nil), log)
+	if got := debug.SetGCPercent(100); got != 400 || s.GCPercent != 400 || s.FromEnv {
+		t.Fatalf("without GOGC: runtime %d, settings %+v; want %d", got, s, 400)
 	}
 
 	debug.SetGCPercent(150) // as the runtime sets it from GOGC=150
-	s = Apply(WorkerPercent, env(map[string]string{"GOGC": "150"}), log)
+	s = Apply(400, env(map[string]string{"GOGC": "150"}), log)
 	if got := debug.SetGCPercent(150); got != 150 || s.GCPercent != 150 || !s.FromEnv {
 		t.Fatalf("with GOGC=150: runtime %d, settings %+v; want 150 left alone", got, s)
 	}
