@@ -17,18 +17,23 @@ import (
 // TableCacheOptions bound how long and how many updated rows a partition of
 // a TableCache holds before it writes them.
 type TableCacheOptions struct {
-	// Interval is about the longest an updated row waits to be written (at
-	// most 1.5 times it), so also how far reads of local storage and of the
-	// changelog (views, a worker's query endpoints) lag behind callbacks.
+	// Interval is the longest a partition holds updated rows while updates
+	// keep coming (a little more: the writer checks every Idle), so also
+	// how far local storage and the changelog (views, a worker's query
+	// endpoints) lag behind the callbacks under load.
 	Interval time.Duration
+	// Idle writes a partition's rows once it got no update for this long:
+	// at low rates an update is written about Idle after it, so reads stay
+	// fresh; under load, when updates keep coming, Interval applies.
+	Idle time.Duration
 	// MaxRows writes a partition's rows early once this many are held.
 	MaxRows int
 }
 
-// DefaultTableCacheOptions hold a row at most 50 ms and at most 4096 rows
-// per partition.
+// DefaultTableCacheOptions hold a row at most about 50 ms, write a quiet
+// partition's after 1 ms, and hold at most 4096 rows per partition.
 func DefaultTableCacheOptions() TableCacheOptions {
-	return TableCacheOptions{Interval: 50 * time.Millisecond, MaxRows: 4096}
+	return TableCacheOptions{Interval: 50 * time.Millisecond, Idle: time.Millisecond, MaxRows: 4096}
 }
 
 // ErrNoProducer fails the writes of a TableCache whose producer is gone.
@@ -36,7 +41,8 @@ var ErrNoProducer = errors.New("stream: table cache has no producer")
 
 // TableCache is Kafka Streams' record cache for a goka group table: a
 // callback updates a row in memory (CachedPartition.Set) instead of calling
-// ctx.SetValue, and every Interval (or MaxRows) the partition's updated rows
+// ctx.SetValue, and when the partition goes quiet for Idle, or has held rows
+// for Interval, or holds MaxRows, the partition's updated rows
 // are encoded once, written to local storage and to the changelog, however
 // many events changed them. A skewed stream, where a few keys take most
 // events, then costs one encoding and one changelog record per key and
@@ -72,6 +78,10 @@ func NewTableCache(group goka.Group, codec goka.Codec, opts TableCacheOptions, l
 	if opts.MaxRows <= 0 {
 		opts.MaxRows = def.MaxRows
 	}
+	if opts.Idle <= 0 {
+		opts.Idle = def.Idle
+	}
+	opts.Idle = min(opts.Idle, opts.Interval)
 	if log == nil {
 		log = slog.Default()
 	}
@@ -121,7 +131,7 @@ func (c *TableCache) partition(p int32) *CachedPartition {
 	if cp, ok := c.parts.Load(p); ok {
 		return cp.(*CachedPartition)
 	}
-	cp, _ := c.parts.LoadOrStore(p, &CachedPartition{c: c, id: p, rows: map[string]any{}})
+	cp, _ := c.parts.LoadOrStore(p, &CachedPartition{c: c, id: p, rows: map[string]any{}, updated: make(chan struct{}, 1)})
 	return cp.(*CachedPartition)
 }
 
@@ -155,19 +165,39 @@ func (c *TableCache) Lock(ctx goka.Context) *CachedPartition {
 }
 
 func (cp *CachedPartition) writer(run context.Context) {
-	t := time.NewTicker(cp.c.opts.Interval / 2)
-	defer t.Stop()
 	for {
 		select {
 		case <-run.Done():
 			cp.Flush()
 			return
+		case <-cp.updated:
+		}
+		if !cp.writeWhenDue(run) {
+			return
+		}
+	}
+}
+
+// writeWhenDue checks every Idle until the held rows are written, by
+// itself once they are due or by another write; false once run ended.
+func (cp *CachedPartition) writeWhenDue(run context.Context) bool {
+	t := time.NewTicker(cp.c.opts.Idle)
+	defer t.Stop()
+	for {
+		select {
+		case <-run.Done():
+			cp.Flush()
+			return false
 		case now := <-t.C:
 			cp.mu.Lock()
-			due := len(cp.rows) > 0 && now.Sub(cp.since) >= cp.c.opts.Interval
+			held := len(cp.rows) > 0
+			due := held && (now.Sub(cp.last) >= cp.c.opts.Idle || now.Sub(cp.since) >= cp.c.opts.Interval)
 			cp.mu.Unlock()
 			if due {
 				cp.Flush()
+			}
+			if !held || due {
+				return true
 			}
 		}
 	}
@@ -187,6 +217,8 @@ type CachedPartition struct {
 	order   []string        // rows' keys in first-update order
 	commits []func(error)   // deferred commits of the messages in rows
 	since   time.Time       // first update since the last write
+	last    time.Time       // latest update
+	updated chan struct{}   // wakes the writer when rows are held again
 }
 
 // bound is whether the partition can write: storage open, producer known.
@@ -211,10 +243,15 @@ func (cp *CachedPartition) Set(ctx goka.Context, value any) (full bool) {
 		return false
 	}
 	key := ctx.Key()
+	cp.last = time.Now()
 	if _, ok := cp.rows[key]; !ok {
 		cp.order = append(cp.order, key)
 		if len(cp.order) == 1 {
-			cp.since = time.Now()
+			cp.since = cp.last
+			select {
+			case cp.updated <- struct{}{}:
+			default: // the writer is awake already
+			}
 		}
 	}
 	cp.rows[key] = value

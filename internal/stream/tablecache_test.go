@@ -184,24 +184,36 @@ func TestTableCacheWritesFullPartitionsAtOnce(t *testing.T) {
 	}
 }
 
-func TestTableCacheWriterWritesAfterTheIntervalAndAtStop(t *testing.T) {
-	c, f, _ := boundCache(t, TableCacheOptions{Interval: 20 * time.Millisecond, MaxRows: 1000})
-	run, stop := context.WithCancel(context.Background())
-	set(c, &fakeContext{key: "a", run: run}, "a1")
+func TestTableCacheWriterWritesAQuietPartitionAndAtStop(t *testing.T) {
+	c, f, _ := boundCache(t, TableCacheOptions{Interval: time.Hour, Idle: 5 * time.Millisecond, MaxRows: 1000})
+	set(c, &fakeContext{key: "a", run: t.Context()}, "a1")
 	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
-		return len(f.records()) == 1, fmt.Sprintf("%d records written", len(f.records()))
+		return len(f.records()) == 1, fmt.Sprintf("%d records written after the partition went quiet", len(f.records()))
 	})
 
 	// A row updated just before the processor stops is written at the stop.
-	slow, _, _ := boundCache(t, manual)
-	run2, stop2 := context.WithCancel(context.Background())
-	set(slow, &fakeContext{key: "b", run: run2}, "b1")
-	fp := slow.currentProducer().(*fakeProducer)
-	stop2()
+	slow, fp, _ := boundCache(t, manual)
+	run, stop := context.WithCancel(context.Background())
+	set(slow, &fakeContext{key: "b", run: run}, "b1")
+	stop()
 	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
 		return len(fp.records()) == 1, fmt.Sprintf("%d records written after the stop", len(fp.records()))
 	})
-	stop()
+}
+
+func TestTableCacheWriterWritesWithinTheIntervalWhileUpdatesKeepComing(t *testing.T) {
+	// Idle as long as the interval: updates every millisecond never leave
+	// the partition quiet for it, so only the interval can end the hold.
+	c, f, _ := boundCache(t, TableCacheOptions{Interval: 30 * time.Millisecond, Idle: time.Hour, MaxRows: 1000})
+	ctx := &fakeContext{key: "a", run: t.Context()}
+	start := time.Now()
+	for len(f.records()) == 0 && time.Since(start) < 5*time.Second {
+		set(c, ctx, "a")
+		time.Sleep(time.Millisecond) // a steady stream of updates, not a wait for a result
+	}
+	if len(f.records()) == 0 {
+		t.Fatal("no write in 5 s while updates kept coming")
+	}
 }
 
 func TestTableCacheFailsHeldCommitsWhenTheStorageCloses(t *testing.T) {

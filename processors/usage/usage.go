@@ -13,9 +13,10 @@
 // is skipped (and the value written to the changelog again).
 //
 // Rows are written through a record cache (stream.TableCache, Kafka Streams'
-// record cache): a callback changes the row in memory, and every 50 ms each
-// changed row is encoded once and written to local storage and the
-// changelog, however many events changed it. An input message is committed
+// record cache): a callback changes the row in memory, and once the
+// partition is quiet for 1 ms, or at most every 50 ms, each changed row is
+// encoded once and written to local storage and the changelog, however
+// many events changed it. An input message is committed
 // only once the write holding its update is acknowledged (goka's
 // DeferCommit), so a crash loses nothing that was committed.
 // Records that cannot be counted go to the dead-letter topic with the reason.
