@@ -30,21 +30,16 @@ type statusWriter struct {
 
 func (s *statusWriter) WriteHeader(code int) { s.status = code }
 
-// BenchmarkPostUsers is the handler chain of POST /users (router, activity
-// and metrics middleware, auth off, userhttp's create) on a real bbolt store
-// in a temp dir, a new user per request, as scripts/post-users.lua sends.
-// With -cpu 1 its 32 parallel creators are wrk -c32 against the pinned
-// server, minus net/http; each create waits for its group's fsyncs, so
-// ns/op is wall time per create on one core and the CPU profile shows where
-// the server's CPU per POST goes.
-func BenchmarkPostUsers(b *testing.B) {
+// postUsersServer is the API with the users routes on a bbolt store in a
+// temp dir, both closed when b ends.
+func postUsersServer(b *testing.B) (*api.Server, *boltstore.Store) {
 	store, err := boltstore.Open(filepath.Join(b.TempDir(), "users.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = store.Close() }()
+	b.Cleanup(func() { _ = store.Close() })
 	pub := api.NewEventPublisher(&encodingProducer{}, 1<<16, nil, api.ProduceOnPublish())
-	defer func() { _ = pub.Close(context.Background()) }()
+	b.Cleanup(func() { _ = pub.Close(context.Background()) })
 	cr, err := api.NewClientResolver(nil)
 	if err != nil {
 		b.Fatal(err)
@@ -55,6 +50,18 @@ func BenchmarkPostUsers(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return srv, store
+}
+
+// BenchmarkPostUsers is the handler chain of POST /users (router, activity
+// and metrics middleware, auth off, userhttp's create) on a real bbolt store
+// in a temp dir, a new user per request, as scripts/post-users.lua sends.
+// With -cpu 1 its 32 parallel creators are wrk -c32 against the pinned
+// server, minus net/http; each create waits for its group's fsyncs, so
+// ns/op is wall time per create on one core and the CPU profile shows where
+// the server's CPU per POST goes.
+func BenchmarkPostUsers(b *testing.B) {
+	srv, store := postUsersServer(b)
 	var next atomic.Int64
 	cpu0 := processCPU(b)
 	b.SetParallelism(32) // × GOMAXPROCS (1 with -cpu 1) = wrk's 32 connections
@@ -100,23 +107,7 @@ func processCPU(b *testing.B) time.Duration {
 // (writes/commit): handlers wake from the network poller, as they do under
 // wrk, not straight from the committer's acknowledgement.
 func BenchmarkPostUsersLoopback(b *testing.B) {
-	store, err := boltstore.Open(filepath.Join(b.TempDir(), "users.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = store.Close() }()
-	pub := api.NewEventPublisher(&encodingProducer{}, 1<<16, nil, api.ProduceOnPublish())
-	defer func() { _ = pub.Close(context.Background()) }()
-	cr, err := api.NewClientResolver(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := api.New(fakeUsage{}, pub, cr,
-		api.WithMiddleware(metrics.New().Middleware),
-		api.WithRoutes(userhttp.Routes(store)...))
-	if err != nil {
-		b.Fatal(err)
-	}
+	srv, store := postUsersServer(b)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	addr := ts.Listener.Addr().String()
