@@ -41,10 +41,10 @@ var ErrNoProducer = errors.New("stream: table cache has no producer")
 
 // TableCache is Kafka Streams' record cache for a goka group table: a
 // callback updates a row in memory (CachedPartition.Set) instead of calling
-// ctx.SetValue, and when the partition goes quiet for Idle, or has held rows
-// for Interval, or holds MaxRows, the partition's updated rows
-// are encoded once, written to local storage and to the changelog, however
-// many events changed them. A skewed stream, where a few keys take most
+// ctx.SetValue, and when the partition goes quiet for Idle, has held rows
+// for Interval or holds MaxRows, its updated rows are encoded once and
+// written to local storage and to the changelog, however many events
+// changed them. A skewed stream, where a few keys take most
 // events, then costs one encoding and one changelog record per key and
 // interval instead of one per event.
 //
