@@ -147,6 +147,9 @@ func DrainBaseline(ctx context.Context, brokers []string, version sarama.KafkaVe
 	if err := kc.EnsureTopics(ctx, kafka.Table(string(goka.GroupTable(BaselineGroup)))); err != nil {
 		return DrainResult{}, err
 	}
+	if err := awaitOffsets(ctx, brokers, sc, string(goka.GroupTable(BaselineGroup)), parts); err != nil {
+		return DrainResult{}, err
+	}
 	tmc := goka.NewTopicManagerConfig()
 	tmc.Table.Replication = 1
 	tmc.Stream.Replication = 1
@@ -162,6 +165,28 @@ func DrainBaseline(ctx context.Context, brokers []string, version sarama.KafkaVe
 		return DrainResult{}, err
 	}
 	return runUntil(ctx, proc, n, counted.Load)
+}
+
+// awaitOffsets waits until every partition of topic answers an offset
+// request: a broker may name itself leader of a new partition a moment
+// before it serves it, and goka gives up on the first "not the leader".
+func awaitOffsets(ctx context.Context, brokers []string, sc *sarama.Config, topic string, partitions int) error {
+	cl, err := sarama.NewClient(brokers, sc)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return poll(ctx, func() bool {
+		for p := range partitions {
+			if _, err := cl.GetOffset(topic, int32(p), sarama.OffsetOldest); err != nil {
+				_ = cl.RefreshMetadata(topic)
+				return false
+			}
+		}
+		return true
+	})
 }
 
 type nopLogger struct{}
