@@ -97,13 +97,7 @@ func (p *franzProducer) EmitWithHeaders(topic, key string, value []byte, headers
 
 // Close waits for outstanding records, then closes the client (which fails
 // whatever is still buffered, finishing every promise).
-func (p *franzProducer) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), franzCloseTimeout)
-	defer cancel()
-	err := p.cl.Flush(ctx)
-	p.cl.Close()
-	return err
-}
+func (p *franzProducer) Close() error { return flushAndClose(p.cl) }
 
 // FranzEmitter produces one topic's records on a franz-go client: a
 // message's encoding goes straight to kgo.Produce, without goka's emitter
@@ -140,10 +134,14 @@ func (e *FranzEmitter) Produce(key string, msg any, done func(msg any, err error
 
 // Close waits for outstanding records, then closes the client (which fails
 // whatever is still buffered, calling every done).
-func (e *FranzEmitter) Close() error {
+func (e *FranzEmitter) Close() error { return flushAndClose(e.cl) }
+
+// flushAndClose waits up to franzCloseTimeout for cl's outstanding records,
+// then closes it, which fails whatever is still buffered.
+func flushAndClose(cl *kgo.Client) error {
 	ctx, cancel := context.WithTimeout(context.Background(), franzCloseTimeout)
 	defer cancel()
-	err := e.cl.Flush(ctx)
-	e.cl.Close()
+	err := cl.Flush(ctx)
+	cl.Close()
 	return err
 }

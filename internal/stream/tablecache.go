@@ -36,8 +36,8 @@ func DefaultTableCacheOptions() TableCacheOptions {
 	return TableCacheOptions{Interval: 50 * time.Millisecond, Idle: time.Millisecond, MaxRows: 4096}
 }
 
-// ErrNoProducer fails the writes of a TableCache whose producer is gone.
-var ErrNoProducer = errors.New("stream: table cache has no producer")
+// ErrNoProducer fails the writes of a partition whose producer or storage is gone.
+var ErrNoProducer = errors.New("stream: table cache has no producer or storage")
 
 // TableCache is Kafka Streams' record cache for a goka group table: a
 // callback updates a row in memory (CachedPartition.Set) instead of calling
