@@ -84,14 +84,17 @@ type activityEvent struct {
 
 // recordActivity emits one activity event per request once the response is
 // written, when status and duration are known. Its status recorder is the
-// outermost, so inner middlewares can share it (httpx.Recorder).
-func (s *Server) recordActivity(next http.Handler) http.Handler {
+// outermost, so inner middlewares can share it (httpx.Recorder), with the
+// start and route on it. route is the template of the route next serves,
+// "" to ask mux.
+func (s *Server) recordActivity(route string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := requestID(r)
 		// requestIDHeader is canonical: no Set, which canonicalizes it again.
 		w.Header()[requestIDHeader] = []string{id}
 		rec := httpx.NewStatusRecorder(w)
+		rec.Start, rec.Route = start, route
 		var who *identity // only with API keys, or it costs an allocation
 		if s.countUnderKey {
 			who = new(identity)
@@ -104,9 +107,12 @@ func (s *Server) recordActivity(next http.Handler) http.Handler {
 		if who != nil && who.client != "" {
 			client = who.client
 		}
-		route, status := httpx.RouteTemplate(r), rec.Status()
-		if route == "" {
-			route = codecs.UnmatchedRoute
+		template, status := route, rec.Status()
+		if template == "" {
+			template = httpx.RouteTemplate(r)
+		}
+		if template == "" {
+			template = codecs.UnmatchedRoute
 		}
 		a := &activityEvent{requestTime: timestamppb.Timestamp{Seconds: start.Unix(), Nanos: int32(start.Nanosecond())}}
 		ev := &a.ev
@@ -117,7 +123,7 @@ func (s *Server) recordActivity(next http.Handler) http.Handler {
 		ev.HttpStatus = int32(status)
 		ev.DurationUs = time.Since(start).Microseconds()
 		ev.RequestTime = &a.requestTime // as timestamppb.New(start) sets it
-		ev.Route = route
+		ev.Route = template
 		ev.RequestId = id
 		ev.Client = client
 		s.publisher.Publish(ev)

@@ -120,27 +120,28 @@ func New(usage UsageReader, publisher *Publisher, clients *ClientResolver, opts 
 	// inside the router, so mux.CurrentRoute is known to it.
 	s.countUnderKey = o.keys.Len() > 0
 	authorize := auth.Middleware(o.keys, policy, setClient)
-	observe := func(h http.Handler) http.Handler {
+	// route is the template of the route h serves, "" where mux decides
+	// (not found, method not allowed).
+	observe := func(route string, h http.Handler) http.Handler {
 		for i := len(o.middleware) - 1; i >= 0; i-- {
 			h = o.middleware[i](h)
 		}
-		return s.recordActivity(h)
+		return s.recordActivity(route, h)
 	}
 	// Auth is innermost: inside the activity middleware, which then counts
 	// an authenticated request under the key's client name, and inside the
 	// metrics middleware, which then sees 401s and 403s. Requests that
 	// match no route skip it.
-	chain := func(h http.Handler) http.Handler { return observe(authorize(h)) }
 	r := s.router
-	r.NotFoundHandler = observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	r.NotFoundHandler = observe("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusNotFound, "no such resource")
 	}))
-	r.MethodNotAllowedHandler = observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	r.MethodNotAllowedHandler = observe("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here")
 	}))
 	mounted := slices.Clone(s.routes)
 	for i := range mounted {
-		mounted[i].Handler = chain(mounted[i].Handler)
+		mounted[i].Handler = observe(mounted[i].Path, authorize(mounted[i].Handler))
 	}
 	httpx.Mount(r, mounted)
 	return s, nil
@@ -177,7 +178,6 @@ func authPolicy(routes []httpx.Route) (*auth.Policy, error) {
 	return policy, nil
 }
 
-// ServeHTTP serves the API.
 // ServeHTTP serves the API. A trailing slash names the same resource as
 // without it (the original API's clients call /users/), with no redirect,
 // which a client would follow with GET whatever the method was.

@@ -26,6 +26,7 @@ import (
 const (
 	badMaxBody           = 4 << 10
 	badReadHeaderTimeout = 500 * time.Millisecond
+	badRequestTimeout    = 2 * time.Second
 )
 
 // lockedBuffer collects the system's log lines from many goroutines.
@@ -55,7 +56,7 @@ func startBadInputSystem(t *testing.T, logs io.Writer) (s *system, addr string) 
 		cfg.Kafka.Partitions = 2
 		cfg.MaxBodyBytes = badMaxBody
 		cfg.ReadHeaderTimeout = badReadHeaderTimeout
-		cfg.RequestTimeout = 5 * time.Second
+		cfg.RequestTimeout = badRequestTimeout
 		cfg.IdleTimeout = 5 * time.Second
 		cfg.ShutdownTimeout = 5 * time.Second
 	})
@@ -379,36 +380,56 @@ func TestMalformedRequestCorpus(t *testing.T) {
 	}
 }
 
-func TestSlowlorisHeaderIsCutOff(t *testing.T) {
-	s, addr := startBadInputSystem(t, io.Discard)
+// cutOffAfter writes a request that never completes and returns what the
+// server answered before it closed the connection, failing unless it closed
+// it about limit after the write.
+func cutOffAfter(t *testing.T, addr, partial string, limit time.Duration) []byte {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	start := time.Now()
-	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: inarious.test\r\nX-Slow: ")); err != nil {
+	if _, err := conn.Write([]byte(partial)); err != nil {
 		t.Fatal(err)
 	}
 	// A blocking read returns as soon as the server closes; the deadline is
 	// only the failure bound.
-	_ = conn.SetReadDeadline(time.Now().Add(badReadHeaderTimeout + 5*time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(limit + 5*time.Second))
 	b, err := io.ReadAll(conn)
 	took := time.Since(start)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("connection still open after %v (ReadHeaderTimeout %v)", took, badReadHeaderTimeout)
+		t.Fatalf("connection still open after %v (limit %v)", took, limit)
 	}
-	if took < badReadHeaderTimeout-50*time.Millisecond || took > badReadHeaderTimeout+2*time.Second {
-		t.Errorf("closed after %v, want about %v", took, badReadHeaderTimeout)
+	if took < limit-50*time.Millisecond || took > limit+2*time.Second {
+		t.Errorf("closed after %v, want about %v", took, limit)
 	}
+	t.Logf("cut off after %v (err %v, %d bytes)", took, err, len(b))
+	return b
+}
+
+func TestSlowlorisHeaderIsCutOff(t *testing.T) {
+	s, addr := startBadInputSystem(t, io.Discard)
+	b := cutOffAfter(t, addr, "GET /healthz HTTP/1.1\r\nHost: inarious.test\r\nX-Slow: ", badReadHeaderTimeout)
 	if len(b) > 0 && !bytes.HasPrefix(b, []byte("HTTP/1.1 4")) {
 		t.Errorf("answer to a partial header: %.200q", b)
 	}
-	t.Logf("partial header cut off after %v (err %v, %d bytes)", took, err, len(b))
-
 	// The server still serves others.
 	if code := s.call(t, "GET", "/healthz", "", ""); code != 200 {
 		t.Fatalf("healthz after slowloris: %d", code)
+	}
+}
+
+func TestSlowBodyIsCutOffAtTheRequestTimeout(t *testing.T) {
+	s, addr := startBadInputSystem(t, io.Discard)
+	// The headers arrive at once; the body promises more than it sends.
+	b := cutOffAfter(t, addr, "POST /users HTTP/1.1\r\nHost: inarious.test\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n{\"name\":\"slow\",", badRequestTimeout)
+	if bytes.HasPrefix(b, []byte("HTTP/1.1 2")) {
+		t.Errorf("a request whose body never came was answered: %.200q", b)
+	}
+	if code := s.call(t, "GET", "/healthz", "", ""); code != 200 {
+		t.Fatalf("healthz after a slow body: %d", code)
 	}
 }

@@ -46,8 +46,10 @@ func (h *Hub) Routes() []httpx.Route {
 // away or the hub closes.
 func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
-	// The server's read and write timeouts are meant for ordinary requests;
-	// the read deadline would cancel the request's context mid-stream.
+	// Request timeouts are meant for ordinary requests; each write below
+	// has a deadline of its own. A server's read deadline would cancel the
+	// request's context mid-stream.
+	httpx.Unbounded(r)
 	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return
 	}

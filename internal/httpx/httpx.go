@@ -1,9 +1,11 @@
 // Package httpx holds what the HTTP parts share: the route declaration, the
-// status a handler wrote and the route template mux matched.
+// status a handler wrote, the route template mux matched and the limits on
+// a connection's time.
 package httpx
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -58,10 +60,16 @@ func Mount(router *mux.Router, routes []Route) {
 }
 
 // StatusRecorder remembers the status a handler wrote, for middlewares
-// that report it; streaming handlers keep working through it.
+// that report it; streaming handlers keep working through it. The
+// middleware that made it may also leave the request's start and route
+// template on it, so the layers inside need not find them again.
 type StatusRecorder struct {
 	http.ResponseWriter
 	status int
+	// Start is when the outermost middleware took the request; zero if unset.
+	Start time.Time
+	// Route is the template of the matched route, "" if unknown here.
+	Route string
 }
 
 // NewStatusRecorder wraps w.

@@ -63,10 +63,16 @@ func (m *Metrics) Handler() http.Handler {
 // (so it sees the route mux matched) so the matched route template is known.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
 		rec := httpx.Recorder(w)
+		start := rec.Start
+		if start.IsZero() {
+			start = time.Now()
+		}
 		next.ServeHTTP(rec, r)
-		route := httpx.RouteTemplate(r)
+		route := rec.Route
+		if route == "" {
+			route = httpx.RouteTemplate(r)
+		}
 		if route == "" {
 			route = codecs.UnmatchedRoute
 		}
