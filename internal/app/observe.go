@@ -119,13 +119,9 @@ func (o *observed) debugPages(view *views.Usage, log *slog.Logger) httpx.Route {
 	// Go's profiler, for the same operators: heap and CPU profiles of a live process.
 	r.HandleFunc("/debug/pprof/", pprof.Index)
 	r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	// A profile or trace takes as long as it was asked to (?seconds=).
-	unbounded := func(h http.HandlerFunc) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) { httpx.Unbounded(r); h(w, r) }
-	}
-	r.HandleFunc("/debug/pprof/profile", unbounded(pprof.Profile))
+	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	r.HandleFunc("/debug/pprof/trace", unbounded(pprof.Trace))
+	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
 	log.Info("goka debug pages enabled", "path", base+"/")
 	return httpx.Route{Path: "/debug/", Prefix: true, Scope: auth.Admin, Handler: r}

@@ -23,7 +23,6 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/embedkafka"
-	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
@@ -358,16 +357,13 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	srv := &http.Server{
 		Handler:           p.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.RequestTimeout,
+		WriteTimeout:      cfg.RequestTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		// net/http allows 1 MiB of headers; no request of this API needs more than a few KiB.
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// The request and idle timeouts, without a timer re-armed per request.
-	limits := &httpx.ConnLimits{Request: cfg.RequestTimeout, Idle: cfg.IdleTimeout, Log: log}
-	limits.Install(srv)
-	limitsCtx, stopLimits := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopLimits() // after Shutdown: requests still running then stay bounded
-	go limits.Run(limitsCtx)
 	viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopView()
 	viewDone := make(chan error, 1)
@@ -394,7 +390,7 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	}
 
 	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(limits.Listener(ln)) }()
+	go func() { serveDone <- srv.Serve(ln) }()
 	log.Info("api listening", "addr", ln.Addr().String(), "brokers", cfg.Kafka.Brokers)
 	if ready != nil {
 		ready(ln.Addr().String())

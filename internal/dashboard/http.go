@@ -46,10 +46,8 @@ func (h *Hub) Routes() []httpx.Route {
 // away or the hub closes.
 func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
-	// Request timeouts are meant for ordinary requests; each write below
-	// has a deadline of its own. A server's read deadline would cancel the
-	// request's context mid-stream.
-	httpx.Unbounded(r)
+	// The server's read and write timeouts are meant for ordinary requests;
+	// the read deadline would cancel the request's context mid-stream.
 	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return
 	}

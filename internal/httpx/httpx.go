@@ -1,6 +1,5 @@
 // Package httpx holds what the HTTP parts share: the route declaration, the
-// status a handler wrote, the route template mux matched and the limits on
-// a connection's time.
+// status a handler wrote and the route template mux matched.
 package httpx
 
 import (
