@@ -16,6 +16,8 @@
 # /proc during the wrk run). Prints the medians at the end; raw lines in $OUT.
 #
 # Environment: RUNS [3], DURATION [8s], CONNECTIONS [32], WARMUP [2s],
+# MODES [api,all: which runs of each binary], PATHS [/healthz,/usage/127.0.0.1,POST /users:
+# what each of them is measured on; the bare router is always measured on /healthz],
 # SERVER_CPU [0], LOADER_CPU [1], PORT [18180], EMBEDDED_PORT [29292],
 # API_COST_BROKERS [unset: skip `inarious api`], KAFKA_PID [unset: the broker's
 # pid, pinned to the loader's core so it takes nothing from the server's],
@@ -27,6 +29,8 @@ RUNS=${RUNS:-3} DURATION=${DURATION:-8s} CONNECTIONS=${CONNECTIONS:-32} WARMUP=$
 SERVER_CPU=${SERVER_CPU:-0} LOADER_CPU=${LOADER_CPU:-1}
 PORT=${PORT:-18180} EMBEDDED_PORT=${EMBEDDED_PORT:-29292}
 BROKERS=${API_COST_BROKERS:-}
+MODES=${MODES:-api,all} PATHS=${PATHS:-/healthz,/usage/127.0.0.1,POST /users}
+IFS=, read -ra paths <<<"$PATHS"
 OUT=${OUT:-/tmp/api-cost.txt} BASE=${BASE:-/tmp/api-cost-data}
 T=http://127.0.0.1:$PORT
 HZ=$(getconf CLK_TCK)
@@ -45,8 +49,8 @@ declare -A BIN
 targets=(bare)
 for nb in "$@"; do
 	BIN[${nb%%=*}]=${nb#*=}
-	[ -n "$BROKERS" ] && targets+=("api:${nb%%=*}")
-	targets+=("all:${nb%%=*}")
+	[ -n "$BROKERS" ] && [[ ,$MODES, == *,api,* ]] && targets+=("api:${nb%%=*}")
+	[[ ,$MODES, == *,all,* ]] && targets+=("all:${nb%%=*}")
 done
 
 : >"$OUT"
@@ -92,7 +96,9 @@ start() { # target round
 	wait_url "$T/healthz"
 	if [ "$kind" != bare ]; then
 		wait_url "$T/readyz"
-		wait_url "$T/usage/127.0.0.1" # counted: the healthz calls above are this client's
+		if [[ ,$PATHS, == *,/usage/127.0.0.1,* ]]; then
+			wait_url "$T/usage/127.0.0.1" # counted: the healthz calls above are this client's
+		fi
 	fi
 }
 
@@ -120,7 +126,7 @@ stop() {
 
 rm -rf "$BASE" && mkdir -p "$BASE"
 if [ -n "${KAFKA_PID:-}" ]; then taskset -a -p -c "$LOADER_CPU" "$KAFKA_PID" >/dev/null; fi
-if [ -n "$BROKERS" ]; then
+if [ -n "$BROKERS" ] && [[ ,$PATHS, == *,/usage/127.0.0.1,* ]]; then
 	for nb in "$@"; do seed_usage "${nb%%=*}"; done
 fi
 say "# round	target	path	req/s	server CPU µs/req	broker CPU µs/req (KAFKA_PID)	1-min load"
@@ -132,10 +138,10 @@ for round in $(seq 1 "$RUNS"); do
 	fi
 	for t in "${order[@]}"; do
 		start "$t" "$round"
-		measure "$t" "$round" /healthz
-		if [ "$t" != bare ]; then
-			measure "$t" "$round" /usage/127.0.0.1
-			measure "$t" "$round" "POST /users"
+		if [ "$t" = bare ]; then
+			measure "$t" "$round" /healthz
+		else
+			for path in "${paths[@]}"; do measure "$t" "$round" "$path"; done
 		fi
 		stop
 	done
@@ -149,16 +155,20 @@ for line in open(sys.argv[1]):
     if line.startswith("#"):
         continue
     rnd, target, path, rps, cpu, kcpu, _ = line.rstrip("\n").split("\t")
-    rows.setdefault((target, path), []).append((float(rps), float(cpu), float(kcpu)))
-bare = rows.get(("bare", "/healthz"))
-bare_rps = statistics.median(r for r, _, _ in bare) if bare else 0
-bare_cpu = statistics.median(c for _, c, _ in bare) if bare else 0
-print("target\tpath\treq/s\treq/s vs bare /healthz\tbare's CPU/req ÷ this one's\tserver CPU µs/req\tbroker CPU µs/req")
-for (target, path), v in rows.items():
+    rows.setdefault((target, path), {})[rnd] = (float(rps), float(cpu), float(kcpu))
+bare = rows.get(("bare", "/healthz"), {})
+bare_rps = statistics.median(r for r, _, _ in bare.values()) if bare else 0
+bare_cpu = statistics.median(c for _, c, _ in bare.values()) if bare else 0
+print("target\tpath\treq/s\treq/s vs bare /healthz\tbare's CPU/req ÷ this one's\tper-round req/s vs bare: median (min-max)\tserver CPU µs/req\tbroker CPU µs/req")
+for (target, path), byround in rows.items():
+    v = byround.values()
     rps = statistics.median(r for r, _, _ in v)
     cpu = statistics.median(c for _, c, _ in v)
     kcpu = statistics.median(k for _, _, k in v)
     ratio = f"{rps / bare_rps:.2f}\t" if bare_rps else "-\t"
     ratio += f"{bare_cpu / cpu:.2f}" if bare_cpu and cpu else "-"
+    # The machine's speed drifts between rounds; a ratio within one round is steadier.
+    per = [r[0] / bare[k][0] for k, r in byround.items() if k in bare]
+    ratio += f"\t{statistics.median(per):.3f} ({min(per):.3f}-{max(per):.3f})" if per else "\t-"
     print(f"{target}\t{path}\t{rps:.0f}\t{ratio}\t{cpu:.1f}\t{kcpu:.1f}")
 EOF
