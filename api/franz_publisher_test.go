@@ -73,30 +73,17 @@ func TestPublisherOverFranzDeliversAfterOutage(t *testing.T) {
 		t.Errorf("stats %+v, healthy %v; want every event delivered", st, pub.Healthy())
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(string(codecs.ActivityTopic)),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	seen := map[string]int{}
-	for read := 0; read < n; {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatalf("after %d of %d records: %v", read, n, err)
+	testutil.ReadTopic(ctx, t, addrs, string(codecs.ActivityTopic), n, func(r *kgo.Record) {
+		var ev activitypb.BackendApiActivity
+		if err := proto.Unmarshal(r.Value, &ev); err != nil {
+			t.Fatal(err)
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			read++
-			var ev activitypb.BackendApiActivity
-			if err := proto.Unmarshal(r.Value, &ev); err != nil {
-				t.Fatal(err)
-			}
-			seen[ev.RequestId]++
-			if string(r.Key) != "192.0.2.7" || r.Partition != kafka.PartitionOf("192.0.2.7", partitions) {
-				t.Errorf("event %s under key %q in partition %d, want its client's", ev.RequestId, r.Key, r.Partition)
-			}
-		})
-	}
+		seen[ev.RequestId]++
+		if string(r.Key) != "192.0.2.7" || r.Partition != kafka.PartitionOf("192.0.2.7", partitions) {
+			t.Errorf("event %s under key %q in partition %d, want its client's", ev.RequestId, r.Key, r.Partition)
+		}
+	})
 	for i := range n {
 		if c := seen[strconv.Itoa(i)]; c != 1 {
 			t.Errorf("event %d in the topic %d times, want once", i, c)

@@ -86,6 +86,12 @@ func BenchmarkPostUsers(b *testing.B) {
 			}
 		}
 	})
+	reportPostUsers(b, store, cpu0)
+}
+
+// reportPostUsers reports the CPU per POST since cpu0 and how many writes
+// each bbolt commit held.
+func reportPostUsers(b *testing.B, store *boltstore.Store, cpu0 time.Duration) {
 	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
 	st := store.Stats()
 	b.ReportMetric(float64(st.Writes)/float64(st.Commits), "writes/commit")
@@ -145,7 +151,5 @@ func BenchmarkPostUsersLoopback(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
-	st := store.Stats()
-	b.ReportMetric(float64(st.Writes)/float64(st.Commits), "writes/commit")
+	reportPostUsers(b, store, cpu0)
 }

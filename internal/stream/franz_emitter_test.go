@@ -14,6 +14,7 @@ import (
 
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/kafka/kafkatest"
+	"github.com/inarious/inarious/internal/testutil"
 )
 
 // doneLog records the calls of a FranzEmitter's done.
@@ -75,35 +76,23 @@ func TestFranzEmitterEncodesPartitionsAndOrders(t *testing.T) {
 		}
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	last := map[string]int{} // per key: the last message read
-	for read := 0; read < n; {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatalf("after %d of %d records: %v", read, n, err)
+	testutil.ReadTopic(ctx, t, c.Addrs, topic, n, func(r *kgo.Record) {
+		key := string(r.Key)
+		if want := kafka.PartitionOf(key, partitions); r.Partition != want {
+			t.Errorf("key %s went to partition %d, want %d", key, r.Partition, want)
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			read++
-			key := string(r.Key)
-			if want := kafka.PartitionOf(key, partitions); r.Partition != want {
-				t.Errorf("key %s went to partition %d, want %d", key, r.Partition, want)
-			}
-			i, err := strconv.Atoi(string(r.Value))
-			if err != nil || fmt.Sprintf("client-%d", i%17) != key {
-				t.Fatalf("record %q under key %s: not a message produced under it", r.Value, key)
-			}
-			if prev, ok := last[key]; ok && i <= prev {
-				t.Errorf("key %s: message %d read after %d", key, i, prev)
-			}
-			last[key] = i
-		})
-	}
+		i, err := strconv.Atoi(string(r.Value))
+		if err != nil || fmt.Sprintf("client-%d", i%17) != key {
+			t.Fatalf("record %q under key %s: not a message produced under it", r.Value, key)
+		}
+		if prev, ok := last[key]; ok && i <= prev {
+			t.Errorf("key %s: message %d read after %d", key, i, prev)
+		}
+		last[key] = i
+	})
 }
 
 // A message the codec cannot encode is refused at once, and done is not
