@@ -1,8 +1,6 @@
 package api
 
 import (
-	"github.com/inarious/inarious/codecs"
-
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -11,10 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/inarious/inarious/internal/httpx"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/httpx"
 )
 
 const requestIDHeader = "X-Request-Id"

@@ -1,9 +1,6 @@
 package api_test
 
 import (
-	"github.com/inarious/inarious/codecs"
-	"github.com/inarious/inarious/views/top"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,8 +16,10 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/views/top"
 )
 
 // fakeEmitter records emitted events; block holds deliveries back.

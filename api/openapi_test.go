@@ -1,14 +1,13 @@
 package api_test
 
 import (
-	"os"
-
 	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"

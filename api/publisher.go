@@ -1,8 +1,6 @@
 package api
 
 import (
-	"github.com/inarious/inarious/internal/metrics"
-
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/metrics"
 )
 
 // Emitter is the part of *goka.Emitter NewPublisher uses.

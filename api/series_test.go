@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"

@@ -3,9 +3,8 @@
 package api
 
 import (
-	"errors"
-
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"

@@ -1,8 +1,6 @@
 package api_test
 
 import (
-	"github.com/inarious/inarious/views/top"
-
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +8,7 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/views/top"
 )
 
 // statusErr is a reader error that says how to answer, as routed reads do.

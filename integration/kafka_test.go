@@ -1,9 +1,6 @@
 package integration
 
 import (
-	"github.com/inarious/inarious/codecs"
-	"github.com/inarious/inarious/processors/usage"
-
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +15,9 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/processors/usage"
 )
 
 var (

@@ -1,8 +1,6 @@
 package views_test
 
 import (
-	"github.com/inarious/inarious/processors/usage"
-
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/kafka/kafkatest"
+	"github.com/inarious/inarious/processors/usage"
 	"github.com/inarious/inarious/views"
 	"github.com/inarious/inarious/views/top"
 )

@@ -1,11 +1,10 @@
 package views_test
 
 import (
-	"slices"
-
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/inarious/inarious/processors/usage"
-
 	"context"
 	"flag"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/inarious/inarious/internal/bench/procbench"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/processors/usage"
 )
 
 // fill writes one activity event for each of -clients distinct clients to

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/inarious/inarious/processors/usage"
-
 	"bufio"
 	"context"
 	"flag"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/internal/bench/procbench"
+	"github.com/inarious/inarious/processors/usage"
 )
 
 // memory runs a real `inarious worker` process and reports its resident

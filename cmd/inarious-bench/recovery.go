@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/inarious/inarious/processors/usage"
-
 	"context"
 	"flag"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/internal/bench/procbench"
+	"github.com/inarious/inarious/processors/usage"
 )
 
 // recovery builds a table of --clients clients (one event each), then times

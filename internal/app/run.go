@@ -1,12 +1,6 @@
 package app
 
 import (
-	"github.com/inarious/inarious/views/top"
-
-	"github.com/inarious/inarious/codecs/confluent"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
-
 	"context"
 	"errors"
 	"fmt"
@@ -17,10 +11,13 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/codecs/confluent"
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
@@ -29,6 +26,7 @@ import (
 	"github.com/inarious/inarious/internal/users/userhttp"
 	"github.com/inarious/inarious/processors/usage"
 	"github.com/inarious/inarious/views"
+	"github.com/inarious/inarious/views/top"
 )
 
 // processorGroups are the processor groups a worker runs, in the order they

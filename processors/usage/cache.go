@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/codecs/activitypb"

@@ -1,12 +1,8 @@
 package usage_test
 
 import (
-	"fmt"
-
-	"github.com/inarious/inarious/internal/kafka"
-	"github.com/inarious/inarious/internal/testutil"
-
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +14,8 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/testutil"
 	"github.com/inarious/inarious/internal/windows"
 	"github.com/inarious/inarious/processors/usage"
 )

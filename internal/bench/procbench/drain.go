@@ -1,10 +1,6 @@
 package procbench
 
 import (
-	"github.com/inarious/inarious/codecs"
-	"github.com/inarious/inarious/internal/stream"
-	"github.com/inarious/inarious/processors/usage"
-
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,7 +13,10 @@ import (
 	"github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/processors/usage"
 )
 
 // DrainResult is one timed drain of n events.

@@ -1,11 +1,11 @@
 package procbench
 
 import (
+	"github.com/IBM/sarama"
+
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/processors/usage"
-
-	"github.com/IBM/sarama"
 )
 
 // GroupLag is how many records of Users the usage group has not committed,

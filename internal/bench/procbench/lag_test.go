@@ -1,15 +1,14 @@
 package procbench_test
 
 import (
-	"github.com/inarious/inarious/codecs"
-	"github.com/inarious/inarious/processors/usage"
-
 	"testing"
 
 	"github.com/IBM/sarama"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/bench/procbench"
 	"github.com/inarious/inarious/internal/kafka/kafkatest"
+	"github.com/inarious/inarious/processors/usage"
 )
 
 // GroupLag is the sum of kafka.ConsumerLag: the same scenario as its test.

@@ -1,18 +1,17 @@
 package procbench
 
 import (
-	"github.com/inarious/inarious/codecs"
-	"github.com/inarious/inarious/processors/usage"
-
 	"context"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/kafka/kafkatest"
+	"github.com/inarious/inarious/processors/usage"
 )
 
 // TestPrefillRangeKeysLikeTheAPI: every event of a fill is keyed by its

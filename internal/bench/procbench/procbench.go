@@ -3,8 +3,6 @@
 package procbench
 
 import (
-	"github.com/inarious/inarious/codecs"
-
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -14,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 )
 

@@ -1,15 +1,14 @@
 package procbench
 
 import (
-	"github.com/inarious/inarious/internal/stream"
-	"github.com/inarious/inarious/processors/usage"
-
 	"context"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/processors/usage"
 	"github.com/inarious/inarious/views"
 )
 

@@ -1,8 +1,6 @@
 package procbench
 
 import (
-	"github.com/inarious/inarious/processors/usage"
-
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +8,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+
+	"github.com/inarious/inarious/processors/usage"
 )
 
 // ResetTopics deletes every topic and group the benchmarks use on a real

@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/inarious/inarious/internal/embedkafka"
-	"github.com/inarious/inarious/internal/kafka"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/inarious/inarious/internal/embedkafka"
+	"github.com/inarious/inarious/internal/kafka"
 )
 
 // Cluster is a one-broker kfake cluster with a client to arrange its state.

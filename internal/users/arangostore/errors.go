@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/arangodb/go-driver/v2/arangodb/shared"
+
 	"github.com/inarious/inarious/internal/users"
 )
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/arangodb/go-driver/v2/arangodb/shared"
+
 	"github.com/inarious/inarious/internal/users"
 )
 

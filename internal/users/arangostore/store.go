@@ -12,6 +12,7 @@ import (
 	"github.com/arangodb/go-driver/v2/arangodb"
 	"github.com/arangodb/go-driver/v2/arangodb/shared"
 	"github.com/arangodb/go-driver/v2/connection"
+
 	"github.com/inarious/inarious/internal/users"
 )
 

@@ -11,8 +11,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/inarious/inarious/internal/users"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/inarious/inarious/internal/users"
 )
 
 var (

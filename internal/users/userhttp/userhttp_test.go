@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gorilla/mux"
+
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/userhttp"
