@@ -19,7 +19,7 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/testutil"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 // fakeEmitter records emitted events; block holds deliveries back.

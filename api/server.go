@@ -17,7 +17,7 @@ import (
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 // UsageReader is the read side of the usage table (views.Usage in production).

@@ -13,7 +13,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/problem"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 // ClientUsage is GET /usage/{client}.

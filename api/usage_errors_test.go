@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 // statusErr is a reader error that says how to answer, as routed reads do.

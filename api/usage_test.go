@@ -11,7 +11,7 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 // liveUsage is a usage table whose counts change between requests, read

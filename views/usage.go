@@ -14,8 +14,8 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/tablestore"
+	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/processors/usage"
-	"github.com/inarious/inarious/views/top"
 )
 
 // Usage reads the usage table of the usage processor group, and keeps an

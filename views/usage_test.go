@@ -14,9 +14,9 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/kafka/kafkatest"
+	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/processors/usage"
 	"github.com/inarious/inarious/views"
-	"github.com/inarious/inarious/views/top"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

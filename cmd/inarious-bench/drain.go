@@ -18,8 +18,8 @@ import (
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/gcpolicy"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/processors/usage"
-	"github.com/inarious/inarious/views/top"
 )
 
 // broker gives each run an empty Kafka: a fresh embedded one, or the given

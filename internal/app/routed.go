@@ -21,8 +21,8 @@ import (
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/ownership"
 	"github.com/inarious/inarious/internal/routing"
+	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/processors/usage"
-	"github.com/inarious/inarious/views/top"
 )
 
 // ownersRefresh is how often the API describes the usage group; a read that

@@ -12,7 +12,7 @@ import (
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/routing"
 	"github.com/inarious/inarious/internal/testutil"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 // fakeWorkers answers Top and Get as the workers would, or fails.

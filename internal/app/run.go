@@ -23,10 +23,10 @@ import (
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/internal/users/userhttp"
 	"github.com/inarious/inarious/processors/usage"
 	"github.com/inarious/inarious/views"
-	"github.com/inarious/inarious/views/top"
 )
 
 // processorGroups are the processor groups a worker runs, in the order they

@@ -20,8 +20,8 @@ import (
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/internal/users/userhttp"
-	"github.com/inarious/inarious/views/top"
 )
 
 // fakeEmitter records emitted events and their Kafka keys.

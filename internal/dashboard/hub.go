@@ -11,7 +11,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 // Source is the read side the hub needs (views.Usage in production): the

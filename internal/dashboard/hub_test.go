@@ -23,7 +23,7 @@ import (
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/testutil"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -17,7 +17,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/internal/ownership"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 // TopPath is the worker's top-clients endpoint:

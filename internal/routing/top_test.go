@@ -17,7 +17,7 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/ownership"
 	"github.com/inarious/inarious/internal/testutil"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 // runningWorker is a Worker over a running (goka tester) processor whose

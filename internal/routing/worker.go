@@ -18,7 +18,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/kafka"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 // Path is the worker's read endpoint: GET Path?client=<client>.

@@ -12,7 +12,7 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 // ControlTopic carries expiry records (activitypb.Expire) from each member's

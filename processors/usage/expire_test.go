@@ -14,9 +14,9 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/tablestore"
+	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/internal/windows"
 	"github.com/inarious/inarious/processors/usage"
-	"github.com/inarious/inarious/views/top"
 )
 
 // An expiry record deletes the row only if the client is still idle; the

@@ -75,8 +75,8 @@ import (
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/internal/windows"
-	"github.com/inarious/inarious/views/top"
 )
 
 // Names of the group, its table and the topics it writes.

@@ -9,7 +9,7 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/tablestore"
-	"github.com/inarious/inarious/views/top"
+	"github.com/inarious/inarious/internal/top"
 )
 
 func encoded(t *testing.T, client string, total uint64) []byte {
