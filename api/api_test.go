@@ -2,12 +2,10 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +17,9 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/testutil"
-	"github.com/inarious/inarious/internal/top"
+	"github.com/inarious/inarious/internal/usagehttp"
+	"github.com/inarious/inarious/views"
+	"github.com/inarious/inarious/views/viewstest"
 )
 
 // fakeEmitter records emitted events; block holds deliveries back.
@@ -61,22 +61,15 @@ func (f *fakeEmitter) emitted() []*activitypb.BackendApiActivity {
 	return append([]*activitypb.BackendApiActivity(nil), f.events...)
 }
 
-// fakeUsage serves fixed table values.
-type fakeUsage map[string]*activitypb.ClientUsage
+// fakeUsage is a usage table of fixed rows.
+type fakeUsage = viewstest.Rows
 
-func (f fakeUsage) Get(c string) (*activitypb.ClientUsage, error) { return f[c], nil }
-func (f fakeUsage) Recovered() bool                               { return true }
-
-// Page answers from a real index built from the map.
-func (f fakeUsage) Page(after *top.Key, limit int) ([]top.Row, int, error) {
-	top := top.New()
-	for k, u := range f {
-		top.Set(int32(len(k)%3), k, u.GetTotal(), u.GetLastSeen().AsTime().UnixNano())
-	}
-	return top.Page(after, limit), top.Clients(), nil
+// newAPI is api.New serving the usage routes over usage, as the app does.
+func newAPI(usage views.UsageReader, pub *api.Publisher, cr *api.ClientResolver, opts ...api.Option) (*api.Server, error) {
+	return api.New(pub, cr, append([]api.Option{api.WithRoutes(usagehttp.Routes(usage)...), api.WithRecovered(usage.Recovered)}, opts...)...)
 }
 
-func newServer(t *testing.T, usage api.UsageReader, trusted ...string) (*api.Server, *fakeEmitter, *api.Publisher) {
+func newServer(t *testing.T, usage views.UsageReader, trusted ...string) (*api.Server, *fakeEmitter, *api.Publisher) {
 	t.Helper()
 	em := &fakeEmitter{}
 	pub := api.NewPublisher(em, 128, nil)
@@ -85,7 +78,7 @@ func newServer(t *testing.T, usage api.UsageReader, trusted ...string) (*api.Ser
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(usage, pub, cr)
+	srv, err := newAPI(usage, pub, cr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,89 +166,6 @@ func TestClientResolver(t *testing.T) {
 	}
 }
 
-func TestGetUsage(t *testing.T) {
-	usage := fakeUsage{"10.0.0.1": {
-		Client: "10.0.0.1", Total: 3,
-		Endpoints: map[string]*activitypb.EndpointUsage{"GET /users/{id}": {Count: 2}, "POST /users": {Count: 1}},
-	}}
-	srv, _, _ := newServer(t, usage)
-
-	rec := do(srv, "GET", "/usage/10.0.0.1", "127.0.0.1:1", nil)
-	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" {
-		t.Fatalf("status %d type %q", rec.Code, rec.Header().Get("Content-Type"))
-	}
-	var got api.ClientUsage
-	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
-		t.Fatal(err)
-	}
-	if got.Client != "10.0.0.1" || got.Total != 3 || got.Endpoints["GET /users/{id}"].Count != 2 || got.Endpoints["POST /users"].Count != 1 {
-		t.Errorf("body %+v", got)
-	}
-
-	rec = do(srv, "GET", "/usage/unknown", "127.0.0.1:1", nil)
-	if rec.Code != 404 || rec.Header().Get("Content-Type") != "application/problem+json" {
-		t.Errorf("unknown client: %d %q", rec.Code, rec.Header().Get("Content-Type"))
-	}
-	rec = do(srv, "GET", "/usage/%ff%fe", "127.0.0.1:1", nil)
-	if rec.Code != 400 {
-		t.Errorf("invalid UTF-8 client: %d, want 400", rec.Code)
-	}
-}
-
-func TestListUsageSortsAndPaginates(t *testing.T) {
-	usage := fakeUsage{}
-	for i, total := range []uint64{5, 9, 1, 9, 3} {
-		c := string(rune('a' + i))
-		usage[c] = &activitypb.ClientUsage{Client: c, Total: total}
-	}
-	srv, _, _ := newServer(t, usage)
-	var clients []string
-	path := "/usage?limit=2"
-	for pages := 0; path != ""; pages++ {
-		if pages > 5 {
-			t.Fatal("pagination does not end")
-		}
-		page := getPage(t, srv, path)
-		if page.Total != 5 || len(page.Clients) > 2 {
-			t.Fatalf("page %+v", page)
-		}
-		for _, c := range page.Clients {
-			clients = append(clients, c.Client)
-		}
-		path = ""
-		if page.NextCursor != "" {
-			path = "/usage?limit=2&cursor=" + page.NextCursor
-		}
-	}
-	want := []string{"b", "d", "a", "e", "c"} // by total desc, then name
-	if !slices.Equal(clients, want) {
-		t.Fatalf("clients %v, want %v", clients, want)
-	}
-	for _, bad := range []string{"limit=0", "limit=-1", "limit=x", "limit=1001", "limit=5000", "offset=2",
-		"cursor=%21%21", "cursor=AA", "cursor=" + api.EncodeCursor(top.Key{Total: 1})} {
-		rec := do(srv, "GET", "/usage?"+bad, "127.0.0.1:1", nil)
-		if rec.Code != 400 || rec.Header().Get("Content-Type") != "application/problem+json" {
-			t.Errorf("%s: status %d %q, want 400 problem", bad, rec.Code, rec.Header().Get("Content-Type"))
-		}
-	}
-	if page := getPage(t, srv, "/usage?limit=1000"); len(page.Clients) != 5 || page.NextCursor != "" {
-		t.Errorf("limit=1000: %+v, want all 5 and no next_cursor", page)
-	}
-}
-
-func getPage(t *testing.T, srv http.Handler, path string) api.UsagePage {
-	t.Helper()
-	rec := do(srv, "GET", path, "127.0.0.1:1", nil)
-	if rec.Code != 200 {
-		t.Fatalf("GET %s: status %d: %s", path, rec.Code, rec.Body)
-	}
-	var page api.UsagePage
-	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
-		t.Fatal(err)
-	}
-	return page
-}
-
 func TestPublisherDropsWhenFullAndNeverBlocks(t *testing.T) {
 	em := &fakeEmitter{gate: make(chan struct{})}
 	pub := api.NewPublisher(em, 4, nil)
@@ -291,7 +201,7 @@ func TestReadyzReportsEmitterFailure(t *testing.T) {
 	pub := api.NewPublisher(em, 8, nil)
 	defer pub.Close(context.Background())
 	cr, _ := api.NewClientResolver(nil)
-	srv, err := api.New(fakeUsage{}, pub, cr)
+	srv, err := newAPI(fakeUsage{}, pub, cr)
 	if err != nil {
 		t.Fatal(err)
 	}

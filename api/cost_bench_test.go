@@ -56,7 +56,7 @@ func BenchmarkHandlerChain(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			srv, err := api.New(usage, pub, cr, api.WithMiddleware(metrics.New().Middleware))
+			srv, err := newAPI(usage, pub, cr, api.WithMiddleware(metrics.New().Middleware))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/boltstore"
@@ -54,7 +55,7 @@ func FuzzPathParams(f *testing.F) {
 		"ünïcode":   {Client: "ünïcode", Total: 2},
 		"a/b":       {Client: "a/b", Total: 3},
 	}
-	srv, err := api.New(usage, pub, cr, api.WithRoutes(userhttp.Routes(store)...))
+	srv, err := newAPI(usage, pub, cr, api.WithRoutes(userhttp.Routes(store)...))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func FuzzPathParams(f *testing.F) {
 		}
 		// "/usage/" is the list, as "/users/" is "/users".
 		if code == http.StatusOK && prefix == "/usage/" && param != "" && method == http.MethodGet {
-			var cu api.ClientUsage
+			var cu codecs.UsageDoc
 			if err := json.Unmarshal(rec.Body.Bytes(), &cu); err != nil || usage[cu.Client] == nil {
 				t.Fatalf("GET %s = 200 %q: %v", target, rec.Body, err)
 			}

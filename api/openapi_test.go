@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -26,9 +27,12 @@ import (
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/usagehttp"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/boltstore"
 	"github.com/inarious/inarious/internal/users/userhttp"
+	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/views/viewstest"
 )
 
 // openAPIServer builds the API the way app.RunAPI does: api.New with the
@@ -60,7 +64,12 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 	hub.Close()
 	routes := append(userhttp.Routes(store), hub.Routes()...)
 	routes = append(routes, httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: metrics.New().Handler()})
-	srv, err := api.New(usage, pub, cr, append([]api.Option{api.WithRoutes(routes...), api.WithWindows(newFakeWindows())}, opts...)...)
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	windowed := viewstest.NewWindowed(usage, []windows.Bucket{
+		{Start: t0, Step: time.Minute, Total: 3, Endpoints: map[string]uint64{"GET /usage/{client}": 2, "POST /users": 1}, Final: true},
+		{Start: t0.Add(time.Minute), Step: time.Minute, Total: 1, Endpoints: map[string]uint64{"POST /users": 1}},
+	})
+	srv, err := newAPI(windowed, pub, cr, append([]api.Option{api.WithRoutes(routes...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +300,7 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 
 	c.do(call{method: "GET", path: "/usage", status: 200})
 	rec := c.do(call{method: "GET", path: "/usage?limit=1", status: 200})
-	var first api.UsagePage
+	var first usagehttp.UsagePage
 	if err := json.Unmarshal(rec.Body.Bytes(), &first); err != nil || first.NextCursor == "" || len(first.Clients) != 1 || first.Total != 2 {
 		t.Fatalf("limit=1 page: %s (%v)", rec.Body, err)
 	}
@@ -458,7 +467,7 @@ func TestNewRejectsRouteWithoutScope(t *testing.T) {
 		"no handler":     {Method: http.MethodGet, Path: "/forgotten", Scope: auth.Admin},
 	} {
 		t.Run(name, func(t *testing.T) {
-			srv, err := api.New(fakeUsage{}, pub, cr, api.WithRoutes(rt))
+			srv, err := newAPI(fakeUsage{}, pub, cr, api.WithRoutes(rt))
 			if err == nil || srv != nil {
 				t.Fatalf("api.New = %v, %v; want an error", srv, err)
 			}

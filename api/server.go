@@ -1,5 +1,7 @@
-// Package api serves Inarious' REST API: usage read from the usage view,
-// and an activity event emitted for every request.
+// Package api is the HTTP server of Inarious' API: it mounts the routes the
+// components declare (httpx.Route), with auth, the activity middleware that
+// emits an event per request, /healthz, /readyz and the API document. See the
+// README for the rest.
 package api
 
 import (
@@ -13,34 +15,20 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
-	"github.com/inarious/inarious/internal/top"
 )
-
-// UsageReader is the read side of the usage table (views.Usage in production).
-type UsageReader interface {
-	Get(client string) (*activitypb.ClientUsage, error)
-	// Page lists clients by total calls (the top-clients index, or a
-	// merge of the workers' own) and counts the clients in all. An error
-	// answers as the error says (e.g. 503 with Retry-After from a reader
-	// that found no worker to ask), see writeUsageError.
-	Page(after *top.Key, limit int) (rows []top.Row, clients int, err error)
-	Recovered() bool
-}
 
 // Server holds what the handlers need.
 type Server struct {
 	router    *mux.Router
 	routes    []httpx.Route
-	usage     UsageReader
 	publisher *Publisher
 	clients   *ClientResolver
-	windows   WindowReader
 	log       *slog.Logger
 	checks    []ReadinessCheck
+	recovered []func() bool
 	// countUnderKey: API keys are on, so the auth middleware may name the
 	// client an event is counted under (setClient).
 	countUnderKey bool
@@ -53,7 +41,7 @@ type options struct {
 	keys       *auth.Keys
 	log        *slog.Logger
 	checks     []ReadinessCheck
-	windows    WindowReader
+	recovered  []func() bool
 }
 
 // ReadinessCheck is a further condition of /readyz, e.g. the schema
@@ -91,21 +79,26 @@ func WithReadinessCheck(c ReadinessCheck) Option {
 	return func(o *options) { o.checks = append(o.checks, c) }
 }
 
+// WithRecovered makes /readyz's view_recovered (and so ready) depend on
+// recovered: a served table's read side covers the whole table.
+func WithRecovered(recovered func() bool) Option {
+	return func(o *options) { o.recovered = append(o.recovered, recovered) }
+}
+
 // New builds the API handler from its own routes and those of opts. A route
 // without a scope, or declared twice, is an error.
-func New(usage UsageReader, publisher *Publisher, clients *ClientResolver, opts ...Option) (*Server, error) {
+func New(publisher *Publisher, clients *ClientResolver, opts ...Option) (*Server, error) {
 	o := options{log: slog.Default()}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	s := &Server{
 		router:    mux.NewRouter(),
-		usage:     usage,
 		publisher: publisher,
 		clients:   clients,
 		log:       o.log,
 		checks:    o.checks,
-		windows:   o.windows,
+		recovered: o.recovered,
 	}
 	s.routes = append(s.ownRoutes(), o.routes...)
 	policy, err := authPolicy(s.routes)
@@ -152,10 +145,6 @@ func (s *Server) ownRoutes() []httpx.Route {
 		{Method: http.MethodGet, Path: "/", Scope: auth.Public, Handler: http.HandlerFunc(s.index)},
 		{Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, Handler: http.HandlerFunc(s.healthz)},
 		{Method: http.MethodGet, Path: "/readyz", Scope: auth.Public, Handler: http.HandlerFunc(s.readyz)},
-		// The list shows every client.
-		{Method: http.MethodGet, Path: "/usage", Scope: auth.Admin, Handler: http.HandlerFunc(s.listUsage)},
-		{Method: http.MethodGet, Path: "/usage/{client}", Scope: auth.UsageRead, Own: true, Handler: http.HandlerFunc(s.getUsage)},
-		{Method: http.MethodGet, Path: "/usage/{client}/series", Scope: auth.UsageRead, Own: true, Handler: http.HandlerFunc(s.getSeries)},
 		{Method: http.MethodGet, Path: "/openapi.json", Scope: auth.Public, Handler: http.HandlerFunc(serveOpenAPI)},
 	}
 }
@@ -207,18 +196,12 @@ var indexLinks = map[string]string{
 }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"name": "inarious", "links": indexLinks})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"name": "inarious", "links": indexLinks})
 }
 
 // Routes is a copy of the route table the router serves, e.g. for checking
 // it against the API document.
 func (s *Server) Routes() []httpx.Route { return slices.Clone(s.routes) }
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
 
 // health is the body of /healthz.
 type health struct {
@@ -252,9 +235,12 @@ type readiness struct {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	rd := readiness{
-		ViewRecovered: s.usage.Recovered(),
+		ViewRecovered: true,
 		EmitterOK:     s.publisher.Healthy(),
 		Events:        s.publisher.Stats(),
+	}
+	for _, recovered := range s.recovered {
+		rd.ViewRecovered = rd.ViewRecovered && recovered()
 	}
 	rd.Ready = rd.ViewRecovered && rd.EmitterOK
 	for _, c := range s.checks {
@@ -269,5 +255,5 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !rd.Ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, rd)
+	httpx.WriteJSON(w, status, rd)
 }

@@ -44,7 +44,7 @@ func postUsersServer(b *testing.B) (*api.Server, *boltstore.Store) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := api.New(fakeUsage{}, pub, cr,
+	srv, err := newAPI(fakeUsage{}, pub, cr,
 		api.WithMiddleware(metrics.New().Middleware),
 		api.WithRoutes(userhttp.Routes(store)...))
 	if err != nil {

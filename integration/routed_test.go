@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/internal/usagehttp"
 )
 
 // routedRead is one GET /usage/{client} of the reader loop.
@@ -167,14 +167,14 @@ func TestRoutedReadsSurviveKill(t *testing.T) {
 func checkTopClients(t *testing.T, tr *traffic, a *apiProc, want map[string]map[string]uint64) {
 	t.Helper()
 	seen := map[string]bool{}
-	var last *api.ClientTotal
+	var last *usagehttp.ClientTotal
 	cursor := ""
 	for page := 0; ; page++ {
 		code, body, err := tr.call(a, http.MethodGet, "/usage?limit=1000"+cursor, "", "")
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("GET /usage page %d in workers mode = %d %s (err %v)", page, code, body, err)
 		}
-		var p api.UsagePage
+		var p usagehttp.UsagePage
 		if err := json.Unmarshal(body, &p); err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +219,7 @@ func checkWindowedReads(t *testing.T, tr *traffic, a *apiProc, want map[string]m
 			total += k
 		}
 		code, body, err := tr.call(a, http.MethodGet, "/usage/"+c+"/series?step=1m&from=-1h", "", "")
-		var s api.Series
+		var s usagehttp.Series
 		if err != nil || code != http.StatusOK || json.Unmarshal(body, &s) != nil {
 			t.Fatalf("series of %s in workers mode = %d %.200s (err %v)", c, code, body, err)
 		}
@@ -228,7 +228,7 @@ func checkWindowedReads(t *testing.T, tr *traffic, a *apiProc, want map[string]m
 			sum += b.Total
 		}
 		code, body, err = tr.call(a, http.MethodGet, "/usage/"+c+"?window=1h", "", "")
-		var w api.WindowUsage
+		var w usagehttp.WindowUsage
 		if err != nil || code != http.StatusOK || json.Unmarshal(body, &w) != nil {
 			t.Fatalf("?window=1h of %s in workers mode = %d %.200s (err %v)", c, code, body, err)
 		}
@@ -252,7 +252,7 @@ func readRouted(tr *traffic, a *apiProc, client string, want map[string]uint64) 
 	rd.status = resp.StatusCode
 	switch resp.StatusCode {
 	case http.StatusOK:
-		var u api.ClientUsage
+		var u usagehttp.ClientUsage
 		if err := json.NewDecoder(resp.Body).Decode(&u); err != nil {
 			rd.wrong = fmt.Sprintf("%s: undecodable 200: %v", client, err)
 			return rd

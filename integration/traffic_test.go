@@ -17,10 +17,10 @@ import (
 	"github.com/IBM/sarama"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/internal/usagehttp"
 )
 
 // Endpoints the simulated clients call, and how the worker counts them.
@@ -249,7 +249,7 @@ func (tr *traffic) sent() uint64 {
 }
 
 // usage reads GET /usage/{client}; nil when the client is unknown.
-func (tr *traffic) usage(a *apiProc, client string) (*api.ClientUsage, error) {
+func (tr *traffic) usage(a *apiProc, client string) (*usagehttp.ClientUsage, error) {
 	code, body, err := tr.call(a, http.MethodGet, "/usage/"+client, "", "")
 	if err != nil {
 		return nil, err
@@ -260,7 +260,7 @@ func (tr *traffic) usage(a *apiProc, client string) (*api.ClientUsage, error) {
 	if code != http.StatusOK {
 		return nil, fmt.Errorf("GET /usage/%s: %d %s", client, code, body)
 	}
-	var u api.ClientUsage
+	var u usagehttp.ClientUsage
 	if err := json.Unmarshal(body, &u); err != nil {
 		return nil, err
 	}

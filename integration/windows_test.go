@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/internal/usagehttp"
 )
 
 // windowDiff compares each client's minute buckets of the last two hours
@@ -29,7 +29,7 @@ func (tr *traffic) windowDiff(a *apiProc, clients []string) (string, error) {
 		if code != http.StatusOK {
 			return "", fmt.Errorf("GET /usage/%s?window=2h: %d %s", c, code, body)
 		}
-		var w api.WindowUsage
+		var w usagehttp.WindowUsage
 		if err := json.Unmarshal(body, &w); err != nil {
 			return "", err
 		}

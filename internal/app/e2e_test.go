@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/internal/app/apptest"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/internal/usagehttp"
 )
 
 // system is Inarious running in-process on the embedded broker.
@@ -45,7 +45,7 @@ func (s *system) call(t *testing.T, method, path, client, body string) int {
 }
 
 // usage reads GET /usage/{client}; nil when the client is unknown.
-func (s *system) usage(t *testing.T, client string) *api.ClientUsage {
+func (s *system) usage(t *testing.T, client string) *usagehttp.ClientUsage {
 	t.Helper()
 	resp, err := http.Get(s.Base + "/usage/" + client)
 	if err != nil {
@@ -55,7 +55,7 @@ func (s *system) usage(t *testing.T, client string) *api.ClientUsage {
 	if resp.StatusCode == 404 {
 		return nil
 	}
-	var u api.ClientUsage
+	var u usagehttp.ClientUsage
 	if err := json.NewDecoder(resp.Body).Decode(&u); err != nil {
 		t.Fatal(err)
 	}

@@ -19,15 +19,11 @@ import (
 	"github.com/lovoo/goka/web/query"
 
 	"github.com/inarious/inarious/api"
-	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/auth"
-	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/problem"
-	"github.com/inarious/inarious/processors/usage"
-	"github.com/inarious/inarious/views"
 )
 
 // observed is what a worker shares with the API in the same process, so the
@@ -53,47 +49,59 @@ func (o *observed) addProcessor(proc *goka.Processor) {
 	}
 }
 
-// apiOptions instruments the API and mounts /metrics, the dashboard and,
-// with --debug-pages, goka's pages. The returned func releases what it opened.
-func (o *observed) apiOptions(cfg Config, log *slog.Logger, view *views.Usage, pub *api.Publisher, hub *dashboard.Hub) ([]api.Option, func()) {
-	o.metrics.WatchRecovered(view.Recovered)
-	routes, release := o.watchAPI(cfg, log, pub, hub, view)
-	if cfg.DebugPages {
-		routes = append(routes, o.debugPages(view, log))
-	}
-	return []api.Option{api.WithMiddleware(o.metrics.Middleware), api.WithRoutes(routes...)}, release
-}
-
-// watchAPI instruments what every API has: the publisher, the dashboard's
-// subscribers and the usage group's consumer lag (view, when there is one,
-// adds its own partitions' lag). It returns /metrics and the dashboard's
-// routes, and what releases the lag's Kafka client.
-func (o *observed) watchAPI(cfg Config, log *slog.Logger, pub *api.Publisher, hub *dashboard.Hub, view metrics.ViewStats) ([]httpx.Route, func()) {
+// apiOptions instruments the API and mounts /metrics and, with
+// --debug-pages, goka's pages and Go's profiler; every served table adds its
+// counters, gauges, consumer lag and views. The returned func releases what
+// it opened.
+func (o *observed) apiOptions(cfg Config, log *slog.Logger, pub *api.Publisher, tables []*servedTable) ([]api.Option, func()) {
 	m := o.metrics
 	m.WatchCounters(pub.Counters()...)
 	m.WatchGauges(pub.Gauges()...)
-	m.WatchGauges(metrics.Gauge{Name: "dashboard_subscribers", Help: "Open dashboard event streams.", Value: func() float64 { return float64(hub.Subscribers()) }})
+	var lagSources []metrics.LagSource
+	var viewed []func() bool
+	for _, t := range tables {
+		m.WatchCounters(t.counters...)
+		m.WatchGauges(t.gauges...)
+		src := metrics.LagSource{Group: string(t.group), Input: string(t.input), Table: string(t.table)}
+		if t.view != nil {
+			viewed = append(viewed, t.recovered)
+			src.View = t.view
+		}
+		lagSources = append(lagSources, src)
+	}
+	if len(viewed) > 0 {
+		m.WatchRecovered(func() bool {
+			for _, recovered := range viewed {
+				if !recovered() {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	release := func() {}
 	// Lag is measured with a client of its own, so a slow broker only slows scrapes.
 	if kc, err := sarama.NewClient(cfg.Kafka.Brokers, cfg.Kafka.Sarama()); err != nil {
 		log.Warn("consumer lag metrics disabled", "err", err)
-	} else if lag, err := metrics.NewLag(kc, string(usage.Group), string(codecs.ActivityTopic), view, string(usage.Table), log); err != nil {
+	} else if lag, err := metrics.NewLag(kc, lagSources, log); err != nil {
 		_ = kc.Close()
 		log.Warn("consumer lag metrics disabled", "err", err)
 	} else {
 		m.Registry().MustRegister(lag)
 		release = func() { _ = kc.Close() }
 	}
-	routes := append([]httpx.Route{
-		{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: m.Handler()},
-	}, hub.Routes()...)
-	return routes, release
+	routes := []httpx.Route{{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: m.Handler()}}
+	if cfg.DebugPages {
+		routes = append(routes, o.debugPages(tables, log))
+	}
+	return []api.Option{api.WithMiddleware(m.Middleware), api.WithRoutes(routes...)}, release
 }
 
 // debugPages serves goka's monitor and query pages under /debug/goka/ and
 // Go's profiler under /debug/pprof/. goka registers its pages on a
 // *mux.Router, so they get a router of their own behind one admin route.
-func (o *observed) debugPages(view *views.Usage, log *slog.Logger) httpx.Route {
+// Tables read from the workers have no view to show.
+func (o *observed) debugPages(tables []*servedTable, log *slog.Logger) httpx.Route {
 	const base = "/debug/goka"
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,10 +113,15 @@ func (o *observed) debugPages(view *views.Usage, log *slog.Logger) httpx.Route {
 	idx := index.NewServer(base, r)
 	idx.AddComponent(mon, "Monitor")
 	idx.AddComponent(qry, "Query")
-	mon.AttachView(view.Goka())
-	table := string(usage.Table)
-	if err := qry.AttachSource(table, func(k string) (any, error) { return view.Get(k) }); err != nil {
-		log.Warn("debug pages: query source", "err", err)
+	for _, t := range tables {
+		if t.view == nil {
+			log.Warn("--debug-pages: goka's pages need a view; not shown for a table read from the workers", "table", t.table)
+			continue
+		}
+		mon.AttachView(t.view)
+		if err := qry.AttachSource(string(t.table), t.view.Get); err != nil {
+			log.Warn("debug pages: query source", "table", t.table, "err", err)
+		}
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -17,11 +15,10 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
-	"github.com/inarious/inarious/codecs/activitypb"
-	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/ownership"
 	"github.com/inarious/inarious/internal/routing"
 	"github.com/inarious/inarious/internal/top"
+	"github.com/inarious/inarious/internal/windows"
 	"github.com/inarious/inarious/processors/usage"
 )
 
@@ -100,7 +97,7 @@ type routedUsage struct {
 	reader  *routing.Reader
 }
 
-func newRoutedUsage(cfg Config, log *slog.Logger) (*routedUsage, error) {
+func newRoutedUsage(cfg Config, win windows.Config, log *slog.Logger) (*routedUsage, error) {
 	kc, err := sarama.NewClient(cfg.Kafka.Brokers, cfg.Kafka.Sarama())
 	if err != nil {
 		return nil, fmt.Errorf("ownership client: %w", err)
@@ -110,7 +107,7 @@ func newRoutedUsage(cfg Config, log *slog.Logger) (*routedUsage, error) {
 		_ = kc.Close()
 		return nil, err
 	}
-	return &routedUsage{tracker: tr, reader: routing.NewReader(tr, log.With("component", "routing"))}, nil
+	return &routedUsage{tracker: tr, reader: routing.NewReader(tr, win, log.With("component", "routing"))}, nil
 }
 
 // readiness shows the owners map on /readyz; ready when it covers every partition.
@@ -126,108 +123,4 @@ func (r *routedUsage) readiness() api.ReadinessCheck {
 		}
 		return m.Covered(), st
 	}}
-}
-
-// routedOptions instruments the API in workers mode: /metrics with the
-// routing outcomes, and the dashboard fed by the workers.
-func (o *observed) routedOptions(cfg Config, log *slog.Logger, r *routedUsage, pub *api.Publisher, hub *dashboard.Hub) ([]api.Option, func()) {
-	o.metrics.WatchCounters(r.reader.Counters()...)
-	routes, release := o.watchAPI(cfg, log, pub, hub, nil)
-	if cfg.DebugPages {
-		log.Warn("--debug-pages: goka's pages need the usage view; not mounted with --usage-source=workers")
-	}
-	log.Info("usage read from the owning workers", "usage_source", UsageFromWorkers)
-	return []api.Option{api.WithMiddleware(o.metrics.Middleware), api.WithRoutes(routes...)}, release
-}
-
-// routedDashboard is the dashboard's source in workers mode: each tick's
-// Refresh fetches the merged top and totals from the workers once, and the
-// hub's reads answer from that fetch.
-type routedDashboard struct {
-	reader topReader
-	log    *slog.Logger
-	top    int
-
-	mu         sync.Mutex
-	last       routing.Top
-	ok         bool   // the last fetch answered
-	version    uint64 // bumped when a fetch differs from the one before
-	increments uint64 // every rise of the workers' sum of totals, so it never goes back
-}
-
-// topReader is what the dashboard reads from the workers (routing.Reader).
-type topReader interface {
-	Top(after *top.Key, limit int) (routing.Top, error)
-	Get(client string) (*activitypb.ClientUsage, error)
-}
-
-func newRoutedDashboard(r topReader, top int, log *slog.Logger) *routedDashboard {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &routedDashboard{reader: r, top: top, log: log}
-}
-
-func (d *routedDashboard) Refresh() {
-	t, err := d.reader.Top(nil, d.top)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err != nil {
-		if d.ok {
-			d.log.Warn("dashboard: workers did not answer", "err", err)
-		}
-		d.ok = false
-		return
-	}
-	if !d.ok || t.Requests != d.last.Requests || t.Clients != d.last.Clients || !slices.Equal(t.Rows, d.last.Rows) {
-		d.version++
-	}
-	if t.Requests > d.last.Requests {
-		d.increments += t.Requests - d.last.Requests
-	}
-	d.last, d.ok = t, true
-}
-
-// Recovered: the last fetch answered for every partition.
-func (d *routedDashboard) Recovered() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.ok
-}
-
-func (d *routedDashboard) Get(client string) (*activitypb.ClientUsage, error) {
-	return d.reader.Get(client)
-}
-
-func (d *routedDashboard) Page(after *top.Key, limit int) []top.Row {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if after != nil {
-		return nil // the hub only shows the first page
-	}
-	return d.last.Rows[:min(limit, len(d.last.Rows))]
-}
-
-func (d *routedDashboard) Clients() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.last.Clients
-}
-
-func (d *routedDashboard) Requests() uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.last.Requests
-}
-
-func (d *routedDashboard) Increments() uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.increments
-}
-
-func (d *routedDashboard) Version() uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.version
 }

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/internal/app"
 	"github.com/inarious/inarious/internal/app/apptest"
 	"github.com/inarious/inarious/internal/kafka/kafkatest"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/internal/usagehttp"
 )
 
 // startRoutedAPI runs an API with --usage-source=workers on cfg's brokers
@@ -94,7 +94,7 @@ func TestRoutedWindowedReadsEqualViewMode(t *testing.T) {
 	// the row's latest close holds, so the workers must read closed buckets
 	// from their joined windowed partitions to answer the same.
 	finals := func(base string) int {
-		var s api.Series
+		var s usagehttp.Series
 		code, body := getBody(t, base, "/usage/"+client+"/series?step=1s&from=-5m")
 		if code != http.StatusOK {
 			t.Fatalf("%s series: %d %s", base, code, body)
@@ -119,7 +119,7 @@ func TestRoutedWindowedReadsEqualViewMode(t *testing.T) {
 	path := "/usage/" + client + "/series?" + q.Encode()
 	var last string
 	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
-		var fromView, fromWorkers api.Series
+		var fromView, fromWorkers usagehttp.Series
 		cv, bv := getBody(t, view.Base, path)
 		cw, bw := getBody(t, routed, path)
 		if cv != http.StatusOK || cw != http.StatusOK {
@@ -142,7 +142,7 @@ func TestRoutedWindowedReadsEqualViewMode(t *testing.T) {
 	t.Logf("equal series in both modes: %d calls in %d buckets", calls, finals(routed))
 
 	for _, window := range []string{"10m", "1m"} {
-		var wv, ww api.WindowUsage
+		var wv, ww usagehttp.WindowUsage
 		cv, bv := getBody(t, view.Base, "/usage/"+client+"?window="+window)
 		cw, bw := getBody(t, routed, "/usage/"+client+"?window="+window)
 		_ = json.Unmarshal([]byte(bv), &wv)
@@ -189,15 +189,15 @@ func TestRoutedTopClientsEqualViewMode(t *testing.T) {
 	}
 	// Pages of two, the test's clients only (the reads are counted too,
 	// under the caller's address).
-	list := func(base string) ([]api.ClientTotal, string) {
-		var out []api.ClientTotal
+	list := func(base string) ([]usagehttp.ClientTotal, string) {
+		var out []usagehttp.ClientTotal
 		cursor := ""
 		for {
 			code, body := getBody(t, base, "/usage?limit=2"+cursor)
 			if code != http.StatusOK {
 				return nil, fmt.Sprintf("%s: %d %s", base, code, body)
 			}
-			var p api.UsagePage
+			var p usagehttp.UsagePage
 			if err := json.Unmarshal([]byte(body), &p); err != nil {
 				t.Fatal(err)
 			}
@@ -207,7 +207,7 @@ func TestRoutedTopClientsEqualViewMode(t *testing.T) {
 			}
 			for _, ct := range p.Clients {
 				if _, ok := want[ct.Client]; ok {
-					out = append(out, api.ClientTotal{Client: ct.Client, Total: ct.Total})
+					out = append(out, usagehttp.ClientTotal{Client: ct.Client, Total: ct.Total})
 				}
 			}
 			if p.NextCursor == "" {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -18,7 +17,6 @@ import (
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/confluent"
-	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
@@ -26,7 +24,6 @@ import (
 	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/internal/users/userhttp"
 	"github.com/inarious/inarious/processors/usage"
-	"github.com/inarious/inarious/views"
 )
 
 // processorGroups are the processor groups a worker runs, in the order they
@@ -83,22 +80,6 @@ func topicsOf(groups []stream.Component) []kafka.TopicSpec {
 
 func newClientResolver(list string) (*api.ClientResolver, error) {
 	return api.NewClientResolver(splitList(list))
-}
-
-// usageReader is the usage reader, recovered (for /readyz) once the windowed
-// views are too.
-type usageReader struct {
-	api.UsageReader
-	win *views.Windows
-}
-
-func (u usageReader) Recovered() bool { return u.UsageReader.Recovered() && u.win.Recovered() }
-
-// viewReader is the usage view as the API's reader.
-type viewReader struct{ *views.Usage }
-
-func (v viewReader) Page(after *top.Key, limit int) ([]top.Row, int, error) {
-	return v.Usage.Page(after, limit), v.Usage.Clients(), nil
 }
 
 // RunAll runs the embedded broker (unless brokers are given), a worker and
@@ -206,25 +187,19 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 
 // apiParts is everything the API process runs, built before anything runs.
 type apiParts struct {
-	// view is nil with --usage-source=workers, routed otherwise; the hub
-	// reads hubSource (the view, or the workers through routed).
-	view      *views.Usage
-	hub       *dashboard.Hub
-	hubSource dashboard.Source
-	routed    *routedUsage
-	win       *views.Windows
-	pub       *api.Publisher
+	tables []*servedTable
+	pub    *api.Publisher
 	// registrar registers the activity schema (nil without --schema-registry).
 	registrar *confluent.Registrar
 	handler   http.Handler
-	// release closes what building opened (users store, metrics client),
-	// after everything has stopped.
+	// release closes what building opened (tables, users store, metrics
+	// client), after everything has stopped.
 	release func()
 }
 
 // buildAPI creates the topics every component declares (so processes can
-// start in any order), then the usage view, the dashboard hub, the activity
-// publisher, the users store and the handler.
+// start in any order), then the served tables, the activity publisher, the
+// users store and the handler.
 func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) (*apiParts, error) {
 	groups, err := processorGroups(cfg, log)
 	if err != nil {
@@ -233,45 +208,28 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(groups)...); err != nil {
 		return nil, err
 	}
-	var (
-		hub       = dashboard.NewHub(log)
-		hubSource dashboard.Source
-		view      *views.Usage
-		routed    *routedUsage
-		reader    api.UsageReader
-	)
-	if cfg.UsageSource == UsageFromWorkers {
-		if routed, err = newRoutedUsage(cfg, log); err != nil {
-			return nil, err
-		}
-		reader = routed.reader
-		hubSource = newRoutedDashboard(routed.reader, dashboard.TopClients, log.With("component", "dashboard"))
-	} else {
-		if view, err = views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log); err != nil {
-			return nil, err
-		}
-		reader = viewReader{view}
-		hubSource = view
-	}
-	// The windowed views merge closed buckets with the open ones in the
-	// client's row. They hold every client's buckets, so an API reading
-	// from the workers (which keeps no table) asks the owner instead, which
-	// joins its own partitions of the windowed topics.
-	wcfg, err := cfg.WindowConfig()
+	tables, err := buildTables(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	var win *views.Windows
-	var winReader api.WindowReader
-	if routed == nil {
-		if win, err = views.NewWindows(cfg.Kafka, wcfg, filepath.Join(cfg.DataDir, "api"), view, log); err != nil {
-			return nil, err
+	closeTables := func() {
+		for _, t := range tables {
+			t.close()
 		}
-		reader = usageReader{viewReader{view}, win}
-		winReader = win
-	} else {
-		winReader = routed.reader.Windows(wcfg)
 	}
+	p, err := buildHandler(ctx, cfg, log, obs, tables)
+	if err != nil {
+		closeTables()
+		return nil, err
+	}
+	release := p.release
+	p.release = func() { release(); closeTables() }
+	return p, nil
+}
+
+// buildHandler builds the publisher, the users store and the handler over
+// the served tables.
+func buildHandler(ctx context.Context, cfg Config, log *slog.Logger, obs *observed, tables []*servedTable) (*apiParts, error) {
 	// With a schema registry every record is framed with the id of the
 	// registered schema: until it is registered, events wait in the queue.
 	var eventCodec goka.Codec = new(codecs.Activity)
@@ -311,42 +269,37 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	if err != nil {
 		return nil, err
 	}
-	var obsOpts []api.Option
-	var releaseObs func()
-	if routed != nil {
-		obsOpts, releaseObs = obs.routedOptions(cfg, log, routed, pub, hub)
-		apiOpts = append(apiOpts, api.WithReadinessCheck(routed.readiness()))
-	} else {
-		obsOpts, releaseObs = obs.apiOptions(cfg, log, view, pub, hub)
-	}
+	obsOpts, releaseObs := obs.apiOptions(cfg, log, pub, tables)
 	release := func() {
 		releaseObs()
 		if err := store.Close(); err != nil {
 			log.Warn("users store close", "err", err)
 		}
 	}
-	handler, err := api.New(reader, pub, clients, append(append([]api.Option{
+	opts := []api.Option{
 		api.WithLogger(log),
 		api.WithAPIKeys(keys),
-		api.WithWindows(winReader),
 		api.WithRoutes(userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))...),
-	}, obsOpts...), apiOpts...)...)
+	}
+	opts = append(append(append(opts, tablesOptions(tables)...), obsOpts...), apiOpts...)
+	handler, err := api.New(pub, clients, opts...)
 	if err != nil {
 		release()
 		return nil, err
 	}
-	return &apiParts{view: view, win: win, hub: hub, hubSource: hubSource, routed: routed, pub: pub, registrar: registrar, handler: handler, release: release}, nil
+	return &apiParts{tables: tables, pub: pub, registrar: registrar, handler: handler, release: release}, nil
 }
 
-// serve runs the view, the dashboard hub and the HTTP server until ctx ends
-// or one of them fails, then stops them in this order:
+// serve runs the tables' parts (views, owners trackers, dashboard hub) and
+// the HTTP server until ctx ends or one of them fails, then stops them in
+// this order:
 //
 //  1. the HTTP server: no new connections, requests finish (dashboard streams
-//     are ended by the hub's Close on shutdown);
+//     are ended on shutdown);
 //  2. the publisher: every event the finished requests queued is flushed to
 //     Kafka (within --shutdown-timeout);
-//  3. the dashboard hub, which reads the view;
-//  4. the view.
+//  3. the parts, in the reverse order of their start: the dashboard hub
+//     before the views it reads.
 func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -362,30 +315,22 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopView()
-	viewDone := make(chan error, 1)
-	hubCtx, stopHub := context.WithCancel(viewCtx)
-	defer stopHub()
-	hubDone := make(chan struct{})
-	if p.routed != nil {
-		// Workers mode: the owners map stands where the view stood.
-		go func() { p.routed.tracker.Run(viewCtx); viewDone <- nil }()
-		defer p.routed.reader.Close()
-	} else {
-		go func() { viewDone <- p.view.Run(viewCtx) }()
-	}
-	srv.RegisterOnShutdown(p.hub.Close)
-	go func() { defer close(hubDone); p.hub.Run(hubCtx, p.hubSource) }()
-	var winDone chan error // nil, so never ready, without windowed views
-	if p.win != nil {
-		winDone = make(chan error, 1)
-		go func() { winDone <- p.win.Run(viewCtx) }()
+	var parts []part
+	for _, t := range p.tables {
+		parts = append(parts, t.parts...)
+		for _, f := range t.onShutdown {
+			srv.RegisterOnShutdown(f)
+		}
 	}
 	if p.registrar != nil {
 		// Retries with backoff until registered; /readyz reports it meanwhile.
-		go func() { _ = p.registrar.Run(viewCtx) }()
+		parts = append(parts, part{"schema registration", func(ctx context.Context) error {
+			_ = p.registrar.Run(ctx)
+			<-ctx.Done()
+			return nil
+		}})
 	}
+	running := start(ctx, parts)
 
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
@@ -399,12 +344,7 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	case <-ctx.Done():
 	case err := <-serveDone:
 		runErr = fmt.Errorf("http server: %w", err)
-	case err := <-viewDone:
-		runErr = fmt.Errorf("usage view stopped: %w", err)
-		viewDone <- err
-	case err := <-winDone:
-		runErr = fmt.Errorf("windowed usage views stopped: %w", err)
-		winDone <- err
+	case runErr = <-running.failed:
 	}
 
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -417,20 +357,8 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	}
 	st := p.pub.Stats()
 	log.Info("api stopped", "events_accepted", st.Accepted, "delivered", st.Delivered, "failed", st.Failed, "dropped", st.Dropped)
-	stopHub()
-	<-hubDone
-	stopView()
-	timeout := time.After(cfg.ShutdownTimeout)
-	for _, done := range []chan error{viewDone, winDone} {
-		if done == nil {
-			continue
-		}
-		select {
-		case <-done:
-		case <-timeout:
-			log.Warn("views did not stop in time")
-			return runErr
-		}
+	if !running.stop(cfg.ShutdownTimeout) {
+		log.Warn("views did not stop in time")
 	}
 	return runErr
 }

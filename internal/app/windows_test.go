@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/internal/app"
 	"github.com/inarious/inarious/internal/app/apptest"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/internal/usagehttp"
 )
 
 func (s *system) getJSON(t *testing.T, path string, v any) int {
@@ -43,7 +43,7 @@ func TestEndToEndWindowedUsage(t *testing.T) {
 	call()
 	// Keep calling until a bucket of the client's closed and is served from
 	// the windowed view (each call moves the client's stream time on).
-	var series api.Series
+	var series usagehttp.Series
 	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		call()
 		if code := s.getJSON(t, "/usage/"+client+"/series?step=1s&from=-5m", &series); code != http.StatusOK {
@@ -69,7 +69,7 @@ func TestEndToEndWindowedUsage(t *testing.T) {
 		}
 		return n == uint64(calls), fmt.Sprintf("%d of %d calls in the 1s buckets", n, calls)
 	})
-	var w api.WindowUsage
+	var w usagehttp.WindowUsage
 	if code := s.getJSON(t, "/usage/"+client+"?window=10m", &w); code != http.StatusOK || w.Endpoints["GET /healthz"].Count != uint64(calls) || w.Window != "10m" {
 		t.Errorf("window=10m: %d %+v, want %d calls", code, w, calls)
 	}

@@ -20,8 +20,9 @@ import (
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/testutil"
-	"github.com/inarious/inarious/internal/top"
+	"github.com/inarious/inarious/internal/usagehttp"
 	"github.com/inarious/inarious/internal/users/userhttp"
+	"github.com/inarious/inarious/views/viewstest"
 )
 
 // fakeEmitter records emitted events and their Kafka keys.
@@ -55,17 +56,7 @@ func (f *fakeEmitter) byRequest(id string) (*activitypb.BackendApiActivity, stri
 	return nil, "", false
 }
 
-type fakeUsage map[string]*activitypb.ClientUsage
-
-func (f fakeUsage) Get(c string) (*activitypb.ClientUsage, error) { return f[c], nil }
-func (f fakeUsage) Recovered() bool                               { return true }
-func (f fakeUsage) Page(after *top.Key, limit int) ([]top.Row, int, error) {
-	top := top.New()
-	for c, u := range f {
-		top.Set(0, c, u.GetTotal(), 0)
-	}
-	return top.Page(after, limit), top.Clients(), nil
-}
+type fakeUsage = viewstest.Rows
 
 var usage = fakeUsage{
 	"alice":    {Client: "alice", Total: 1},
@@ -104,13 +95,14 @@ func newServer(t *testing.T, keys *auth.Keys) (*api.Server, *fakeEmitter) {
 		w.WriteHeader(http.StatusOK)
 	}
 	routes := append(userhttp.Routes(nil), dashboard.NewHub(nil).Routes()...)
+	routes = append(routes, usagehttp.Routes(usage)...)
 	routes = append(routes,
 		httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public},
 		httpx.Route{Path: "/debug/", Prefix: true, Scope: auth.Admin})
 	for i := range routes {
 		routes[i].Handler = http.HandlerFunc(ok)
 	}
-	srv, err := api.New(usage, pub, cr, api.WithRoutes(routes...), api.WithAPIKeys(keys))
+	srv, err := api.New(pub, cr, api.WithRoutes(routes...), api.WithAPIKeys(keys))
 	if err != nil {
 		t.Fatal(err)
 	}

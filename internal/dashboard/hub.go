@@ -1,38 +1,20 @@
 // Package dashboard serves the live usage dashboard: an embedded page fed by
-// server-sent events built from the usage view's changes.
+// server-sent events built from the usage tables (views.UsageReader, local
+// or routed). See the README for the rest.
 package dashboard
 
 import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/inarious/inarious/codecs"
-	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/top"
+	"github.com/inarious/inarious/views"
 )
-
-// Source is the read side the hub needs (views.Usage in production): the
-// top-clients index for rankings and totals, the table for a client's
-// endpoints.
-type Source interface {
-	Get(client string) (*activitypb.ClientUsage, error)
-	Recovered() bool
-	Page(after *top.Key, limit int) []top.Row
-	Clients() int
-	Requests() uint64
-	Increments() uint64
-	Version() uint64
-}
-
-// Refresher is a Source that reads its state ahead of a snapshot (one
-// fetch for the tick instead of one per call). The hub calls Refresh at
-// the start of each tick while anyone subscribes.
-type Refresher interface {
-	Refresh()
-}
 
 // Snapshot is one server-sent event: the state of the dashboard.
 type Snapshot struct {
@@ -61,7 +43,7 @@ const (
 // a one-slot buffer that holds the newest snapshot, so a slow one skips
 // snapshots instead of holding up the others.
 type Hub struct {
-	src      Source // set by Run
+	src      views.UsageReader // set by Run
 	log      *slog.Logger
 	interval time.Duration
 	top      int
@@ -74,10 +56,11 @@ type Hub struct {
 	last   []byte
 
 	// Owned by the goroutine that ticks.
-	counting    bool   // the view has recovered: increments are live events
-	baseline    uint64 // src.Increments() when it did
-	lastVersion uint64
-	samples     []rateSample
+	counting bool     // the table has recovered: rises of its calls are live events
+	events   uint64   // every rise of the table's calls since then
+	lastTop  top.Page // the last page read, to tell whether anything changed
+	failing  bool     // the last read failed (logged once)
+	samples  []rateSample
 }
 
 type rateSample struct {
@@ -149,7 +132,7 @@ func (h *Hub) Close() {
 // Run publishes snapshots at most every interval while anyone subscribes,
 // until ctx ends; then it closes the hub. Without subscribers (once the view
 // has recovered) it waits for one without a timer.
-func (h *Hub) Run(ctx context.Context, src Source) {
+func (h *Hub) Run(ctx context.Context, src views.UsageReader) {
 	defer h.Close()
 	h.src = src
 	var lastSent time.Time
@@ -194,41 +177,51 @@ func (h *Hub) tickWhileNeeded(ctx context.Context, lastSent *time.Time) bool {
 
 // tick samples the rate and, if anyone listens and something changed (or the
 // rate needs refreshing), sends a snapshot. It reports whether it sent.
+// Without subscribers it reads the table only once, when it has recovered,
+// to start counting from there.
 func (h *Hub) tick(now, lastSent time.Time) bool {
-	if r, ok := h.src.(Refresher); ok && h.Subscribers() > 0 {
-		r.Refresh()
-	}
 	recovered := h.src.Recovered()
-	if recovered && !h.counting {
-		// Recovery replays history; only later increments make the event rate.
-		h.counting, h.baseline = true, h.src.Increments()
+	if h.Subscribers() == 0 && (!recovered || h.counting) {
+		return false
 	}
-	var events uint64
-	if h.counting {
-		events = h.src.Increments() - h.baseline
+	page, err := h.src.Top(nil, h.top)
+	if err != nil {
+		if !h.failing {
+			h.log.Warn("dashboard: top clients not available", "err", err)
+		}
+		h.failing = true
+		return false
 	}
-	h.samples = append(h.samples, rateSample{now, events})
+	h.failing = false
+	switch {
+	case recovered && !h.counting:
+		// Recovery replays history; only later rises make the event rate.
+		h.counting = true
+	case h.counting && page.Requests > h.lastTop.Requests:
+		h.events += page.Requests - h.lastTop.Requests
+	}
+	changed := page.Requests != h.lastTop.Requests || page.Clients != h.lastTop.Clients || !slices.Equal(page.Rows, h.lastTop.Rows)
+	h.lastTop = page
+	h.samples = append(h.samples, rateSample{now, h.events})
 	for len(h.samples) > 1 && now.Sub(h.samples[1].at) >= rateWindow {
 		h.samples = h.samples[1:]
 	}
-	version := h.src.Version()
 	h.mu.Lock()
-	if len(h.subs) == 0 || (!h.dirty && version == h.lastVersion && now.Sub(lastSent) < idleEvery) {
+	if len(h.subs) == 0 || (!h.dirty && !changed && now.Sub(lastSent) < idleEvery) {
 		h.mu.Unlock()
 		return false
 	}
 	h.dirty = false
 	h.mu.Unlock()
-	h.lastVersion = version
 
 	snap := Snapshot{
-		Time: now.UTC(), Recovered: recovered, Events: events,
-		Clients: h.src.Clients(), Requests: h.src.Requests(),
+		Time: now.UTC(), Recovered: recovered, Events: h.events,
+		Clients: page.Clients, Requests: page.Requests,
 	}
 	if first := h.samples[0]; now.Sub(first.at) > 0 {
-		snap.Rate = float64(events-first.events) / now.Sub(first.at).Seconds()
+		snap.Rate = float64(h.events-first.events) / now.Sub(first.at).Seconds()
 	}
-	rows := h.src.Page(nil, h.top)
+	rows := page.Rows
 	snap.Top = make([]codecs.UsageDoc, 0, len(rows))
 	for _, row := range rows {
 		u, err := h.src.Get(row.Client)

@@ -24,6 +24,7 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/testutil"
 	"github.com/inarious/inarious/internal/top"
+	"github.com/inarious/inarious/internal/windows"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -77,15 +78,20 @@ func (f *fakeTable) Get(client string) (*activitypb.ClientUsage, error) {
 	return nil, nil
 }
 
-func (f *fakeTable) Page(after *top.Key, limit int) []top.Row {
+func (f *fakeTable) Top(after *top.Key, limit int) (top.Page, error) {
 	f.calls.Add(1)
-	return f.top.Page(after, limit)
+	return top.Page{Rows: f.top.Page(after, limit), Clients: f.top.Clients(), Requests: f.top.Requests()}, nil
 }
-func (f *fakeTable) Clients() int       { f.calls.Add(1); return f.top.Clients() }
-func (f *fakeTable) Requests() uint64   { f.calls.Add(1); return f.top.Requests() }
-func (f *fakeTable) Increments() uint64 { f.calls.Add(1); return f.top.Increments() }
-func (f *fakeTable) Version() uint64    { f.calls.Add(1); return f.top.Version() }
-func (f *fakeTable) Recovered() bool    { f.calls.Add(1); return true }
+func (f *fakeTable) Recovered() bool { f.calls.Add(1); return true }
+
+// The dashboard reads no windows.
+func (f *fakeTable) Windows() windows.Config { return windows.Config{} }
+func (f *fakeTable) Series(string, time.Duration, time.Time, time.Time) ([]windows.Bucket, error) {
+	return nil, errors.New("no windows")
+}
+func (f *fakeTable) Range(string, time.Duration) (windows.Sum, error) {
+	return windows.Sum{}, errors.New("no windows")
+}
 
 func decode(t *testing.T, msg []byte) Snapshot {
 	t.Helper()
@@ -284,7 +290,7 @@ func TestEventsStreamThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler, err := api.New(apiReader{tbl}, pub, resolver, api.WithLogger(quiet), api.WithRoutes(h.Routes()...))
+	handler, err := api.New(pub, resolver, api.WithLogger(quiet), api.WithRoutes(h.Routes()...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,9 +375,56 @@ func waitSubscribers(t *testing.T, h *Hub, want int, when string) {
 	})
 }
 
-// apiReader is the fake table as the API reads it.
-type apiReader struct{ *fakeTable }
+// failingTable is a fake table whose reads of the top can fail, as routed
+// reads do while the group rebalances.
+type failingTable struct {
+	*fakeTable
+	err error
+}
 
-func (a apiReader) Page(after *top.Key, limit int) ([]top.Row, int, error) {
-	return a.fakeTable.Page(after, limit), a.fakeTable.Clients(), nil
+func (f *failingTable) Top(after *top.Key, limit int) (top.Page, error) {
+	if f.err != nil {
+		return top.Page{}, f.err
+	}
+	return f.fakeTable.Top(after, limit)
+}
+
+// The event count follows rises of the table's calls only: a failed read
+// skips a tick, and an expiry (calls going down) never makes it go back.
+func TestEventsCountOnlyRises(t *testing.T) {
+	h := NewHub(quiet)
+	tbl := &failingTable{fakeTable: newFakeTable()}
+	h.src = tbl
+	tbl.hit("a", "GET /x", 5)
+	now := time.Now()
+	h.tick(now, time.Time{}) // recovered: counting starts from here
+	ch, cancel := h.Subscribe()
+	defer cancel()
+	next := func(want uint64, what string) {
+		t.Helper()
+		now = now.Add(2 * idleEvery)
+		if !h.tick(now, time.Time{}) {
+			t.Fatalf("%s: nothing sent", what)
+		}
+		if s := decode(t, <-ch); s.Events != want {
+			t.Fatalf("%s: events %d, want %d", what, s.Events, want)
+		}
+	}
+	tbl.hit("b", "GET /x", 3)
+	next(3, "3 calls after recovery")
+	tbl.err = errors.New("rebalancing")
+	now = now.Add(2 * idleEvery)
+	if h.tick(now, time.Time{}) {
+		t.Fatal("a failed read sent a snapshot")
+	}
+	tbl.err = nil
+	tbl.hit("b", "GET /x", 2)
+	next(5, "2 more calls after a failed read")
+	tbl.mu.Lock()
+	delete(tbl.rows, "a")
+	tbl.mu.Unlock()
+	tbl.top.Delete(int32(len("a")%3), "a") // expired
+	next(5, "after an expiry")
+	tbl.hit("b", "GET /x", 1)
+	next(6, "one call after the expiry")
 }

@@ -3,6 +3,7 @@
 package httpx
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -127,4 +128,11 @@ func RouteTemplate(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// WriteJSON answers v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -34,10 +34,7 @@ type ViewStats interface {
 type Lag struct {
 	client  sarama.Client
 	admin   sarama.ClusterAdmin
-	group   string
-	input   string
-	view    ViewStats
-	table   string
+	sources []LagSource
 	timeout time.Duration
 	log     *slog.Logger
 	desc    *prometheus.Desc
@@ -53,9 +50,17 @@ type lagSample struct {
 	lag             int64
 }
 
-// NewLag measures the lag of group on input and of view (may be nil) on
-// table. It uses client, which the caller closes after the registry is done.
-func NewLag(client sarama.Client, group, input string, view ViewStats, table string, log *slog.Logger) (*Lag, error) {
+// LagSource is one processor group's consumers: the group on its input
+// topic and, if not nil, a view of its table.
+type LagSource struct {
+	Group, Input string
+	View         ViewStats
+	Table        string
+}
+
+// NewLag measures the lag of each source's group and view. It uses client,
+// which the caller closes after the registry is done.
+func NewLag(client sarama.Client, sources []LagSource, log *slog.Logger) (*Lag, error) {
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		return nil, err
@@ -64,7 +69,7 @@ func NewLag(client sarama.Client, group, input string, view ViewStats, table str
 		log = slog.Default()
 	}
 	return &Lag{
-		client: client, admin: admin, group: group, input: input, view: view, table: table,
+		client: client, admin: admin, sources: sources,
 		timeout: 3 * time.Second, log: log,
 		desc: prometheus.NewDesc(Namespace+"_consumer_lag",
 			"Records between a consumer's position and the partition's high-water mark.",
@@ -111,34 +116,42 @@ func (l *Lag) Collect(ch chan<- prometheus.Metric) {
 
 func (l *Lag) measure() []lagSample {
 	var out []lagSample
-	lags, err := kafka.ConsumerLag(l.client, l.admin, l.group, l.input)
+	for _, src := range l.sources {
+		out = append(out, l.measureSource(src)...)
+	}
+	return out
+}
+
+func (l *Lag) measureSource(src LagSource) []lagSample {
+	var out []lagSample
+	lags, err := kafka.ConsumerLag(l.client, l.admin, src.Group, src.Input)
 	if err != nil {
-		l.log.Warn("consumer lag", "group", l.group, "topic", l.input, "err", err)
+		l.log.Warn("consumer lag", "group", src.Group, "topic", src.Input, "err", err)
 	}
 	for p, lag := range lags { // what could be measured, despite err
-		out = append(out, lagSample{l.group, l.input, p, lag})
+		out = append(out, lagSample{src.Group, src.Input, p, lag})
 	}
-	if l.view == nil {
+	if src.View == nil {
 		return out
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
-	for p, ts := range l.view.Stats(ctx).Partitions {
+	for p, ts := range src.View.Stats(ctx).Partitions {
 		if ts == nil || ts.Input == nil {
 			continue
 		}
 		if ts.Input.Count == 0 {
 			if ts.Status == goka.PartitionRunning {
-				out = append(out, lagSample{"view", l.table, p, 0})
+				out = append(out, lagSample{"view", src.Table, p, 0})
 			}
 			continue
 		}
-		hwm, err := l.client.GetOffset(l.table, p, sarama.OffsetNewest)
+		hwm, err := l.client.GetOffset(src.Table, p, sarama.OffsetNewest)
 		if err != nil {
-			l.log.Warn("consumer lag: high-water mark", "topic", l.table, "partition", p, "err", err)
+			l.log.Warn("consumer lag: high-water mark", "topic", src.Table, "partition", p, "err", err)
 			continue
 		}
-		out = append(out, lagSample{"view", l.table, p, max(hwm-(ts.Input.LastOffset+1), 0)})
+		out = append(out, lagSample{"view", src.Table, p, max(hwm-(ts.Input.LastOffset+1), 0)})
 	}
 	return out
 }

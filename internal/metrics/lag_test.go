@@ -23,7 +23,7 @@ func TestLagSeriesOfTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	lag, err := metrics.NewLag(client, group, topic, nil, "", nil)
+	lag, err := metrics.NewLag(client, []metrics.LagSource{{Group: group, Input: topic}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

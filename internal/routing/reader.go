@@ -18,6 +18,7 @@ import (
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/ownership"
+	"github.com/inarious/inarious/internal/windows"
 )
 
 // Owners is where the Reader learns who owns what (ownership.Tracker).
@@ -48,15 +49,17 @@ func (e *Unavailable) RetryAfter() time.Duration { return e.After }
 // PublicDetail says what happened without internal addresses.
 func (e *Unavailable) PublicDetail() string { return e.public }
 
-// Reader reads usage from the worker owning each client's partition. It is
-// an api.UsageReader. It never answers from anyone but the member Kafka
+// Reader reads usage from the worker owning each client's partition (a
+// views.UsageReader). It never answers from anyone but the member Kafka
 // names as the owner, and that member checks ownership itself at read time;
 // while no owner answers (a rebalance) it retries for Window, then gives up
 // with *Unavailable.
 type Reader struct {
-	owners Owners
-	http   *http.Client
-	log    *slog.Logger
+	owners  Owners
+	windows windows.Config
+	http    *http.Client
+	log     *slog.Logger
+	now     func() time.Time
 	// Window bounds the retries of one read.
 	Window time.Duration
 	// AttemptTimeout bounds one forwarded request.
@@ -65,8 +68,9 @@ type Reader struct {
 	ok, notFound, refused, connFailed, noOwner, unavailable atomic.Uint64
 }
 
-// NewReader reads through owners over a pooled HTTP client.
-func NewReader(owners Owners, log *slog.Logger) *Reader {
+// NewReader reads through owners over a pooled HTTP client; win must be
+// the workers' windowing.
+func NewReader(owners Owners, win windows.Config, log *slog.Logger) *Reader {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -78,7 +82,7 @@ func NewReader(owners Owners, log *slog.Logger) *Reader {
 		ResponseHeaderTimeout: time.Second,
 	}
 	return &Reader{
-		owners: owners, log: log,
+		owners: owners, windows: win, log: log, now: time.Now,
 		http:           &http.Client{Transport: tr},
 		Window:         3 * time.Second,
 		AttemptTimeout: time.Second,

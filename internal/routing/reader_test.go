@@ -15,6 +15,7 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/ownership"
+	"github.com/inarious/inarious/internal/windows"
 )
 
 const parts = 4
@@ -72,12 +73,15 @@ func worker(t *testing.T, status int, rows map[string]uint64, partitionOf func(s
 	return srv
 }
 
+// testWindows is the windowing the test workers keep.
+var testWindows = windows.Config{Specs: []windows.Spec{{Step: time.Minute, Retention: time.Hour}}}
+
 func ours(c string) int32 { return kafka.PartitionOf(c, parts) }
 
 func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
 func newTestReader(o Owners) *Reader {
-	r := NewReader(o, nil)
+	r := NewReader(o, testWindows, nil)
 	r.Window = 300 * time.Millisecond
 	return r
 }

@@ -114,26 +114,12 @@ func joinPartitions(parts []int32) string {
 	return b.String()
 }
 
-// Page lists clients by total calls across the workers: each owner pages its
-// own partitions, and the pages are merged. It answers only when one owners
-// map names an answering owner for every partition, each answer covers
+// Top merges the workers' pages: each owner answers the first limit
+// clients of its partitions after the row at after, with the counts of
 // exactly the partitions asked, and so every client is counted once;
 // otherwise it retries for Window, then gives up with *Unavailable.
-func (r *Reader) Page(after *top.Key, limit int) ([]top.Row, int, error) {
-	t, err := r.Top(after, limit)
-	return t.Rows, t.Clients, err
-}
-
-// Top is a page of clients with what the workers count in all.
-type Top struct {
-	Rows     []top.Row
-	Clients  int
-	Requests uint64 // sum of every client's total
-}
-
-// Top is Page with the sum of all totals.
-func (r *Reader) Top(after *top.Key, limit int) (Top, error) {
-	var t Top
+func (r *Reader) Top(after *top.Key, limit int) (top.Page, error) {
+	var t top.Page
 	err := r.retry("not every usage partition's owner answered (the usage group is rebalancing); retry later",
 		func(m *ownership.Map) (bool, error) {
 			var err error
@@ -143,10 +129,10 @@ func (r *Reader) Top(after *top.Key, limit int) (Top, error) {
 	return t, err
 }
 
-func (r *Reader) tryTop(m *ownership.Map, after *top.Key, limit int) (Top, error) {
+func (r *Reader) tryTop(m *ownership.Map, after *top.Key, limit int) (top.Page, error) {
 	if !m.Covered() {
 		r.noOwner.Add(1)
-		return Top{}, errors.New("not every usage partition has an owner with a query address yet")
+		return top.Page{}, errors.New("not every usage partition has an owner with a query address yet")
 	}
 	byOwner := map[string][]int32{}
 	for p := range int32(m.Partitions) {
@@ -164,7 +150,7 @@ func (r *Reader) tryTop(m *ownership.Map, after *top.Key, limit int) (Top, error
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		pages [][]top.Row
-		all   Top
+		all   top.Page
 		errs  []error
 	)
 	for addr, parts := range byOwner {
@@ -183,7 +169,7 @@ func (r *Reader) tryTop(m *ownership.Map, after *top.Key, limit int) (Top, error
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return Top{}, err
+		return top.Page{}, err
 	}
 	r.ok.Add(1)
 	all.Rows = top.Merge(pages, limit)

@@ -84,12 +84,13 @@ func TestReaderPagesMergeTheWorkersTops(t *testing.T) {
 	var got []top.Row
 	var after *top.Key
 	for range len(want) {
-		rows, clients, err := r.Page(after, 7)
+		page, err := r.Top(after, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if clients != len(want) {
-			t.Fatalf("clients = %d, want %d", clients, len(want))
+		rows := page.Rows
+		if page.Clients != len(want) {
+			t.Fatalf("clients = %d, want %d", page.Clients, len(want))
 		}
 		if len(rows) == 0 {
 			break
@@ -114,7 +115,8 @@ func TestReaderPageNeverMergesAWrongOwner(t *testing.T) {
 	o := newOwners(stale)
 	r := newTestReader(o)
 	defer r.Close()
-	rows, _, err := r.Page(nil, 10)
+	page, err := r.Top(nil, 10)
+	rows := page.Rows
 	var ua *Unavailable
 	if !errors.As(err, &ua) || rows != nil || ua.Status() != http.StatusServiceUnavailable || ua.RetryAfter() <= 0 {
 		t.Fatalf("Page with a wrong owner = %v, %v; want *Unavailable with Retry-After", rows, err)
@@ -126,7 +128,8 @@ func TestReaderPageNeverMergesAWrongOwner(t *testing.T) {
 	done := make(chan error, 1)
 	r.Window = 10 * time.Second
 	go func() {
-		rows, _, err = r.Page(nil, 10)
+		page, err = r.Top(nil, 10)
+		rows = page.Rows
 		done <- err
 	}()
 	o.set(ownersOf(map[int32]string{0: addr(a), 1: addr(a), 2: addr(b), 3: addr(b)}))

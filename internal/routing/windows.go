@@ -108,27 +108,14 @@ func (w *Worker) serveSeries(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// WindowReader reads windowed usage from the worker owning each client's
-// partition, as Reader reads usage (an api.WindowReader). Its windows
-// must be the workers': the API checks queries against them.
-type WindowReader struct {
-	r   *Reader
-	cfg windows.Config
-	now func() time.Time
-}
-
-// Windows reads the windows of cfg through r's owners and retries.
-func (r *Reader) Windows(cfg windows.Config) *WindowReader {
-	return &WindowReader{r: r, cfg: cfg, now: time.Now}
-}
-
-// Config is the windowing served.
-func (wr *WindowReader) Config() windows.Config { return wr.cfg }
+// Windows is the windowing served: the workers', which the API checks
+// queries against.
+func (r *Reader) Windows() windows.Config { return r.windows }
 
 // Series is client's buckets of step whose start lies in [from, to], as its
 // partition's owner answers them; a query the owner cannot answer is a
 // *windows.QueryError.
-func (wr *WindowReader) Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error) {
+func (r *Reader) Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error) {
 	q := url.Values{
 		"client": {client},
 		"step":   {strconv.FormatInt(int64(step/time.Second), 10)},
@@ -136,14 +123,14 @@ func (wr *WindowReader) Series(client string, step time.Duration, from, to time.
 		"to":     {to.UTC().Format(time.RFC3339Nano)},
 	}
 	var out []windows.Bucket
-	err := wr.r.forward(client, SeriesPath, q, func(status int, body []byte) (bool, error) {
+	err := r.forward(client, SeriesPath, q, func(status int, body []byte) (bool, error) {
 		switch status {
 		case http.StatusOK:
 			out = nil
 			if err := json.Unmarshal(body, &out); err != nil {
 				return false, err
 			}
-			wr.r.ok.Add(1)
+			r.ok.Add(1)
 			return true, nil
 		case http.StatusBadRequest:
 			return true, &windows.QueryError{Msg: clip(trimNewline(body))}
@@ -154,8 +141,8 @@ func (wr *WindowReader) Series(client string, step time.Duration, from, to time.
 }
 
 // Range sums client's usage over the last window, relative to now.
-func (wr *WindowReader) Range(client string, window time.Duration) (windows.Sum, error) {
-	return wr.cfg.SumLast(wr.Series, client, window, wr.now())
+func (r *Reader) Range(client string, window time.Duration) (windows.Sum, error) {
+	return r.windows.SumLast(r.Series, client, window, r.now())
 }
 
 func trimNewline(b []byte) []byte {

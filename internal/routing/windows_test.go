@@ -120,11 +120,10 @@ func seriesWorker(t *testing.T, status int, body string) *httptest.Server {
 	return srv
 }
 
-// The API's window reader returns the owner's buckets, turns its 400 into a
+// The reader's windowed reads return the owner's buckets, turns its 400 into a
 // query error (not retried), gives up with *Unavailable while none answers,
 // and sums ?window= from the series it forwards.
-func TestWindowReaderForwardsToTheOwner(t *testing.T) {
-	cfg := windows.Config{Specs: []windows.Spec{{Step: time.Minute, Retention: time.Hour}}}
+func TestReaderForwardsSeriesToTheOwner(t *testing.T) {
 	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	want := []windows.Bucket{
 		{Start: start, Step: time.Minute, Total: 3, Endpoints: map[string]uint64{"GET /a": 3}, Final: true},
@@ -133,13 +132,12 @@ func TestWindowReaderForwardsToTheOwner(t *testing.T) {
 	b, _ := json.Marshal(want)
 	r := newTestReader(newOwners(allOn(addr(seriesWorker(t, http.StatusOK, string(b))))))
 	defer r.Close()
-	wr := r.Windows(cfg)
-	got, err := wr.Series("10.0.0.1", time.Minute, start, start.Add(time.Minute))
+	got, err := r.Series("10.0.0.1", time.Minute, start, start.Add(time.Minute))
 	if err != nil || len(got) != 2 || got[0].Total != 3 || !got[0].Final || got[1].Endpoints["GET /b"] != 1 || !got[1].Start.Equal(want[1].Start) {
 		t.Fatalf("Series = %+v, %v; want %+v", got, err, want)
 	}
-	wr.now = func() time.Time { return start.Add(90 * time.Second) }
-	sum, err := wr.Range("10.0.0.1", 2*time.Minute)
+	r.now = func() time.Time { return start.Add(90 * time.Second) }
+	sum, err := r.Range("10.0.0.1", 2*time.Minute)
 	if err != nil || sum.Total != 4 || sum.Endpoints["GET /a"] != 3 || sum.Step != time.Minute || !sum.From.Equal(start) {
 		t.Errorf("Range = %+v, %v; want 4 calls from %v", sum, err, start)
 	}
@@ -147,7 +145,7 @@ func TestWindowReaderForwardsToTheOwner(t *testing.T) {
 	bad := newTestReader(newOwners(allOn(addr(seriesWorker(t, http.StatusBadRequest, "step 2m is not kept\n")))))
 	defer bad.Close()
 	t0 := time.Now()
-	_, err = bad.Windows(cfg).Series("10.0.0.1", time.Minute, start, start)
+	_, err = bad.Series("10.0.0.1", time.Minute, start, start)
 	var qe *windows.QueryError
 	if !errors.As(err, &qe) || qe.Msg != "step 2m is not kept" || time.Since(t0) >= bad.Window {
 		t.Errorf("owner's 400: %v after %v, want a QueryError at once", err, time.Since(t0))
@@ -156,7 +154,7 @@ func TestWindowReaderForwardsToTheOwner(t *testing.T) {
 	busy := newTestReader(newOwners(allOn(addr(seriesWorker(t, http.StatusServiceUnavailable, "rebalancing")))))
 	defer busy.Close()
 	var ua *Unavailable
-	if _, err := busy.Windows(cfg).Series("10.0.0.1", time.Minute, start, start); !errors.As(err, &ua) {
+	if _, err := busy.Series("10.0.0.1", time.Minute, start, start); !errors.As(err, &ua) {
 		t.Errorf("refusing owner: %v, want *Unavailable", err)
 	}
 }

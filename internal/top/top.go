@@ -440,3 +440,11 @@ func (t *Index) Increments() uint64 { return t.incr.Load() }
 
 // Version changes whenever the index does.
 func (t *Index) Version() uint64 { return t.version.Load() }
+
+// Page is a page of clients by total calls with what the table counts in
+// all: the answer of GET /usage and the dashboard's top.
+type Page struct {
+	Rows     []Row
+	Clients  int
+	Requests uint64 // sum of every client's total
+}

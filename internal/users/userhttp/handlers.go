@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/users"
 )
@@ -70,7 +71,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	if page.Users == nil {
 		page.Users = []users.User{} // [] rather than null
 	}
-	writeJSON(w, http.StatusOK, listResponse{Users: page.Users, NextCursor: page.NextCursor})
+	httpx.WriteJSON(w, http.StatusOK, listResponse{Users: page.Users, NextCursor: page.NextCursor})
 }
 
 func (h *handler) replace(w http.ResponseWriter, r *http.Request) {

@@ -1,21 +1,15 @@
 package userhttp
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"sync"
 
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/users"
 )
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
 
 // writeUser sends u with its revision as a strong ETag. The body is
 // writeJSON's, byte for byte (users.AppendJSON and Encode's newline).
@@ -25,7 +19,7 @@ func writeUser(w http.ResponseWriter, status int, u users.User) {
 	defer userBuffers.Put(bp)
 	b, err := users.AppendJSON((*bp)[:0], &u)
 	if err != nil {
-		writeJSON(w, status, u) // as before: the status, then no body
+		httpx.WriteJSON(w, status, u) // as before: the status, then no body
 		return
 	}
 	*bp = b

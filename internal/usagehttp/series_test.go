@@ -1,7 +1,6 @@
-package api_test
+package usagehttp_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -11,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/usagehttp"
 	"github.com/inarious/inarious/internal/windows"
 )
 
@@ -25,7 +24,7 @@ type fakeWindows struct {
 	window   time.Duration
 }
 
-func (f *fakeWindows) Config() windows.Config { return windows.Default() }
+func (f *fakeWindows) Windows() windows.Config { return windows.Default() }
 
 func (f *fakeWindows) Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error) {
 	f.mu.Lock()
@@ -51,24 +50,29 @@ func newFakeWindows() *fakeWindows {
 	}}
 }
 
-func seriesServer(t *testing.T, w *fakeWindows) *api.Server {
+// withWindows is a table with windowed usage.
+type withWindows struct {
+	fakeUsage
+	*fakeWindows
+}
+
+func (w withWindows) Windows() windows.Config { return w.fakeWindows.Windows() }
+
+func (w withWindows) Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error) {
+	return w.fakeWindows.Series(client, step, from, to)
+}
+
+func (w withWindows) Range(client string, window time.Duration) (windows.Sum, error) {
+	return w.fakeWindows.Range(client, window)
+}
+
+func seriesServer(t *testing.T, w *fakeWindows) http.Handler {
 	t.Helper()
 	usage := fakeUsage{"alice": {Client: "alice", Total: 9, Endpoints: map[string]*activitypb.EndpointUsage{"POST /users": {Count: 9}}}}
-	var opts []api.Option
-	if w != nil {
-		opts = append(opts, api.WithWindows(w))
+	if w == nil {
+		return serve(t, usage)
 	}
-	pub := api.NewPublisher(&fakeEmitter{}, 128, nil)
-	t.Cleanup(func() { _ = pub.Close(context.Background()) })
-	cr, err := api.NewClientResolver(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := api.New(usage, pub, cr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return serve(t, withWindows{usage, w})
 }
 
 func get(t *testing.T, s http.Handler, path string) *httptest.ResponseRecorder {
@@ -86,7 +90,7 @@ func TestSeriesAnswersBuckets(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
-	var got api.Series
+	var got usagehttp.Series
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}

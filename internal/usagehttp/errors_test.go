@@ -1,4 +1,4 @@
-package api_test
+package usagehttp_test
 
 import (
 	"net/http"
@@ -22,14 +22,16 @@ func (e statusErr) Status() int               { return e.status }
 func (e statusErr) RetryAfter() time.Duration { return e.after }
 func (e statusErr) PublicDetail() string      { return "rebalancing; retry later" }
 
-type failingUsage struct{ err error }
+type failingUsage struct {
+	fakeUsage
+	err error
+}
 
 func (f failingUsage) Get(string) (*activitypb.ClientUsage, error) { return nil, f.err }
-func (f failingUsage) Page(*top.Key, int) ([]top.Row, int, error)  { return nil, 0, f.err }
-func (f failingUsage) Recovered() bool                             { return true }
+func (f failingUsage) Top(*top.Key, int) (top.Page, error)         { return top.Page{}, f.err }
 
 func TestUsageErrorsSayHowToAnswer(t *testing.T) {
-	srv, _, _ := newServer(t, failingUsage{statusErr{http.StatusServiceUnavailable, 1500 * time.Millisecond}})
+	srv := serve(t, failingUsage{err: statusErr{http.StatusServiceUnavailable, 1500 * time.Millisecond}})
 	rec := httptest.NewRecorder()
 	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/usage/10.0.0.1", nil))
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "2" {
@@ -39,7 +41,7 @@ func TestUsageErrorsSayHowToAnswer(t *testing.T) {
 		t.Errorf("problem detail shows internals or not the public detail: %s", b)
 	}
 
-	srv, _, _ = newServer(t, failingUsage{statusErr{status: http.StatusNotImplemented}})
+	srv = serve(t, failingUsage{err: statusErr{status: http.StatusNotImplemented}})
 	rec = httptest.NewRecorder()
 	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/usage", nil))
 	if rec.Code != http.StatusNotImplemented || rec.Header().Get("Retry-After") != "" {

@@ -1,22 +1,25 @@
-package api_test
+package usagehttp_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/top"
+	"github.com/inarious/inarious/internal/usagehttp"
 )
 
 // liveUsage is a usage table whose counts change between requests, read
 // through a real index.
 type liveUsage struct {
+	fakeUsage // no windows
 	top       *top.Index
 	mu        sync.Mutex
 	totals    map[string]uint64
@@ -43,8 +46,8 @@ func (l *liveUsage) Get(c string) (*activitypb.ClientUsage, error) {
 	return nil, nil
 }
 
-func (l *liveUsage) Page(after *top.Key, limit int) ([]top.Row, int, error) {
-	return l.top.Page(after, limit), l.top.Clients(), nil
+func (l *liveUsage) Top(after *top.Key, limit int) (top.Page, error) {
+	return top.Page{Rows: l.top.Page(after, limit), Clients: l.top.Clients(), Requests: l.top.Requests()}, nil
 }
 func (l *liveUsage) Recovered() bool { return l.recovered }
 
@@ -59,11 +62,11 @@ func TestListUsageCursorSurvivesChangingCounts(t *testing.T) {
 		for i := range n {
 			usage.set(fmt.Sprintf("c%03d", i), uint64(rng.IntN(40)))
 		}
-		srv, _, _ := newServer(t, usage)
+		srv := serve(t, usage)
 
 		changed := map[string]bool{}
 		seen := map[string]int{}
-		var listed []api.ClientTotal
+		var listed []usagehttp.ClientTotal
 		path := fmt.Sprintf("/usage?limit=%d", 1+rng.IntN(20))
 		for pages := 0; path != ""; pages++ {
 			if pages > n {
@@ -92,7 +95,7 @@ func TestListUsageCursorSurvivesChangingCounts(t *testing.T) {
 			}
 		}
 		// Unchanged rows come in index order.
-		var prev *api.ClientTotal
+		var prev *usagehttp.ClientTotal
 		for i := range listed {
 			r := &listed[i]
 			if changed[r.Client] {
@@ -108,8 +111,8 @@ func TestListUsageCursorSurvivesChangingCounts(t *testing.T) {
 
 func TestCursorRoundTripAndRejects(t *testing.T) {
 	for _, k := range []top.Key{{Total: 0, Client: "a"}, {Total: 1<<64 - 1, Client: "ünïcode/x?y"}, {Total: 300, Client: strings.Repeat("c", 256)}} {
-		c := api.EncodeCursor(k)
-		got, err := api.DecodeCursor(c)
+		c := usagehttp.EncodeCursor(k)
+		got, err := usagehttp.DecodeCursor(c)
 		if err != nil || got != k {
 			t.Errorf("round trip of %+v: %+v, %v", k, got, err)
 		}
@@ -117,9 +120,9 @@ func TestCursorRoundTripAndRejects(t *testing.T) {
 			t.Errorf("cursor %q is not URL-safe", c)
 		}
 	}
-	for _, bad := range []string{"", "!!", "AA", "AQ", "AgFh", api.EncodeCursor(top.Key{Total: 1}),
-		api.EncodeCursor(top.Key{Total: 1, Client: "\xff"}), api.EncodeCursor(top.Key{Total: 1, Client: strings.Repeat("c", 257)})} {
-		if k, err := api.DecodeCursor(bad); err == nil {
+	for _, bad := range []string{"", "!!", "AA", "AQ", "AgFh", usagehttp.EncodeCursor(top.Key{Total: 1}),
+		usagehttp.EncodeCursor(top.Key{Total: 1, Client: "\xff"}), usagehttp.EncodeCursor(top.Key{Total: 1, Client: strings.Repeat("c", 257)})} {
+		if k, err := usagehttp.DecodeCursor(bad); err == nil {
 			t.Errorf("DecodeCursor(%q) = %+v, want an error", bad, k)
 		}
 	}
@@ -129,7 +132,7 @@ func TestListUsageUnavailableBeforeRecovery(t *testing.T) {
 	usage := newLiveUsage()
 	usage.set("a", 1)
 	usage.recovered = false
-	srv, _, _ := newServer(t, usage)
+	srv := serve(t, usage)
 	if rec := do(srv, "GET", "/usage", "127.0.0.1:1", nil); rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("GET /usage while recovering = %d, want 503", rec.Code)
 	}
@@ -143,7 +146,7 @@ func TestListUsageCostDoesNotGrowWithClients(t *testing.T) {
 		for i := range n {
 			usage.set(fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), uint64(i%97))
 		}
-		srv, _, _ := newServer(t, usage)
+		srv := serve(t, usage)
 		page := getPage(t, srv, "/usage?limit=50")
 		path := "/usage?limit=50&cursor=" + page.NextCursor
 		return testing.AllocsPerRun(20, func() { do(srv, "GET", path, "127.0.0.1:1", nil) })
@@ -171,7 +174,7 @@ func TestListUsagePagesAreOrderedAcrossShards(t *testing.T) {
 		}
 		return 1
 	})
-	srv, _, _ := newServer(t, usage)
+	srv := serve(t, usage)
 	var got []top.Key
 	for path := "/usage?limit=33"; path != ""; {
 		page := getPage(t, srv, path)
@@ -186,4 +189,98 @@ func TestListUsagePagesAreOrderedAcrossShards(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("pages list %d rows, want %d in index order", len(got), len(want))
 	}
+}
+
+func TestGetUsage(t *testing.T) {
+	usage := fakeUsage{"10.0.0.1": {
+		Client: "10.0.0.1", Total: 3,
+		Endpoints: map[string]*activitypb.EndpointUsage{"GET /users/{id}": {Count: 2}, "POST /users": {Count: 1}},
+	}}
+	srv := serve(t, usage)
+
+	rec := do(srv, "GET", "/usage/10.0.0.1", "127.0.0.1:1", nil)
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d type %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	var got usagehttp.ClientUsage
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Client != "10.0.0.1" || got.Total != 3 || got.Endpoints["GET /users/{id}"].Count != 2 || got.Endpoints["POST /users"].Count != 1 {
+		t.Errorf("body %+v", got)
+	}
+
+	rec = do(srv, "GET", "/usage/unknown", "127.0.0.1:1", nil)
+	if rec.Code != 404 || rec.Header().Get("Content-Type") != "application/problem+json" {
+		t.Errorf("unknown client: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	rec = do(srv, "GET", "/usage/%ff%fe", "127.0.0.1:1", nil)
+	if rec.Code != 400 {
+		t.Errorf("invalid UTF-8 client: %d, want 400", rec.Code)
+	}
+}
+
+func TestListUsageSortsAndPaginates(t *testing.T) {
+	usage := fakeUsage{}
+	for i, total := range []uint64{5, 9, 1, 9, 3} {
+		c := string(rune('a' + i))
+		usage[c] = &activitypb.ClientUsage{Client: c, Total: total}
+	}
+	srv := serve(t, usage)
+	var clients []string
+	path := "/usage?limit=2"
+	for pages := 0; path != ""; pages++ {
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+		page := getPage(t, srv, path)
+		if page.Total != 5 || len(page.Clients) > 2 {
+			t.Fatalf("page %+v", page)
+		}
+		for _, c := range page.Clients {
+			clients = append(clients, c.Client)
+		}
+		path = ""
+		if page.NextCursor != "" {
+			path = "/usage?limit=2&cursor=" + page.NextCursor
+		}
+	}
+	want := []string{"b", "d", "a", "e", "c"} // by total desc, then name
+	if !slices.Equal(clients, want) {
+		t.Fatalf("clients %v, want %v", clients, want)
+	}
+	for _, bad := range []string{"limit=0", "limit=-1", "limit=x", "limit=1001", "limit=5000", "offset=2",
+		"cursor=%21%21", "cursor=AA", "cursor=" + usagehttp.EncodeCursor(top.Key{Total: 1})} {
+		rec := do(srv, "GET", "/usage?"+bad, "127.0.0.1:1", nil)
+		if rec.Code != 400 || rec.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: status %d %q, want 400 problem", bad, rec.Code, rec.Header().Get("Content-Type"))
+		}
+	}
+	if page := getPage(t, srv, "/usage?limit=1000"); len(page.Clients) != 5 || page.NextCursor != "" {
+		t.Errorf("limit=1000: %+v, want all 5 and no next_cursor", page)
+	}
+}
+
+func getPage(t *testing.T, srv http.Handler, path string) usagehttp.UsagePage {
+	t.Helper()
+	rec := do(srv, "GET", path, "127.0.0.1:1", nil)
+	if rec.Code != 200 {
+		t.Fatalf("GET %s: status %d: %s", path, rec.Code, rec.Body)
+	}
+	var page usagehttp.UsagePage
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+		t.Fatal(err)
+	}
+	return page
+}
+
+func do(h http.Handler, method, target, remote string, hdr map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, nil)
+	req.RemoteAddr = remote
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
 }

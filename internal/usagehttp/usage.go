@@ -1,9 +1,14 @@
-package api
+// Package usagehttp serves the usage group's tables over HTTP: GET /usage,
+// /usage/{client} (also ?window=) and /usage/{client}/series, declared as
+// httpx.Routes and read through a views.UsageReader, local or routed. See the
+// README ("Try it", "Windowed usage").
+package usagehttp
 
 import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -12,8 +17,11 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/internal/auth"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/top"
+	"github.com/inarious/inarious/views"
 )
 
 // ClientUsage is GET /usage/{client}.
@@ -39,16 +47,42 @@ type UsagePage struct {
 
 const maxClientLen = 256
 
-func (s *Server) getUsage(w http.ResponseWriter, r *http.Request) {
+// handler reads the usage group's tables.
+type handler struct {
+	usage views.UsageReader
+	log   *slog.Logger
+}
+
+// Option configures Routes.
+type Option func(*handler)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(log *slog.Logger) Option { return func(h *handler) { h.log = log } }
+
+// Routes are the usage routes, reading through usage.
+func Routes(usage views.UsageReader, opts ...Option) []httpx.Route {
+	h := &handler{usage: usage, log: slog.Default()}
+	for _, o := range opts {
+		o(h)
+	}
+	return []httpx.Route{
+		// The list shows every client.
+		{Method: http.MethodGet, Path: "/usage", Scope: auth.Admin, Handler: http.HandlerFunc(h.listUsage)},
+		{Method: http.MethodGet, Path: "/usage/{client}", Scope: auth.UsageRead, Own: true, Handler: http.HandlerFunc(h.getUsage)},
+		{Method: http.MethodGet, Path: "/usage/{client}/series", Scope: auth.UsageRead, Own: true, Handler: http.HandlerFunc(h.getSeries)},
+	}
+}
+
+func (h *handler) getUsage(w http.ResponseWriter, r *http.Request) {
 	client := mux.Vars(r)["client"]
 	if len(client) > maxClientLen || !utf8.ValidString(client) {
 		problem.Write(w, r, http.StatusBadRequest, "client must be valid UTF-8 of at most 256 bytes")
 		return
 	}
-	u, err := s.usage.Get(client)
+	u, err := h.usage.Get(client)
 	if err != nil {
-		s.log.Error("usage lookup failed", "client", client, "err", err)
-		writeUsageError(w, r, err, "usage table is not available")
+		h.log.Error("usage lookup failed", "client", client, "err", err)
+		problem.WriteError(w, r, err, "usage table is not available")
 		return
 	}
 	if u == nil {
@@ -56,10 +90,10 @@ func (s *Server) getUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Has("window") {
-		s.getUsageWindow(w, r, client)
+		h.getUsageWindow(w, r, client)
 		return
 	}
-	writeJSON(w, http.StatusOK, codecs.UsageDocOf(u))
+	httpx.WriteJSON(w, http.StatusOK, codecs.UsageDocOf(u))
 }
 
 const (
@@ -99,7 +133,7 @@ var errBadCursor = errors.New("cursor is not valid")
 // maxCursorLen bounds what is decoded: a cursor of the longest client.
 var maxCursorLen = base64.RawURLEncoding.EncodedLen(1 + binary.MaxVarintLen64 + maxClientLen)
 
-func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
+func (h *handler) listUsage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := defaultPageSize
 	if v := q.Get("limit"); v != "" {
@@ -128,13 +162,14 @@ func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
 		after = &k
 	}
 	// Before recovery the index holds part of the table.
-	if !s.usage.Recovered() {
+	if !h.usage.Recovered() {
 		problem.Write(w, r, http.StatusServiceUnavailable, "usage table is not available")
 		return
 	}
-	rows, clients, err := s.usage.Page(after, limit+1) // one more tells whether a next page exists
+	top, err := h.usage.Top(after, limit+1) // one more tells whether a next page exists
+	rows, clients := top.Rows, top.Clients
 	if err != nil {
-		writeUsageError(w, r, err, "usage table is not available")
+		problem.WriteError(w, r, err, "usage table is not available")
 		return
 	}
 	page := UsagePage{Total: clients, Clients: make([]ClientTotal, 0, min(len(rows), limit))}
@@ -150,5 +185,5 @@ func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
 		}
 		page.Clients = append(page.Clients, ct)
 	}
-	writeJSON(w, http.StatusOK, page)
+	httpx.WriteJSON(w, http.StatusOK, page)
 }

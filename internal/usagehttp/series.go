@@ -1,4 +1,4 @@
-package api
+package usagehttp
 
 import (
 	"errors"
@@ -10,24 +10,10 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/windows"
 )
-
-// WindowReader is the read side of windowed usage (views.Windows in
-// production).
-type WindowReader interface {
-	// Config is the windowing kept: granularities, retention, grace.
-	Config() windows.Config
-	// Series is client's buckets of step whose start lies in [from, to].
-	Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error)
-	// Range sums client's buckets over the last window, relative to now.
-	Range(client string, window time.Duration) (windows.Sum, error)
-}
-
-// WithWindows serves windowed usage from w: GET /usage/{client}/series and
-// GET /usage/{client}?window=. Without it both answer that windows are off.
-func WithWindows(w WindowReader) Option { return func(o *options) { o.windows = w } }
 
 // Bucket is one bucket of GET /usage/{client}/series.
 type Bucket struct {
@@ -57,14 +43,6 @@ type WindowUsage struct {
 	To     time.Time `json:"to"`
 }
 
-// windowConfig is what is kept, none without a reader.
-func (s *Server) windowConfig() windows.Config {
-	if s.windows == nil {
-		return windows.Config{}
-	}
-	return s.windows.Config()
-}
-
 // parseTime reads "now", a duration before now ("-1h", "-2d") or RFC 3339.
 func parseTime(v string, def, now time.Time) (time.Time, bool) {
 	switch {
@@ -83,13 +61,13 @@ func parseTime(v string, def, now time.Time) (time.Time, bool) {
 	return t, err == nil
 }
 
-func (s *Server) getSeries(w http.ResponseWriter, r *http.Request) {
+func (h *handler) getSeries(w http.ResponseWriter, r *http.Request) {
 	client := mux.Vars(r)["client"]
 	if len(client) > maxClientLen || !utf8.ValidString(client) {
 		problem.Write(w, r, http.StatusBadRequest, "client must be valid UTF-8 of at most 256 bytes")
 		return
 	}
-	cfg := s.windowConfig()
+	cfg := h.usage.Windows()
 	q := r.URL.Query()
 	var step time.Duration
 	if len(cfg.Specs) > 0 {
@@ -118,32 +96,32 @@ func (s *Server) getSeries(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	buckets, err := s.windows.Series(client, step, from, to)
+	buckets, err := h.usage.Series(client, step, from, to)
 	if err != nil {
-		s.windowError(w, r, client, err)
+		h.windowError(w, r, client, err)
 		return
 	}
 	out := Series{Client: client, Step: windows.FormatDuration(step), From: from.UTC(), To: to.UTC(), Buckets: make([]Bucket, len(buckets))}
 	for i, b := range buckets {
 		out.Buckets[i] = Bucket{Start: b.Start, End: b.End(), Total: b.Total, Endpoints: b.Endpoints, Final: b.Final}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpx.WriteJSON(w, http.StatusOK, out)
 }
 
 // getUsageWindow is GET /usage/{client}?window=5m, for a known client.
-func (s *Server) getUsageWindow(w http.ResponseWriter, r *http.Request, client string) {
+func (h *handler) getUsageWindow(w http.ResponseWriter, r *http.Request, client string) {
 	d, err := windows.ParseDuration(r.URL.Query().Get("window"))
 	if err != nil {
 		problem.Write(w, r, http.StatusBadRequest, "window must be a duration such as 5m, 1h or 7d")
 		return
 	}
-	if _, _, _, err := s.windowConfig().PlanRange(d, time.Now()); err != nil {
+	if _, _, _, err := h.usage.Windows().PlanRange(d, time.Now()); err != nil {
 		problem.Write(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	sum, err := s.windows.Range(client, d)
+	sum, err := h.usage.Range(client, d)
 	if err != nil {
-		s.windowError(w, r, client, err)
+		h.windowError(w, r, client, err)
 		return
 	}
 	out := WindowUsage{
@@ -153,16 +131,16 @@ func (s *Server) getUsageWindow(w http.ResponseWriter, r *http.Request, client s
 	for k, n := range sum.Endpoints {
 		out.Endpoints[k] = EndpointCount{Count: n}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpx.WriteJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) windowError(w http.ResponseWriter, r *http.Request, client string, err error) {
+func (h *handler) windowError(w http.ResponseWriter, r *http.Request, client string, err error) {
 	var qe *windows.QueryError
 	if errors.As(err, &qe) {
 		problem.Write(w, r, http.StatusBadRequest, qe.Error())
 		return
 	}
-	s.log.Error("windowed usage lookup failed", "client", strconv.Quote(client), "err", err)
+	h.log.Error("windowed usage lookup failed", "client", strconv.Quote(client), "err", err)
 	// A routed read that found no owner says so: 503 with Retry-After.
-	writeUsageError(w, r, err, "windowed usage is not available")
+	problem.WriteError(w, r, err, "windowed usage is not available")
 }
