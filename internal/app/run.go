@@ -19,32 +19,9 @@ import (
 	"github.com/inarious/inarious/codecs/confluent"
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
-	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
-	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/internal/users/userhttp"
-	"github.com/inarious/inarious/processors/usage"
 )
-
-// processorGroups are the processor groups a worker runs, in the order they
-// start. Adding a group is one line here (see the README's walkthrough).
-func processorGroups(cfg Config, log *slog.Logger, extra ...usage.Option) ([]stream.Component, error) {
-	decoder, err := activityDecoder(cfg)
-	if err != nil {
-		return nil, err
-	}
-	w, err := cfg.WindowConfig()
-	if err != nil {
-		return nil, err
-	}
-	opts := append([]usage.Option{usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder),
-		usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention)}, extra...)
-	if cfg.QueryListen != "" {
-		// The query endpoint answers windowed reads from the joined partitions.
-		opts = append(opts, usage.WithWindowJoins())
-	}
-	return []stream.Component{usage.New(opts...)}, nil
-}
 
 // registryClient is the schema registry's client, nil without --schema-registry.
 func registryClient(cfg Config) (*sr.Client, error) {
@@ -70,7 +47,7 @@ func activityDecoder(cfg Config) (*confluent.Decoder, error) {
 
 // topicsOf is every topic the groups declare; the API ensures them too, so
 // that processes can start in any order.
-func topicsOf(groups []stream.Component) []kafka.TopicSpec {
+func topicsOf(groups []*workerGroup) []kafka.TopicSpec {
 	var specs []kafka.TopicSpec
 	for _, g := range groups {
 		specs = append(specs, g.Topics()...)
@@ -123,49 +100,37 @@ func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 // stream.Run, which rebuilds its processor when Kafka goes away; the worker
 // ends when ctx ends or a group fails for good.
 func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) error {
-	// A worker serving queries ranks its own clients for GET /usage.
-	var own *top.Index
-	var extra []usage.Option
-	if cfg.QueryListen != "" {
-		own = top.New()
-		extra = append(extra, usage.WithTopIndex(own))
-	}
-	groups, err := processorGroups(cfg, log, extra...)
+	groups, err := buildGroups(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	if err := cfg.Kafka.EnsureTopics(ctx, topicsOf(groups)...); err != nil {
 		return err
 	}
-	var qs *queryServer
 	if cfg.QueryListen != "" {
-		// Before the groups are built: it sets the user data they join with.
-		if qs, err = startQueryServer(ctx, &cfg, own, log); err != nil {
+		// Before the groups run: it sets the user data they join with.
+		stop, err := startQueryServer(&cfg, groups, log)
+		if err != nil {
 			return err
 		}
 		// After the groups have left: until then it refuses on its own.
-		defer qs.stop()
-		if obs != nil {
-			obs.metrics.WatchCounters(
-				metrics.Counter{Name: "usage_query_answered_total", Help: "Reads of owned partitions this worker answered.", Value: qs.worker.Answered},
-				metrics.Counter{Name: "usage_query_refused_total", Help: "Reads this worker refused: partition not owned, or rebalancing.", Value: qs.worker.Refused})
-		}
+		defer stop()
 	}
 	dataDir := filepath.Join(cfg.DataDir, "worker")
 	g, gctx := errgroup.WithContext(ctx)
-	for _, c := range groups {
-		var onStart func(*goka.Processor)
+	for _, wg := range groups {
+		onStart := wg.onStart
 		if obs != nil {
-			obs.metrics.WatchCounters(c.Counters()...)
-			onStart = obs.addProcessor
-		}
-		if qs != nil {
-			onStart = onUsageProcessor(onStart, qs.worker.SetProcessor)
-			if u, ok := c.(*usage.Processor); ok {
-				qs.worker.SetWindows(u.Windows(), u)
+			obs.metrics.WatchCounters(wg.Counters()...)
+			obs.metrics.WatchCounters(wg.queryCounters...)
+			onStart = func(p *goka.Processor) {
+				obs.addProcessor(p)
+				if wg.onStart != nil {
+					wg.onStart(p)
+				}
 			}
 		}
-		g.Go(func() error { return c.Run(gctx, cfg.Kafka, dataDir, onStart) })
+		g.Go(func() error { return wg.Run(gctx, cfg.Kafka, dataDir, onStart) })
 	}
 	return g.Wait()
 }
@@ -201,7 +166,7 @@ type apiParts struct {
 // start in any order), then the served tables, the activity publisher, the
 // users store and the handler.
 func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) (*apiParts, error) {
-	groups, err := processorGroups(cfg, log)
+	groups, err := buildGroups(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -59,12 +59,18 @@ func NewWorker(n int, idx *top.Index, log *slog.Logger) *Worker {
 // processor when Kafka goes away; the newest one is the one that counts).
 func (w *Worker) SetProcessor(proc *goka.Processor) { w.proc.Store(proc) }
 
-// Handler serves Path.
-func (w *Worker) Handler() http.Handler {
-	mux := http.NewServeMux()
+// Register adds Path, SeriesPath and TopPath to mux, which a worker's query
+// server shares among its groups.
+func (w *Worker) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+Path, w.serveUsage)
 	mux.HandleFunc("GET "+SeriesPath, w.serveSeries)
 	mux.HandleFunc("GET "+TopPath, w.serveTop)
+}
+
+// Handler serves what Register adds, and /healthz.
+func (w *Worker) Handler() http.Handler {
+	mux := http.NewServeMux()
+	w.Register(mux)
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = rw.Write([]byte("ok\n")) })
 	return mux
 }

@@ -4,19 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
+	"net/http"
 	"time"
 
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/api"
-	"github.com/inarious/inarious/codecs"
-	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/metrics"
-	"github.com/inarious/inarious/internal/usagehttp"
-	"github.com/inarious/inarious/processors/usage"
-	"github.com/inarious/inarious/views"
+	"github.com/inarious/inarious/internal/stream"
 )
 
 // servedTable is a processor group's read side as the API process runs it:
@@ -50,65 +46,52 @@ type part struct {
 	run  func(ctx context.Context) error
 }
 
-// servedTables are the tables the API serves, one line each (see the
-// README's walkthrough "Adding a processor group").
-var servedTables = []func(context.Context, Config, *slog.Logger) (*servedTable, error){
-	serveUsage,
+// component is a processor group with its read side: the group as a worker
+// runs it, and (if it serves a table) its read side in the API process.
+type component struct {
+	group func(context.Context, Config, *slog.Logger) (*workerGroup, error)
+	serve func(context.Context, Config, *slog.Logger) (*servedTable, error)
 }
 
-// serveUsage is the usage group's read side: local views of the table and
-// its windowed topics, or (--usage-source=workers) the workers owning each
-// client; GET /usage… and the dashboard read either through one
-// views.UsageReader.
-func serveUsage(_ context.Context, cfg Config, log *slog.Logger) (*servedTable, error) {
-	wcfg, err := cfg.WindowConfig()
-	if err != nil {
-		return nil, err
+// components are the processor groups, in the order they start. Adding a
+// group is one line here (see the README's walkthrough "Adding a processor
+// group").
+var components = []component{
+	{group: usageGroup, serve: serveUsage},
+}
+
+// workerGroup is a processor group as a worker runs it.
+type workerGroup struct {
+	stream.Component
+	// query, if not nil, adds the group's reads of the partitions this member
+	// owns to the worker's --query-listen server.
+	query         func(*http.ServeMux)
+	queryCounters []metrics.Counter
+	// onStart, if not nil, sees every processor of the group built.
+	onStart func(*goka.Processor)
+}
+
+// buildGroups builds every component's group.
+func buildGroups(ctx context.Context, cfg Config, log *slog.Logger) ([]*workerGroup, error) {
+	groups := make([]*workerGroup, 0, len(components))
+	for _, c := range components {
+		g, err := c.group(ctx, cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, g)
 	}
-	t := &servedTable{group: usage.Group, input: codecs.ActivityTopic, table: usage.Table, close: func() {}}
-	var reader views.UsageReader
-	if cfg.UsageSource == UsageFromWorkers {
-		routed, err := newRoutedUsage(cfg, wcfg, log)
-		if err != nil {
-			return nil, err
-		}
-		reader = routed.reader
-		t.parts = append(t.parts, part{"usage owners", func(ctx context.Context) error { routed.tracker.Run(ctx); return nil }})
-		t.checks = append(t.checks, routed.readiness())
-		t.counters = append(t.counters, routed.reader.Counters()...)
-		t.close = routed.reader.Close
-		log.Info("usage read from the owning workers", "usage_source", UsageFromWorkers)
-	} else {
-		dir := filepath.Join(cfg.DataDir, "api")
-		view, err := views.NewUsage(cfg.Kafka, dir, log)
-		if err != nil {
-			return nil, err
-		}
-		// The windowed views merge closed buckets with the open ones in the
-		// client's row.
-		win, err := views.NewWindows(cfg.Kafka, wcfg, dir, view, log)
-		if err != nil {
-			return nil, err
-		}
-		reader = views.Local{Table: view, Windowed: win}
-		t.view = view.Goka()
-		t.parts = append(t.parts, part{"usage view", view.Run}, part{"windowed usage views", win.Run})
-	}
-	t.recovered = reader.Recovered
-	hub := dashboard.NewHub(log.With("component", "dashboard"))
-	t.parts = append(t.parts, part{"dashboard", func(ctx context.Context) error { hub.Run(ctx, reader); return nil }})
-	t.onShutdown = append(t.onShutdown, hub.Close)
-	t.gauges = append(t.gauges, metrics.Gauge{Name: "dashboard_subscribers", Help: "Open dashboard event streams.",
-		Value: func() float64 { return float64(hub.Subscribers()) }})
-	t.routes = append(usagehttp.Routes(reader, usagehttp.WithLogger(log)), hub.Routes()...)
-	return t, nil
+	return groups, nil
 }
 
 // buildTables builds every served table; on an error it closes those built.
 func buildTables(ctx context.Context, cfg Config, log *slog.Logger) ([]*servedTable, error) {
 	var tables []*servedTable
-	for _, build := range servedTables {
-		t, err := build(ctx, cfg, log)
+	for _, c := range components {
+		if c.serve == nil {
+			continue
+		}
+		t, err := c.serve(ctx, cfg, log)
 		if err != nil {
 			for _, t := range tables {
 				t.close()

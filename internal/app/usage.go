@@ -1,0 +1,147 @@
+package app
+
+// The usage component: the usage group as workers run it, and its read side
+// in the API process.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/internal/dashboard"
+	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/ownership"
+	"github.com/inarious/inarious/internal/routing"
+	"github.com/inarious/inarious/internal/top"
+	"github.com/inarious/inarious/internal/usagehttp"
+	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/processors/usage"
+	"github.com/inarious/inarious/views"
+)
+
+// usageGroup is the usage group; with --query-listen it also ranks its own
+// clients and joins its partitions of the windowed topics, to answer routed
+// reads (internal/routing).
+func usageGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup, error) {
+	decoder, err := activityDecoder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := cfg.WindowConfig()
+	if err != nil {
+		return nil, err
+	}
+	opts := []usage.Option{usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder),
+		usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention)}
+	if cfg.QueryListen == "" {
+		return &workerGroup{Component: usage.New(opts...)}, nil
+	}
+	own := top.New()
+	g := usage.New(append(opts, usage.WithTopIndex(own), usage.WithWindowJoins())...)
+	// The query endpoint hashes clients over the partitions of Users.
+	if err := cfg.Kafka.EnsureTopics(ctx, g.Topics()...); err != nil {
+		return nil, err
+	}
+	n, err := cfg.Kafka.TopicPartitions(ctx, string(codecs.ActivityTopic))
+	if err != nil {
+		return nil, err
+	}
+	q := routing.NewWorker(n, own, log.With("component", "query"))
+	q.SetWindows(g.Windows(), g)
+	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, queryCounters: []metrics.Counter{
+		{Name: "usage_query_answered_total", Help: "Reads of owned partitions this worker answered.", Value: q.Answered},
+		{Name: "usage_query_refused_total", Help: "Reads this worker refused: partition not owned, or rebalancing.", Value: q.Refused},
+	}}, nil
+}
+
+// serveUsage is the usage group's read side: local views of the table and
+// its windowed topics, or (--usage-source=workers) the workers owning each
+// client; GET /usage… and the dashboard read either through one
+// views.UsageReader.
+func serveUsage(_ context.Context, cfg Config, log *slog.Logger) (*servedTable, error) {
+	wcfg, err := cfg.WindowConfig()
+	if err != nil {
+		return nil, err
+	}
+	t := &servedTable{group: usage.Group, input: codecs.ActivityTopic, table: usage.Table, close: func() {}}
+	var reader views.UsageReader
+	if cfg.UsageSource == UsageFromWorkers {
+		routed, err := newRoutedUsage(cfg, wcfg, log)
+		if err != nil {
+			return nil, err
+		}
+		reader = routed.reader
+		t.parts = append(t.parts, part{"usage owners", func(ctx context.Context) error { routed.tracker.Run(ctx); return nil }})
+		t.checks = append(t.checks, routed.readiness())
+		t.counters = append(t.counters, routed.reader.Counters()...)
+		t.close = routed.reader.Close
+		log.Info("usage read from the owning workers", "usage_source", UsageFromWorkers)
+	} else {
+		dir := filepath.Join(cfg.DataDir, "api")
+		view, err := views.NewUsage(cfg.Kafka, dir, log)
+		if err != nil {
+			return nil, err
+		}
+		// The windowed views merge closed buckets with the open ones in the
+		// client's row.
+		win, err := views.NewWindows(cfg.Kafka, wcfg, dir, view, log)
+		if err != nil {
+			return nil, err
+		}
+		reader = views.Local{Table: view, Windowed: win}
+		t.view = view.Goka()
+		t.parts = append(t.parts, part{"usage view", view.Run}, part{"windowed usage views", win.Run})
+	}
+	t.recovered = reader.Recovered
+	hub := dashboard.NewHub(log.With("component", "dashboard"))
+	t.parts = append(t.parts, part{"dashboard", func(ctx context.Context) error { hub.Run(ctx, reader); return nil }})
+	t.onShutdown = append(t.onShutdown, hub.Close)
+	t.gauges = append(t.gauges, metrics.Gauge{Name: "dashboard_subscribers", Help: "Open dashboard event streams.",
+		Value: func() float64 { return float64(hub.Subscribers()) }})
+	t.routes = append(usagehttp.Routes(reader, usagehttp.WithLogger(log)), hub.Routes()...)
+	return t, nil
+}
+
+// ownersRefresh is how often the API describes the usage group; a read that
+// finds the map wrong asks for a description at once.
+const ownersRefresh = time.Second
+
+// routedUsage is the API's usage source in --usage-source=workers mode.
+type routedUsage struct {
+	tracker *ownership.Tracker
+	reader  *routing.Reader
+}
+
+func newRoutedUsage(cfg Config, win windows.Config, log *slog.Logger) (*routedUsage, error) {
+	kc, err := sarama.NewClient(cfg.Kafka.Brokers, cfg.Kafka.Sarama())
+	if err != nil {
+		return nil, fmt.Errorf("ownership client: %w", err)
+	}
+	tr, err := ownership.NewTracker(kc, string(usage.Group), string(codecs.ActivityTopic), ownersRefresh, log.With("component", "ownership"))
+	if err != nil {
+		_ = kc.Close()
+		return nil, err
+	}
+	return &routedUsage{tracker: tr, reader: routing.NewReader(tr, win, log.With("component", "routing"))}, nil
+}
+
+// readiness shows the owners map on /readyz; ready when it covers every partition.
+func (r *routedUsage) readiness() api.ReadinessCheck {
+	return api.ReadinessCheck{Name: "usage_owners", Check: func() (bool, any) {
+		m, _ := r.tracker.Current()
+		st := map[string]any{"source": UsageFromWorkers}
+		if m != nil {
+			st["group_state"], st["epoch"], st["partitions"], st["owned"] = m.State, m.Epoch, m.Partitions, len(m.Owners)
+		}
+		if err := r.tracker.Err(); err != nil {
+			st["error"] = err.Error()
+		}
+		return m.Covered(), st
+	}}
+}
