@@ -72,7 +72,7 @@ func newAPI(usage views.UsageReader, pub *api.Publisher, cr *api.ClientResolver,
 func newServer(t *testing.T, usage views.UsageReader, trusted ...string) (*api.Server, *fakeEmitter, *api.Publisher) {
 	t.Helper()
 	em := &fakeEmitter{}
-	pub := api.NewPublisher(em, 128, nil)
+	pub := api.NewPublisher(em, 128)
 	t.Cleanup(func() { _ = pub.Close(context.Background()) })
 	cr, err := api.NewClientResolver(trusted)
 	if err != nil {
@@ -168,7 +168,7 @@ func TestClientResolver(t *testing.T) {
 
 func TestPublisherDropsWhenFullAndNeverBlocks(t *testing.T) {
 	em := &fakeEmitter{gate: make(chan struct{})}
-	pub := api.NewPublisher(em, 4, nil)
+	pub := api.NewPublisher(em, 4)
 	// One event is taken by the running loop and blocks in Emit; four fill
 	// the queue; the rest must be dropped at once.
 	accepted := 0
@@ -198,7 +198,7 @@ func TestPublisherDropsWhenFullAndNeverBlocks(t *testing.T) {
 
 func TestReadyzReportsEmitterFailure(t *testing.T) {
 	em := &fakeEmitter{err: errors.New("broker gone")}
-	pub := api.NewPublisher(em, 8, nil)
+	pub := api.NewPublisher(em, 8)
 	defer pub.Close(context.Background())
 	cr, _ := api.NewClientResolver(nil)
 	srv, err := newAPI(fakeUsage{}, pub, cr)
@@ -218,7 +218,7 @@ func TestReadyzReportsEmitterFailure(t *testing.T) {
 
 func TestPublisherRedeliversAfterOutage(t *testing.T) {
 	em := &fakeEmitter{failFirst: 5}
-	pub := api.NewPublisher(em, 64, nil)
+	pub := api.NewPublisher(em, 64)
 	const n = 20
 	for i := 0; i < n; i++ {
 		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
@@ -246,7 +246,7 @@ func TestPublisherRedeliversAfterOutage(t *testing.T) {
 func TestPublisherHoldsEventsUntilReady(t *testing.T) {
 	em := &fakeEmitter{}
 	ready := make(chan struct{})
-	pub := api.NewPublisher(em, 16, nil, api.HoldUntil(ready))
+	pub := api.NewPublisher(em, 16, api.HoldUntil(ready))
 	for range 5 {
 		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
 			t.Fatal("not accepted")
@@ -268,7 +268,7 @@ func TestPublisherHoldsEventsUntilReady(t *testing.T) {
 // shutdown instead of emitting it unframed.
 func TestPublisherNeverReadyFailsHeldEventsAtClose(t *testing.T) {
 	em := &fakeEmitter{}
-	pub := api.NewPublisher(em, 16, nil, api.HoldUntil(make(chan struct{})))
+	pub := api.NewPublisher(em, 16, api.HoldUntil(make(chan struct{})))
 	pub.Publish(&activitypb.BackendApiActivity{Client: "c"})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -325,7 +325,7 @@ func TestPublisherCloseHonoursContextWhenInFlightIsFull(t *testing.T) {
 	defer em.release() // let every goroutine end for goleak
 	const extra = 10
 	inFlight := api.MaxInFlight
-	pub := api.NewPublisher(em, inFlight+extra+1, nil)
+	pub := api.NewPublisher(em, inFlight+extra+1)
 	for i := 0; i < inFlight+extra+1; i++ {
 		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
 			t.Fatalf("event %d not accepted", i)

@@ -50,7 +50,7 @@ func BenchmarkHandlerChain(b *testing.B) {
 	}}
 	for _, path := range []string{"/healthz", "/usage/127.0.0.1"} {
 		b.Run(path, func(b *testing.B) {
-			pub := api.NewEventPublisher(&encodingProducer{}, 1<<16, nil, api.ProduceOnPublish())
+			pub := api.NewEventPublisher(&encodingProducer{}, 1<<16, api.ProduceOnPublish())
 			defer func() { _ = pub.Close(context.Background()) }()
 			cr, err := api.NewClientResolver(nil)
 			if err != nil {

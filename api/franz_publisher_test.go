@@ -43,7 +43,7 @@ func TestPublisherOverFranzDeliversAfterOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := api.NewEventPublisher(prod, 64, slog.New(slog.DiscardHandler))
+	pub := api.NewEventPublisher(prod, 64, api.WithLogger(slog.New(slog.DiscardHandler)))
 	const n = 20
 	for i := range n {
 		if !pub.Publish(&activitypb.BackendApiActivity{ClientHost: "192.0.2.7", RequestId: strconv.Itoa(i)}) {

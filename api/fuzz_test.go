@@ -44,7 +44,7 @@ func FuzzPathParams(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { store.Close() })
-	pub := api.NewPublisher(discardEmitter{}, 1024, nil)
+	pub := api.NewPublisher(discardEmitter{}, 1024)
 	f.Cleanup(func() { _ = pub.Close(context.Background()) })
 	cr, err := api.NewClientResolver(nil)
 	if err != nil {

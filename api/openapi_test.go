@@ -46,7 +46,7 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	pub := api.NewPublisher(&fakeEmitter{}, 1024, nil)
+	pub := api.NewPublisher(&fakeEmitter{}, 1024)
 	t.Cleanup(func() { _ = pub.Close(context.Background()) })
 	cr, err := api.NewClientResolver(nil)
 	if err != nil {
@@ -60,7 +60,7 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 		}},
 		"bob": {Client: "bob", Total: 1},
 	}
-	hub := dashboard.NewHub(slog.New(slog.DiscardHandler))
+	hub := dashboard.NewHub(dashboard.WithLogger(slog.New(slog.DiscardHandler)))
 	hub.Close()
 	routes := append(userhttp.Routes(store), hub.Routes()...)
 	routes = append(routes, httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: metrics.New().Handler()})
@@ -453,7 +453,7 @@ func TestOpenAPIAuthResponsesConform(t *testing.T) {
 // TestNewRejectsRouteWithoutScope: a route must say who may call it, or
 // the API does not start, rather than leaving it open or admin-only.
 func TestNewRejectsRouteWithoutScope(t *testing.T) {
-	pub := api.NewPublisher(&fakeEmitter{}, 8, nil)
+	pub := api.NewPublisher(&fakeEmitter{}, 8)
 	t.Cleanup(func() { _ = pub.Close(context.Background()) })
 	cr, err := api.NewClientResolver(nil)
 	if err != nil {

@@ -99,13 +99,11 @@ type PublisherStats struct {
 	InFlight  int    `json:"in_flight"` // with the producer now
 }
 
-// PublisherOption configures NewPublisher.
-type PublisherOption func(*Publisher)
-
-// HoldUntil keeps accepted events queued until ready is closed, e.g. until
-// the schema registry gave the id every record must be framed with.
-func HoldUntil(ready <-chan struct{}) PublisherOption {
-	return func(p *Publisher) { p.ready = ready }
+// HoldUntil keeps the publisher's accepted events queued until ready is
+// closed, e.g. until the schema registry gave the id every record must be
+// framed with.
+func HoldUntil(ready <-chan struct{}) Option {
+	return func(o *options) { o.holdUntil = ready }
 }
 
 // ProduceOnPublish lets Publish hand an event to the producer itself when
@@ -113,34 +111,32 @@ func HoldUntil(ready <-chan struct{}) PublisherOption {
 // publisher's goroutine for every request. Only for a producer whose Produce
 // returns at once while fewer than MaxInFlight events are outstanding, such
 // as stream.FranzEmitter.
-func ProduceOnPublish() PublisherOption {
-	return func(p *Publisher) { p.produceOnPublish = true }
+func ProduceOnPublish() Option {
+	return func(o *options) { o.produceOnPublish = true }
 }
 
 // NewPublisher starts a publisher over a goka emitter with room for
 // capacity waiting events.
-func NewPublisher(em Emitter, capacity int, log *slog.Logger, opts ...PublisherOption) *Publisher {
-	return NewEventPublisher(EmitterProducer(em), capacity, log, opts...)
+func NewPublisher(em Emitter, capacity int, opts ...Option) *Publisher {
+	return NewEventPublisher(EmitterProducer(em), capacity, opts...)
 }
 
 // NewEventPublisher starts a publisher over prod with room for capacity
-// waiting events.
-func NewEventPublisher(prod EventProducer, capacity int, log *slog.Logger, opts ...PublisherOption) *Publisher {
-	if log == nil {
-		log = slog.Default()
-	}
+// waiting events. Of opts it takes WithLogger, HoldUntil and
+// ProduceOnPublish; the server's options do not concern it.
+func NewEventPublisher(prod EventProducer, capacity int, opts ...Option) *Publisher {
+	o := newOptions(opts)
 	p := &Publisher{
-		prod:  prod,
-		log:   log,
-		queue: make(chan *activitypb.BackendApiActivity, capacity),
-		slots: make(chan struct{}, maxInFlight),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		prod:             prod,
+		log:              o.log,
+		ready:            o.holdUntil,
+		produceOnPublish: o.produceOnPublish,
+		queue:            make(chan *activitypb.BackendApiActivity, capacity),
+		slots:            make(chan struct{}, maxInFlight),
+		stop:             make(chan struct{}),
+		done:             make(chan struct{}),
 	}
 	p.settleFn = p.settle
-	for _, o := range opts {
-		o(p)
-	}
 	p.holding.Store(p.ready != nil)
 	go p.run()
 	return p

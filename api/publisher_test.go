@@ -67,7 +67,7 @@ func (s *syncProducer) producedInPublish() int {
 // itself: it is with the producer when Publish returns.
 func TestPublisherProducesOnPublishWhenNothingWaits(t *testing.T) {
 	prod := &syncProducer{}
-	pub := api.NewEventPublisher(prod, 16, nil, api.ProduceOnPublish())
+	pub := api.NewEventPublisher(prod, 16, api.ProduceOnPublish())
 	for i := range 10 {
 		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
 			t.Fatalf("event %d not accepted", i)
@@ -88,7 +88,7 @@ func TestPublisherProducesOnPublishWhenNothingWaits(t *testing.T) {
 func TestPublisherProducesOnPublishOnlyOnceReady(t *testing.T) {
 	prod := &syncProducer{}
 	ready := make(chan struct{})
-	pub := api.NewEventPublisher(prod, 16, nil, api.ProduceOnPublish(), api.HoldUntil(ready))
+	pub := api.NewEventPublisher(prod, 16, api.ProduceOnPublish(), api.HoldUntil(ready))
 	for range 3 {
 		pub.Publish(&activitypb.BackendApiActivity{Client: "c"})
 	}
@@ -116,7 +116,7 @@ func TestPublisherProducesOnPublishOnlyOnceReady(t *testing.T) {
 // until a delivery succeeds.
 func TestPublisherProducingOnPublishRetriesFailures(t *testing.T) {
 	prod := &syncProducer{failFirst: 3}
-	pub := api.NewEventPublisher(prod, 64, slog.New(slog.DiscardHandler), api.ProduceOnPublish())
+	pub := api.NewEventPublisher(prod, 64, api.WithLogger(slog.New(slog.DiscardHandler)), api.ProduceOnPublish())
 	const n = 20
 	for i := range n {
 		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
@@ -139,7 +139,7 @@ func TestPublisherProducingOnPublishRetriesFailures(t *testing.T) {
 // event, and every accepted one is settled by the time Close returns.
 func TestPublisherProducingOnPublishRacesClose(t *testing.T) {
 	prod := &syncProducer{}
-	pub := api.NewEventPublisher(prod, 1024, nil, api.ProduceOnPublish())
+	pub := api.NewEventPublisher(prod, 1024, api.ProduceOnPublish())
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {

@@ -42,6 +42,20 @@ type options struct {
 	log        *slog.Logger
 	checks     []ReadinessCheck
 	recovered  []func() bool
+	// The publisher's.
+	holdUntil        <-chan struct{}
+	produceOnPublish bool
+}
+
+func newOptions(opts []Option) options {
+	o := options{log: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	return o
 }
 
 // ReadinessCheck is a further condition of /readyz, e.g. the schema
@@ -51,7 +65,8 @@ type ReadinessCheck struct {
 	Check func() (ready bool, status any)
 }
 
-// Option configures New.
+// Option configures New and the publisher (NewPublisher); each takes the
+// options that concern it.
 type Option func(*options)
 
 // WithRoutes serves routes of other packages (users, dashboard, metrics)
@@ -71,7 +86,7 @@ func WithMiddleware(mw func(http.Handler) http.Handler) Option {
 // declared scope. With no keys the API is open.
 func WithAPIKeys(keys *auth.Keys) Option { return func(o *options) { o.keys = keys } }
 
-// WithLogger sets the logger.
+// WithLogger sets the logger (default slog.Default()).
 func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
 
 // WithReadinessCheck makes /readyz depend on c and show its status.
@@ -88,10 +103,7 @@ func WithRecovered(recovered func() bool) Option {
 // New builds the API handler from its own routes and those of opts. A route
 // without a scope, or declared twice, is an error.
 func New(publisher *Publisher, clients *ClientResolver, opts ...Option) (*Server, error) {
-	o := options{log: slog.Default()}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := newOptions(opts)
 	s := &Server{
 		router:    mux.NewRouter(),
 		publisher: publisher,

@@ -38,7 +38,7 @@ func postUsersServer(b *testing.B) (*api.Server, *boltstore.Store) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = store.Close() })
-	pub := api.NewEventPublisher(&encodingProducer{}, 1<<16, nil, api.ProduceOnPublish())
+	pub := api.NewEventPublisher(&encodingProducer{}, 1<<16, api.ProduceOnPublish())
 	b.Cleanup(func() { _ = pub.Close(context.Background()) })
 	cr, err := api.NewClientResolver(nil)
 	if err != nil {

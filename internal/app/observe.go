@@ -83,7 +83,7 @@ func (o *observed) apiOptions(cfg Config, log *slog.Logger, pub *api.Publisher, 
 	// Lag is measured with a client of its own, so a slow broker only slows scrapes.
 	if kc, err := sarama.NewClient(cfg.Kafka.Brokers, cfg.Kafka.Sarama()); err != nil {
 		log.Warn("consumer lag metrics disabled", "err", err)
-	} else if lag, err := metrics.NewLag(kc, lagSources, log); err != nil {
+	} else if lag, err := metrics.NewLag(kc, lagSources, metrics.WithLogger(log)); err != nil {
 		_ = kc.Close()
 		log.Warn("consumer lag metrics disabled", "err", err)
 	} else {

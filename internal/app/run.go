@@ -198,7 +198,7 @@ func buildHandler(ctx context.Context, cfg Config, log *slog.Logger, obs *observ
 	// With a schema registry every record is framed with the id of the
 	// registered schema: until it is registered, events wait in the queue.
 	var eventCodec goka.Codec = new(codecs.Activity)
-	var pubOpts []api.PublisherOption
+	var pubOpts []api.Option
 	var apiOpts []api.Option
 	var registrar *confluent.Registrar
 	if cl, err := registryClient(cfg); err != nil {
@@ -221,7 +221,7 @@ func buildHandler(ctx context.Context, cfg Config, log *slog.Logger, obs *observ
 		// the publisher lets be in flight.
 		pubOpts = append(pubOpts, api.ProduceOnPublish())
 	}
-	pub := api.NewEventPublisher(prod, cfg.EventBuffer, log, pubOpts...)
+	pub := api.NewEventPublisher(prod, cfg.EventBuffer, append(pubOpts, api.WithLogger(log))...)
 	clients, err := newClientResolver(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ func usageGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup
 	if err != nil {
 		return nil, err
 	}
-	q := routing.NewWorker(n, own, log.With("component", "query"))
+	q := routing.NewWorker(n, own, routing.WithLogger(log.With("component", "query")))
 	q.SetWindows(g.Windows(), g)
 	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, queryCounters: []metrics.Counter{
 		{Name: "usage_query_answered_total", Help: "Reads of owned partitions this worker answered.", Value: q.Answered},
@@ -99,7 +99,7 @@ func serveUsage(_ context.Context, cfg Config, log *slog.Logger) (*servedTable, 
 		t.parts = append(t.parts, part{"usage view", view.Run}, part{"windowed usage views", win.Run})
 	}
 	t.recovered = reader.Recovered
-	hub := dashboard.NewHub(log.With("component", "dashboard"))
+	hub := dashboard.NewHub(dashboard.WithLogger(log.With("component", "dashboard")))
 	t.parts = append(t.parts, part{"dashboard", func(ctx context.Context) error { hub.Run(ctx, reader); return nil }})
 	t.onShutdown = append(t.onShutdown, hub.Close)
 	t.gauges = append(t.gauges, metrics.Gauge{Name: "dashboard_subscribers", Help: "Open dashboard event streams.",
@@ -123,12 +123,12 @@ func newRoutedUsage(cfg Config, win windows.Config, log *slog.Logger) (*routedUs
 	if err != nil {
 		return nil, fmt.Errorf("ownership client: %w", err)
 	}
-	tr, err := ownership.NewTracker(kc, string(usage.Group), string(codecs.ActivityTopic), ownersRefresh, log.With("component", "ownership"))
+	tr, err := ownership.NewTracker(kc, string(usage.Group), string(codecs.ActivityTopic), ownersRefresh, ownership.WithLogger(log.With("component", "ownership")))
 	if err != nil {
 		_ = kc.Close()
 		return nil, err
 	}
-	return &routedUsage{tracker: tr, reader: routing.NewReader(tr, win, log.With("component", "routing"))}, nil
+	return &routedUsage{tracker: tr, reader: routing.NewReader(tr, win, routing.WithLogger(log.With("component", "routing")))}, nil
 }
 
 // readiness shows the owners map on /readyz; ready when it covers every partition.

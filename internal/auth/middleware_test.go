@@ -83,7 +83,7 @@ func testKeys(t *testing.T) *auth.Keys {
 func newServer(t *testing.T, keys *auth.Keys) (*api.Server, *fakeEmitter) {
 	t.Helper()
 	em := &fakeEmitter{}
-	pub := api.NewPublisher(em, 256, nil)
+	pub := api.NewPublisher(em, 256)
 	t.Cleanup(func() { _ = pub.Close(context.Background()) })
 	cr, err := api.NewClientResolver(nil)
 	if err != nil {
@@ -94,7 +94,7 @@ func newServer(t *testing.T, keys *auth.Keys) (*api.Server, *fakeEmitter) {
 		w.Header().Set("X-Principal", p.Client)
 		w.WriteHeader(http.StatusOK)
 	}
-	routes := append(userhttp.Routes(nil), dashboard.NewHub(nil).Routes()...)
+	routes := append(userhttp.Routes(nil), dashboard.NewHub().Routes()...)
 	routes = append(routes, usagehttp.Routes(usage)...)
 	routes = append(routes,
 		httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public},

@@ -68,16 +68,26 @@ type rateSample struct {
 	events uint64
 }
 
+// Option configures NewHub.
+type Option func(*Hub)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(log *slog.Logger) Option { return func(h *Hub) { h.log = log } }
+
 // NewHub returns a hub; start it with Run.
-func NewHub(log *slog.Logger) *Hub {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Hub{
-		log: log, interval: defaultInterval, top: TopClients,
+func NewHub(opts ...Option) *Hub {
+	h := &Hub{
+		log: slog.Default(), interval: defaultInterval, top: TopClients,
 		wake: make(chan struct{}, 1),
 		subs: make(map[chan []byte]struct{}),
 	}
+	for _, o := range opts {
+		o(h)
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h
 }
 
 // Subscribe returns a channel of JSON snapshots, primed with the latest one,

@@ -103,7 +103,7 @@ func decode(t *testing.T, msg []byte) Snapshot {
 }
 
 func TestTickBuildsTopClientsAndRate(t *testing.T) {
-	h := NewHub(quiet)
+	h := NewHub(WithLogger(quiet))
 	tbl := newFakeTable()
 	h.src = tbl
 	h.top = 2
@@ -133,7 +133,7 @@ func TestTickBuildsTopClientsAndRate(t *testing.T) {
 }
 
 func TestSlowSubscriberGetsOnlyTheNewest(t *testing.T) {
-	h := NewHub(quiet)
+	h := NewHub(WithLogger(quiet))
 	tbl := newFakeTable()
 	h.src = tbl
 	slow, cancelSlow := h.Subscribe()
@@ -160,7 +160,7 @@ func TestSlowSubscriberGetsOnlyTheNewest(t *testing.T) {
 }
 
 func TestIdleHubSendsNothingWithoutChanges(t *testing.T) {
-	h := NewHub(quiet)
+	h := NewHub(WithLogger(quiet))
 	h.src = newFakeTable()
 	now := time.Now()
 	if h.tick(now, time.Time{}) {
@@ -181,7 +181,7 @@ func TestIdleHubSendsNothingWithoutChanges(t *testing.T) {
 }
 
 func TestUnsubscribeAndClose(t *testing.T) {
-	h := NewHub(quiet)
+	h := NewHub(WithLogger(quiet))
 	_, cancel := h.Subscribe()
 	ch2, _ := h.Subscribe()
 	if n := h.Subscribers(); n != 2 {
@@ -209,7 +209,7 @@ func TestUnsubscribeAndClose(t *testing.T) {
 // makes "for an hour" instant and exact.
 func TestHubIdlesWithoutSubscribers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := NewHub(quiet)
+		h := NewHub(WithLogger(quiet))
 		tbl := newFakeTable()
 		for i := range 100 {
 			tbl.hit(fmt.Sprintf("c%d", i), "GET /x", uint64(i))
@@ -277,14 +277,14 @@ func (failingEmitter) Finish() error { return nil }
 // the stream, then checks the subscription ends with the client and that
 // Shutdown ends open streams.
 func TestEventsStreamThroughAPI(t *testing.T) {
-	h := NewHub(quiet)
+	h := NewHub(WithLogger(quiet))
 	h.interval = 10 * time.Millisecond
 	tbl := newFakeTable()
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go h.Run(ctx, tbl)
 
-	pub := api.NewPublisher(failingEmitter{}, 16, quiet)
+	pub := api.NewPublisher(failingEmitter{}, 16, api.WithLogger(quiet))
 	defer pub.Close(context.Background())
 	resolver, err := api.NewClientResolver(nil)
 	if err != nil {
@@ -392,7 +392,7 @@ func (f *failingTable) Top(after *top.Key, limit int) (top.Page, error) {
 // The event count follows rises of the table's calls only: a failed read
 // skips a tick, and an expiry (calls going down) never makes it go back.
 func TestEventsCountOnlyRises(t *testing.T) {
-	h := NewHub(quiet)
+	h := NewHub(WithLogger(quiet))
 	tbl := &failingTable{fakeTable: newFakeTable()}
 	h.src = tbl
 	tbl.hit("a", "GET /x", 5)

@@ -47,7 +47,7 @@ func family(t *testing.T, m *metrics.Metrics, name string) *dto.MetricFamily {
 // failed delivery while running is retried, not counted. The help text must
 // say so.
 func TestEventsFailedCountsEventsLostAtShutdown(t *testing.T) {
-	pub := api.NewPublisher(downEmitter{}, 16, nil)
+	pub := api.NewPublisher(downEmitter{}, 16)
 	m := metrics.New()
 	m.WatchCounters(pub.Counters()...)
 	const n = 3

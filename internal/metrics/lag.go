@@ -58,12 +58,22 @@ type LagSource struct {
 	Table        string
 }
 
+// LagOption configures NewLag.
+type LagOption func(**slog.Logger)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(log *slog.Logger) LagOption { return func(l **slog.Logger) { *l = log } }
+
 // NewLag measures the lag of each source's group and view. It uses client,
 // which the caller closes after the registry is done.
-func NewLag(client sarama.Client, sources []LagSource, log *slog.Logger) (*Lag, error) {
+func NewLag(client sarama.Client, sources []LagSource, opts ...LagOption) (*Lag, error) {
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		return nil, err
+	}
+	log := slog.Default()
+	for _, o := range opts {
+		o(&log)
 	}
 	if log == nil {
 		log = slog.Default()

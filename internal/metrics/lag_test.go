@@ -23,7 +23,7 @@ func TestLagSeriesOfTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	lag, err := metrics.NewLag(client, []metrics.LagSource{{Group: group, Input: topic}}, nil)
+	lag, err := metrics.NewLag(client, []metrics.LagSource{{Group: group, Input: topic}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,12 +141,22 @@ type Tracker struct {
 	err     error
 }
 
+// Option configures NewTracker.
+type Option func(**slog.Logger)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(log *slog.Logger) Option { return func(l **slog.Logger) { *l = log } }
+
 // NewTracker tracks the owners of topic's partitions in group over client,
 // which it closes when Run returns.
-func NewTracker(client sarama.Client, group, topic string, interval time.Duration, log *slog.Logger) (*Tracker, error) {
+func NewTracker(client sarama.Client, group, topic string, interval time.Duration, opts ...Option) (*Tracker, error) {
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		return nil, err
+	}
+	log := slog.Default()
+	for _, o := range opts {
+		o(&log)
 	}
 	if log == nil {
 		log = slog.Default()

@@ -68,12 +68,29 @@ type Reader struct {
 	ok, notFound, refused, connFailed, noOwner, unavailable atomic.Uint64
 }
 
+// Option configures NewReader and NewWorker.
+type Option func(*options)
+
+type options struct{ log *slog.Logger }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
+
+func newOptions(opts []Option) options {
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	return o
+}
+
 // NewReader reads through owners over a pooled HTTP client; win must be
 // the workers' windowing.
-func NewReader(owners Owners, win windows.Config, log *slog.Logger) *Reader {
-	if log == nil {
-		log = slog.Default()
-	}
+func NewReader(owners Owners, win windows.Config, opts ...Option) *Reader {
+	log := newOptions(opts).log
 	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 500 * time.Millisecond, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          256,

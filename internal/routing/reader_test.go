@@ -81,7 +81,7 @@ func ours(c string) int32 { return kafka.PartitionOf(c, parts) }
 func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
 func newTestReader(o Owners) *Reader {
-	r := NewReader(o, testWindows, nil)
+	r := NewReader(o, testWindows)
 	r.Window = 300 * time.Millisecond
 	return r
 }

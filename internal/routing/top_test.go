@@ -30,7 +30,7 @@ func runningWorker(t *testing.T, rows map[int32][]top.Row) (*Worker, *httptest.S
 		idx.Seed(p, rs)
 		idx.Recovered(p)
 	}
-	w := NewWorker(parts, idx, nil)
+	w := NewWorker(parts, idx)
 	gkt := tester.New(t)
 	graph := goka.DefineGroup("g", goka.Input("in", new(codec.String), func(goka.Context, any) {}), goka.Persist(new(codecs.ClientUsage)))
 	proc, err := goka.NewProcessor(nil, graph, goka.WithTester(gkt))
@@ -140,7 +140,7 @@ func TestReaderPageNeverMergesAWrongOwner(t *testing.T) {
 
 func TestWorkerTopRefusals(t *testing.T) {
 	byPart, _ := spread(20)
-	stopped := NewWorker(parts, top.New(), nil)
+	stopped := NewWorker(parts, top.New())
 	_, running := runningWorker(t, map[int32][]top.Row{1: byPart[1]})
 	for name, c := range map[string]struct {
 		h     http.Handler

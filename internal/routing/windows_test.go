@@ -37,7 +37,7 @@ func getSeries(t *testing.T, h http.Handler, client string, step time.Duration, 
 // refuses a client whose windowed partition it does not hold.
 func TestWorkerServesSeriesOfItsOwnPartitions(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Minute)
-	w := NewWorker(4, nil, nil)
+	w := NewWorker(4, nil)
 	h := w.Handler()
 	win := windows.Config{Specs: []windows.Spec{{Step: time.Minute, Retention: time.Hour}}, Grace: 0}
 	gkt := tester.New(t)

@@ -48,11 +48,8 @@ type Worker struct {
 // NewWorker serves the table of a group whose input has n partitions, and
 // its clients by total calls from idx, which the processor keeps for its own
 // partitions (usage.WithTopIndex); nil serves no top clients.
-func NewWorker(n int, idx *top.Index, log *slog.Logger) *Worker {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Worker{partitions: n, top: idx, log: log}
+func NewWorker(n int, idx *top.Index, opts ...Option) *Worker {
+	return &Worker{partitions: n, top: idx, log: newOptions(opts).log}
 }
 
 // SetProcessor serves from proc from now on (stream.Run rebuilds the

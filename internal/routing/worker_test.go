@@ -25,7 +25,7 @@ func get(t *testing.T, h http.Handler, client string) *httptest.ResponseRecorder
 // The worker answers from a running processor's table, and refuses before
 // it has one and after it stopped.
 func TestWorkerAnswersOnlyWhileRunning(t *testing.T) {
-	w := NewWorker(1, nil, nil)
+	w := NewWorker(1, nil)
 	h := w.Handler()
 	if rec := get(t, h, "10.0.0.1"); rec.Code != http.StatusServiceUnavailable || rec.Header().Get(HeaderPartition) != "0" {
 		t.Fatalf("without a processor: %d (partition %q), want 503 naming partition 0", rec.Code, rec.Header().Get(HeaderPartition))
