@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"time"
 
 	"github.com/lovoo/goka"
 
@@ -48,23 +47,9 @@ func newUsage(cfg kafka.Config, dataDir string, log *slog.Logger, indexed bool, 
 	if log == nil {
 		log = slog.Default()
 	}
-	sc := cfg.Sarama()
 	store := tablestore.Builder(filepath.Join(dataDir, "view"), tablestore.DefaultOptions())
 	u := &Usage{}
-	base := []goka.ViewOption{
-		goka.WithViewClientID(cfg.ClientID),
-		goka.WithViewHasher(kafka.Hasher),
-		goka.WithViewStorageBuilder(store),
-		goka.WithViewTopicManagerBuilder(cfg.TopicManagerBuilder()),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithViewLogger(kafka.GokaLogger(log)),
-		// Keep serving the last state while the broker is away, and reconnect.
-		goka.WithViewAutoReconnect(),
-		// goka's reconnect backoff grows by 10 s per retry up to 2 min, so after
-		// an outage the view would lag the returned broker by up to that long.
-		goka.WithViewBackoffBuilder(reconnectBackoff),
-	}
-	all := append(base, opts...)
+	all := append(append(cfg.ViewOptions(log), goka.WithViewStorageBuilder(store)), opts...)
 	if indexed {
 		u.top = top.New()
 		// Local storage holds what a warm start does not replay: load it into
@@ -148,9 +133,4 @@ func (u *Usage) Version() uint64 {
 		return 0
 	}
 	return u.top.Version()
-}
-
-// reconnectBackoff retries a lost broker after 1 s, 2 s, … at most 5 s apart.
-func reconnectBackoff() (goka.Backoff, error) {
-	return goka.NewSimpleBackoff(time.Second, 5*time.Second), nil
 }

@@ -113,24 +113,17 @@ func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowRea
 	for _, o := range opts {
 		o(w, &extra)
 	}
-	sc := kc.Sarama()
-	// A closed bucket arrives a grace period after its window ends, so
-	// these views need not fetch as eagerly as the usage table's: idle, the
-	// 10 ms wait made each view fetch 100 times a second.
-	sc.Consumer.MaxWaitTime = windowsFetchWait
+	base := append(kc.ViewOptions(log),
+		// Get and Evict find a key where its producer put it: by its client.
+		goka.WithViewHasher(windows.Hasher),
+		goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "windows"), tablestore.DefaultOptions())),
+		// A closed bucket arrives a grace period after its window ends, so
+		// these views need not fetch as eagerly as the usage table's: idle, the
+		// 10 ms wait made each view fetch 100 times a second.
+		kc.ViewFetchWait(windowsFetchWait),
+	)
 	for _, s := range cfg.Specs {
-		base := []goka.ViewOption{
-			goka.WithViewClientID(kc.ClientID),
-			// Get and Evict find a key where its producer put it: by its client.
-			goka.WithViewHasher(windows.Hasher),
-			goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "windows"), tablestore.DefaultOptions())),
-			goka.WithViewTopicManagerBuilder(kc.TopicManagerBuilder()),
-			goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-			goka.WithViewLogger(kafka.GokaLogger(log)),
-			goka.WithViewAutoReconnect(),
-			goka.WithViewBackoffBuilder(reconnectBackoff),
-		}
-		v, err := goka.NewView(kc.Brokers, goka.Table(windows.Topic(s.Step)), new(codecs.WindowCounts), append(base, extra...)...)
+		v, err := goka.NewView(kc.Brokers, goka.Table(windows.Topic(s.Step)), new(codecs.WindowCounts), append(slices.Clip(base), extra...)...)
 		if err != nil {
 			return nil, fmt.Errorf("windows view %s: %w", windows.Topic(s.Step), err)
 		}

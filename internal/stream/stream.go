@@ -63,22 +63,15 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 		return nil, err
 	}
 	graph := g.Graph()
-	sc := cfg.Sarama()
 	sb := tablestore.Builder(filepath.Join(dataDir, string(graph.Group())), tablestore.DefaultOptions())
 	if w, ok := g.(StorageWrapper); ok {
 		sb = w.WrapStorage(sb)
 	}
-	base := []goka.ProcessorOption{
-		goka.WithClientID(cfg.ClientID),
-		goka.WithHasher(kafka.Hasher),
+	base := append(cfg.ProcessorOptions(log),
 		goka.WithStorageBuilder(sb),
-		goka.WithTopicManagerBuilder(cfg.TopicManagerBuilder()),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
 		goka.WithProducerBuilder(handOver(producerBuilder(cfg, graph), g)),
-		goka.WithLogger(kafka.GokaLogger(log)),
 		goka.WithRebalanceCallback(g.Rebalanced),
-	}
+	)
 	proc, err := goka.NewProcessor(cfg.Brokers, graph, append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("processor %s: %w", graph.Group(), err)

@@ -185,11 +185,6 @@ func (p *Processor) janitor(ctx context.Context, em *goka.Emitter) {
 // newJanitorEmitter is the janitor's producer of control records, placed
 // by murmur2 like Users.
 func (p *Processor) newJanitorEmitter(cfg kafka.Config) (*goka.Emitter, error) {
-	return goka.NewEmitter(cfg.Brokers, ControlTopic, new(codecs.Expire),
-		goka.WithEmitterClientID(cfg.ClientID+"-janitor"),
-		goka.WithEmitterHasher(kafka.Hasher),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg.IdempotentProducer())),
-		goka.WithEmitterTopicManagerBuilder(cfg.TopicManagerBuilder()),
-		goka.WithEmitterLogger(kafka.GokaLogger(p.log)),
-	)
+	cfg.ClientID += "-janitor"
+	return goka.NewEmitter(cfg.Brokers, ControlTopic, new(codecs.Expire), cfg.EmitterOptions(p.log)...)
 }
