@@ -69,7 +69,7 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 	}
 	base := append(cfg.ProcessorOptions(log),
 		goka.WithStorageBuilder(sb),
-		goka.WithProducerBuilder(handOver(producerBuilder(cfg, graph), g)),
+		goka.WithProducerBuilder(handOver(producerBuilder(cfg, graph, placementOf(g)), g)),
 		goka.WithRebalanceCallback(g.Rebalanced),
 	)
 	proc, err := goka.NewProcessor(cfg.Brokers, graph, append(base, opts...)...)
@@ -83,12 +83,12 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 // group's loopback relies on the records of one source partition arriving in
 // the order they were emitted, and the coalescer on a key's values arriving
 // in the order of its flushes. The group table's changelog records are
-// coalesced per key (see Coalescer). Windowed topics' records are placed by
-// their client (partitionKey), in every producer.
-func producerBuilder(cfg kafka.Config, graph *goka.GroupGraph) goka.ProducerBuilder {
-	build := SaramaProducerBuilder(cfg.IdempotentProducer())
+// coalesced per key (see Coalescer). Records are placed by their partition
+// key (the group's KeyPlacer), in every producer.
+func producerBuilder(cfg kafka.Config, graph *goka.GroupGraph, place Placement) goka.ProducerBuilder {
+	build := SaramaProducerBuilder(cfg.IdempotentProducer(), place)
 	if cfg.Producer == kafka.ProducerFranz {
-		build = FranzProducerBuilder(cfg.FlushInterval)
+		build = FranzProducerBuilder(cfg.FlushInterval, place)
 	}
 	if t := graph.GroupTable(); t != nil {
 		build = CoalescingBuilder(build, t.Topic(), DefaultCoalesceOptions())

@@ -26,7 +26,7 @@ type windowJoins struct {
 // every member then recovers, before it runs, and follows the partitions of
 // the windowed topics matching those it is assigned, which hold the closed
 // buckets of its own clients (their records are placed by client, see
-// internal/stream). A worker serving queries reads them with ScanWindow.
+// PartitionKey). A worker serving queries reads them with ScanWindow.
 // The windowed topics must be co-partitioned with Users (WindowTopic).
 func WithWindowJoins() Option { return func(p *Processor) { p.joins.on = true } }
 

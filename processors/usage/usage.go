@@ -128,7 +128,7 @@ func coPartitioned(s kafka.TopicSpec) kafka.TopicSpec {
 // (a bucket is emitted about a grace period after its end).
 func WindowTopic(s windows.Spec, grace time.Duration) kafka.TopicSpec {
 	// Co-partitioned with Users: a client's buckets are placed like the
-	// client (internal/stream), and members with query endpoints join them.
+	// client (PartitionKey), and members with query endpoints join them.
 	return kafka.TopicSpec{Name: windows.Topic(s.Step), Compact: true, Retention: s.Retention + grace,
 		CoPartitionedWith: string(codecs.ActivityTopic)}
 }
@@ -286,6 +286,17 @@ func (p *Processor) Run(ctx context.Context, cfg kafka.Config, dataDir string, o
 	p.log.Info("usage group stopped", "processed", s.Processed, "replays_skipped", s.Replays,
 		"dead_lettered", s.DeadLettered, "rekeyed", s.Rekeyed)
 	return err
+}
+
+// PartitionKey places the windowed topics' records by their client
+// (windows.PartitionKey), so a client's closed buckets sit in the partition
+// that holds the client in Users and the table, where the member owning the
+// client joins them (stream.KeyPlacer); other records by their whole key.
+func (p *Processor) PartitionKey(topic string) func(key []byte) []byte {
+	if windows.IsTopic(topic) {
+		return windows.PartitionKey
+	}
+	return nil
 }
 
 // SetPartitions tells the processor how many partitions the input topic
