@@ -56,7 +56,7 @@ func newUsage(cfg kafka.Config, dataDir string, log *slog.Logger, indexed bool, 
 		// the index when goka opens it, before the partition's first update;
 		// rank the partition once goka marks it recovered.
 		all = append(all,
-			goka.WithViewStorageBuilder(top.Indexing(store, string(usage.Table), u.top)),
+			goka.WithViewStorageBuilder(tablestore.Stack(store, top.Indexing(string(usage.Table), u.top))),
 			goka.WithViewCallback(goka.DefaultUpdate))
 	}
 	v, err := goka.NewView(cfg.Brokers, usage.Table, new(codecs.ClientUsage), all...)

@@ -283,12 +283,10 @@ func (m *Merger) Range(client string, window time.Duration) (windows.Sum, error)
 }
 
 // pruneLoop deletes, from spec's view's local storage, buckets older than
-// any query may ask for; Kafka's retention drops them from the topic. It
-// runs about 48 times per retention (hourly for 48 h of minutes), so local
-// storage holds at most ~2 % more than the retention.
-// It stops when ctx ends or the views stop (viewsDone).
+// any query may ask for, every spec.PruneEvery(); Kafka's retention drops
+// them from the topic. It stops when ctx ends or the views stop (viewsDone).
 func (w *Windows) pruneLoop(ctx, viewsDone context.Context, spec windows.Spec) {
-	every := min(max(spec.Retention/48, time.Minute), 24*time.Hour)
+	every := spec.PruneEvery()
 	v := w.views[spec.Step]
 	select {
 	case <-ctx.Done():
@@ -316,50 +314,32 @@ func (w *Windows) pruneLoop(ctx, viewsDone context.Context, spec windows.Spec) {
 }
 
 // Prune deletes the buckets of step that start before now minus the step's
-// retention and one step from the view's local storage, and says how many.
-// Keys sort by client, then start: for each client it deletes from the
-// first key on while they are too old, then seeks to the next client.
+// retention and one step from the view's local storage (windows.Prune), and
+// says how many.
 func (w *Windows) Prune(step time.Duration, now time.Time) (int, error) {
 	v, ok := w.views[step]
 	spec, _ := w.cfg.Spec(step)
 	if !ok {
 		return 0, fmt.Errorf("step %s is not kept", windows.FormatDuration(step))
 	}
-	cutoff := windows.StartUnix(now.Add(-spec.Retention).UnixNano(), step) - int64(step/time.Second)
 	it, err := v.Iterator()
 	if err != nil {
 		return 0, err
 	}
 	defer it.Release()
-	var deleted int
-	more := it.Next()
-	for more {
-		key := it.Key()
-		client, start, ok := windows.ParseKey(key)
-		switch {
-		case ok && start < cutoff:
-			// Evict deletes in the partition of the key's client. A record
-			// written before windowed topics were partitioned by client sits
-			// elsewhere and stays (README, upgrade note); Has tells them apart.
-			if here, err := v.Has(key); err != nil {
-				return deleted, err
-			} else if here {
-				if err := v.Evict(key); err != nil {
-					return deleted, err
-				}
-				deleted++
-			}
-			more = it.Next()
-		case ok:
-			// The rest of this client's keys are newer: skip past them (goka's
-			// merged iterator needs Next after Seek to stand on the key found).
-			more = it.Seek(windows.Key(client, lastStart)+"\x00") && it.Next()
-		default:
-			more = it.Next()
+	return windows.Prune(viewKeys{it}, spec.PruneBefore(now), func(key string) (bool, error) {
+		// Evict deletes in the partition of the key's client. A record
+		// written before windowed topics were partitioned by client sits
+		// elsewhere and stays (README, upgrade note); Has tells them apart.
+		if here, err := v.Has(key); err != nil || !here {
+			return false, err
 		}
-	}
-	return deleted, it.Err()
+		return true, v.Evict(key)
+	})
 }
 
-// lastStart is the largest start a key can hold.
-const lastStart = 999999999999
+// viewKeys is a view's iterator as windows.Keys: goka's merged iterator
+// stands on the key a Seek found only after Next.
+type viewKeys struct{ goka.Iterator }
+
+func (k viewKeys) Seek(key string) bool { return k.Iterator.Seek(key) && k.Iterator.Next() }

@@ -61,12 +61,12 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/codecs"
@@ -75,6 +75,7 @@ import (
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/internal/tablestore"
 	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/internal/windows"
 )
@@ -167,9 +168,11 @@ type Processor struct {
 	windowTopics    map[int64]goka.Stream
 	clientRetention time.Duration
 	top             *top.Index // nil unless WithTopIndex
-	joins           windowJoins
-	storesMu        sync.Mutex
-	stores          map[int32]*trackedStore // owned partitions' table storage
+	joins           bool       // WithWindowJoins
+	// open holds the storages goka holds open: the table's partitions (the
+	// janitor reads them) and the joined windowed ones (ScanWindow, the
+	// pruner).
+	open tablestore.Registry
 
 	// partitions of the input topic, 0 while unknown (goka's tester).
 	partitions atomic.Int32
@@ -275,7 +278,7 @@ func (p *Processor) Run(ctx context.Context, cfg kafka.Config, dataDir string, o
 			defer func() { stop(); <-done; _ = em.Finish() }()
 		}
 	}
-	if p.joins.on {
+	if p.joins {
 		pctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); p.pruneJoins(pctx) }()
@@ -303,6 +306,30 @@ func (p *Processor) PartitionKey(topic string) func(key []byte) []byte {
 // has, so it can tell records that landed in another partition than the one
 // its partitioner gives their client (Run finds it out from Kafka).
 func (p *Processor) SetPartitions(n int) { p.partitions.Store(int32(n)) }
+
+// WrapStorage stacks the group's layers over the storage goka opens for a
+// partition (stream.StorageWrapper), innermost first: the top-clients index
+// follows the table's rows (WithTopIndex); the registry keeps the table's
+// partitions and the joined windowed ones open for reads outside goka's
+// callbacks; the row writer, outermost, writes where goka writes.
+func (p *Processor) WrapStorage(b storage.Builder) storage.Builder {
+	var index tablestore.Layer
+	if p.top != nil {
+		index = top.Indexing(string(Table), p.top)
+	}
+	return tablestore.Stack(b,
+		index,
+		p.open.Layer(p.readsOutsideGoka),
+		p.writes.WrapStorage,
+	)
+}
+
+// readsOutsideGoka is whether the group reads topic's storage outside
+// goka's callbacks: the table's (the janitor) and, with WithWindowJoins,
+// the joined windowed topics' (ScanWindow, the pruner).
+func (p *Processor) readsOutsideGoka(topic string) bool {
+	return topic == string(Table) || p.joins && windows.IsTopic(topic)
+}
 
 // UseProducer hands the processor's producer to the row writer
 // (stream.ProducerUser).
