@@ -4,7 +4,6 @@ package views
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 
 	"github.com/lovoo/goka"
@@ -25,31 +24,28 @@ type Usage struct {
 }
 
 // NewUsage builds a view of the usage table with local storage under dataDir
-// and its top-clients index. Extra options come after the defaults, except
+// and its top-clients index. WithViewOptions come after the defaults, except
 // that the index sets the storage builder and the update callback last (an
 // option setting either is overridden: the index follows the storage's
 // writes, so a callback writing elsewhere would leave it stale).
-func NewUsage(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.ViewOption) (*Usage, error) {
-	return newUsage(cfg, dataDir, log, true, opts)
+func NewUsage(cfg kafka.Config, dataDir string, opts ...Option) (*Usage, error) {
+	return newUsage(cfg, dataDir, true, settingsOf(opts))
 }
 
 // NewUsageWithoutIndex is the plain view, for measuring what the index costs
 // (inarious-bench recovery). Its Page, Clients and the other index reads
 // answer as for an empty table.
-func NewUsageWithoutIndex(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.ViewOption) (*Usage, error) {
-	return newUsage(cfg, dataDir, log, false, opts)
+func NewUsageWithoutIndex(cfg kafka.Config, dataDir string, opts ...Option) (*Usage, error) {
+	return newUsage(cfg, dataDir, false, settingsOf(opts))
 }
 
-func newUsage(cfg kafka.Config, dataDir string, log *slog.Logger, indexed bool, opts []goka.ViewOption) (*Usage, error) {
+func newUsage(cfg kafka.Config, dataDir string, indexed bool, s settings) (*Usage, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.Default()
-	}
 	store := tablestore.Builder(filepath.Join(dataDir, "view"), tablestore.DefaultOptions())
 	u := &Usage{}
-	all := append(append(cfg.ViewOptions(log), goka.WithViewStorageBuilder(store)), opts...)
+	all := append(append(cfg.ViewOptions(s.log), goka.WithViewStorageBuilder(store)), s.goka...)
 	if indexed {
 		u.top = top.New()
 		// Local storage holds what a warm start does not replay: load it into

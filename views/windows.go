@@ -81,39 +81,19 @@ func (vs viewSource) Closed(_ string, step time.Duration, start, limit string, f
 	return it.Err()
 }
 
-// WindowsOption configures Windows.
-type WindowsOption func(*Windows, *[]goka.ViewOption)
-
-// WithViewOptions adds goka view options to every windowed view (they come
-// last and win; tests swap builders).
-func WithViewOptions(opts ...goka.ViewOption) WindowsOption {
-	return func(_ *Windows, vo *[]goka.ViewOption) { *vo = append(*vo, opts...) }
-}
-
-// WithNow sets the clock queries are relative to (default time.Now).
-func WithNow(now func() time.Time) WindowsOption {
-	return func(w *Windows, _ *[]goka.ViewOption) { w.Merger.now = now }
-}
-
 // NewWindows builds a view of each windowed topic of cfg with local storage
 // under dataDir, reading open buckets through rows.
-func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowReader, log *slog.Logger, opts ...WindowsOption) (*Windows, error) {
+func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowReader, opts ...Option) (*Windows, error) {
 	if err := kc.Validate(); err != nil {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	w := &Windows{views: make(map[time.Duration]*goka.View, len(cfg.Specs)), log: log}
-	w.Merger = NewMerger(cfg, viewSource(w.views), rows, time.Now)
-	var extra []goka.ViewOption
-	for _, o := range opts {
-		o(w, &extra)
-	}
-	base := append(kc.ViewOptions(log),
+	set := settingsOf(opts)
+	w := &Windows{views: make(map[time.Duration]*goka.View, len(cfg.Specs)), log: set.log}
+	w.Merger = NewMerger(cfg, viewSource(w.views), rows, set.now)
+	all := append(kc.ViewOptions(set.log),
 		// Get and Evict find a key where its producer put it: by its client.
 		goka.WithViewHasher(windows.Hasher),
 		goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "windows"), tablestore.DefaultOptions())),
@@ -122,8 +102,9 @@ func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowRea
 		// 10 ms wait made each view fetch 100 times a second.
 		kc.ViewFetchWait(windowsFetchWait),
 	)
+	all = append(all, set.goka...)
 	for _, s := range cfg.Specs {
-		v, err := goka.NewView(kc.Brokers, goka.Table(windows.Topic(s.Step)), new(codecs.WindowCounts), append(slices.Clip(base), extra...)...)
+		v, err := goka.NewView(kc.Brokers, goka.Table(windows.Topic(s.Step)), new(codecs.WindowCounts), all...)
 		if err != nil {
 			return nil, fmt.Errorf("windows view %s: %w", windows.Topic(s.Step), err)
 		}

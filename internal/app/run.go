@@ -247,7 +247,7 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 		reader = routed.reader
 		hubSource = newRoutedDashboard(routed.reader, dashboard.TopClients, log.With("component", "dashboard"))
 	} else {
-		if view, err = views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), log); err != nil {
+		if view, err = views.NewUsage(cfg.Kafka, filepath.Join(cfg.DataDir, "api"), views.WithLogger(log)); err != nil {
 			return nil, err
 		}
 		reader = viewReader{view}
@@ -264,7 +264,7 @@ func buildAPI(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) 
 	var win *views.Windows
 	var winReader api.WindowReader
 	if routed == nil {
-		if win, err = views.NewWindows(cfg.Kafka, wcfg, filepath.Join(cfg.DataDir, "api"), view, log); err != nil {
+		if win, err = views.NewWindows(cfg.Kafka, wcfg, filepath.Join(cfg.DataDir, "api"), view, views.WithLogger(log)); err != nil {
 			return nil, err
 		}
 		reader = usageReader{viewReader{view}, win}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -56,9 +55,12 @@ type Component interface {
 
 // NewProcessor builds one member of g, with its local table storage under
 // dataDir/<group>, so a restart recovers only the changelog tail. It creates
-// no topics: the composition root ensures them first. Extra options (tests
-// swap builders) come last and win.
-func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+// no topics: the composition root ensures them first.
+func NewProcessor(cfg kafka.Config, g Group, dataDir string, opts ...Option) (*goka.Processor, error) {
+	return newProcessor(cfg, g, dataDir, settingsOf(opts))
+}
+
+func newProcessor(cfg kafka.Config, g Group, dataDir string, s settings) (*goka.Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -67,12 +69,12 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 	if w, ok := g.(StorageWrapper); ok {
 		sb = w.WrapStorage(sb)
 	}
-	base := append(cfg.ProcessorOptions(log),
+	base := append(cfg.ProcessorOptions(s.log),
 		goka.WithStorageBuilder(sb),
 		goka.WithProducerBuilder(handOver(producerBuilder(cfg, graph, placementOf(g)), g)),
 		goka.WithRebalanceCallback(g.Rebalanced),
 	)
-	proc, err := goka.NewProcessor(cfg.Brokers, graph, append(base, opts...)...)
+	proc, err := goka.NewProcessor(cfg.Brokers, graph, append(base, s.goka...)...)
 	if err != nil {
 		return nil, fmt.Errorf("processor %s: %w", graph.Group(), err)
 	}
@@ -126,13 +128,15 @@ const (
 // builds a new processor over the same local storage and the same g (whose
 // counters live on), with backoff, and rejoins the group when Kafka is back;
 // the group's own replay skipping makes the re-read input harmless.
-func Run(ctx context.Context, cfg kafka.Config, g Group, dataDir string, log *slog.Logger, onStart func(*goka.Processor), opts ...goka.ProcessorOption) error {
+func Run(ctx context.Context, cfg kafka.Config, g Group, dataDir string, onStart func(*goka.Processor), opts ...Option) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	s := settingsOf(opts)
+	log := s.log
 	backoff := minBackoff
 	for {
-		proc, err := NewProcessor(cfg, g, dataDir, log, opts...)
+		proc, err := newProcessor(cfg, g, dataDir, s)
 		if err == nil {
 			if onStart != nil {
 				onStart(proc)

@@ -200,7 +200,7 @@ type Stats struct {
 // Option configures the processor.
 type Option func(*Processor)
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger logs to log (nil or absent: slog.Default()).
 func WithLogger(log *slog.Logger) Option { return func(p *Processor) { p.log = log } }
 
 // WithValueCache keeps up to n decoded clients in memory (0 turns the cache
@@ -248,7 +248,10 @@ func New(opts ...Option) *Processor {
 	for _, o := range opts {
 		o(p)
 	}
-	p.writes = stream.NewTableCache(Group, new(codecs.ClientUsage), p.writesOpts, p.log)
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	p.writes = stream.NewTableCache(Group, new(codecs.ClientUsage), p.writesOpts, stream.WithLogger(p.log))
 	p.windowTopics = make(map[int64]goka.Stream, len(p.windows.Specs))
 	for _, s := range p.windows.Specs {
 		p.windowTopics[int64(s.Step/time.Second)] = goka.Stream(windows.Topic(s.Step))
@@ -284,7 +287,7 @@ func (p *Processor) Run(ctx context.Context, cfg kafka.Config, dataDir string, o
 		go func() { defer close(done); p.pruneJoins(pctx) }()
 		defer func() { stop(); <-done }()
 	}
-	err = stream.Run(ctx, cfg, p, dataDir, p.log, onStart)
+	err = stream.Run(ctx, cfg, p, dataDir, onStart, stream.WithLogger(p.log))
 	s := p.Stats()
 	p.log.Info("usage group stopped", "processed", s.Processed, "replays_skipped", s.Replays,
 		"dead_lettered", s.DeadLettered, "rekeyed", s.Rekeyed)
