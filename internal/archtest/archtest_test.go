@@ -113,6 +113,19 @@ func TestImports(t *testing.T) {
 			why:           "the API reads the usage table through a view; processing belongs to workers",
 		},
 		{
+			from: []string{"internal/stream"},
+			// codecs/... is not listed: stream reaches it through
+			// internal/metrics (Component.Counters), which names
+			// codecs.UnmatchedRoute.
+			mustNotImport: []string{"internal/windows", "internal/top", "processors/...", "views/..."},
+			why:           "internal/stream runs any processor group: a group hands it what is particular to it (partition keys, storage layers, producer users) through its Group",
+		},
+		{
+			from:          []string{"processors/..."},
+			mustNotImport: []string{"views/..."},
+			why:           "a processor group writes its table; views read it, and may import the group's names, not the other way round",
+		},
+		{
 			from:          []string{"internal/metrics", "internal/dashboard", "internal/users/userhttp"},
 			mustNotImport: []string{"api", "internal/users/userhttp"},
 			why:           "components hand the API their routes (httpx.Route) and middleware as values, and depend on neither the API nor each other",
