@@ -28,9 +28,10 @@ type Group interface {
 	Rebalanced(goka.Assignment)
 }
 
-// StorageWrapper is implemented by a Group that reads its own table's local
-// storage outside goka's callbacks (e.g. a janitor scanning for idle rows):
-// NewProcessor hands it the storage builder to wrap.
+// StorageWrapper is implemented by a Group that layers the local storage
+// goka opens (an index following its writes, a registry of open partitions
+// for reads outside goka's callbacks, a TableCache): NewProcessor hands it
+// the LevelDB storage builder to wrap, in one tablestore.Stack.
 type StorageWrapper interface {
 	WrapStorage(storage.Builder) storage.Builder
 }

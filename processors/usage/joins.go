@@ -44,34 +44,37 @@ var ErrNotJoined = errors.New("windowed partition not joined by this member")
 // in local storage (goka follows the topic behind it). The storage stays
 // open until fn returns for the last time.
 func (p *Processor) ScanWindow(topic string, partition int32, start, limit string, fn func(key string, value []byte) error) error {
-	var held bool
+	held := false
+	var err error
 	if p.joins && windows.IsTopic(topic) {
-		var err error
 		held, err = p.open.Read(topic, partition, func(st *tablestore.Tracked) error {
-			it, err := st.IteratorWithRange([]byte(start), []byte(limit))
-			if err != nil {
-				return err
-			}
-			defer it.Release()
-			for it.Next() {
-				v, err := it.Value()
-				if err != nil {
-					return err
-				}
-				if err := fn(string(it.Key()), v); err != nil {
-					return err
-				}
-			}
-			return it.Err()
+			return scanRange(st, start, limit, fn)
 		})
+	}
+	if err == nil && !held {
+		return fmt.Errorf("%s/%d: %w", topic, partition, ErrNotJoined)
+	}
+	return err
+}
+
+// scanRange calls fn, in key order, with each record of st whose key lies
+// in [start, limit).
+func scanRange(st storage.Storage, start, limit string, fn func(key string, value []byte) error) error {
+	it, err := st.IteratorWithRange([]byte(start), []byte(limit))
+	if err != nil {
+		return err
+	}
+	defer it.Release()
+	for it.Next() {
+		v, err := it.Value()
 		if err != nil {
 			return err
 		}
+		if err := fn(string(it.Key()), v); err != nil {
+			return err
+		}
 	}
-	if !held {
-		return fmt.Errorf("%s/%d: %w", topic, partition, ErrNotJoined)
-	}
-	return nil
+	return it.Err()
 }
 
 // PruneWindows deletes from the joined partitions' local storage the buckets
