@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/httpx"
 )
@@ -111,7 +110,7 @@ func (s *Server) recordActivity(route string, next http.Handler) http.Handler {
 			template = httpx.RouteTemplate(r)
 		}
 		if template == "" {
-			template = codecs.UnmatchedRoute
+			template = httpx.UnmatchedRoute
 		}
 		a := &activityEvent{requestTime: timestamppb.Timestamp{Seconds: start.Unix(), Nanos: int32(start.Nanosecond())}}
 		ev := &a.ev

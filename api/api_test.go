@@ -14,8 +14,8 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/api"
-	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/testutil"
 	"github.com/inarious/inarious/internal/usagehttp"
 	"github.com/inarious/inarious/views"
@@ -104,8 +104,8 @@ func TestEveryRequestEmitsOneActivityEvent(t *testing.T) {
 	}{
 		{"GET", "/healthz", "/healthz", 200},
 		{"GET", "/usage/somebody", "/usage/{client}", 404},
-		{"GET", "/no/such/path", codecs.UnmatchedRoute, 404},
-		{"DELETE", "/usage", codecs.UnmatchedRoute, 405},
+		{"GET", "/no/such/path", httpx.UnmatchedRoute, 404},
+		{"DELETE", "/usage", httpx.UnmatchedRoute, 405},
 	}
 	for _, c := range cases {
 		rec := do(srv, c.method, c.path, "192.0.2.7:4000", map[string]string{"X-Request-Id": "req-" + c.path})

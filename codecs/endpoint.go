@@ -7,10 +7,6 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 )
 
-// UnmatchedRoute stands for the route of requests no route matched, so
-// arbitrary paths cannot grow the tables.
-const UnmatchedRoute = "(unmatched)"
-
 // IDSegment replaces path segments that look like identifiers when an
 // endpoint is derived from a URL.
 const IDSegment = "{id}"

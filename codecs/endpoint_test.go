@@ -6,6 +6,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/httpx"
 )
 
 func TestPathTemplate(t *testing.T) {
@@ -33,7 +34,7 @@ func TestEndpointKeyPrefersTheRouteTemplate(t *testing.T) {
 	if got := codecs.EndpointKey(ev); got != "GET /users/{id}" {
 		t.Errorf("got %q", got)
 	}
-	ev.Route = codecs.UnmatchedRoute
+	ev.Route = httpx.UnmatchedRoute
 	if got := codecs.EndpointKey(ev); got != "GET (unmatched)" {
 		t.Errorf("got %q", got)
 	}

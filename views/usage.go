@@ -4,9 +4,7 @@ package views
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
-	"time"
 
 	"github.com/lovoo/goka"
 
@@ -26,52 +24,35 @@ type Usage struct {
 }
 
 // NewUsage builds a view of the usage table with local storage under dataDir
-// and its top-clients index. Extra options come after the defaults, except
+// and its top-clients index. WithViewOptions come after the defaults, except
 // that the index sets the storage builder and the update callback last (an
 // option setting either is overridden: the index follows the storage's
 // writes, so a callback writing elsewhere would leave it stale).
-func NewUsage(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.ViewOption) (*Usage, error) {
-	return newUsage(cfg, dataDir, log, true, opts)
+func NewUsage(cfg kafka.Config, dataDir string, opts ...Option) (*Usage, error) {
+	return newUsage(cfg, dataDir, true, settingsOf(opts))
 }
 
 // NewUsageWithoutIndex is the plain view, for measuring what the index costs
 // (inarious-bench recovery). Its Page, Clients and the other index reads
 // answer as for an empty table.
-func NewUsageWithoutIndex(cfg kafka.Config, dataDir string, log *slog.Logger, opts ...goka.ViewOption) (*Usage, error) {
-	return newUsage(cfg, dataDir, log, false, opts)
+func NewUsageWithoutIndex(cfg kafka.Config, dataDir string, opts ...Option) (*Usage, error) {
+	return newUsage(cfg, dataDir, false, settingsOf(opts))
 }
 
-func newUsage(cfg kafka.Config, dataDir string, log *slog.Logger, indexed bool, opts []goka.ViewOption) (*Usage, error) {
+func newUsage(cfg kafka.Config, dataDir string, indexed bool, s settings) (*Usage, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	sc := cfg.Sarama()
 	store := tablestore.Builder(filepath.Join(dataDir, "view"), tablestore.DefaultOptions())
 	u := &Usage{}
-	base := []goka.ViewOption{
-		goka.WithViewClientID(cfg.ClientID),
-		goka.WithViewHasher(kafka.Hasher),
-		goka.WithViewStorageBuilder(store),
-		goka.WithViewTopicManagerBuilder(cfg.TopicManagerBuilder()),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithViewLogger(kafka.GokaLogger(log)),
-		// Keep serving the last state while the broker is away, and reconnect.
-		goka.WithViewAutoReconnect(),
-		// goka's reconnect backoff grows by 10 s per retry up to 2 min, so after
-		// an outage the view would lag the returned broker by up to that long.
-		goka.WithViewBackoffBuilder(reconnectBackoff),
-	}
-	all := append(base, opts...)
+	all := append(append(cfg.ViewOptions(s.log), goka.WithViewStorageBuilder(store)), s.goka...)
 	if indexed {
 		u.top = top.New()
 		// Local storage holds what a warm start does not replay: load it into
 		// the index when goka opens it, before the partition's first update;
 		// rank the partition once goka marks it recovered.
 		all = append(all,
-			goka.WithViewStorageBuilder(top.Indexing(store, string(usage.Table), u.top)),
+			goka.WithViewStorageBuilder(tablestore.Stack(store, top.Indexing(string(usage.Table), u.top))),
 			goka.WithViewCallback(goka.DefaultUpdate))
 	}
 	v, err := goka.NewView(cfg.Brokers, usage.Table, new(codecs.ClientUsage), all...)
@@ -148,9 +129,4 @@ func (u *Usage) Version() uint64 {
 		return 0
 	}
 	return u.top.Version()
-}
-
-// reconnectBackoff retries a lost broker after 1 s, 2 s, … at most 5 s apart.
-func reconnectBackoff() (goka.Backoff, error) {
-	return goka.NewSimpleBackoff(time.Second, 5*time.Second), nil
 }

@@ -48,7 +48,7 @@ func (tb table) put(client string, total uint64) {
 // or when stop is called.
 func runView(t *testing.T, cfg kafka.Config, dir string) (*views.Usage, func()) {
 	t.Helper()
-	v, err := views.NewUsage(cfg, dir, quiet)
+	v, err := views.NewUsage(cfg, dir, views.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}

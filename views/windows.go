@@ -81,56 +81,30 @@ func (vs viewSource) Closed(_ string, step time.Duration, start, limit string, f
 	return it.Err()
 }
 
-// WindowsOption configures Windows.
-type WindowsOption func(*Windows, *[]goka.ViewOption)
-
-// WithViewOptions adds goka view options to every windowed view (they come
-// last and win; tests swap builders).
-func WithViewOptions(opts ...goka.ViewOption) WindowsOption {
-	return func(_ *Windows, vo *[]goka.ViewOption) { *vo = append(*vo, opts...) }
-}
-
-// WithNow sets the clock queries are relative to (default time.Now).
-func WithNow(now func() time.Time) WindowsOption {
-	return func(w *Windows, _ *[]goka.ViewOption) { w.Merger.now = now }
-}
-
 // NewWindows builds a view of each windowed topic of cfg with local storage
 // under dataDir, reading open buckets through rows.
-func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowReader, log *slog.Logger, opts ...WindowsOption) (*Windows, error) {
+func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowReader, opts ...Option) (*Windows, error) {
 	if err := kc.Validate(); err != nil {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	w := &Windows{views: make(map[time.Duration]*goka.View, len(cfg.Specs)), log: log}
-	w.Merger = NewMerger(cfg, viewSource(w.views), rows, time.Now)
-	var extra []goka.ViewOption
-	for _, o := range opts {
-		o(w, &extra)
-	}
-	sc := kc.Sarama()
-	// A closed bucket arrives a grace period after its window ends, so
-	// these views need not fetch as eagerly as the usage table's: idle, the
-	// 10 ms wait made each view fetch 100 times a second.
-	sc.Consumer.MaxWaitTime = windowsFetchWait
+	set := settingsOf(opts)
+	w := &Windows{views: make(map[time.Duration]*goka.View, len(cfg.Specs)), log: set.log}
+	w.Merger = NewMerger(cfg, viewSource(w.views), rows, set.now)
+	all := append(kc.ViewOptions(set.log),
+		// Get and Evict find a key where its producer put it: by its client.
+		goka.WithViewHasher(windows.Hasher),
+		goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "windows"), tablestore.DefaultOptions())),
+		// A closed bucket arrives a grace period after its window ends, so
+		// these views need not fetch as eagerly as the usage table's: idle, the
+		// 10 ms wait made each view fetch 100 times a second.
+		kc.ViewFetchWait(windowsFetchWait),
+	)
+	all = append(all, set.goka...)
 	for _, s := range cfg.Specs {
-		base := []goka.ViewOption{
-			goka.WithViewClientID(kc.ClientID),
-			// Get and Evict find a key where its producer put it: by its client.
-			goka.WithViewHasher(windows.Hasher),
-			goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "windows"), tablestore.DefaultOptions())),
-			goka.WithViewTopicManagerBuilder(kc.TopicManagerBuilder()),
-			goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-			goka.WithViewLogger(kafka.GokaLogger(log)),
-			goka.WithViewAutoReconnect(),
-			goka.WithViewBackoffBuilder(reconnectBackoff),
-		}
-		v, err := goka.NewView(kc.Brokers, goka.Table(windows.Topic(s.Step)), new(codecs.WindowCounts), append(base, extra...)...)
+		v, err := goka.NewView(kc.Brokers, goka.Table(windows.Topic(s.Step)), new(codecs.WindowCounts), all...)
 		if err != nil {
 			return nil, fmt.Errorf("windows view %s: %w", windows.Topic(s.Step), err)
 		}
@@ -290,12 +264,10 @@ func (m *Merger) Range(client string, window time.Duration) (windows.Sum, error)
 }
 
 // pruneLoop deletes, from spec's view's local storage, buckets older than
-// any query may ask for; Kafka's retention drops them from the topic. It
-// runs about 48 times per retention (hourly for 48 h of minutes), so local
-// storage holds at most ~2 % more than the retention.
-// It stops when ctx ends or the views stop (viewsDone).
+// any query may ask for, every spec.PruneEvery(); Kafka's retention drops
+// them from the topic. It stops when ctx ends or the views stop (viewsDone).
 func (w *Windows) pruneLoop(ctx, viewsDone context.Context, spec windows.Spec) {
-	every := min(max(spec.Retention/48, time.Minute), 24*time.Hour)
+	every := spec.PruneEvery()
 	v := w.views[spec.Step]
 	select {
 	case <-ctx.Done():
@@ -323,50 +295,32 @@ func (w *Windows) pruneLoop(ctx, viewsDone context.Context, spec windows.Spec) {
 }
 
 // Prune deletes the buckets of step that start before now minus the step's
-// retention and one step from the view's local storage, and says how many.
-// Keys sort by client, then start: for each client it deletes from the
-// first key on while they are too old, then seeks to the next client.
+// retention and one step from the view's local storage (windows.Prune), and
+// says how many.
 func (w *Windows) Prune(step time.Duration, now time.Time) (int, error) {
 	v, ok := w.views[step]
 	spec, _ := w.cfg.Spec(step)
 	if !ok {
 		return 0, fmt.Errorf("step %s is not kept", windows.FormatDuration(step))
 	}
-	cutoff := windows.StartUnix(now.Add(-spec.Retention).UnixNano(), step) - int64(step/time.Second)
 	it, err := v.Iterator()
 	if err != nil {
 		return 0, err
 	}
 	defer it.Release()
-	var deleted int
-	more := it.Next()
-	for more {
-		key := it.Key()
-		client, start, ok := windows.ParseKey(key)
-		switch {
-		case ok && start < cutoff:
-			// Evict deletes in the partition of the key's client. A record
-			// written before windowed topics were partitioned by client sits
-			// elsewhere and stays (README, upgrade note); Has tells them apart.
-			if here, err := v.Has(key); err != nil {
-				return deleted, err
-			} else if here {
-				if err := v.Evict(key); err != nil {
-					return deleted, err
-				}
-				deleted++
-			}
-			more = it.Next()
-		case ok:
-			// The rest of this client's keys are newer: skip past them (goka's
-			// merged iterator needs Next after Seek to stand on the key found).
-			more = it.Seek(windows.Key(client, lastStart)+"\x00") && it.Next()
-		default:
-			more = it.Next()
+	return windows.Prune(viewKeys{it}, spec.PruneBefore(now), func(key string) (bool, error) {
+		// Evict deletes in the partition of the key's client. A record
+		// written before windowed topics were partitioned by client sits
+		// elsewhere and stays (README, upgrade note); Has tells them apart.
+		if here, err := v.Has(key); err != nil || !here {
+			return false, err
 		}
-	}
-	return deleted, it.Err()
+		return true, v.Evict(key)
+	})
 }
 
-// lastStart is the largest start a key can hold.
-const lastStart = 999999999999
+// viewKeys is a view's iterator as windows.Keys: goka's merged iterator
+// stands on the key a Seek found only after Next.
+type viewKeys struct{ goka.Iterator }
+
+func (k viewKeys) Seek(key string) bool { return k.Iterator.Seek(key) && k.Iterator.Next() }

@@ -69,13 +69,13 @@ func newStack(t testing.TB, w windows.Config) *stack {
 	}
 	run(t, proc.Run)
 	kc := kafka.Defaults()
-	uv, err := views.NewUsage(kc, t.TempDir(), nil, goka.WithViewTester(gkt))
+	uv, err := views.NewUsage(kc, t.TempDir(), views.WithViewOptions(goka.WithViewTester(gkt)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	run(t, uv.Run)
 	dir := t.TempDir()
-	win, err := views.NewWindows(kc, w, dir, uv, nil, views.WithNow(c.Now),
+	win, err := views.NewWindows(kc, w, dir, uv, views.WithNow(c.Now),
 		views.WithViewOptions(goka.WithViewTester(gkt), goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dir, "ldb"), tablestore.DefaultOptions()))))
 	if err != nil {
 		t.Fatal(err)

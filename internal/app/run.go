@@ -340,13 +340,7 @@ func activityProducer(cfg Config, codec goka.Codec, log *slog.Logger) (api.Event
 		return stream.NewFranzEmitter(cfg.Kafka.Brokers, cfg.Kafka.ClientID, codecs.ActivityTopic, codec, kafka.Hasher,
 			cfg.Kafka.FlushInterval, kgo.ProducerBatchCompression(kgo.NoCompression()))
 	}
-	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, codec,
-		goka.WithEmitterClientID(cfg.Kafka.ClientID),
-		goka.WithEmitterHasher(kafka.Hasher),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg.Kafka.IdempotentProducer())),
-		goka.WithEmitterTopicManagerBuilder(cfg.Kafka.TopicManagerBuilder()),
-		goka.WithEmitterLogger(kafka.GokaLogger(log)),
-	)
+	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, codec, cfg.Kafka.EmitterOptions(log)...)
 	if err != nil {
 		return nil, err
 	}

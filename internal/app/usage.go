@@ -84,13 +84,13 @@ func serveUsage(_ context.Context, cfg Config, log *slog.Logger) (*servedTable, 
 		log.Info("usage read from the owning workers", "usage_source", UsageFromWorkers)
 	} else {
 		dir := filepath.Join(cfg.DataDir, "api")
-		view, err := views.NewUsage(cfg.Kafka, dir, log)
+		view, err := views.NewUsage(cfg.Kafka, dir, views.WithLogger(log))
 		if err != nil {
 			return nil, err
 		}
 		// The windowed views merge closed buckets with the open ones in the
 		// client's row.
-		win, err := views.NewWindows(cfg.Kafka, wcfg, dir, view, log)
+		win, err := views.NewWindows(cfg.Kafka, wcfg, dir, view, views.WithLogger(log))
 		if err != nil {
 			return nil, err
 		}

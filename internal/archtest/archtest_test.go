@@ -113,6 +113,19 @@ func TestImports(t *testing.T) {
 			why:           "the API reads the usage table through a view; processing belongs to workers",
 		},
 		{
+			from: []string{"internal/stream"},
+			// codecs/... is not listed: stream reaches it through
+			// internal/metrics (Component.Counters), which names
+			// httpx.UnmatchedRoute.
+			mustNotImport: []string{"internal/windows", "internal/top", "processors/...", "views/..."},
+			why:           "internal/stream runs any processor group: a group hands it what is particular to it (partition keys, storage layers, producer users) through its Group",
+		},
+		{
+			from:          []string{"processors/..."},
+			mustNotImport: []string{"views/..."},
+			why:           "a processor group writes its table; views read it, and may import the group's names, not the other way round",
+		},
+		{
 			from:          []string{"api/..."},
 			mustNotImport: []string{"views/...", "internal/usagehttp", "internal/dashboard", "internal/routing"},
 			why:           "the API server knows no table: each served table hands it routes and readiness as values (internal/app lists them)",

@@ -12,6 +12,10 @@ import (
 	"github.com/inarious/inarious/internal/auth"
 )
 
+// UnmatchedRoute stands for the route of requests no route matched, in
+// metrics and activity events, so arbitrary paths cannot grow the tables.
+const UnmatchedRoute = "(unmatched)"
+
 // Route declares one route once: the API's router mounts it, its auth
 // policy is built from it and the OpenAPI test checks it against the
 // document.

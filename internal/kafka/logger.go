@@ -7,9 +7,15 @@ import (
 	"github.com/lovoo/goka"
 )
 
-// GokaLogger adapts log for goka's logger options. goka logs partition state
-// changes and retried errors through Printf, so they become info records.
-func GokaLogger(log *slog.Logger) goka.Logger { return gokaLogger{log.With("component", "goka")} }
+// GokaLogger adapts log (nil: slog.Default()) for goka's logger options.
+// goka logs partition state changes and retried errors through Printf, so
+// they become info records.
+func GokaLogger(log *slog.Logger) goka.Logger {
+	if log == nil {
+		log = slog.Default()
+	}
+	return gokaLogger{log.With("component", "goka")}
+}
 
 type gokaLogger struct{ log *slog.Logger }
 

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/httpx"
 )
 
@@ -74,7 +73,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			route = httpx.RouteTemplate(r)
 		}
 		if route == "" {
-			route = codecs.UnmatchedRoute
+			route = httpx.UnmatchedRoute
 		}
 		o := m.observers(route, method(r.Method), rec.Status())
 		o.requests.Inc()

@@ -277,7 +277,7 @@ func TestProducerBuilderCoalescesTheGroupTable(t *testing.T) {
 		goka.Input("in", new(codec.Bytes), func(goka.Context, any) {}),
 		goka.Persist(new(codec.Int64)),
 	)
-	p, err := producerBuilder(cfg, graph)(cfg.Brokers, "test", kafka.Hasher)
+	p, err := producerBuilder(cfg, graph, nil)(cfg.Brokers, "test", kafka.Hasher)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,11 +25,12 @@ const franzCloseTimeout = 60 * time.Second
 // FranzProducerBuilder builds goka producers over franz-go, lingering at most
 // linger per batch. Records are partitioned with goka's hasher exactly as
 // sarama's hash partitioner does, so tables and views agree on placement;
-// windowed topics' records by their client, as SaramaProducerBuilder does.
-// opts come last and may override the defaults (e.g. compression).
-func FranzProducerBuilder(linger time.Duration, opts ...kgo.Opt) goka.ProducerBuilder {
+// the records of the topics place names by their partition key, as
+// SaramaProducerBuilder does. opts come last and may override the defaults
+// (e.g. compression).
+func FranzProducerBuilder(linger time.Duration, place Placement, opts ...kgo.Opt) goka.ProducerBuilder {
 	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
-		cl, err := kgo.NewClient(franzOpts(brokers, clientID, linger, hasher, opts)...)
+		cl, err := kgo.NewClient(franzOpts(brokers, clientID, linger, hasher, place, opts)...)
 		if err != nil {
 			return nil, err
 		}
@@ -39,7 +40,7 @@ func FranzProducerBuilder(linger time.Duration, opts ...kgo.Opt) goka.ProducerBu
 
 // franzOpts are the client options of every franz-go producer here; opts
 // come last and may override them.
-func franzOpts(brokers []string, clientID string, linger time.Duration, hasher func() hash.Hash32, opts []kgo.Opt) []kgo.Opt {
+func franzOpts(brokers []string, clientID string, linger time.Duration, hasher func() hash.Hash32, place Placement, opts []kgo.Opt) []kgo.Opt {
 	return append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.ClientID(clientID),
@@ -49,21 +50,26 @@ func franzOpts(brokers []string, clientID string, linger time.Duration, hasher f
 		// Fail instead of retrying forever, so a processor whose broker
 		// went away stops and stream.Run rebuilds it.
 		kgo.RecordDeliveryTimeout(30 * time.Second),
-		kgo.RecordPartitioner(hashPartitioner(hasher)),
+		kgo.RecordPartitioner(hashPartitioner(hasher, place)),
 	}, opts...)
 }
 
 // hashPartitioner places records as sarama's hash partitioner does over
-// goka's hasher, by partitionKey.
-func hashPartitioner(hasher func() hash.Hash32) kgo.Partitioner {
+// goka's hasher, by their partition key (place).
+func hashPartitioner(hasher func() hash.Hash32, place Placement) kgo.Partitioner {
 	return kgo.BasicConsistentPartitioner(func(topic string) func(*kgo.Record, int) int {
 		var mu sync.Mutex
 		h := hasher()
+		partitionKey := place.of(topic)
 		return func(r *kgo.Record, n int) int {
 			mu.Lock()
 			defer mu.Unlock()
 			h.Reset()
-			_, _ = h.Write(partitionKey(topic, r.Key))
+			key := r.Key
+			if partitionKey != nil {
+				key = partitionKey(key)
+			}
+			_, _ = h.Write(key)
 			// sarama's hashPartitioner: |int32(sum) % n|.
 			p := int32(h.Sum32()) % int32(n)
 			if p < 0 {
@@ -112,7 +118,7 @@ type FranzEmitter struct {
 // NewFranzEmitter produces to topic, encoding messages with codec and
 // placing them by hasher as goka's emitter with that hasher would.
 func NewFranzEmitter(brokers []string, clientID string, topic goka.Stream, codec goka.Codec, hasher func() hash.Hash32, linger time.Duration, opts ...kgo.Opt) (*FranzEmitter, error) {
-	cl, err := kgo.NewClient(franzOpts(brokers, clientID, linger, hasher, opts)...)
+	cl, err := kgo.NewClient(franzOpts(brokers, clientID, linger, hasher, nil, opts)...)
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func BenchmarkActivityEmit(b *testing.B) {
 	}
 	b.Run("goka-emitter", func(b *testing.B) {
 		em, err := goka.NewEmitter(c.Addrs, codecs.ActivityTopic, new(codecs.Activity), goka.WithEmitterHasher(kafka.Hasher),
-			goka.WithEmitterProducerBuilder(FranzProducerBuilder(5*time.Millisecond)))
+			goka.WithEmitterProducerBuilder(FranzProducerBuilder(5*time.Millisecond, nil)))
 		if err != nil {
 			b.Fatal(err)
 		}

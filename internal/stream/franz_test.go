@@ -18,7 +18,7 @@ import (
 func TestFranzProducerPartitionsOrdersAndReportsOffsets(t *testing.T) {
 	const topic, partitions = "t", 4
 	c := kafkatest.Start(t, topic, partitions)
-	p, err := FranzProducerBuilder(time.Millisecond)(c.Addrs, "test", kafka.Hasher)
+	p, err := FranzProducerBuilder(time.Millisecond, nil)(c.Addrs, "test", kafka.Hasher)
 	if err != nil {
 		t.Fatal(err)
 	}

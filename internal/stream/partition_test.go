@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,25 +12,43 @@ import (
 
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/kafka/kafkatest"
-	"github.com/inarious/inarious/internal/windows"
 )
 
+// placedGroup places the records of its topic "placed" by the part of their
+// key before the first NUL (as the usage group places windowed buckets by
+// client), other records by their whole key.
+type placedGroup struct{ graph *goka.GroupGraph }
+
+func (g placedGroup) Graph() *goka.GroupGraph  { return g.graph }
+func (placedGroup) Rebalanced(goka.Assignment) {}
+func (placedGroup) PartitionKey(topic string) func([]byte) []byte {
+	if topic != "placed" {
+		return nil
+	}
+	return func(key []byte) []byte {
+		if i := bytes.IndexByte(key, 0); i >= 0 {
+			return key[:i]
+		}
+		return key
+	}
+}
+
 // Every producer a worker can use (sarama's, franz-go's, each behind the
-// coalescer of the group table) places a windowed topic's record in its
-// client's partition, not where its whole key would go.
-func TestProducersPlaceWindowedRecordsByClient(t *testing.T) {
-	const partitions = 8
-	topic := windows.Topic(60e9)
+// coalescer of the group table) places the records of a topic its group's
+// KeyPlacer names by their partition key, not where the whole key would go.
+func TestProducersPlaceRecordsByTheGroupsPartitionKey(t *testing.T) {
+	const partitions, topic = 8, "placed"
 	c := kafkatest.Start(t, topic, partitions)
-	graph := goka.DefineGroup("g",
+	g := placedGroup{goka.DefineGroup("g",
 		goka.Input("in", new(codec.Bytes), func(goka.Context, any) {}),
 		goka.Persist(new(codec.Int64)),
-	)
+	)}
 	clients := make([]string, 40)
+	key := func(client string) string { return client + "\x00" + "1700000000" }
 	moved := 0
 	for i := range clients {
 		clients[i] = fmt.Sprintf("198.51.100.%d", i)
-		if kafka.PartitionOf(windows.Key(clients[i], 1700000000), partitions) != kafka.PartitionOf(clients[i], partitions) {
+		if kafka.PartitionOf(key(clients[i]), partitions) != kafka.PartitionOf(clients[i], partitions) {
 			moved++
 		}
 	}
@@ -41,7 +60,7 @@ func TestProducersPlaceWindowedRecordsByClient(t *testing.T) {
 			cfg := kafka.Defaults()
 			cfg.Brokers = c.Addrs
 			cfg.Producer = producer
-			p, err := producerBuilder(cfg, graph)(cfg.Brokers, "test", kafka.Hasher)
+			p, err := producerBuilder(cfg, g.Graph(), placementOf(g))(cfg.Brokers, "test", kafka.Hasher)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,12 +71,11 @@ func TestProducersPlaceWindowedRecordsByClient(t *testing.T) {
 			var mu sync.Mutex
 			got := map[string]int32{}
 			for _, client := range clients {
-				key := windows.Key(client, 1700000000)
 				wg.Add(1)
-				p.Emit(topic, key, []byte("v")).ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
+				p.Emit(topic, key(client), []byte("v")).ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
 					defer wg.Done()
 					if err != nil {
-						t.Errorf("%q: %v", key, err)
+						t.Errorf("%q: %v", key(client), err)
 						return
 					}
 					mu.Lock()
@@ -71,7 +89,7 @@ func TestProducersPlaceWindowedRecordsByClient(t *testing.T) {
 			}
 			for _, client := range clients {
 				if want := kafka.PartitionOf(client, partitions); got[client] != want {
-					t.Errorf("%s's bucket went to partition %d, the client's is %d", client, got[client], want)
+					t.Errorf("%s's record went to partition %d, the client's is %d", client, got[client], want)
 				}
 			}
 		})

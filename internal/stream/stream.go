@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -29,9 +28,10 @@ type Group interface {
 	Rebalanced(goka.Assignment)
 }
 
-// StorageWrapper is implemented by a Group that reads its own table's local
-// storage outside goka's callbacks (e.g. a janitor scanning for idle rows):
-// NewProcessor hands it the storage builder to wrap.
+// StorageWrapper is implemented by a Group that layers the local storage
+// goka opens (an index following its writes, a registry of open partitions
+// for reads outside goka's callbacks, a TableCache): NewProcessor hands it
+// the LevelDB storage builder to wrap, in one tablestore.Stack.
 type StorageWrapper interface {
 	WrapStorage(storage.Builder) storage.Builder
 }
@@ -56,30 +56,26 @@ type Component interface {
 
 // NewProcessor builds one member of g, with its local table storage under
 // dataDir/<group>, so a restart recovers only the changelog tail. It creates
-// no topics: the composition root ensures them first. Extra options (tests
-// swap builders) come last and win.
-func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+// no topics: the composition root ensures them first.
+func NewProcessor(cfg kafka.Config, g Group, dataDir string, opts ...Option) (*goka.Processor, error) {
+	return newProcessor(cfg, g, dataDir, settingsOf(opts))
+}
+
+func newProcessor(cfg kafka.Config, g Group, dataDir string, s settings) (*goka.Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	graph := g.Graph()
-	sc := cfg.Sarama()
 	sb := tablestore.Builder(filepath.Join(dataDir, string(graph.Group())), tablestore.DefaultOptions())
 	if w, ok := g.(StorageWrapper); ok {
 		sb = w.WrapStorage(sb)
 	}
-	base := []goka.ProcessorOption{
-		goka.WithClientID(cfg.ClientID),
-		goka.WithHasher(kafka.Hasher),
+	base := append(cfg.ProcessorOptions(s.log),
 		goka.WithStorageBuilder(sb),
-		goka.WithTopicManagerBuilder(cfg.TopicManagerBuilder()),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithProducerBuilder(handOver(producerBuilder(cfg, graph), g)),
-		goka.WithLogger(kafka.GokaLogger(log)),
+		goka.WithProducerBuilder(handOver(producerBuilder(cfg, graph, placementOf(g)), g)),
 		goka.WithRebalanceCallback(g.Rebalanced),
-	}
-	proc, err := goka.NewProcessor(cfg.Brokers, graph, append(base, opts...)...)
+	)
+	proc, err := goka.NewProcessor(cfg.Brokers, graph, append(base, s.goka...)...)
 	if err != nil {
 		return nil, fmt.Errorf("processor %s: %w", graph.Group(), err)
 	}
@@ -90,12 +86,12 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 // group's loopback relies on the records of one source partition arriving in
 // the order they were emitted, and the coalescer on a key's values arriving
 // in the order of its flushes. The group table's changelog records are
-// coalesced per key (see Coalescer). Windowed topics' records are placed by
-// their client (partitionKey), in every producer.
-func producerBuilder(cfg kafka.Config, graph *goka.GroupGraph) goka.ProducerBuilder {
-	build := SaramaProducerBuilder(cfg.IdempotentProducer())
+// coalesced per key (see Coalescer). Records are placed by their partition
+// key (the group's KeyPlacer), in every producer.
+func producerBuilder(cfg kafka.Config, graph *goka.GroupGraph, place Placement) goka.ProducerBuilder {
+	build := SaramaProducerBuilder(cfg.IdempotentProducer(), place)
 	if cfg.Producer == kafka.ProducerFranz {
-		build = FranzProducerBuilder(cfg.FlushInterval)
+		build = FranzProducerBuilder(cfg.FlushInterval, place)
 	}
 	if t := graph.GroupTable(); t != nil {
 		build = CoalescingBuilder(build, t.Topic(), DefaultCoalesceOptions())
@@ -133,13 +129,15 @@ const (
 // builds a new processor over the same local storage and the same g (whose
 // counters live on), with backoff, and rejoins the group when Kafka is back;
 // the group's own replay skipping makes the re-read input harmless.
-func Run(ctx context.Context, cfg kafka.Config, g Group, dataDir string, log *slog.Logger, onStart func(*goka.Processor), opts ...goka.ProcessorOption) error {
+func Run(ctx context.Context, cfg kafka.Config, g Group, dataDir string, onStart func(*goka.Processor), opts ...Option) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	s := settingsOf(opts)
+	log := s.log
 	backoff := minBackoff
 	for {
-		proc, err := NewProcessor(cfg, g, dataDir, log, opts...)
+		proc, err := newProcessor(cfg, g, dataDir, s)
 		if err == nil {
 			if onStart != nil {
 				onStart(proc)

@@ -69,23 +69,21 @@ type TableCache struct {
 	inFlight atomic.Int64 // records written and not yet acknowledged
 }
 
-// NewTableCache caches the rows of group's table, encoded with codec.
-func NewTableCache(group goka.Group, codec goka.Codec, opts TableCacheOptions, log *slog.Logger) *TableCache {
+// NewTableCache caches the rows of group's table, encoded with codec,
+// within limits; of opts it heeds WithLogger.
+func NewTableCache(group goka.Group, codec goka.Codec, limits TableCacheOptions, opts ...Option) *TableCache {
 	def := DefaultTableCacheOptions()
-	if opts.Interval <= 0 {
-		opts.Interval = def.Interval
+	if limits.Interval <= 0 {
+		limits.Interval = def.Interval
 	}
-	if opts.MaxRows <= 0 {
-		opts.MaxRows = def.MaxRows
+	if limits.MaxRows <= 0 {
+		limits.MaxRows = def.MaxRows
 	}
-	if opts.Idle <= 0 {
-		opts.Idle = def.Idle
+	if limits.Idle <= 0 {
+		limits.Idle = def.Idle
 	}
-	opts.Idle = min(opts.Idle, opts.Interval)
-	if log == nil {
-		log = slog.Default()
-	}
-	return &TableCache{topic: string(goka.GroupTable(group)), codec: codec, opts: opts, log: log}
+	limits.Idle = min(limits.Idle, limits.Interval)
+	return &TableCache{topic: string(goka.GroupTable(group)), codec: codec, opts: limits, log: settingsOf(opts).log}
 }
 
 // UseProducer binds the producer of the processor the cache serves

@@ -63,7 +63,7 @@ func (c *fakeContext) committed() []error {
 // bound, as stream.NewProcessor binds them.
 func boundCache(t *testing.T, opts TableCacheOptions) (*TableCache, *fakeProducer, storage.Storage) {
 	t.Helper()
-	c := NewTableCache("usage", new(codec.String), opts, slog.New(slog.DiscardHandler))
+	c := NewTableCache("usage", new(codec.String), opts, WithLogger(slog.New(slog.DiscardHandler)))
 	f := &fakeProducer{}
 	c.UseProducer(f)
 	st, err := c.WrapStorage(func(string, int32) (storage.Storage, error) { return storage.NewMemory(), nil })(table, 0)
@@ -161,7 +161,7 @@ func TestTableCacheFailsEveryCommitOfAFailedWrite(t *testing.T) {
 }
 
 func TestTableCacheWritesThroughWhenUnbound(t *testing.T) {
-	c := NewTableCache("usage", new(codec.String), manual, nil)
+	c := NewTableCache("usage", new(codec.String), manual)
 	ctx := &fakeContext{key: "a", run: t.Context()}
 	set(c, ctx, "a1")
 	if len(ctx.set) != 1 || ctx.set[0] != "a1" || ctx.deferred != 0 {

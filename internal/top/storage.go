@@ -8,19 +8,22 @@ import (
 	"github.com/inarious/inarious/codecs"
 )
 
-// Indexing wraps a storage builder so that the storages of topic (a table of
-// activitypb.ClientUsage) keep idx up to date with every write goka makes,
-// recovery and processing alike: opening a partition's storage loads what it
-// holds (a warm start replays nothing), Set and Delete follow, MarkRecovered
-// ranks a partition rebuilt from the changelog, Close forgets it. The same
-// wrapper serves a view (every partition) and a processor (its own).
-func Indexing(b storage.Builder, topic string, idx *Index) storage.Builder {
-	return func(t string, partition int32) (storage.Storage, error) {
-		st, err := b(t, partition)
-		if err != nil || t != topic {
-			return st, err
+// Indexing is a storage layer (tablestore.Layer): the storages of topic (a
+// table of activitypb.ClientUsage) keep idx up to date with every write
+// goka makes, recovery and processing alike: opening a partition's storage
+// loads what it holds (a warm start replays nothing), Set and Delete
+// follow, MarkRecovered ranks a partition rebuilt from the changelog, Close
+// forgets it. The same layer serves a view (every partition) and a
+// processor (its own).
+func Indexing(topic string, idx *Index) func(storage.Builder) storage.Builder {
+	return func(b storage.Builder) storage.Builder {
+		return func(t string, partition int32) (storage.Storage, error) {
+			st, err := b(t, partition)
+			if err != nil || t != topic {
+				return st, err
+			}
+			return &indexedStorage{Storage: st, idx: idx, partition: partition}, nil
 		}
-		return &indexedStorage{Storage: st, idx: idx, partition: partition}, nil
 	}
 }
 

@@ -54,7 +54,7 @@ func TestIndexingFollowsAPartitionsStorage(t *testing.T) {
 	}
 
 	idx := top.New()
-	build := top.Indexing(base, "usage-table", idx)
+	build := top.Indexing("usage-table", idx)(base)
 	st = open(build, "usage-table")
 	if n, sum, ranked := idx.Partition(2); !ranked || n != 2 || sum != 14 {
 		t.Fatalf("after a warm open: %d clients, sum %d, ranked %v; want 2, 14, ranked", n, sum, ranked)

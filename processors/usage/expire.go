@@ -2,17 +2,14 @@ package usage
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
-	"github.com/inarious/inarious/internal/top"
+	"github.com/inarious/inarious/internal/tablestore"
 )
 
 // ControlTopic carries expiry records (activitypb.Expire) from each member's
@@ -63,93 +60,28 @@ func lastSeen(row *activitypb.ClientUsage) int64 {
 	return 0
 }
 
-// trackedStore is a partition's table storage the janitor may scan; Close
-// waits for a scan to let go of it.
-type trackedStore struct {
-	storage.Storage
-	mu      sync.RWMutex
-	closing atomic.Bool
-	closed  func()
-}
-
-func (t *trackedStore) Close() error {
-	t.closing.Store(true)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.closed()
-	return t.Storage.Close()
-}
-
-// WrapStorage keeps the table storages of the partitions this member owns,
-// for the janitor (stream.StorageWrapper).
-func (p *Processor) WrapStorage(b storage.Builder) storage.Builder {
-	if p.top != nil {
-		b = top.Indexing(b, string(Table), p.top)
-	}
-	// The row writer outermost: it writes where goka writes.
-	return p.writes.WrapStorage(func(topic string, partition int32) (storage.Storage, error) {
-		st, err := p.trackJoins(b)(topic, partition)
-		if err != nil || topic != string(Table) {
-			return st, err
-		}
-		t := &trackedStore{Storage: st}
-		t.closed = func() {
-			p.storesMu.Lock()
-			defer p.storesMu.Unlock()
-			if p.stores[partition] == t {
-				delete(p.stores, partition)
-			}
-		}
-		p.storesMu.Lock()
-		defer p.storesMu.Unlock()
-		if p.stores == nil {
-			p.stores = map[int32]*trackedStore{}
-		}
-		p.stores[partition] = t
-		return t, nil
-	})
-}
-
 // IdleClients calls fn for each client in the partitions this member owns
 // whose last event time is before cutoff. It reads local storage, which may
 // be behind the changelog: the control callback checks again.
 func (p *Processor) IdleClients(cutoff time.Time, fn func(client string)) error {
-	p.storesMu.Lock()
-	stores := make([]*trackedStore, 0, len(p.stores))
-	for _, t := range p.stores {
-		stores = append(stores, t)
-	}
-	p.storesMu.Unlock()
 	limit := cutoff.UnixNano()
-	for _, t := range stores {
-		if err := t.scan(limit, fn); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (t *trackedStore) scan(limit int64, fn func(string)) error {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.closing.Load() {
-		return nil
-	}
-	it, err := t.Storage.Iterator()
-	if err != nil {
-		return err
-	}
-	defer it.Release()
-	for it.Next() && !t.closing.Load() {
-		v, err := it.Value()
+	return p.open.ReadAll(string(Table), func(st *tablestore.Tracked) error {
+		it, err := st.Iterator()
 		if err != nil {
 			return err
 		}
-		if _, seen, err := codecs.UsageTotals(v); err == nil && seen < limit {
-			fn(string(it.Key()))
+		defer it.Release()
+		for it.Next() && !st.Closing() {
+			v, err := it.Value()
+			if err != nil {
+				return err
+			}
+			if _, seen, err := codecs.UsageTotals(v); err == nil && seen < limit {
+				fn(string(it.Key()))
+			}
 		}
-	}
-	return it.Err()
+		return it.Err()
+	})
 }
 
 // janitor asks the group, through the control topic, to delete the rows of
@@ -185,11 +117,6 @@ func (p *Processor) janitor(ctx context.Context, em *goka.Emitter) {
 // newJanitorEmitter is the janitor's producer of control records, placed
 // by murmur2 like Users.
 func (p *Processor) newJanitorEmitter(cfg kafka.Config) (*goka.Emitter, error) {
-	return goka.NewEmitter(cfg.Brokers, ControlTopic, new(codecs.Expire),
-		goka.WithEmitterClientID(cfg.ClientID+"-janitor"),
-		goka.WithEmitterHasher(kafka.Hasher),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg.IdempotentProducer())),
-		goka.WithEmitterTopicManagerBuilder(cfg.TopicManagerBuilder()),
-		goka.WithEmitterLogger(kafka.GokaLogger(p.log)),
-	)
+	cfg.ClientID += "-janitor"
+	return goka.NewEmitter(cfg.Brokers, ControlTopic, new(codecs.Expire), cfg.EmitterOptions(p.log)...)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/internal/tablestore"
 	"github.com/inarious/inarious/internal/testutil"
 	"github.com/inarious/inarious/internal/windows"
@@ -111,5 +112,20 @@ func TestPruneWindowsDropsExpiredJoinedBuckets(t *testing.T) {
 	}
 	if n, _ := u.PruneWindows(now); n != 0 {
 		t.Errorf("a second prune deleted %d", n)
+	}
+}
+
+// The group places a windowed topic's records by their client, where it
+// joins them, and every other record by its whole key.
+func TestPartitionKeyPlacesWindowedRecordsByClient(t *testing.T) {
+	var u stream.KeyPlacer = usage.New()
+	key := []byte(windows.Key("198.51.100.7", t0.Unix()))
+	if got := u.PartitionKey(windows.Topic(time.Hour))(key); string(got) != "198.51.100.7" {
+		t.Errorf("windowed record placed by %q, want its client", got)
+	}
+	for _, topic := range []string{string(usage.Table), string(codecs.ActivityTopic), string(usage.LoopTopic)} {
+		if u.PartitionKey(topic) != nil {
+			t.Errorf("%s: records placed by part of their key, want the whole key", topic)
+		}
 	}
 }

@@ -61,12 +61,12 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/codecs"
@@ -75,6 +75,7 @@ import (
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/internal/tablestore"
 	"github.com/inarious/inarious/internal/top"
 	"github.com/inarious/inarious/internal/windows"
 )
@@ -128,7 +129,7 @@ func coPartitioned(s kafka.TopicSpec) kafka.TopicSpec {
 // (a bucket is emitted about a grace period after its end).
 func WindowTopic(s windows.Spec, grace time.Duration) kafka.TopicSpec {
 	// Co-partitioned with Users: a client's buckets are placed like the
-	// client (internal/stream), and members with query endpoints join them.
+	// client (PartitionKey), and members with query endpoints join them.
 	return kafka.TopicSpec{Name: windows.Topic(s.Step), Compact: true, Retention: s.Retention + grace,
 		CoPartitionedWith: string(codecs.ActivityTopic)}
 }
@@ -167,9 +168,11 @@ type Processor struct {
 	windowTopics    map[int64]goka.Stream
 	clientRetention time.Duration
 	top             *top.Index // nil unless WithTopIndex
-	joins           windowJoins
-	storesMu        sync.Mutex
-	stores          map[int32]*trackedStore // owned partitions' table storage
+	joins           bool       // WithWindowJoins
+	// open holds the storages goka holds open: the table's partitions (the
+	// janitor reads them) and the joined windowed ones (ScanWindow, the
+	// pruner).
+	open tablestore.Registry
 
 	// partitions of the input topic, 0 while unknown (goka's tester).
 	partitions atomic.Int32
@@ -197,7 +200,7 @@ type Stats struct {
 // Option configures the processor.
 type Option func(*Processor)
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger logs to log (nil or absent: slog.Default()).
 func WithLogger(log *slog.Logger) Option { return func(p *Processor) { p.log = log } }
 
 // WithValueCache keeps up to n decoded clients in memory (0 turns the cache
@@ -245,7 +248,10 @@ func New(opts ...Option) *Processor {
 	for _, o := range opts {
 		o(p)
 	}
-	p.writes = stream.NewTableCache(Group, new(codecs.ClientUsage), p.writesOpts, p.log)
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	p.writes = stream.NewTableCache(Group, new(codecs.ClientUsage), p.writesOpts, stream.WithLogger(p.log))
 	p.windowTopics = make(map[int64]goka.Stream, len(p.windows.Specs))
 	for _, s := range p.windows.Specs {
 		p.windowTopics[int64(s.Step/time.Second)] = goka.Stream(windows.Topic(s.Step))
@@ -275,23 +281,58 @@ func (p *Processor) Run(ctx context.Context, cfg kafka.Config, dataDir string, o
 			defer func() { stop(); <-done; _ = em.Finish() }()
 		}
 	}
-	if p.joins.on {
+	if p.joins {
 		pctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); p.pruneJoins(pctx) }()
 		defer func() { stop(); <-done }()
 	}
-	err = stream.Run(ctx, cfg, p, dataDir, p.log, onStart)
+	err = stream.Run(ctx, cfg, p, dataDir, onStart, stream.WithLogger(p.log))
 	s := p.Stats()
 	p.log.Info("usage group stopped", "processed", s.Processed, "replays_skipped", s.Replays,
 		"dead_lettered", s.DeadLettered, "rekeyed", s.Rekeyed)
 	return err
 }
 
+// PartitionKey places the windowed topics' records by their client
+// (windows.PartitionKey), so a client's closed buckets sit in the partition
+// that holds the client in Users and the table, where the member owning the
+// client joins them (stream.KeyPlacer); other records by their whole key.
+func (p *Processor) PartitionKey(topic string) func(key []byte) []byte {
+	if windows.IsTopic(topic) {
+		return windows.PartitionKey
+	}
+	return nil
+}
+
 // SetPartitions tells the processor how many partitions the input topic
 // has, so it can tell records that landed in another partition than the one
 // its partitioner gives their client (Run finds it out from Kafka).
 func (p *Processor) SetPartitions(n int) { p.partitions.Store(int32(n)) }
+
+// WrapStorage stacks the group's layers over the storage goka opens for a
+// partition (stream.StorageWrapper), innermost first: the top-clients index
+// follows the table's rows (WithTopIndex); the registry keeps the table's
+// partitions and the joined windowed ones open for reads outside goka's
+// callbacks; the row writer, outermost, writes where goka writes.
+func (p *Processor) WrapStorage(b storage.Builder) storage.Builder {
+	var index tablestore.Layer
+	if p.top != nil {
+		index = top.Indexing(string(Table), p.top)
+	}
+	return tablestore.Stack(b,
+		index,
+		p.open.Layer(p.readsOutsideGoka),
+		p.writes.WrapStorage,
+	)
+}
+
+// readsOutsideGoka is whether the group reads topic's storage outside
+// goka's callbacks: the table's (the janitor) and, with WithWindowJoins,
+// the joined windowed topics' (ScanWindow, the pruner).
+func (p *Processor) readsOutsideGoka(topic string) bool {
+	return topic == string(Table) || p.joins && windows.IsTopic(topic)
+}
 
 // UseProducer hands the processor's producer to the row writer
 // (stream.ProducerUser).

@@ -94,7 +94,7 @@ func DrainInarious(ctx context.Context, cfg kafka.Config, dir string, n int, opt
 	if err := cfg.EnsureTopics(ctx, group.Topics()...); err != nil {
 		return DrainResult{}, err
 	}
-	proc, err := stream.NewProcessor(cfg, group, dir, log)
+	proc, err := stream.NewProcessor(cfg, group, dir, stream.WithLogger(log))
 	if err != nil {
 		return DrainResult{}, err
 	}

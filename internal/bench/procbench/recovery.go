@@ -55,7 +55,7 @@ func WorkerReady(ctx context.Context, cfg kafka.Config, dir string) (time.Durati
 	if err := cfg.EnsureTopics(ctx, group.Topics()...); err != nil {
 		return 0, err
 	}
-	proc, err := stream.NewProcessor(cfg, group, dir, slog.New(slog.DiscardHandler))
+	proc, err := stream.NewProcessor(cfg, group, dir, stream.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return 0, err
 	}
@@ -67,7 +67,7 @@ func WorkerReady(ctx context.Context, cfg kafka.Config, dir string) (time.Durati
 // included (loaded from storage on a warm start, built from the changelog
 // on a cold one).
 func ViewReady(ctx context.Context, cfg kafka.Config, dir string) (time.Duration, error) {
-	v, err := views.NewUsage(cfg, dir, slog.New(slog.DiscardHandler))
+	v, err := views.NewUsage(cfg, dir, views.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return 0, err
 	}
@@ -77,7 +77,7 @@ func ViewReady(ctx context.Context, cfg kafka.Config, dir string) (time.Duration
 // ViewReadyWithoutIndex is ViewReady for the plain view, to show what the
 // index costs.
 func ViewReadyWithoutIndex(ctx context.Context, cfg kafka.Config, dir string) (time.Duration, error) {
-	v, err := views.NewUsageWithoutIndex(cfg, dir, slog.New(slog.DiscardHandler))
+	v, err := views.NewUsageWithoutIndex(cfg, dir, views.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return 0, err
 	}
