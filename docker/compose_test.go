@@ -836,7 +836,7 @@ func wantSlice(what string, got []string, want ...string) error {
 func nonLoopback8080(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("INARIOUS_LISTEN %q: %v", addr, err)
+		return fmt.Errorf("INARIOUS_LISTEN %q: %w", addr, err)
 	}
 	if port != "8080" {
 		return fmt.Errorf("INARIOUS_LISTEN %q: port %s, want 8080", addr, port)

@@ -259,6 +259,8 @@ func workerStats(p *proc) (processed, replays, deadLettered uint64, ok bool) {
 
 func atou(s string) uint64 {
 	var n uint64
-	fmt.Sscan(s, &n)
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		panic(fmt.Sprintf("atou(%q): %v", s, err))
+	}
 	return n
 }

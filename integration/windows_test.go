@@ -19,8 +19,11 @@ func (tr *traffic) windowDiff(a *apiProc, clients []string) (string, error) {
 	var out []string
 	for _, c := range clients {
 		all, err := tr.usage(a, c)
-		if err != nil || all == nil {
-			return "", fmt.Errorf("all-time usage of %s: %v", c, err)
+		if err != nil {
+			return "", fmt.Errorf("all-time usage of %s: %w", c, err)
+		}
+		if all == nil {
+			return "", fmt.Errorf("all-time usage of %s: none", c)
 		}
 		code, body, err := tr.call(a, http.MethodGet, "/usage/"+c+"?window=2h", "", "")
 		if err != nil {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test run, as CI runs it, on a fresh machine: installs what is
-# missing, checks generated code and formatting, starts Apache Kafka for the
-# integration suite and Apicurio Registry for the schema-registry tests, runs
-# every test with the race detector, stops both.
+# missing, checks generated code and formatting, runs golangci-lint
+# (scripts/lint.sh), starts Apache Kafka for the integration suite and
+# Apicurio Registry for the schema-registry tests, runs every test with the
+# race detector, stops both.
 #   scripts/test.sh                   everything
 #   SKIP_KAFKA=1 scripts/test.sh      without the real-broker suite
 #   SKIP_REGISTRY=1 scripts/test.sh   without the real-registry tests
@@ -31,6 +32,9 @@ echo "== gofmt, go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 [ -z "$unformatted" ] || { echo "not gofmt-formatted: $unformatted" >&2; exit 1; }
 go vet ./...
+
+echo "== golangci-lint (scripts/lint.sh)"
+scripts/lint.sh
 
 # Quietly, so that go test's own summary stays the last thing printed.
 stop_kafka() { scripts/kafka.sh stop >/dev/null 2>&1 || true; }

@@ -207,7 +207,9 @@ func TestCoalescerKeepsKeyOrderAcrossFlushes(t *testing.T) {
 			continue
 		}
 		var v int
-		fmt.Sscan(r.value, &v)
+		if _, err := fmt.Sscan(r.value, &v); err != nil {
+			t.Fatalf("key %s: value %q: %v", r.key, r.value, err)
+		}
 		if prev, ok := last[r.key]; ok && v <= prev {
 			t.Fatalf("key %s: value %d sent after %d", r.key, v, prev)
 		}

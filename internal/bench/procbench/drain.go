@@ -81,7 +81,10 @@ func runUntil(ctx context.Context, proc *goka.Processor, n int, counted func() u
 	if c := counted(); c < uint64(n) {
 		runErr := <-done
 		done <- runErr // for the deferred wait
-		return DrainResult{}, fmt.Errorf("processor stopped after %d of %d events: %v", c, n, runErr)
+		if runErr == nil {
+			return DrainResult{}, fmt.Errorf("processor stopped after %d of %d events", c, n)
+		}
+		return DrainResult{}, fmt.Errorf("processor stopped after %d of %d events: %w", c, n, runErr)
 	}
 	return DrainResult{Events: n, Startup: first.Sub(start), Drain: end.Sub(first), CPU: cpu}, nil
 }

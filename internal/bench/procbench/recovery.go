@@ -2,6 +2,7 @@ package procbench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -42,8 +43,11 @@ func timeToReady(ctx context.Context, r readyFn) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	if runErr != nil || !r.ready() {
-		return 0, fmt.Errorf("stopped before ready: %v", runErr)
+	if runErr != nil {
+		return 0, fmt.Errorf("stopped before ready: %w", runErr)
+	}
+	if !r.ready() {
+		return 0, errors.New("stopped before ready")
 	}
 	return took, nil
 }

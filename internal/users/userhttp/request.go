@@ -37,7 +37,7 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, accept .
 	}()
 	body, readErr := readUpTo((*bp)[:0], r.Body, h.maxBody)
 	*bp = body
-	if readErr == io.EOF && json.Valid(body) {
+	if errors.Is(readErr, io.EOF) && json.Valid(body) {
 		// The whole body, one value and nothing else: what decodeStream's
 		// two Decode calls would establish, without their decoders.
 		err := decodeObject(bytes.TrimSpace(body), v)
@@ -50,7 +50,7 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, accept .
 	// Anything else answers as before: the stream decoder reads what was
 	// read already, then the rest of the body (or the read's error).
 	var rest io.Reader = http.MaxBytesReader(w, r.Body, h.maxBody-int64(len(body)))
-	if readErr != nil && readErr != io.EOF {
+	if readErr != nil && !errors.Is(readErr, io.EOF) {
 		rest = errReader{readErr}
 	}
 	return decodeStream(w, r, io.MultiReader(bytes.NewReader(body), rest), v)
@@ -91,7 +91,7 @@ func decodeStream(w http.ResponseWriter, r *http.Request, body io.Reader, v any)
 	err := dec.Decode(&raw)
 	if err == nil {
 		// Anything after the first value (even another object) is rejected.
-		if err = dec.Decode(&struct{}{}); err == io.EOF {
+		if err = dec.Decode(&struct{}{}); errors.Is(err, io.EOF) {
 			err = decodeObject(raw, v)
 		} else if err == nil || !isTooLarge(err) {
 			problem.Write(w, r, http.StatusBadRequest, "request body must contain a single JSON object")
