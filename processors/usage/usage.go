@@ -1,59 +1,12 @@
 // Package usage is the usage processor group: per client, how often it called
-// each endpoint, since it was first seen. It reads the activity topic and
-// keeps a changelog-backed group table keyed by client.
-//
-// Any producer's events are counted: an event keyed by something else than
-// its client, or placed in another partition than the group's murmur2
-// partitioner gives its client, is re-keyed through the group's loopback
-// topic to its client's row (Kafka Streams' repartition step).
-//
-// Counting is exact across crashes: goka is at-least-once, so each table
-// value records the input offset it last applied per partition (re-keyed
-// events carry the position they were first read at) and a replayed event
-// is skipped (and the value written to the changelog again).
-//
-// Rows are written through a record cache (stream.TableCache, Kafka Streams'
-// record cache): a callback changes the row in memory, and once the
-// partition is quiet for 1 ms, or at most every 50 ms, each changed row is
-// encoded once and written to local storage and the changelog, however
-// many events changed it. An input message is committed
-// only once the write holding its update is acknowledged (goka's
-// DeferCommit), so a crash loses nothing that was committed.
-// Records that cannot be counted go to the dead-letter topic with the reason.
-//
-// Windowed usage (Kafka Streams' windowed aggregation with "suppress until
-// the window closes", Faust's tumbling tables): every event also counts in
-// a tumbling bucket of each configured granularity (windows.Config; by
-// default 1 m kept 48 h, 1 h kept 90 days, 1 d kept 2 years), placed by its
-// event time (request_time, UTC; the processing time when it has none). The
-// buckets still open live in the client's row, updated in the same write
-// and behind the same replay watermark as the all-time counts. Each row
-// keeps the client's stream time, the latest event time applied; a bucket
-// closes when the stream time reaches its end plus the grace period
-// (default 1 m): its final value is emitted once, to the granularity's
-// compacted windowed topic (usage-windows-1m, …; key client NUL start), and
-// it leaves the row. An event whose bucket has already closed is not
-// counted in that granularity (it is in the all-time counts and in coarser
-// buckets still open) and is counted in usage_late_events_dropped_total:
-// Kafka Streams drops late records the same way.
-//
-// A row therefore holds at most ceil(grace/step)+1 open buckets per
-// granularity (2 per granularity with the defaults), plus the buckets of
-// its latest close (kept for readers and replays until the next close),
-// each with at most the client's endpoints (MaxEndpoints, plus one
-// "(other)" per method). A replayed event, skipped by the watermark, closes
-// nothing new; when it is the latest closing event (or one before it in
-// the same input) its closed buckets are emitted again, in case the crash
-// lost them after the row's changelog write had landed. Emitting a final
-// value twice is harmless: same key, same absolute value, compacted topic.
-//
-// Idle clients expire: each member's janitor scans the table partitions it
-// owns every hundredth of the client retention (at most hourly) for rows
-// whose last event time is older than the retention (default 400 days),
-// and sends each such client an Expire record on the control topic; that
-// record's callback, run in the row's partition like any event, deletes
-// the row (ctx.Delete) if the client is still idle, after emitting its open
-// buckets, which are final by then.
+// each endpoint, all-time and in tumbling windows, in a changelog-backed
+// group table keyed by client. It counts any producer's events exactly
+// across crashes (replayed input is skipped by the position each row
+// records; events under another key are re-keyed through the group's
+// loopback topic), writes rows through a record cache (stream.TableCache),
+// emits closed windows to the windowed topics, and expires idle clients.
+// How and why: README, "Guarantees", "Events from other producers",
+// "Windowed usage".
 package usage
 
 import (
