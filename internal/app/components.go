@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -135,11 +136,15 @@ func start(ctx context.Context, parts []part) *started {
 		go func() {
 			defer close(done)
 			err := p.run(pctx)
-			if pctx.Err() == nil {
-				select {
-				case s.failed <- fmt.Errorf("%s stopped: %w", p.name, err):
-				default:
-				}
+			if pctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				err = errors.New("it returned")
+			}
+			select {
+			case s.failed <- fmt.Errorf("%s stopped: %w", p.name, err):
+			default:
 			}
 		}()
 	}
