@@ -6,73 +6,32 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/usagehttp"
 	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/views/viewstest"
 )
 
-// fakeWindows serves fixed buckets and records what it was asked.
-type fakeWindows struct {
-	mu       sync.Mutex
-	buckets  []windows.Bucket
-	step     time.Duration
-	from, to time.Time
-	window   time.Duration
-}
-
-func (f *fakeWindows) Windows() windows.Config { return windows.Default() }
-
-func (f *fakeWindows) Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.step, f.from, f.to = step, from, to
-	return f.buckets, nil
-}
-
-func (f *fakeWindows) Range(client string, window time.Duration) (windows.Sum, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.window = window
-	sum := windows.SumOf(f.buckets)
-	sum.Step, sum.From, sum.To = time.Minute, time.Now().Add(-window).Truncate(time.Minute), time.Now()
-	return sum, nil
-}
-
-func newFakeWindows() *fakeWindows {
+// newFakeWindows is alice's table with two minute buckets for any query.
+func newFakeWindows() *viewstest.Windowed {
 	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	return &fakeWindows{buckets: []windows.Bucket{
+	usage := fakeUsage{"alice": {Client: "alice", Total: 9, Endpoints: map[string]*activitypb.EndpointUsage{"POST /users": {Count: 9}}}}
+	return viewstest.NewWindowed(usage, []windows.Bucket{
 		{Start: t0, Step: time.Minute, Total: 3, Endpoints: map[string]uint64{"GET /usage/{client}": 2, "POST /users": 1}, Final: true},
 		{Start: t0.Add(time.Minute), Step: time.Minute, Total: 1, Endpoints: map[string]uint64{"POST /users": 1}},
-	}}
+	})
 }
 
-// withWindows is a table with windowed usage.
-type withWindows struct {
-	fakeUsage
-	*fakeWindows
-}
-
-func (w withWindows) Windows() windows.Config { return w.fakeWindows.Windows() }
-
-func (w withWindows) Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error) {
-	return w.fakeWindows.Series(client, step, from, to)
-}
-
-func (w withWindows) Range(client string, window time.Duration) (windows.Sum, error) {
-	return w.fakeWindows.Range(client, window)
-}
-
-func seriesServer(t *testing.T, w *fakeWindows) http.Handler {
+// seriesServer serves w, or alice's table without windows when w is nil.
+func seriesServer(t *testing.T, w *viewstest.Windowed) http.Handler {
 	t.Helper()
-	usage := fakeUsage{"alice": {Client: "alice", Total: 9, Endpoints: map[string]*activitypb.EndpointUsage{"POST /users": {Count: 9}}}}
 	if w == nil {
-		return serve(t, usage)
+		return serve(t, newFakeWindows().Rows)
 	}
-	return serve(t, withWindows{usage, w})
+	return serve(t, w)
 }
 
 func get(t *testing.T, s http.Handler, path string) *httptest.ResponseRecorder {
@@ -99,21 +58,24 @@ func TestSeriesAnswersBuckets(t *testing.T) {
 		t.Errorf("answer %+v", got)
 	}
 	// Relative times are resolved against one now.
-	if w.step != time.Hour || w.to.Sub(w.from) != 47*time.Hour || w.to.After(time.Now().Add(-time.Hour)) || w.to.Before(before.Add(-time.Hour)) {
-		t.Errorf("asked step %v from %s to %s", w.step, w.from, w.to)
+	step, from, to := w.LastSeries()
+	if step != time.Hour || to.Sub(from) != 47*time.Hour || to.After(time.Now().Add(-time.Hour)) || to.Before(before.Add(-time.Hour)) {
+		t.Errorf("asked step %v from %s to %s", step, from, to)
 	}
-	if !got.From.Equal(w.from.UTC()) || !got.To.Equal(w.to.UTC()) {
-		t.Errorf("answer's from/to %s %s, asked %s %s", got.From, got.To, w.from, w.to)
+	if !got.From.Equal(from.UTC()) || !got.To.Equal(to.UTC()) {
+		t.Errorf("answer's from/to %s %s, asked %s %s", got.From, got.To, from, to)
 	}
 	// Defaults: the finest step, the last hour; RFC 3339 is taken as given.
 	rec = get(t, s, "/usage/alice/series")
-	if rec.Code != http.StatusOK || w.step != time.Minute || w.to.Sub(w.from) != time.Hour {
-		t.Errorf("defaults: %d step %v span %v", rec.Code, w.step, w.to.Sub(w.from))
+	step, from, to = w.LastSeries()
+	if rec.Code != http.StatusOK || step != time.Minute || to.Sub(from) != time.Hour {
+		t.Errorf("defaults: %d step %v span %v", rec.Code, step, to.Sub(from))
 	}
 	at := time.Now().Add(-3 * time.Hour).UTC().Truncate(time.Second)
 	rec = get(t, s, "/usage/alice/series?from="+url.QueryEscape(at.Format(time.RFC3339))+"&to="+url.QueryEscape(at.Add(time.Hour).Format(time.RFC3339)))
-	if rec.Code != http.StatusOK || !w.from.Equal(at) || !w.to.Equal(at.Add(time.Hour)) {
-		t.Errorf("RFC 3339: %d %s..%s: %s", rec.Code, w.from, w.to, rec.Body)
+	_, from, to = w.LastSeries()
+	if rec.Code != http.StatusOK || !from.Equal(at) || !to.Equal(at.Add(time.Hour)) {
+		t.Errorf("RFC 3339: %d %s..%s: %s", rec.Code, from, to, rec.Body)
 	}
 }
 
@@ -161,8 +123,8 @@ func TestUsageWindowKeepsTheUsageShape(t *testing.T) {
 	if got["client"] != "alice" || got["total"] != 4.0 || post["count"] != 2.0 || got["window"] != "5m" || got["from"] == nil || got["to"] == nil {
 		t.Errorf("answer %s", rec.Body)
 	}
-	if w.window != 5*time.Minute {
-		t.Errorf("asked for %v", w.window)
+	if d := w.LastRange(); d != 5*time.Minute {
+		t.Errorf("asked for %v", d)
 	}
 	if rec := get(t, s, "/usage/nobody?window=5m"); rec.Code != http.StatusNotFound {
 		t.Errorf("unknown client with window = %d, want 404 as without", rec.Code)
