@@ -6,26 +6,24 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 )
 
 // clientName is the n-th client identity of a test: what the activity
-// event's client looks like (a host, or an API key's name).
+// event's client looks like (an address, or an API key's name).
 func clientName(seed, n int) string {
 	if n%3 == 0 {
-		return fmt.Sprintf("key-%d-%08x", seed, n)
+		return "key-" + strconv.Itoa(seed) + "-" + strconv.Itoa(n)
 	}
-	return fmt.Sprintf("10.%d.%d.%d", seed, n>>8, n&0xff) // distinct for n < 2^16, then:
+	return "10." + strconv.Itoa(seed) + "." + strconv.Itoa(n>>8) + "." + strconv.Itoa(n&0xff)
 }
 
 func clients(seed, n int) []string {
 	out := make([]string, n)
 	for i := range out {
 		out[i] = clientName(seed, i)
-		if i >= 1<<16 && i%3 != 0 {
-			out[i] = fmt.Sprintf("10.%d.%d", seed, i)
-		}
 	}
 	return out
 }
@@ -40,6 +38,9 @@ func TestDistinctEstimateWithinThreeStandardErrors(t *testing.T) {
 	}
 	for _, n := range cardinalities {
 		for seed := range 3 {
+			if n >= 1_000_000 && seed > 0 {
+				break // one million-client run is enough
+			}
 			cs := clients(seed, n)
 			var d Distinct
 			for _, c := range cs {

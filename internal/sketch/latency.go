@@ -13,7 +13,12 @@ import (
 
 const (
 	// RelativeAccuracy is the bound of Latency.Quantile: the value returned
-	// for a quantile is within 1 % of the exact duration at that rank.
+	// for a quantile is within 1 % of the exact duration at that rank (a p99
+	// of 200 ms reads 198 to 202 ms, finer than network jitter). The
+	// encoded size is inversely proportional to it (TestLatencyEncodedSize:
+	// 412 bytes for 1,000 log-normal durations at 1 %, 226 at 2 %, 710 at
+	// 0.5 %), and so is the range of durations that MaxBins covers: at 0.5 %
+	// a one-day outlier would already collapse the bins below ~100 µs.
 	RelativeAccuracy = 0.01
 
 	// MaxBins bounds a Latency: at most 2048 bins of 8 bytes in memory,

@@ -398,3 +398,31 @@ func TestLatencyUnmarshalRejectsGarbage(t *testing.T) {
 		})
 	}
 }
+
+// TestLatencyEncodedSize measures the table value of a Latency: about one
+// byte per occupied bin, and the bins grow with the spread of the durations
+// (log-normal, median 20 ms), not with their number beyond what fills them.
+func TestLatencyEncodedSize(t *testing.T) {
+	for _, c := range []struct {
+		n     int
+		sigma float64
+		limit int
+	}{
+		{1_000, 0.5, 300}, {1_000, 1, 500}, {1_000, 2, 900},
+		{1_000_000, 0.5, 700}, {1_000_000, 1, 1300}, {1_000_000, 2, 2400},
+	} {
+		r := rand.New(rand.NewPCG(1, 1))
+		var l Latency
+		for range c.n {
+			l.Add(int64(20_000 * math.Exp(c.sigma*r.NormFloat64())))
+		}
+		b := encode(t, &l)
+		t.Logf("%7d durations, log-normal σ=%.1f: %4d bytes", c.n, c.sigma, len(b))
+		if len(b) > c.limit {
+			t.Errorf("%d durations, σ=%v: %d bytes, want at most %d", c.n, c.sigma, len(b), c.limit)
+		}
+	}
+	if b := encode(t, NewLatency()); len(b) != 1 {
+		t.Errorf("an empty Latency encodes in %d bytes, want 1", len(b))
+	}
+}
