@@ -73,7 +73,10 @@ func (d *Distinct) Merge(other *Distinct) {
 }
 
 // Estimate is the estimated number of distinct clients added (and merged),
-// within DistinctStdError of the true number for one standard error.
+// within DistinctStdError of the true number for one standard error. It
+// costs tens of nanoseconds while sparse but about half a millisecond when
+// dense (the library computes 2^-r with math.Pow for each of the 2^14
+// registers): estimate a closed bucket once and keep the number.
 func (d *Distinct) Estimate() uint64 {
 	if d == nil || d.sk == nil {
 		return 0
@@ -92,6 +95,9 @@ func (d *Distinct) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends MarshalBinary's encoding to b.
 func (d *Distinct) AppendBinary(b []byte) ([]byte, error) {
+	if d == nil {
+		d = &Distinct{}
+	}
 	d.init()
 	n := len(b)
 	out, err := d.sk.AppendBinary(b)

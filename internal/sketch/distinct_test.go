@@ -76,6 +76,9 @@ func TestDistinctSmallSetsAreExact(t *testing.T) {
 	if nilDistinct.Estimate() != 0 {
 		t.Error("a nil *Distinct is not empty")
 	}
+	if b, err := nilDistinct.MarshalBinary(); err != nil || !bytes.Equal(b, encode(t, NewDistinct())) {
+		t.Errorf("a nil *Distinct encodes as %x, %v; want an empty sketch's encoding", b, err)
+	}
 }
 
 func TestDistinctMergeOfMinutesIsTheWholeSketch(t *testing.T) {

@@ -142,6 +142,9 @@ func TestLatencyEmptyAndOutOfRangeQuantiles(t *testing.T) {
 	if nilLatency.Count() != 0 || nilLatency.Quantile(0.5) != 0 {
 		t.Error("a nil *Latency is not empty")
 	}
+	if b, err := nilLatency.MarshalBinary(); err != nil || !bytes.Equal(b, encode(t, NewLatency())) {
+		t.Errorf("a nil *Latency encodes as %x, %v; want an empty sketch's encoding", b, err)
+	}
 	l.Add(10)
 	l.Add(1000)
 	if l.Quantile(-1) != l.Quantile(0) || l.Quantile(math.NaN()) != l.Quantile(0) || l.Quantile(2) != l.Quantile(1) {
