@@ -139,8 +139,10 @@ func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowRea
 	return w, nil
 }
 
-// windowsFetchWait is how long the windowed views' fetches wait for data.
-const windowsFetchWait = 250 * time.Millisecond
+// windowsFetchWait is how long the windowed views' fetches wait for data:
+// since every consumer waits kafka.FetchWait, the same (it was 250 ms while
+// the others waited 10 ms).
+const windowsFetchWait = kafka.FetchWait
 
 // Config is the windowing served.
 func (m *Merger) Config() windows.Config { return m.cfg }
