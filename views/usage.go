@@ -56,7 +56,7 @@ func newUsage(cfg kafka.Config, dataDir string, log *slog.Logger, indexed bool, 
 		goka.WithViewHasher(kafka.Hasher),
 		goka.WithViewStorageBuilder(store),
 		goka.WithViewTopicManagerBuilder(cfg.TopicManagerBuilder()),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithViewConsumerSaramaBuilder(kafka.TableConsumerBuilder(sc)),
 		goka.WithViewLogger(kafka.GokaLogger(log)),
 		// Keep serving the last state while the broker is away, and reconnect.
 		goka.WithViewAutoReconnect(),

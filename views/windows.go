@@ -125,7 +125,7 @@ func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowRea
 			goka.WithViewHasher(windows.Hasher),
 			goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "windows"), tablestore.DefaultOptions())),
 			goka.WithViewTopicManagerBuilder(kc.TopicManagerBuilder()),
-			goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+			goka.WithViewConsumerSaramaBuilder(kafka.TableConsumerBuilder(sc)),
 			goka.WithViewLogger(kafka.GokaLogger(log)),
 			goka.WithViewAutoReconnect(),
 			goka.WithViewBackoffBuilder(reconnectBackoff),

@@ -74,7 +74,7 @@ func NewProcessor(cfg kafka.Config, g Group, dataDir string, log *slog.Logger, o
 		goka.WithStorageBuilder(sb),
 		goka.WithTopicManagerBuilder(cfg.TopicManagerBuilder()),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithConsumerSaramaBuilder(kafka.TableConsumerBuilder(sc)),
 		goka.WithProducerBuilder(handOver(producerBuilder(cfg, graph), g)),
 		goka.WithLogger(kafka.GokaLogger(log)),
 		goka.WithRebalanceCallback(g.Rebalanced),
