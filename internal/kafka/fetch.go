@@ -10,11 +10,12 @@ import "time"
 // the windowed views) polls once per wait when idle: with the 10 ms wait
 // Inarious had, the idle one-command run spent 7 % of a core on fetches.
 //
-// What a long wait does cost: sarama adds a partition to a broker's fetch
-// loop, and lets a closed one go, only between two fetches, and Kafka (and
-// kfake) answer one request per connection at a time. So a partition
-// consumer's Close, a new subscription, and a group heartbeat, commit or join
-// (which share the connection to the coordinator) can each wait for an
-// in-flight idle fetch: goka's recovery-to-catch-up hand-over, a rebalance
-// and shutdown take up to one wait longer. BENCHMARKS.md, "Quiet when idle".
+// What a long wait costs: sarama adds a partition to a broker's fetch loop,
+// and lets a closed one go, only between two fetches, and Kafka (and kfake)
+// answer one request per connection at a time. goka's table consumers work
+// around the first (TableConsumerBuilder). The worker's group consumer is
+// sarama's own: a rebalance and a shutdown wait up to one FetchWait for its
+// partitions to close, and its heartbeats, commits and joins, which share
+// the connection to the coordinator, can wait behind an idle fetch as long.
+// BENCHMARKS.md, "Quiet when idle".
 const FetchWait = time.Second
