@@ -25,11 +25,13 @@ const RecoveryFetchWait = 10 * time.Millisecond
 //   - A view's or processor's partitions start their recovery at slightly
 //     different times; one that comes after the first fetch went out waits
 //     for it, and once the others have caught up that fetch waits a whole
-//     FetchWait: a view was ready up to 1 s late.
+//     FetchWait: a view was ready up to that late (1.1 s instead of 0.1 s in
+//     4 of 6 runs of a test, with a 1 s wait).
 //   - goka closes a partition's recovery consumer once it has caught up and
-//     waits for the close; a processor started up to 1 s late, and a view
-//     began following its table that late.
-//   - Every view and processor stopped up to 1 s late.
+//     waits for the close: a processor started up to a FetchWait late (a
+//     cold worker 1.1 s instead of 0.1 s), and a view began following its
+//     table that late.
+//   - Every view and processor stopped up to a FetchWait late.
 //
 // So goka's recoveries (PartitionTable.SetupAndRecover) consume through a
 // second sarama consumer that waits only RecoveryFetchWait, built at the

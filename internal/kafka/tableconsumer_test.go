@@ -16,14 +16,24 @@ import (
 	"github.com/inarious/inarious/internal/kafka/kafkatest"
 )
 
+// longWait is a fetch wait far longer than anything a test waits for.
+const longWait = 5 * time.Second
+
+// longWaitConfig is Sarama() with longWait.
+func longWaitConfig(brokers []string) *sarama.Config {
+	cfg := kafka.Defaults()
+	cfg.Brokers = brokers
+	sc := cfg.Sarama()
+	sc.Consumer.MaxWaitTime = longWait
+	return sc
+}
+
 // A table consumer's partition consumer closes at once, although sarama lets
-// the partition go only when the broker answers the (idle, FetchWait long)
-// fetch in flight; the partition can be consumed again right away.
+// the partition go only when the broker answers the (idle, long) fetch in
+// flight; the partition can be consumed again.
 func TestTableConsumerClosesAtOnce(t *testing.T) {
 	c := kafkatest.Start(t, "t", 1)
-	cfg := kafka.Defaults()
-	cfg.Brokers = c.Addrs
-	cons, err := kafka.TableConsumerBuilder(cfg.Sarama())(c.Addrs, "test")
+	cons, err := kafka.TableConsumerBuilder(longWaitConfig(c.Addrs))(c.Addrs, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,16 +52,16 @@ func TestTableConsumerClosesAtOnce(t *testing.T) {
 	}
 	for range pc.Messages() {
 	}
-	if took := time.Since(start); took > kafka.FetchWait/2 {
+	if took := time.Since(start); took > longWait/2 {
 		t.Errorf("close and drain took %v; they must not wait for the fetch", took)
 	}
 
+	c.Produce("t", 1, 0) // answers the fetch, so sarama lets the partition go
 	again, err := cons.ConsumePartition("t", 0, 1)
 	if err != nil {
 		t.Fatalf("consuming the partition again: %v", err)
 	}
 	defer again.Close()
-	c.Produce("t", 1, 0)
 	receive(t, again, 1)
 }
 
@@ -82,7 +92,7 @@ func TestRecoveriesUseTheShortWait(t *testing.T) {
 	c.Produce("table", 5, 0, 1, 2, 3)
 	cfg := kafka.Defaults()
 	cfg.Brokers = c.Addrs
-	build := kafka.TableConsumerBuilder(cfg.Sarama())
+	build := kafka.TableConsumerBuilder(longWaitConfig(c.Addrs))
 	var cons sarama.Consumer
 	v, err := goka.NewView(c.Addrs, "table", new(codec.String),
 		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
@@ -119,7 +129,7 @@ func TestRecoveriesUseTheShortWait(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > kafka.FetchWait/2 {
+	if took := time.Since(start); took > longWait/2 {
 		t.Errorf("the view took %v to stop; its consumers must not wait for their fetches", took)
 	}
 }
