@@ -97,10 +97,6 @@ func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowRea
 		// Get and Evict find a key where its producer put it: by its client.
 		goka.WithViewHasher(windows.Hasher),
 		goka.WithViewStorageBuilder(tablestore.Builder(filepath.Join(dataDir, "windows"), tablestore.DefaultOptions())),
-		// A closed bucket arrives a grace period after its window ends, so
-		// these views need not fetch as eagerly as the usage table's: idle, the
-		// 10 ms wait made each view fetch 100 times a second.
-		kc.ViewFetchWait(windowsFetchWait),
 	)
 	all = append(all, set.goka...)
 	for _, s := range cfg.Specs {
@@ -112,9 +108,6 @@ func NewWindows(kc kafka.Config, cfg windows.Config, dataDir string, rows RowRea
 	}
 	return w, nil
 }
-
-// windowsFetchWait is how long the windowed views' fetches wait for data.
-const windowsFetchWait = 250 * time.Millisecond
 
 // Config is the windowing served.
 func (m *Merger) Config() windows.Config { return m.cfg }

@@ -99,9 +99,9 @@ func (c Config) Sarama() *sarama.Config {
 	// every event produced before the first worker joined. Count them all.
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Producer.Flush.Frequency = c.FlushInterval
-	// A fetch returns as soon as one byte is there; sarama's 500 ms wait
-	// otherwise adds to freshness whenever traffic is light.
-	sc.Consumer.MaxWaitTime = 10 * time.Millisecond
+	// A fetch returns as soon as one byte is there, so the wait bounds only
+	// fetches that find nothing: long, so an idle process is quiet (fetch.go).
+	sc.Consumer.MaxWaitTime = FetchWait
 	sc.Consumer.Fetch.Min = 1
 	sc.Metadata.RefreshFrequency = time.Minute
 	// A crashed worker's partitions move after the session timeout: use the

@@ -12,7 +12,7 @@ import (
 // storage, another hasher, a longer fetch wait) and wins.
 
 // ProcessorOptions are a processor's options: client id, murmur2 placement
-// (Hasher), topic manager, consumers over Sarama() and goka's log on log
+// (Hasher), topic manager, consumers over Sarama() (tables through TableConsumerBuilder) and goka's log on log
 // (nil: slog.Default()). The storage and the producer are the group's:
 // internal/stream adds them.
 func (c Config) ProcessorOptions(log *slog.Logger) []goka.ProcessorOption {
@@ -22,13 +22,13 @@ func (c Config) ProcessorOptions(log *slog.Logger) []goka.ProcessorOption {
 		goka.WithHasher(Hasher),
 		goka.WithTopicManagerBuilder(c.TopicManagerBuilder()),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithConsumerSaramaBuilder(TableConsumerBuilder(sc)),
 		goka.WithLogger(GokaLogger(log)),
 	}
 }
 
 // ViewOptions are a view's options: client id, murmur2 placement, topic
-// manager, consumer over Sarama(), goka's log on log (nil: slog.Default()),
+// manager, consumer over Sarama() (TableConsumerBuilder), goka's log on log (nil: slog.Default()),
 // and reconnecting: a view keeps serving its last state while the broker
 // is away, and follows it again within seconds once it is back. The
 // storage is the caller's.
@@ -37,22 +37,13 @@ func (c Config) ViewOptions(log *slog.Logger) []goka.ViewOption {
 		goka.WithViewClientID(c.ClientID),
 		goka.WithViewHasher(Hasher),
 		goka.WithViewTopicManagerBuilder(c.TopicManagerBuilder()),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(c.Sarama())),
+		goka.WithViewConsumerSaramaBuilder(TableConsumerBuilder(c.Sarama())),
 		goka.WithViewLogger(GokaLogger(log)),
 		goka.WithViewAutoReconnect(),
 		// goka's reconnect backoff grows by 10 s per retry up to 2 min, so after
 		// an outage a view would lag the returned broker by up to that long.
 		goka.WithViewBackoffBuilder(reconnectBackoff),
 	}
-}
-
-// ViewFetchWait is a view option (after ViewOptions) that lets the view's
-// fetches wait up to d for data instead of Sarama()'s wait, for a view
-// whose topic need not be followed as eagerly.
-func (c Config) ViewFetchWait(d time.Duration) goka.ViewOption {
-	sc := c.Sarama()
-	sc.Consumer.MaxWaitTime = d
-	return goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc))
 }
 
 // EmitterOptions are an emitter's options: client id, murmur2 placement,

@@ -69,6 +69,7 @@ type Store struct {
 	life     sync.Mutex // orders Open against Close
 	running  bool       // a flusher was started and Close must wait for it
 	closed   bool
+	dirty    chan struct{} // 1 slot: something became pending, the flusher's timer starts
 	stop     chan struct{}
 	stopped  chan struct{}
 	closeErr error
@@ -91,7 +92,10 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tablestore: open %s: %w", path, err)
 	}
-	return &Store{db: db, opts: opts, pending: make(map[string]entry), stop: make(chan struct{}), stopped: make(chan struct{})}, nil
+	return &Store{
+		db: db, opts: opts, pending: make(map[string]entry),
+		dirty: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
+	}, nil
 }
 
 // Open starts the background flusher.
@@ -108,20 +112,39 @@ func (s *Store) Open() error {
 	return nil
 }
 
+// flushLoop writes what is pending one flush interval after it became
+// pending. It sleeps while nothing is: a store per table partition, each
+// ticking five times a second, woke an idle process 200 times a second.
 func (s *Store) flushLoop() {
 	defer close(s.stopped)
-	t := time.NewTicker(s.opts.FlushInterval)
-	defer t.Stop()
+	t := time.NewTimer(s.opts.FlushInterval)
+	t.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-t.C:
-			if s.tickHook != nil {
-				s.tickHook()
-			}
-			_ = s.Flush()
+		case <-s.dirty:
 		}
+		t.Reset(s.opts.FlushInterval)
+		select {
+		case <-s.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if s.tickHook != nil {
+			s.tickHook()
+		}
+		_ = s.Flush()
+	}
+}
+
+// markDirty wakes the flusher; called with mu held when the store goes
+// from nothing pending to something pending.
+func (s *Store) markDirty() {
+	select {
+	case s.dirty <- struct{}{}:
+	default: // already woken
 	}
 }
 
@@ -168,6 +191,9 @@ func (s *Store) put(key string, e entry) error {
 		err := s.err
 		s.mu.Unlock()
 		return err
+	}
+	if len(s.pending) == 0 && !s.dirtyOff {
+		s.markDirty()
 	}
 	s.pending[key] = e
 	full := len(s.pending) >= s.opts.MaxPending
@@ -248,6 +274,9 @@ func (s *Store) GetOffset(def int64) (int64, error) {
 func (s *Store) SetOffset(offset int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.pending) == 0 && !s.dirtyOff {
+		s.markDirty()
+	}
 	s.offset = offset
 	s.dirtyOff = true
 	return s.err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -201,6 +202,9 @@ func TestCloseWaitsForTheFlusher(t *testing.T) {
 		if err := s.Open(); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.Set("k0", []byte("v")); err != nil { // the flusher ticks only with something pending
+			t.Fatal(err)
+		}
 		<-inTick // the flusher is mid-tick
 		if err := s.Set("k", []byte("v")); err != nil {
 			t.Fatal(err)
@@ -251,4 +255,47 @@ func TestCloseWithoutOpenAndOpenAfterClose(t *testing.T) {
 	if err := s.Open(); err == nil {
 		t.Error("Open after Close started a flusher on a closed database")
 	}
+}
+
+// An idle store's flusher sleeps: no tick until something is pending, one
+// flush interval after it became pending, and none after that flush.
+func TestFlusherSleepsWhileNothingIsPending(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, err := tablestore.Open(filepath.Join(t.TempDir(), "p0"), tablestore.Options{FlushInterval: 200 * time.Millisecond, MaxPending: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ticks atomic.Int32
+		s.SetTickHook(func() { ticks.Add(1) })
+		if err := s.Open(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Hour)
+		if n := ticks.Load(); n != 0 {
+			t.Fatalf("%d ticks in an idle hour, want 0", n)
+		}
+		_ = s.SetOffset(1)
+		time.Sleep(199 * time.Millisecond)
+		_ = s.Set("k", []byte("v")) // pending already: no second timer
+		synctest.Wait()
+		if n := ticks.Load(); n != 0 {
+			t.Fatalf("%d ticks before the interval ended", n)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if n := ticks.Load(); n != 1 {
+			t.Fatalf("%d ticks one interval after the first write, want 1", n)
+		}
+		if o, _ := s.GetOffset(-1); o != 1 {
+			t.Fatalf("offset %d after the flush, want 1", o)
+		}
+		time.Sleep(time.Hour)
+		if n := ticks.Load(); n != 1 {
+			t.Fatalf("%d ticks after an idle hour, want still 1", n)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // goleveldb's mpoolDrain, as above
+	})
 }
