@@ -462,7 +462,8 @@ func (p *Processor) emitBuckets(ctx goka.Context, client string, usage *activity
 		if names == nil {
 			names = EndpointNames(usage)
 		}
-		ctx.Emit(topic, windows.Key(client, b.StartUnix), &activitypb.WindowCounts{Endpoints: Counts(b, names), Total: b.Total})
+		ctx.Emit(topic, windows.Key(client, b.StartUnix), &activitypb.WindowCounts{Endpoints: Counts(b, names), Total: b.Total,
+			Status: codecs.StatusMapProto(Statuses(b, names))})
 		p.emitted.Add(1)
 	}
 }
@@ -511,6 +512,15 @@ func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos
 		}
 	}
 	ep.Count++
+	class, classed := codecs.StatusClass(ev.GetHttpStatus())
+	switch {
+	case classed && class < len(ep.StatusClasses):
+		ep.StatusClasses[class]++ // no slice header written: no write barrier
+	case classed:
+		ep.StatusClasses = codecs.AddClass(ep.StatusClasses, class, 1)
+	default:
+		class = noClass
+	}
 	usage.Total++
 	seen := ev.GetRequestTime()
 	if seen == nil {
@@ -523,7 +533,7 @@ func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos
 	usage.LastSeen = seen
 	res := Result{Applied: true}
 	if len(w.Specs) > 0 {
-		window(usage, w, eventTime(ev, now, w.Grace), ep, pos, &res)
+		window(usage, w, eventTime(ev, now, w.Grace), ep, class, pos, &res)
 	}
 	return res
 }

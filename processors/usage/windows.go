@@ -3,6 +3,7 @@ package usage
 import (
 	"time"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/windows"
 )
@@ -35,11 +36,11 @@ func eventTime(ev *activitypb.BackendApiActivity, now time.Time, grace time.Dura
 	return t
 }
 
-// window adds one event, at unixNano of endpoint ep, to the open buckets of
-// usage, advances the client's stream time and closes the buckets it passed
+// window adds one event, at unixNano of endpoint ep with status class
+// (noClass: none), to the open buckets of usage, advances the client's stream time and closes the buckets it passed
 // (end + grace <= stream time, as Kafka Streams closes windows). pos is the
 // event's position, kept with what it closed.
-func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, ep *activitypb.EndpointUsage, pos Position, res *Result) {
+func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, ep *activitypb.EndpointUsage, class int, pos Position, res *Result) {
 	if ep.WindowId == 0 {
 		usage.LastWindowId++
 		ep.WindowId = usage.LastWindowId
@@ -55,7 +56,7 @@ func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, ep 
 			res.Late++ // its bucket has closed and was emitted
 			continue
 		}
-		add(openBucket(usage, int64(s.Step/time.Second), start), ep.WindowId)
+		add(openBucket(usage, int64(s.Step/time.Second), start), ep.WindowId, class)
 	}
 	closeBuckets(usage, w.Grace, pos, res)
 }
@@ -93,17 +94,35 @@ func openBucket(usage *activitypb.ClientUsage, step, start int64) *activitypb.Wi
 	return b
 }
 
-// add counts one call of endpoint id in b.
-func add(b *activitypb.WindowBucket, id uint32) {
+// noClass is the status class of a call without a status.
+const noClass = -1
+
+// classBits is how many low bits of a bucket's status key hold the class
+// (WindowBucket.status_keys: window id << classBits | class).
+const classBits = 3
+
+// Every status class fits in classBits (the array's length would be negative).
+var _ [1<<classBits - codecs.NumStatusClasses]struct{}
+
+// add counts one call of endpoint id with status class (noClass: none) in b.
+func add(b *activitypb.WindowBucket, id uint32, class int) {
 	b.Total++
-	for i, x := range b.EndpointIds {
-		if x == id {
-			b.Counts[i]++
+	addCount(&b.EndpointIds, &b.Counts, id)
+	if class != noClass {
+		addCount(&b.StatusKeys, &b.StatusCounts, id<<classBits|uint32(class))
+	}
+}
+
+// addCount counts one under key in the packed pairs keys, counts.
+func addCount(keys *[]uint32, counts *[]uint64, key uint32) {
+	for i, k := range *keys {
+		if k == key {
+			(*counts)[i]++
 			return
 		}
 	}
-	b.EndpointIds = append(b.EndpointIds, id)
-	b.Counts = append(b.Counts, 1)
+	*keys = append(*keys, key)
+	*counts = append(*counts, 1)
 }
 
 // EndpointNames are the row's endpoint names by window id (a slice: it is
@@ -125,6 +144,26 @@ func Counts(b *activitypb.WindowBucket, names []string) map[string]uint64 {
 		if i < len(b.GetCounts()) && int(id) < len(names) {
 			out[names[id]] += b.GetCounts()[i]
 		}
+	}
+	return out
+}
+
+// Statuses are a bucket's calls per endpoint name by status class (nil
+// without any).
+func Statuses(b *activitypb.WindowBucket, names []string) map[string]codecs.StatusCounts {
+	keys, counts := b.GetStatusKeys(), b.GetStatusCounts()
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make(map[string]codecs.StatusCounts, len(keys))
+	for i, k := range keys {
+		id, class := k>>classBits, int(k&(1<<classBits-1))
+		if i >= len(counts) || int(id) >= len(names) || class >= codecs.NumStatusClasses {
+			continue
+		}
+		c := out[names[id]]
+		c[class] += counts[i]
+		out[names[id]] = c
 	}
 	return out
 }
