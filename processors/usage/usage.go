@@ -1,6 +1,6 @@
 // Package usage is the usage processor group: per client, how often it called
-// each endpoint, all-time and in tumbling windows, in a changelog-backed
-// group table keyed by client. It counts any producer's events exactly
+// each endpoint and with which status class (codecs.StatusClass), all-time
+// and in tumbling windows, in a changelog-backed group table keyed by client. It counts any producer's events exactly
 // across crashes (replayed input is skipped by the position each row
 // records; events under another key are re-keyed through the group's
 // loopback topic), writes rows through a record cache (stream.TableCache),
