@@ -47,52 +47,33 @@ func compact(v any) string {
 	return string(b)
 }
 
-// part is a part of an answer and the JSON it should be.
-type part struct {
-	got  any
-	want string
-}
-
-func checkParts(t *testing.T, where string, parts []part) {
-	t.Helper()
-	for _, p := range parts {
-		if compact(p.got) != p.want {
-			t.Errorf("%s: %s, want %s", where, compact(p.got), p.want)
-		}
-	}
-}
-
 // GET /usage/{client}, ?window= and /series show calls by status class per
 // endpoint, and per client or bucket; no class without calls, no status
 // where none is known.
 func TestAnswersShowStatusClasses(t *testing.T) {
 	s := seriesServer(t, statusWindows())
-
-	rec := get(t, s, "/usage/alice")
-	if rec.Code != http.StatusOK {
-		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	// The client's classes, then each endpoint's JSON.
+	for path, want := range map[string][4]string{
+		"/usage/alice": {`{"2xx":3,"4xx":1,"5xx":1}`,
+			`{"count":4,"status":{"2xx":3,"4xx":1}}`, `{"count":2,"status":{"5xx":1}}`, `{"count":1}`},
+		"/usage/alice?window=5m": {`{"2xx":2,"4xx":1,"5xx":1}`,
+			`{"count":3,"status":{"2xx":2,"4xx":1}}`, `{"count":1,"status":{"5xx":1}}`, `{"count":2}`},
+	} {
+		rec := get(t, s, path)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", path, rec.Code, rec.Body)
+		}
+		got := jsonOf(t, rec.Body.String())
+		eps := got["endpoints"].(map[string]any)
+		for i, part := range []any{got["status"], eps["GET /a"], eps["POST /b"], eps["GET /c"]} {
+			if compact(part) != want[i] {
+				t.Errorf("%s: %s, want %s", path, compact(part), want[i])
+			}
+		}
 	}
+
+	rec := get(t, s, "/usage/alice/series")
 	got := jsonOf(t, rec.Body.String())
-	eps := got["endpoints"].(map[string]any)
-	checkParts(t, "GET /usage/alice", []part{
-		{got["status"], `{"2xx":3,"4xx":1,"5xx":1}`},
-		{eps["GET /a"], `{"count":4,"status":{"2xx":3,"4xx":1}}`},
-		{eps["POST /b"], `{"count":2,"status":{"5xx":1}}`},
-		{eps["GET /c"], `{"count":1}`},
-	})
-
-	rec = get(t, s, "/usage/alice?window=5m")
-	got = jsonOf(t, rec.Body.String())
-	eps = got["endpoints"].(map[string]any)
-	checkParts(t, "?window=5m", []part{
-		{got["status"], `{"2xx":2,"4xx":1,"5xx":1}`},
-		{eps["GET /a"], `{"count":3,"status":{"2xx":2,"4xx":1}}`},
-		{eps["POST /b"], `{"count":1,"status":{"5xx":1}}`},
-		{eps["GET /c"], `{"count":2}`},
-	})
-
-	rec = get(t, s, "/usage/alice/series")
-	got = jsonOf(t, rec.Body.String())
 	buckets := got["buckets"].([]any)
 	want := []struct{ status, byEndpoint string }{
 		{`{"2xx":1,"4xx":1}`, `{"GET /a":{"2xx":1,"4xx":1}}`},
