@@ -381,13 +381,18 @@ type WindowBucket struct {
 	// encode and store.
 	EndpointIds []uint32 `protobuf:"varint,4,rep,packed,name=endpoint_ids,json=endpointIds,proto3" json:"endpoint_ids,omitempty"`
 	Counts      []uint64 `protobuf:"varint,5,rep,packed,name=counts,proto3" json:"counts,omitempty"`
-	// Calls per endpoint and status class (classes as in EndpointUsage),
-	// sparse in the same packed style: status_counts[i] calls of class
-	// status_keys[i] & 7 of the endpoint whose window_id is
-	// status_keys[i] >> 3; pairs without calls are left out. A bucket
-	// written before classes were kept has none.
-	StatusKeys    []uint32 `protobuf:"varint,6,rep,packed,name=status_keys,json=statusKeys,proto3" json:"status_keys,omitempty"`
-	StatusCounts  []uint64 `protobuf:"varint,7,rep,packed,name=status_counts,json=statusCounts,proto3" json:"status_counts,omitempty"`
+	// Calls per endpoint and status class, sparse in the same packed style,
+	// with the common class left out so that a bucket of successful calls
+	// stores no pair: status_counts[i] calls of class status_keys[i] & 7
+	// (EndpointUsage's classes, and 6 = no status) of the endpoint whose
+	// window_id is status_keys[i] >> 3, for every class but 2xx; an
+	// endpoint's 2xx calls are its count minus its pairs. Only when
+	// status_classed: a bucket opened before classes were kept has none
+	// (its first call with classes records the calls before it as "no
+	// status").
+	StatusClassed bool     `protobuf:"varint,6,opt,name=status_classed,json=statusClassed,proto3" json:"status_classed,omitempty"`
+	StatusKeys    []uint32 `protobuf:"varint,7,rep,packed,name=status_keys,json=statusKeys,proto3" json:"status_keys,omitempty"`
+	StatusCounts  []uint64 `protobuf:"varint,8,rep,packed,name=status_counts,json=statusCounts,proto3" json:"status_counts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,6 +460,13 @@ func (x *WindowBucket) GetCounts() []uint64 {
 		return x.Counts
 	}
 	return nil
+}
+
+func (x *WindowBucket) GetStatusClassed() bool {
+	if x != nil {
+		return x.StatusClassed
+	}
+	return false
 }
 
 func (x *WindowBucket) GetStatusKeys() []uint32 {
@@ -814,17 +826,18 @@ const file_activity_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aA\n" +
 	"\x13RekeyedOffsetsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xe7\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x8e\x02\n" +
 	"\fWindowBucket\x12!\n" +
 	"\fstep_seconds\x18\x01 \x01(\x03R\vstepSeconds\x12\x1d\n" +
 	"\n" +
 	"start_unix\x18\x02 \x01(\x03R\tstartUnix\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\x04R\x05total\x12!\n" +
 	"\fendpoint_ids\x18\x04 \x03(\rR\vendpointIds\x12\x16\n" +
-	"\x06counts\x18\x05 \x03(\x04R\x06counts\x12\x1f\n" +
-	"\vstatus_keys\x18\x06 \x03(\rR\n" +
+	"\x06counts\x18\x05 \x03(\x04R\x06counts\x12%\n" +
+	"\x0estatus_classed\x18\x06 \x01(\bR\rstatusClassed\x12\x1f\n" +
+	"\vstatus_keys\x18\a \x03(\rR\n" +
 	"statusKeys\x12#\n" +
-	"\rstatus_counts\x18\a \x03(\x04R\fstatusCounts\"\x9a\x01\n" +
+	"\rstatus_counts\x18\b \x03(\x04R\fstatusCounts\"\x9a\x01\n" +
 	"\rClosedBuckets\x129\n" +
 	"\abuckets\x18\x01 \x03(\v2\x1f.inarious.activity.WindowBucketR\abuckets\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +

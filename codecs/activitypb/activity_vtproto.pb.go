@@ -392,7 +392,7 @@ func (m *WindowBucket) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		}
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(pksize2))
 		i--
-		dAtA[i] = 0x3a
+		dAtA[i] = 0x42
 	}
 	if len(m.StatusKeys) > 0 {
 		var pksize4 int
@@ -412,7 +412,17 @@ func (m *WindowBucket) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		}
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(pksize4))
 		i--
-		dAtA[i] = 0x32
+		dAtA[i] = 0x3a
+	}
+	if m.StatusClassed {
+		i--
+		if m.StatusClassed {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x30
 	}
 	if len(m.Counts) > 0 {
 		var pksize6 int
@@ -928,6 +938,9 @@ func (m *WindowBucket) SizeVT() (n int) {
 			l += protohelpers.SizeOfVarint(uint64(e))
 		}
 		n += 1 + protohelpers.SizeOfVarint(uint64(l)) + l
+	}
+	if m.StatusClassed {
+		n += 2
 	}
 	if len(m.StatusKeys) > 0 {
 		l = 0
@@ -2454,6 +2467,26 @@ func (m *WindowBucket) UnmarshalVT(dAtA []byte) error {
 				return fmt.Errorf("proto: wrong wireType = %d for field Counts", wireType)
 			}
 		case 6:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field StatusClassed", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.StatusClassed = bool(v != 0)
+		case 7:
 			if wireType == 0 {
 				var v uint32
 				for shift := uint(0); ; shift += 7 {
@@ -2529,7 +2562,7 @@ func (m *WindowBucket) UnmarshalVT(dAtA []byte) error {
 			} else {
 				return fmt.Errorf("proto: wrong wireType = %d for field StatusKeys", wireType)
 			}
-		case 7:
+		case 8:
 			if wireType == 0 {
 				var v uint64
 				for shift := uint(0); ; shift += 7 {

@@ -97,19 +97,43 @@ func openBucket(usage *activitypb.ClientUsage, step, start int64) *activitypb.Wi
 // noClass is the status class of a call without a status.
 const noClass = -1
 
+// noStatus is the class of a bucket's pairs that count calls without a
+// status (WindowBucket.status_keys).
+const noStatus = codecs.NumStatusClasses
+
 // classBits is how many low bits of a bucket's status key hold the class
 // (WindowBucket.status_keys: window id << classBits | class).
 const classBits = 3
 
-// Every status class fits in classBits (the array's length would be negative).
-var _ [1<<classBits - codecs.NumStatusClasses]struct{}
+// Every class and noStatus fit in classBits (else the length is negative).
+var _ [1<<classBits - noStatus - 1]struct{}
 
-// add counts one call of endpoint id with status class (noClass: none) in b.
+// add counts one call of endpoint id with status class (noClass: none) in
+// b. 2xx calls get no pair: they are the endpoint's count minus its pairs.
 func add(b *activitypb.WindowBucket, id uint32, class int) {
+	if !b.StatusClassed {
+		classify(b)
+	}
 	b.Total++
 	addCount(&b.EndpointIds, &b.Counts, id)
-	if class != noClass {
+	switch class {
+	case codecs.Class2xx:
+	case noClass:
+		addCount(&b.StatusKeys, &b.StatusCounts, id<<classBits|noStatus)
+	default:
 		addCount(&b.StatusKeys, &b.StatusCounts, id<<classBits|uint32(class))
+	}
+}
+
+// classify starts keeping status classes in b, a new bucket or one opened
+// before classes were kept, whose calls so far then have no known status.
+func classify(b *activitypb.WindowBucket) {
+	b.StatusClassed = true
+	for i, id := range b.EndpointIds {
+		if i < len(b.Counts) && b.Counts[i] > 0 {
+			b.StatusKeys = append(b.StatusKeys, id<<classBits|noStatus)
+			b.StatusCounts = append(b.StatusCounts, b.Counts[i])
+		}
 	}
 }
 
@@ -148,21 +172,47 @@ func Counts(b *activitypb.WindowBucket, names []string) map[string]uint64 {
 	return out
 }
 
-// Statuses are a bucket's calls per endpoint name by status class (nil
-// without any).
+// Statuses are a bucket's calls per endpoint name by status class, 2xx
+// worked out from the counts (nil without any, as in a bucket opened before
+// classes were kept).
 func Statuses(b *activitypb.WindowBucket, names []string) map[string]codecs.StatusCounts {
-	keys, counts := b.GetStatusKeys(), b.GetStatusCounts()
-	if len(keys) == 0 {
+	if !b.GetStatusClassed() {
 		return nil
 	}
-	out := make(map[string]codecs.StatusCounts, len(keys))
-	for i, k := range keys {
-		id, class := k>>classBits, int(k&(1<<classBits-1))
-		if i >= len(counts) || int(id) >= len(names) || class >= codecs.NumStatusClasses {
+	// The pairs by endpoint: their classes, and how many calls they hold.
+	type paired struct {
+		classes codecs.StatusCounts
+		calls   uint64
+	}
+	pairs := make(map[uint32]paired, len(b.GetStatusKeys()))
+	for i, k := range b.GetStatusKeys() {
+		if i >= len(b.GetStatusCounts()) {
+			break
+		}
+		n, p := b.GetStatusCounts()[i], pairs[k>>classBits]
+		p.calls += n
+		if class := k & (1<<classBits - 1); class < codecs.NumStatusClasses {
+			p.classes[class] += n
+		}
+		pairs[k>>classBits] = p
+	}
+	var out map[string]codecs.StatusCounts
+	for i, id := range b.GetEndpointIds() {
+		if i >= len(b.GetCounts()) || int(id) >= len(names) {
 			continue
 		}
+		p := pairs[id]
+		if n := b.GetCounts()[i]; n > p.calls {
+			p.classes[codecs.Class2xx] += n - p.calls
+		}
+		if p.classes.IsZero() {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]codecs.StatusCounts, len(b.GetEndpointIds()))
+		}
 		c := out[names[id]]
-		c[class] += counts[i]
+		c.Add(p.classes)
 		out[names[id]] = c
 	}
 	return out
