@@ -519,7 +519,7 @@ func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos
 	case classed:
 		ep.StatusClasses = codecs.AddClass(ep.StatusClasses, class, 1)
 	default:
-		class = noClass
+		class = noStatus
 	}
 	usage.Total++
 	seen := ev.GetRequestTime()
@@ -533,7 +533,7 @@ func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos
 	usage.LastSeen = seen
 	res := Result{Applied: true}
 	if len(w.Specs) > 0 {
-		window(usage, w, eventTime(ev, now, w.Grace), ep, class, pos, &res)
+		window(usage, w, eventTime(ev, now, w.Grace), ep, uint32(class), pos, &res)
 	}
 	return res
 }

@@ -37,10 +37,10 @@ func eventTime(ev *activitypb.BackendApiActivity, now time.Time, grace time.Dura
 }
 
 // window adds one event, at unixNano of endpoint ep with status class
-// (noClass: none), to the open buckets of usage, advances the client's stream time and closes the buckets it passed
+// (noStatus: none), to the open buckets of usage, advances the client's stream time and closes the buckets it passed
 // (end + grace <= stream time, as Kafka Streams closes windows). pos is the
 // event's position, kept with what it closed.
-func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, ep *activitypb.EndpointUsage, class int, pos Position, res *Result) {
+func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, ep *activitypb.EndpointUsage, class uint32, pos Position, res *Result) {
 	if ep.WindowId == 0 {
 		usage.LastWindowId++
 		ep.WindowId = usage.LastWindowId
@@ -56,7 +56,14 @@ func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, ep 
 			res.Late++ // its bucket has closed and was emitted
 			continue
 		}
-		add(openBucket(usage, int64(s.Step/time.Second), start), ep.WindowId, class)
+		b := openBucket(usage, int64(s.Step/time.Second), start)
+		if !b.StatusClassed {
+			classify(b)
+		}
+		add(b, ep.WindowId)
+		if class != codecs.Class2xx { // 2xx calls get no pair: they are the endpoint's count minus its pairs
+			addCount(&b.StatusKeys, &b.StatusCounts, ep.WindowId<<classBits|class)
+		}
 	}
 	closeBuckets(usage, w.Grace, pos, res)
 }
@@ -89,16 +96,13 @@ func openBucket(usage *activitypb.ClientUsage, step, start int64) *activitypb.Wi
 			return b
 		}
 	}
-	b := &activitypb.WindowBucket{StepSeconds: step, StartUnix: start}
+	b := &activitypb.WindowBucket{StepSeconds: step, StartUnix: start, StatusClassed: true}
 	usage.OpenBuckets = append(usage.OpenBuckets, b)
 	return b
 }
 
-// noClass is the status class of a call without a status.
-const noClass = -1
-
-// noStatus is the class of a bucket's pairs that count calls without a
-// status (WindowBucket.status_keys).
+// noStatus is the class of a call without a status, in a bucket's pairs
+// (WindowBucket.status_keys).
 const noStatus = codecs.NumStatusClasses
 
 // classBits is how many low bits of a bucket's status key hold the class
@@ -108,25 +112,14 @@ const classBits = 3
 // Every class and noStatus fit in classBits (else the length is negative).
 var _ [1<<classBits - noStatus - 1]struct{}
 
-// add counts one call of endpoint id with status class (noClass: none) in
-// b. 2xx calls get no pair: they are the endpoint's count minus its pairs.
-func add(b *activitypb.WindowBucket, id uint32, class int) {
-	if !b.StatusClassed {
-		classify(b)
-	}
+// add counts one call of endpoint id in b.
+func add(b *activitypb.WindowBucket, id uint32) {
 	b.Total++
 	addCount(&b.EndpointIds, &b.Counts, id)
-	switch class {
-	case codecs.Class2xx:
-	case noClass:
-		addCount(&b.StatusKeys, &b.StatusCounts, id<<classBits|noStatus)
-	default:
-		addCount(&b.StatusKeys, &b.StatusCounts, id<<classBits|uint32(class))
-	}
 }
 
-// classify starts keeping status classes in b, a new bucket or one opened
-// before classes were kept, whose calls so far then have no known status.
+// classify starts keeping status classes in b, a bucket opened before
+// classes were kept, whose calls so far then have no known status.
 func classify(b *activitypb.WindowBucket) {
 	b.StatusClassed = true
 	for i, id := range b.EndpointIds {
