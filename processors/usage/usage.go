@@ -1,10 +1,11 @@
 // Package usage is the usage processor group: per client, how often it called
 // each endpoint and with which status class (codecs.StatusClass), all-time
-// and in tumbling windows, in a changelog-backed group table keyed by client. It counts any producer's events exactly
-// across crashes (replayed input is skipped by the position each row
-// records; events under another key are re-keyed through the group's
-// loopback topic), writes rows through a record cache (stream.TableCache),
-// emits closed windows to the windowed topics, and expires idle clients.
+// and in tumbling windows, in a changelog-backed group table keyed by
+// client. It counts any producer's events exactly across crashes (replayed
+// input is skipped by the position each row records; events under another
+// key are re-keyed through the group's loopback topic), writes rows through
+// a record cache (stream.TableCache), emits closed windows to the windowed
+// topics, and expires idle clients.
 // How and why: README, "Guarantees", "Events from other producers",
 // "Windowed usage".
 package usage

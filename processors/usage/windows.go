@@ -37,9 +37,10 @@ func eventTime(ev *activitypb.BackendApiActivity, now time.Time, grace time.Dura
 }
 
 // window adds one event, at unixNano of endpoint ep with status class
-// (noStatus: none), to the open buckets of usage, advances the client's stream time and closes the buckets it passed
-// (end + grace <= stream time, as Kafka Streams closes windows). pos is the
-// event's position, kept with what it closed.
+// (noStatus: none), to the open buckets of usage, advances the client's
+// stream time and closes the buckets it passed (end + grace <= stream time,
+// as Kafka Streams closes windows). pos is the event's position, kept with
+// what it closed.
 func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, ep *activitypb.EndpointUsage, class uint32, pos Position, res *Result) {
 	if ep.WindowId == 0 {
 		usage.LastWindowId++
