@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/dashboard"
@@ -55,8 +56,8 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 	seen := timestamppb.Now()
 	usage := fakeUsage{
 		"alice": {Client: "alice", Total: 3, FirstSeen: seen, LastSeen: seen, Endpoints: map[string]*activitypb.EndpointUsage{
-			"/usage": {Count: 2, LastSeen: seen},
-			"/users": {Count: 1},
+			"/usage": {Count: 2, LastSeen: seen, StatusClasses: []uint64{0, 1, 0, 1}},
+			"/users": {Count: 1, StatusClasses: []uint64{0, 0, 0, 0, 0, 1}},
 		}},
 		"bob": {Client: "bob", Total: 1},
 	}
@@ -66,7 +67,8 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 	routes = append(routes, httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: metrics.New().Handler()})
 	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	windowed := viewstest.NewWindowed(usage, []windows.Bucket{
-		{Start: t0, Step: time.Minute, Total: 3, Endpoints: map[string]uint64{"GET /usage/{client}": 2, "POST /users": 1}, Final: true},
+		{Start: t0, Step: time.Minute, Total: 3, Endpoints: map[string]uint64{"GET /usage/{client}": 2, "POST /users": 1}, Final: true,
+			Status: map[string]codecs.StatusCounts{"GET /usage/{client}": {codecs.Class2xx: 1, codecs.Class4xx: 1}, "POST /users": {codecs.Class5xx: 1}}},
 		{Start: t0.Add(time.Minute), Step: time.Minute, Total: 1, Endpoints: map[string]uint64{"POST /users": 1}},
 	})
 	srv, err := newAPI(windowed, pub, cr, append([]api.Option{api.WithRoutes(routes...)}, opts...)...)

@@ -12,8 +12,10 @@ import (
 // GET /usage/{client} (the API document's ClientUsage) and a top client of
 // the dashboard's snapshots.
 type UsageDoc struct {
-	Client    string                 `json:"client"`
-	Total     uint64                 `json:"total"`
+	Client string `json:"client"`
+	Total  uint64 `json:"total"`
+	// Status is the calls by status class over every endpoint.
+	Status    StatusCounts           `json:"status,omitzero"`
 	FirstSeen *time.Time             `json:"first_seen,omitempty"`
 	LastSeen  *time.Time             `json:"last_seen,omitempty"`
 	Endpoints map[string]EndpointDoc `json:"endpoints"`
@@ -21,8 +23,11 @@ type UsageDoc struct {
 
 // EndpointDoc is one endpoint's calls in a UsageDoc.
 type EndpointDoc struct {
-	Count    uint64     `json:"count"`
-	LastSeen *time.Time `json:"last_seen,omitempty"`
+	Count uint64 `json:"count"`
+	// Status is the calls by status class; calls whose status is not known
+	// are in Count only (StatusClass).
+	Status   StatusCounts `json:"status,omitzero"`
+	LastSeen *time.Time   `json:"last_seen,omitempty"`
 }
 
 // UsageDocOf converts a table value to its JSON form.
@@ -35,7 +40,9 @@ func UsageDocOf(u *activitypb.ClientUsage) UsageDoc {
 		Endpoints: make(map[string]EndpointDoc, len(u.GetEndpoints())),
 	}
 	for k, e := range u.GetEndpoints() {
-		out.Endpoints[k] = EndpointDoc{Count: e.GetCount(), LastSeen: TimeOf(e.GetLastSeen())}
+		d := EndpointDoc{Count: e.GetCount(), Status: StatusCountsOf(e.GetStatusClasses()), LastSeen: TimeOf(e.GetLastSeen())}
+		out.Status.Add(d.Status)
+		out.Endpoints[k] = d
 	}
 	return out
 }

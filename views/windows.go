@@ -168,7 +168,7 @@ func (m *Merger) Series(client string, step time.Duration, from, to time.Time) (
 		if !ok || c != client || s < lo || s > hi {
 			return
 		}
-		found[s] = windows.Bucket{Start: time.Unix(s, 0).UTC(), Step: step, Total: wc.GetTotal(), Endpoints: wc.GetEndpoints(), Final: true}
+		found[s] = closedBucket(s, step, wc)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("closed buckets of %s: %w", windows.Topic(step), err)
@@ -194,13 +194,20 @@ func (w *Windows) seriesByGet(client string, step time.Duration, from, to time.T
 			return nil, err
 		}
 		if wc, ok := val.(*activitypb.WindowCounts); ok {
-			found[s] = windows.Bucket{Start: time.Unix(s, 0).UTC(), Step: step, Total: wc.GetTotal(), Endpoints: wc.GetEndpoints(), Final: true}
+			found[s] = closedBucket(s, step, wc)
 		}
 	}
 	if err := w.addRow(client, step, lo, hi, found); err != nil {
 		return nil, err
 	}
 	return sorted(found), nil
+}
+
+// closedBucket is a closed bucket's record as a bucket of step starting
+// at start (Unix seconds).
+func closedBucket(start int64, step time.Duration, wc *activitypb.WindowCounts) windows.Bucket {
+	return windows.Bucket{Start: time.Unix(start, 0).UTC(), Step: step, Total: wc.GetTotal(), Endpoints: wc.GetEndpoints(),
+		Status: codecs.StatusMapOf(wc), Final: true}
 }
 
 // addRow adds the row's open buckets and its latest close, where the view
@@ -226,7 +233,7 @@ func (m *Merger) addRow(client string, step time.Duration, lo, hi int64, found m
 			names = usage.EndpointNames(row)
 		}
 		found[b.GetStartUnix()] = windows.Bucket{Start: time.Unix(b.GetStartUnix(), 0).UTC(), Step: step, Total: b.GetTotal(),
-			Endpoints: usage.Counts(b, names), Final: final}
+			Endpoints: usage.Counts(b, names), Status: usage.Statuses(b, names), Final: final}
 	}
 	for _, b := range row.GetLastClosed().GetBuckets() {
 		add(b, true)

@@ -91,8 +91,12 @@ func newStack(t testing.TB, w windows.Config) *stack {
 	return &stack{gkt: gkt, win: win, clock: c}
 }
 
-func (s *stack) call(client, route string, at time.Time) {
-	b, err := proto.Marshal(&activitypb.BackendApiActivity{Client: client, ClientHost: client, HttpMethod: "GET", Route: route, RequestTime: timestamppb.New(at)})
+func (s *stack) call(client, route string, at time.Time) { s.callStatus(client, route, 0, at) }
+
+// callStatus is a call answered with status (0: none sent).
+func (s *stack) callStatus(client, route string, status int32, at time.Time) {
+	b, err := proto.Marshal(&activitypb.BackendApiActivity{Client: client, ClientHost: client, HttpMethod: "GET", Route: route,
+		HttpStatus: status, RequestTime: timestamppb.New(at)})
 	if err != nil {
 		panic(err)
 	}
@@ -143,6 +147,48 @@ func TestSeriesMergesClosedAndOpenBuckets(t *testing.T) {
 	}
 	if _, err := s.win.Series("c", 5*time.Minute, t0, t0.Add(time.Hour)); err == nil {
 		t.Error("a step not kept was answered")
+	}
+}
+
+// Status classes come with every bucket: closed ones from the windowed
+// view, open ones and the latest close from the row; Range sums them.
+func TestSeriesAndRangeCarryStatusClasses(t *testing.T) {
+	s := newStack(t, testWindows)
+	s.callStatus("c", "/a", 200, t0.Add(5*time.Second))
+	s.callStatus("c", "/a", 404, t0.Add(6*time.Second))
+	s.callStatus("c", "/b", 0, t0.Add(7*time.Second))   // no status: no class
+	s.callStatus("c", "/b", 503, t0.Add(3*time.Minute)) // closes 12:00
+	s.callStatus("c", "/a", 200, t0.Add(3*time.Minute))
+	status := func(bs []windows.Bucket) string {
+		var out string
+		for _, b := range bs {
+			out += fmt.Sprintf("%s %v final=%v; ", b.Start.Format("15:04"), b.Status, b.Final)
+		}
+		return out
+	}
+	a := codecs.StatusCounts{codecs.Class2xx: 1, codecs.Class4xx: 1}
+	closed := fmt.Sprintf("12:00 %v final=true; ", map[string]codecs.StatusCounts{"GET /a": a})
+	open := fmt.Sprintf("12:03 %v final=false; ", map[string]codecs.StatusCounts{"GET /a": {codecs.Class2xx: 1}, "GET /b": {codecs.Class5xx: 1}})
+	got, err := s.win.Series("c", time.Minute, t0, t0.Add(3*time.Minute))
+	if err != nil || status(got) != closed+open {
+		t.Errorf("series %s, %v\nwant %s", status(got), err, closed+open)
+	}
+	byGet, _ := views.SeriesByGet(s.win, "c", time.Minute, t0, t0)
+	if status(byGet) != closed {
+		t.Errorf("by get %s, want %s", status(byGet), closed)
+	}
+	// 12:00 only in the row's latest close.
+	if _, err := s.win.Prune(time.Minute, t0.Add(48*time.Hour+2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.win.Series("c", time.Minute, t0, t0); status(got) != closed {
+		t.Errorf("from the latest close %s, want %s", status(got), closed)
+	}
+	s.clock.Set(t0.Add(3*time.Minute + 30*time.Second))
+	sum, err := s.win.Range("c", time.Hour)
+	want := map[string]codecs.StatusCounts{"GET /a": {codecs.Class2xx: 2, codecs.Class4xx: 1}, "GET /b": {codecs.Class5xx: 1}}
+	if err != nil || len(sum.Status) != 2 || sum.Status["GET /a"] != want["GET /a"] || sum.Status["GET /b"] != want["GET /b"] || sum.Endpoints["GET /b"] != 2 {
+		t.Errorf("last hour: %v %v %v, want classes %v", sum.Endpoints, sum.Status, err, want)
 	}
 }
 

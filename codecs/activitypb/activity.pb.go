@@ -35,6 +35,8 @@ type BackendApiActivity struct {
 	Endpoint   string                 `protobuf:"bytes,3,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	HttpMethod string                 `protobuf:"bytes,4,opt,name=http_method,json=httpMethod,proto3" json:"http_method,omitempty"`
 	// Added by Inarious.
+	// The response's status code; 0 when the producer sent none (the original
+	// producer's events), which counts in no status class.
 	HttpStatus int32 `protobuf:"varint,5,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
 	// Time spent serving the request, in microseconds.
 	DurationUs  int64                  `protobuf:"varint,6,opt,name=duration_us,json=durationUs,proto3" json:"duration_us,omitempty"`
@@ -157,7 +159,14 @@ type EndpointUsage struct {
 	LastSeen *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
 	// The endpoint's number in the row's window buckets (from 1; 0 until an
 	// event of it was windowed).
-	WindowId      uint32 `protobuf:"varint,3,opt,name=window_id,json=windowId,proto3" json:"window_id,omitempty"`
+	WindowId uint32 `protobuf:"varint,3,opt,name=window_id,json=windowId,proto3" json:"window_id,omitempty"`
+	// Calls by status class: status_classes[c] calls of class c, trailing
+	// zero classes left out. Classes: 0 = 1xx, 1 = 2xx, 2 = 3xx, 3 = 4xx,
+	// 4 = 5xx (status 100-599), 5 = other (any other non-zero status).
+	// Calls without a status (http_status 0), and calls counted before rows
+	// kept classes, are in count but in no class: count minus the sum of the
+	// classes is the calls whose status is unknown.
+	StatusClasses []uint64 `protobuf:"varint,4,rep,packed,name=status_classes,json=statusClasses,proto3" json:"status_classes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -211,6 +220,13 @@ func (x *EndpointUsage) GetWindowId() uint32 {
 		return x.WindowId
 	}
 	return 0
+}
+
+func (x *EndpointUsage) GetStatusClasses() []uint64 {
+	if x != nil {
+		return x.StatusClasses
+	}
+	return nil
 }
 
 // ClientUsage is the value of the usage table, keyed by client.
@@ -363,8 +379,20 @@ type WindowBucket struct {
 	// endpoint_ids[i]. Numbers in packed arrays, not names in a map: the row
 	// is rewritten on every event, and this is several times cheaper to
 	// encode and store.
-	EndpointIds   []uint32 `protobuf:"varint,4,rep,packed,name=endpoint_ids,json=endpointIds,proto3" json:"endpoint_ids,omitempty"`
-	Counts        []uint64 `protobuf:"varint,5,rep,packed,name=counts,proto3" json:"counts,omitempty"`
+	EndpointIds []uint32 `protobuf:"varint,4,rep,packed,name=endpoint_ids,json=endpointIds,proto3" json:"endpoint_ids,omitempty"`
+	Counts      []uint64 `protobuf:"varint,5,rep,packed,name=counts,proto3" json:"counts,omitempty"`
+	// Calls per endpoint and status class, sparse in the same packed style,
+	// with the common class left out so that a bucket of successful calls
+	// stores no pair: status_counts[i] calls of class status_keys[i] & 7
+	// (EndpointUsage's classes, and 6 = no status) of the endpoint whose
+	// window_id is status_keys[i] >> 3, for every class but 2xx; an
+	// endpoint's 2xx calls are its count minus its pairs. Only when
+	// status_classed: a bucket opened before classes were kept has none
+	// (its first call with classes records the calls before it as "no
+	// status").
+	StatusClassed bool     `protobuf:"varint,6,opt,name=status_classed,json=statusClassed,proto3" json:"status_classed,omitempty"`
+	StatusKeys    []uint32 `protobuf:"varint,7,rep,packed,name=status_keys,json=statusKeys,proto3" json:"status_keys,omitempty"`
+	StatusCounts  []uint64 `protobuf:"varint,8,rep,packed,name=status_counts,json=statusCounts,proto3" json:"status_counts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -430,6 +458,27 @@ func (x *WindowBucket) GetEndpointIds() []uint32 {
 func (x *WindowBucket) GetCounts() []uint64 {
 	if x != nil {
 		return x.Counts
+	}
+	return nil
+}
+
+func (x *WindowBucket) GetStatusClassed() bool {
+	if x != nil {
+		return x.StatusClassed
+	}
+	return false
+}
+
+func (x *WindowBucket) GetStatusKeys() []uint32 {
+	if x != nil {
+		return x.StatusKeys
+	}
+	return nil
+}
+
+func (x *WindowBucket) GetStatusCounts() []uint64 {
+	if x != nil {
+		return x.StatusCounts
 	}
 	return nil
 }
@@ -508,9 +557,13 @@ func (x *ClosedBuckets) GetRekeyed() bool {
 // a closed bucket's final counts, keyed client + "\x00" + its start as 12
 // zero-padded decimal Unix seconds, so one client's keys sort by time.
 type WindowCounts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Endpoints     map[string]uint64      `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	Total         uint64                 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Endpoints map[string]uint64      `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Total     uint64                 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// Calls per endpoint by status class; endpoints without a call of known
+	// status are left out (as are all of them in buckets closed before
+	// classes were kept).
+	Status        map[string]*StatusClasses `protobuf:"bytes,3,rep,name=status,proto3" json:"status,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -559,6 +612,59 @@ func (x *WindowCounts) GetTotal() uint64 {
 	return 0
 }
 
+func (x *WindowCounts) GetStatus() map[string]*StatusClasses {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// StatusClasses are calls by HTTP status class: counts[c] calls of class c
+// (as in EndpointUsage.status_classes), trailing zero classes left out.
+type StatusClasses struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Counts        []uint64               `protobuf:"varint,1,rep,packed,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusClasses) Reset() {
+	*x = StatusClasses{}
+	mi := &file_activity_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusClasses) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusClasses) ProtoMessage() {}
+
+func (x *StatusClasses) ProtoReflect() protoreflect.Message {
+	mi := &file_activity_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusClasses.ProtoReflect.Descriptor instead.
+func (*StatusClasses) Descriptor() ([]byte, []int) {
+	return file_activity_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *StatusClasses) GetCounts() []uint64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
 // Expire asks the usage group to delete an idle client's row, unless the
 // client was seen at or after idle_since_unix_nano (a janitor's record on
 // the group's control topic).
@@ -571,7 +677,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_activity_proto_msgTypes[6]
+	mi := &file_activity_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +689,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_activity_proto_msgTypes[6]
+	mi := &file_activity_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +702,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_activity_proto_rawDescGZIP(), []int{6}
+	return file_activity_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Expire) GetIdleSinceUnixNano() int64 {
@@ -620,7 +726,7 @@ type Rekeyed struct {
 
 func (x *Rekeyed) Reset() {
 	*x = Rekeyed{}
-	mi := &file_activity_proto_msgTypes[7]
+	mi := &file_activity_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +738,7 @@ func (x *Rekeyed) String() string {
 func (*Rekeyed) ProtoMessage() {}
 
 func (x *Rekeyed) ProtoReflect() protoreflect.Message {
-	mi := &file_activity_proto_msgTypes[7]
+	mi := &file_activity_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +751,7 @@ func (x *Rekeyed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rekeyed.ProtoReflect.Descriptor instead.
 func (*Rekeyed) Descriptor() ([]byte, []int) {
-	return file_activity_proto_rawDescGZIP(), []int{7}
+	return file_activity_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Rekeyed) GetEvent() []byte {
@@ -691,11 +797,12 @@ const file_activity_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\t \x01(\tR\trequestId\x12\x16\n" +
 	"\x06client\x18\n" +
-	" \x01(\tR\x06client\"{\n" +
+	" \x01(\tR\x06client\"\xa2\x01\n" +
 	"\rEndpointUsage\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x127\n" +
 	"\tlast_seen\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1b\n" +
-	"\twindow_id\x18\x03 \x01(\rR\bwindowId\"\xfc\x06\n" +
+	"\twindow_id\x18\x03 \x01(\rR\bwindowId\x12%\n" +
+	"\x0estatus_classes\x18\x04 \x03(\x04R\rstatusClasses\"\xfc\x06\n" +
 	"\vClientUsage\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\tR\x06client\x12K\n" +
 	"\tendpoints\x18\x02 \x03(\v2-.inarious.activity.ClientUsage.EndpointsEntryR\tendpoints\x12\x14\n" +
@@ -719,25 +826,35 @@ const file_activity_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aA\n" +
 	"\x13RekeyedOffsetsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xa1\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x8e\x02\n" +
 	"\fWindowBucket\x12!\n" +
 	"\fstep_seconds\x18\x01 \x01(\x03R\vstepSeconds\x12\x1d\n" +
 	"\n" +
 	"start_unix\x18\x02 \x01(\x03R\tstartUnix\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\x04R\x05total\x12!\n" +
 	"\fendpoint_ids\x18\x04 \x03(\rR\vendpointIds\x12\x16\n" +
-	"\x06counts\x18\x05 \x03(\x04R\x06counts\"\x9a\x01\n" +
+	"\x06counts\x18\x05 \x03(\x04R\x06counts\x12%\n" +
+	"\x0estatus_classed\x18\x06 \x01(\bR\rstatusClassed\x12\x1f\n" +
+	"\vstatus_keys\x18\a \x03(\rR\n" +
+	"statusKeys\x12#\n" +
+	"\rstatus_counts\x18\b \x03(\x04R\fstatusCounts\"\x9a\x01\n" +
 	"\rClosedBuckets\x129\n" +
 	"\abuckets\x18\x01 \x03(\v2\x1f.inarious.activity.WindowBucketR\abuckets\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x18\n" +
-	"\arekeyed\x18\x04 \x01(\bR\arekeyed\"\xb0\x01\n" +
+	"\arekeyed\x18\x04 \x01(\bR\arekeyed\"\xd2\x02\n" +
 	"\fWindowCounts\x12L\n" +
 	"\tendpoints\x18\x01 \x03(\v2..inarious.activity.WindowCounts.EndpointsEntryR\tendpoints\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\x04R\x05total\x1a<\n" +
+	"\x05total\x18\x02 \x01(\x04R\x05total\x12C\n" +
+	"\x06status\x18\x03 \x03(\v2+.inarious.activity.WindowCounts.StatusEntryR\x06status\x1a<\n" +
 	"\x0eEndpointsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"9\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a[\n" +
+	"\vStatusEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x126\n" +
+	"\x05value\x18\x02 \x01(\v2 .inarious.activity.StatusClassesR\x05value:\x028\x01\"'\n" +
+	"\rStatusClasses\x12\x16\n" +
+	"\x06counts\x18\x01 \x03(\x04R\x06counts\"9\n" +
 	"\x06Expire\x12/\n" +
 	"\x14idle_since_unix_nano\x18\x01 \x01(\x03R\x11idleSinceUnixNano\"o\n" +
 	"\aRekeyed\x12\x14\n" +
@@ -757,7 +874,7 @@ func file_activity_proto_rawDescGZIP() []byte {
 	return file_activity_proto_rawDescData
 }
 
-var file_activity_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_activity_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_activity_proto_goTypes = []any{
 	(*BackendApiActivity)(nil),    // 0: inarious.activity.BackendApiActivity
 	(*EndpointUsage)(nil),         // 1: inarious.activity.EndpointUsage
@@ -765,32 +882,36 @@ var file_activity_proto_goTypes = []any{
 	(*WindowBucket)(nil),          // 3: inarious.activity.WindowBucket
 	(*ClosedBuckets)(nil),         // 4: inarious.activity.ClosedBuckets
 	(*WindowCounts)(nil),          // 5: inarious.activity.WindowCounts
-	(*Expire)(nil),                // 6: inarious.activity.Expire
-	(*Rekeyed)(nil),               // 7: inarious.activity.Rekeyed
-	nil,                           // 8: inarious.activity.ClientUsage.EndpointsEntry
-	nil,                           // 9: inarious.activity.ClientUsage.AppliedOffsetsEntry
-	nil,                           // 10: inarious.activity.ClientUsage.RekeyedOffsetsEntry
-	nil,                           // 11: inarious.activity.WindowCounts.EndpointsEntry
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*StatusClasses)(nil),         // 6: inarious.activity.StatusClasses
+	(*Expire)(nil),                // 7: inarious.activity.Expire
+	(*Rekeyed)(nil),               // 8: inarious.activity.Rekeyed
+	nil,                           // 9: inarious.activity.ClientUsage.EndpointsEntry
+	nil,                           // 10: inarious.activity.ClientUsage.AppliedOffsetsEntry
+	nil,                           // 11: inarious.activity.ClientUsage.RekeyedOffsetsEntry
+	nil,                           // 12: inarious.activity.WindowCounts.EndpointsEntry
+	nil,                           // 13: inarious.activity.WindowCounts.StatusEntry
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_activity_proto_depIdxs = []int32{
-	12, // 0: inarious.activity.BackendApiActivity.request_time:type_name -> google.protobuf.Timestamp
-	12, // 1: inarious.activity.EndpointUsage.last_seen:type_name -> google.protobuf.Timestamp
-	8,  // 2: inarious.activity.ClientUsage.endpoints:type_name -> inarious.activity.ClientUsage.EndpointsEntry
-	12, // 3: inarious.activity.ClientUsage.first_seen:type_name -> google.protobuf.Timestamp
-	12, // 4: inarious.activity.ClientUsage.last_seen:type_name -> google.protobuf.Timestamp
-	9,  // 5: inarious.activity.ClientUsage.applied_offsets:type_name -> inarious.activity.ClientUsage.AppliedOffsetsEntry
-	10, // 6: inarious.activity.ClientUsage.rekeyed_offsets:type_name -> inarious.activity.ClientUsage.RekeyedOffsetsEntry
+	14, // 0: inarious.activity.BackendApiActivity.request_time:type_name -> google.protobuf.Timestamp
+	14, // 1: inarious.activity.EndpointUsage.last_seen:type_name -> google.protobuf.Timestamp
+	9,  // 2: inarious.activity.ClientUsage.endpoints:type_name -> inarious.activity.ClientUsage.EndpointsEntry
+	14, // 3: inarious.activity.ClientUsage.first_seen:type_name -> google.protobuf.Timestamp
+	14, // 4: inarious.activity.ClientUsage.last_seen:type_name -> google.protobuf.Timestamp
+	10, // 5: inarious.activity.ClientUsage.applied_offsets:type_name -> inarious.activity.ClientUsage.AppliedOffsetsEntry
+	11, // 6: inarious.activity.ClientUsage.rekeyed_offsets:type_name -> inarious.activity.ClientUsage.RekeyedOffsetsEntry
 	3,  // 7: inarious.activity.ClientUsage.open_buckets:type_name -> inarious.activity.WindowBucket
 	4,  // 8: inarious.activity.ClientUsage.last_closed:type_name -> inarious.activity.ClosedBuckets
 	3,  // 9: inarious.activity.ClosedBuckets.buckets:type_name -> inarious.activity.WindowBucket
-	11, // 10: inarious.activity.WindowCounts.endpoints:type_name -> inarious.activity.WindowCounts.EndpointsEntry
-	1,  // 11: inarious.activity.ClientUsage.EndpointsEntry.value:type_name -> inarious.activity.EndpointUsage
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	12, // 10: inarious.activity.WindowCounts.endpoints:type_name -> inarious.activity.WindowCounts.EndpointsEntry
+	13, // 11: inarious.activity.WindowCounts.status:type_name -> inarious.activity.WindowCounts.StatusEntry
+	1,  // 12: inarious.activity.ClientUsage.EndpointsEntry.value:type_name -> inarious.activity.EndpointUsage
+	6,  // 13: inarious.activity.WindowCounts.StatusEntry.value:type_name -> inarious.activity.StatusClasses
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_activity_proto_init() }
@@ -804,7 +925,7 @@ func file_activity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_activity_proto_rawDesc), len(file_activity_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/app/apptest"
 	"github.com/inarious/inarious/internal/testutil"
 	"github.com/inarious/inarious/internal/usagehttp"
@@ -102,6 +103,21 @@ func TestEndToEndExactCountsPerClient(t *testing.T) {
 	}
 	for client, w := range want {
 		testutil.Eventually(t, 30*time.Second, s.counts(t, client, w))
+		// Every call in its status class: the users asked for do not exist.
+		u := s.usage(t, client)
+		classes := map[string]codecs.StatusCounts{
+			"GET /healthz":    {codecs.Class2xx: w["GET /healthz"]},
+			"GET /users/{id}": {codecs.Class4xx: w["GET /users/{id}"]},
+			"POST /users":     {codecs.Class2xx: w["POST /users"]},
+		}
+		for ep := range w {
+			if got := u.Endpoints[ep].Status; got != classes[ep] {
+				t.Errorf("%s %s: classes %v, want %v", client, ep, got, classes[ep])
+			}
+		}
+		if want := (codecs.StatusCounts{codecs.Class2xx: w["GET /healthz"] + w["POST /users"], codecs.Class4xx: w["GET /users/{id}"]}); u.Status != want {
+			t.Errorf("%s: classes %v, want %v", client, u.Status, want)
+		}
 	}
 	// Reading usage is itself counted, so only now check the reader's own row.
 	if u := s.usage(t, "127.0.0.1"); u != nil && u.Endpoints["GET /users/{id}"].Count != 0 {

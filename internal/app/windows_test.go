@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/app"
 	"github.com/inarious/inarious/internal/app/apptest"
 	"github.com/inarious/inarious/internal/testutil"
@@ -60,18 +61,21 @@ func TestEndToEndWindowedUsage(t *testing.T) {
 		if code := s.getJSON(t, "/usage/"+client+"/series?step=1s&from=-5m", &series); code != http.StatusOK {
 			t.Fatalf("series: %d", code)
 		}
-		var n uint64
+		var n, ok uint64
 		for i, b := range series.Buckets {
 			if !b.End.Equal(b.Start.Add(time.Second)) || (i > 0 && !b.Start.After(series.Buckets[i-1].Start)) {
 				t.Fatalf("bucket %d: %+v", i, b)
 			}
 			n += b.Endpoints["GET /healthz"]
+			// Final buckets' classes come from the windowed topic, open ones' from the row.
+			ok += b.EndpointStatus["GET /healthz"][codecs.Class2xx]
 		}
-		return n == uint64(calls), fmt.Sprintf("%d of %d calls in the 1s buckets", n, calls)
+		return n == uint64(calls) && ok == n, fmt.Sprintf("%d of %d calls in the 1s buckets, %d of them 2xx", n, calls, ok)
 	})
 	var w usagehttp.WindowUsage
-	if code := s.getJSON(t, "/usage/"+client+"?window=10m", &w); code != http.StatusOK || w.Endpoints["GET /healthz"].Count != uint64(calls) || w.Window != "10m" {
-		t.Errorf("window=10m: %d %+v, want %d calls", code, w, calls)
+	if code := s.getJSON(t, "/usage/"+client+"?window=10m", &w); code != http.StatusOK || w.Endpoints["GET /healthz"].Count != uint64(calls) || w.Window != "10m" ||
+		w.Endpoints["GET /healthz"].Status != (codecs.StatusCounts{codecs.Class2xx: uint64(calls)}) || w.Status != w.Endpoints["GET /healthz"].Status {
+		t.Errorf("window=10m: %d %+v, want %d calls, all 2xx", code, w, calls)
 	}
 	var p map[string]any
 	if code := s.getJSON(t, "/usage/"+client+"/series?step=1h", &p); code != http.StatusBadRequest {

@@ -64,14 +64,15 @@ func TestWorkerServesSeriesOfItsOwnPartitions(t *testing.T) {
 			other = c
 		}
 	}
-	call := func(client string, at time.Time) {
-		b, _ := proto.Marshal(&activitypb.BackendApiActivity{Client: client, ClientHost: client, HttpMethod: "GET", Route: "/a", RequestTime: timestamppb.New(at)})
+	call := func(client string, status int32, at time.Time) {
+		b, _ := proto.Marshal(&activitypb.BackendApiActivity{Client: client, ClientHost: client, HttpMethod: "GET", Route: "/a",
+			HttpStatus: status, RequestTime: timestamppb.New(at)})
 		gkt.Consume(string(codecs.ActivityTopic), client, b)
 	}
 	for _, c := range []string{mine, other} {
-		call(c, now.Add(-3*time.Minute))
-		call(c, now.Add(-3*time.Minute+time.Second))
-		call(c, now.Add(-time.Minute)) // closes the bucket of -3m
+		call(c, 200, now.Add(-3*time.Minute))
+		call(c, 500, now.Add(-3*time.Minute+time.Second))
+		call(c, 404, now.Add(-time.Minute)) // closes the bucket of -3m
 	}
 	// The closed bucket reaches the join asynchronously: until then the
 	// row's latest close answers for it, final either way.
@@ -85,8 +86,22 @@ func TestWorkerServesSeriesOfItsOwnPartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 		ok := len(got) == 2 && got[0].Final && got[0].Total == 2 && got[0].Start.Equal(now.Add(-3*time.Minute)) &&
-			!got[1].Final && got[1].Total == 1 && got[1].Endpoints["GET /a"] == 1
+			!got[1].Final && got[1].Total == 1 && got[1].Endpoints["GET /a"] == 1 &&
+			// Status classes travel with both.
+			got[0].Status["GET /a"] == codecs.StatusCounts{codecs.Class2xx: 1, codecs.Class5xx: 1} &&
+			got[1].Status["GET /a"] == codecs.StatusCounts{codecs.Class4xx: 1}
 		return ok, rec.Body.String()
+	})
+	// Once the join has the closed bucket, its classes come from there.
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
+		start, limit := windows.KeyRange(mine, now.Add(-3*time.Minute).Unix(), now.Unix())
+		var wc *activitypb.WindowCounts
+		err := u.ScanWindow(windows.Topic(time.Minute), 0, start, limit, func(_ string, v []byte) error {
+			d, err := new(codecs.WindowCounts).Decode(v)
+			wc, _ = d.(*activitypb.WindowCounts)
+			return err
+		})
+		return err == nil && codecs.StatusMapOf(wc)["GET /a"] == codecs.StatusCounts{codecs.Class2xx: 1, codecs.Class5xx: 1}, "joined bucket without its classes"
 	})
 	// The closed bucket is in the join, not only in the row.
 	start, limit := windows.KeyRange(mine, now.Add(-3*time.Minute).Unix(), now.Unix())
@@ -126,19 +141,22 @@ func seriesWorker(t *testing.T, status int, body string) *httptest.Server {
 func TestReaderForwardsSeriesToTheOwner(t *testing.T) {
 	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	want := []windows.Bucket{
-		{Start: start, Step: time.Minute, Total: 3, Endpoints: map[string]uint64{"GET /a": 3}, Final: true},
+		{Start: start, Step: time.Minute, Total: 3, Endpoints: map[string]uint64{"GET /a": 3}, Final: true,
+			Status: map[string]codecs.StatusCounts{"GET /a": {codecs.Class2xx: 2, codecs.Class4xx: 1}}},
 		{Start: start.Add(time.Minute), Step: time.Minute, Total: 1, Endpoints: map[string]uint64{"GET /b": 1}},
 	}
 	b, _ := json.Marshal(want)
 	r := newTestReader(newOwners(allOn(addr(seriesWorker(t, http.StatusOK, string(b))))))
 	defer r.Close()
 	got, err := r.Series("10.0.0.1", time.Minute, start, start.Add(time.Minute))
-	if err != nil || len(got) != 2 || got[0].Total != 3 || !got[0].Final || got[1].Endpoints["GET /b"] != 1 || !got[1].Start.Equal(want[1].Start) {
+	if err != nil || len(got) != 2 || got[0].Total != 3 || !got[0].Final || got[1].Endpoints["GET /b"] != 1 || !got[1].Start.Equal(want[1].Start) ||
+		got[0].Status["GET /a"] != want[0].Status["GET /a"] || got[1].Status != nil {
 		t.Fatalf("Series = %+v, %v; want %+v", got, err, want)
 	}
 	r.now = func() time.Time { return start.Add(90 * time.Second) }
 	sum, err := r.Range("10.0.0.1", 2*time.Minute)
-	if err != nil || sum.Total != 4 || sum.Endpoints["GET /a"] != 3 || sum.Step != time.Minute || !sum.From.Equal(start) {
+	if err != nil || sum.Total != 4 || sum.Endpoints["GET /a"] != 3 || sum.Step != time.Minute || !sum.From.Equal(start) ||
+		sum.Status["GET /a"] != want[0].Status["GET /a"] {
 		t.Errorf("Range = %+v, %v; want 4 calls from %v", sum, err, start)
 	}
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/windows"
@@ -17,10 +18,15 @@ import (
 
 // Bucket is one bucket of GET /usage/{client}/series.
 type Bucket struct {
-	Start     time.Time         `json:"start"`
-	End       time.Time         `json:"end"`
-	Total     uint64            `json:"total"`
-	Endpoints map[string]uint64 `json:"endpoints"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Total uint64    `json:"total"`
+	// Status is the bucket's calls by status class, over every endpoint.
+	Status    codecs.StatusCounts `json:"status,omitzero"`
+	Endpoints map[string]uint64   `json:"endpoints"`
+	// EndpointStatus is the calls per endpoint by status class; endpoints
+	// without a call of known status are left out.
+	EndpointStatus map[string]codecs.StatusCounts `json:"endpoint_status,omitempty"`
 	// Final is false while the bucket is open: its counts may still grow.
 	Final bool `json:"final"`
 }
@@ -103,7 +109,8 @@ func (h *handler) getSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	out := Series{Client: client, Step: windows.FormatDuration(step), From: from.UTC(), To: to.UTC(), Buckets: make([]Bucket, len(buckets))}
 	for i, b := range buckets {
-		out.Buckets[i] = Bucket{Start: b.Start, End: b.End(), Total: b.Total, Endpoints: b.Endpoints, Final: b.Final}
+		out.Buckets[i] = Bucket{Start: b.Start, End: b.End(), Total: b.Total, Status: codecs.SumStatus(b.Status), Endpoints: b.Endpoints,
+			EndpointStatus: nonZero(b.Status), Final: b.Final}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 }
@@ -125,13 +132,30 @@ func (h *handler) getUsageWindow(w http.ResponseWriter, r *http.Request, client 
 		return
 	}
 	out := WindowUsage{
-		ClientUsage: ClientUsage{Client: client, Total: sum.Total, Endpoints: make(map[string]EndpointCount, len(sum.Endpoints))},
-		Window:      windows.FormatDuration(d), From: sum.From, To: sum.To.UTC(),
+		ClientUsage: ClientUsage{Client: client, Total: sum.Total, Status: codecs.SumStatus(sum.Status),
+			Endpoints: make(map[string]EndpointCount, len(sum.Endpoints))},
+		Window: windows.FormatDuration(d), From: sum.From, To: sum.To.UTC(),
 	}
 	for k, n := range sum.Endpoints {
-		out.Endpoints[k] = EndpointCount{Count: n}
+		out.Endpoints[k] = EndpointCount{Count: n, Status: sum.Status[k]}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// nonZero is byEndpoint without the endpoints that have no classed call
+// (nil when none has one).
+func nonZero(byEndpoint map[string]codecs.StatusCounts) map[string]codecs.StatusCounts {
+	var out map[string]codecs.StatusCounts
+	for k, c := range byEndpoint {
+		if c.IsZero() {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]codecs.StatusCounts, len(byEndpoint))
+		}
+		out[k] = c
+	}
+	return out
 }
 
 func (h *handler) windowError(w http.ResponseWriter, r *http.Request, client string, err error) {

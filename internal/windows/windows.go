@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/inarious/inarious/codecs"
 )
 
 // Spec is one granularity: buckets of Step, kept for Retention.
@@ -221,6 +223,10 @@ type Bucket struct {
 	Step      time.Duration
 	Total     uint64
 	Endpoints map[string]uint64
+	// Status is the calls per endpoint by status class (endpoints without a
+	// call of known status left out; nil in buckets counted before classes
+	// were kept).
+	Status map[string]codecs.StatusCounts `json:",omitempty"`
 	// Final is true once the bucket closed: its counts no longer change.
 	Final bool
 }
@@ -234,15 +240,23 @@ type Sum struct {
 	From, To  time.Time // the first bucket's start, the end of the range asked for
 	Total     uint64
 	Endpoints map[string]uint64
+	// Status is the calls per endpoint by status class, as in Bucket.
+	Status map[string]codecs.StatusCounts
 }
 
-// SumOf adds up buckets; Step, From and To are the caller's.
+// SumOf adds up buckets, their classes too; Step, From and To are the
+// caller's.
 func SumOf(buckets []Bucket) Sum {
-	s := Sum{Endpoints: map[string]uint64{}}
+	s := Sum{Endpoints: map[string]uint64{}, Status: map[string]codecs.StatusCounts{}}
 	for _, b := range buckets {
 		s.Total += b.Total
 		for k, n := range b.Endpoints {
 			s.Endpoints[k] += n
+		}
+		for k, c := range b.Status {
+			sc := s.Status[k]
+			sc.Add(c)
+			s.Status[k] = sc
 		}
 	}
 	return s

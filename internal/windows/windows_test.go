@@ -1,6 +1,7 @@
 package windows_test
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 	_ "time/tzdata" // Europe/Berlin on machines without zoneinfo
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/windows"
 )
 
@@ -249,10 +251,38 @@ func TestPlanRangePicksFinestStepThatFits(t *testing.T) {
 
 func TestSum(t *testing.T) {
 	sum := windows.SumOf([]windows.Bucket{
-		{Total: 3, Endpoints: map[string]uint64{"GET /a": 2, "POST /b": 1}},
-		{Total: 2, Endpoints: map[string]uint64{"GET /a": 2}},
+		{Total: 3, Endpoints: map[string]uint64{"GET /a": 2, "POST /b": 1},
+			Status: map[string]codecs.StatusCounts{"GET /a": {codecs.Class2xx: 1, codecs.Class4xx: 1}, "POST /b": {codecs.Class5xx: 1}}},
+		{Total: 2, Endpoints: map[string]uint64{"GET /a": 2}, Status: map[string]codecs.StatusCounts{"GET /a": {codecs.Class2xx: 1}}},
+		{Total: 1, Endpoints: map[string]uint64{"GET /a": 1}}, // counted before classes were kept
 	})
-	if sum.Total != 5 || sum.Endpoints["GET /a"] != 4 || sum.Endpoints["POST /b"] != 1 || len(sum.Endpoints) != 2 {
+	if sum.Total != 6 || sum.Endpoints["GET /a"] != 5 || sum.Endpoints["POST /b"] != 1 || len(sum.Endpoints) != 2 {
 		t.Errorf("SumOf = %+v", sum)
+	}
+	want := map[string]codecs.StatusCounts{"GET /a": {codecs.Class2xx: 2, codecs.Class4xx: 1}, "POST /b": {codecs.Class5xx: 1}}
+	if len(sum.Status) != len(want) || sum.Status["GET /a"] != want["GET /a"] || sum.Status["POST /b"] != want["POST /b"] {
+		t.Errorf("SumOf classes %v, want %v", sum.Status, want)
+	}
+}
+
+// A bucket's classes travel as JSON (a worker's series answer) and come
+// back the same; a bucket without classes has none in its JSON.
+func TestBucketJSON(t *testing.T) {
+	b := windows.Bucket{Start: time.Unix(1700000000, 0).UTC(), Step: time.Minute, Total: 3, Endpoints: map[string]uint64{"GET /a": 3},
+		Status: map[string]codecs.StatusCounts{"GET /a": {codecs.Class2xx: 2, codecs.Class5xx: 1}}, Final: true}
+	raw, err := json.Marshal([]windows.Bucket{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"Status":{"GET /a":{"2xx":2,"5xx":1}}`) {
+		t.Errorf("JSON %s", raw)
+	}
+	var back []windows.Bucket
+	if err := json.Unmarshal(raw, &back); err != nil || len(back) != 1 || back[0].Status["GET /a"] != b.Status["GET /a"] || back[0].Total != 3 {
+		t.Errorf("back %+v, %v", back, err)
+	}
+	b.Status = nil
+	if raw, _ := json.Marshal(b); strings.Contains(string(raw), "Status") {
+		t.Errorf("no classes: JSON %s", raw)
 	}
 }

@@ -1,10 +1,11 @@
 // Package usage is the usage processor group: per client, how often it called
-// each endpoint, all-time and in tumbling windows, in a changelog-backed
-// group table keyed by client. It counts any producer's events exactly
-// across crashes (replayed input is skipped by the position each row
-// records; events under another key are re-keyed through the group's
-// loopback topic), writes rows through a record cache (stream.TableCache),
-// emits closed windows to the windowed topics, and expires idle clients.
+// each endpoint and with which status class (codecs.StatusClass), all-time
+// and in tumbling windows, in a changelog-backed group table keyed by
+// client. It counts any producer's events exactly across crashes (replayed
+// input is skipped by the position each row records; events under another
+// key are re-keyed through the group's loopback topic), writes rows through
+// a record cache (stream.TableCache), emits closed windows to the windowed
+// topics, and expires idle clients.
 // How and why: README, "Guarantees", "Events from other producers",
 // "Windowed usage".
 package usage
@@ -462,7 +463,8 @@ func (p *Processor) emitBuckets(ctx goka.Context, client string, usage *activity
 		if names == nil {
 			names = EndpointNames(usage)
 		}
-		ctx.Emit(topic, windows.Key(client, b.StartUnix), &activitypb.WindowCounts{Endpoints: Counts(b, names), Total: b.Total})
+		ctx.Emit(topic, windows.Key(client, b.StartUnix), &activitypb.WindowCounts{Endpoints: Counts(b, names), Total: b.Total,
+			Status: codecs.StatusMapProto(Statuses(b, names))})
 		p.emitted.Add(1)
 	}
 }
@@ -511,6 +513,15 @@ func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos
 		}
 	}
 	ep.Count++
+	class, classed := codecs.StatusClass(ev.GetHttpStatus())
+	switch {
+	case classed && class < len(ep.StatusClasses):
+		ep.StatusClasses[class]++ // no slice header written: no write barrier
+	case classed:
+		ep.StatusClasses = codecs.AddClass(ep.StatusClasses, class, 1)
+	default:
+		class = noStatus
+	}
 	usage.Total++
 	seen := ev.GetRequestTime()
 	if seen == nil {
@@ -523,7 +534,7 @@ func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos
 	usage.LastSeen = seen
 	res := Result{Applied: true}
 	if len(w.Specs) > 0 {
-		window(usage, w, eventTime(ev, now, w.Grace), ep, pos, &res)
+		window(usage, w, eventTime(ev, now, w.Grace), ep, uint32(class), pos, &res)
 	}
 	return res
 }

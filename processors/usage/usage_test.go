@@ -172,7 +172,7 @@ func BenchmarkApply(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			start := time.Now().Add(-24 * time.Hour)
 			now := time.Now()
-			ev := &activitypb.BackendApiActivity{Client: "c", HttpMethod: "GET", Route: "/users/{id}", RequestTime: timestamppb.New(start)}
+			ev := &activitypb.BackendApiActivity{Client: "c", HttpMethod: "GET", Route: "/users/{id}", HttpStatus: 200, RequestTime: timestamppb.New(start)}
 			u := &activitypb.ClientUsage{Client: "c"}
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {

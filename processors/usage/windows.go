@@ -3,6 +3,7 @@ package usage
 import (
 	"time"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/windows"
 )
@@ -35,11 +36,12 @@ func eventTime(ev *activitypb.BackendApiActivity, now time.Time, grace time.Dura
 	return t
 }
 
-// window adds one event, at unixNano of endpoint ep, to the open buckets of
-// usage, advances the client's stream time and closes the buckets it passed
-// (end + grace <= stream time, as Kafka Streams closes windows). pos is the
-// event's position, kept with what it closed.
-func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, ep *activitypb.EndpointUsage, pos Position, res *Result) {
+// window adds one event, at unixNano of endpoint ep with status class
+// (noStatus: none), to the open buckets of usage, advances the client's
+// stream time and closes the buckets it passed (end + grace <= stream time,
+// as Kafka Streams closes windows). pos is the event's position, kept with
+// what it closed.
+func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, ep *activitypb.EndpointUsage, class uint32, pos Position, res *Result) {
 	if ep.WindowId == 0 {
 		usage.LastWindowId++
 		ep.WindowId = usage.LastWindowId
@@ -55,7 +57,14 @@ func window(usage *activitypb.ClientUsage, w windows.Config, unixNano int64, ep 
 			res.Late++ // its bucket has closed and was emitted
 			continue
 		}
-		add(openBucket(usage, int64(s.Step/time.Second), start), ep.WindowId)
+		b := openBucket(usage, int64(s.Step/time.Second), start)
+		if !b.StatusClassed {
+			classify(b)
+		}
+		add(b, ep.WindowId)
+		if class != codecs.Class2xx { // 2xx calls get no pair: they are the endpoint's count minus its pairs
+			addCount(&b.StatusKeys, &b.StatusCounts, ep.WindowId<<classBits|class)
+		}
 	}
 	closeBuckets(usage, w.Grace, pos, res)
 }
@@ -88,22 +97,50 @@ func openBucket(usage *activitypb.ClientUsage, step, start int64) *activitypb.Wi
 			return b
 		}
 	}
-	b := &activitypb.WindowBucket{StepSeconds: step, StartUnix: start}
+	b := &activitypb.WindowBucket{StepSeconds: step, StartUnix: start, StatusClassed: true}
 	usage.OpenBuckets = append(usage.OpenBuckets, b)
 	return b
 }
 
+// noStatus is the class of a call without a status, in a bucket's pairs
+// (WindowBucket.status_keys).
+const noStatus = codecs.NumStatusClasses
+
+// classBits is how many low bits of a bucket's status key hold the class
+// (WindowBucket.status_keys: window id << classBits | class).
+const classBits = 3
+
+// Every class and noStatus fit in classBits (else the length is negative).
+var _ [1<<classBits - noStatus - 1]struct{}
+
 // add counts one call of endpoint id in b.
 func add(b *activitypb.WindowBucket, id uint32) {
 	b.Total++
-	for i, x := range b.EndpointIds {
-		if x == id {
-			b.Counts[i]++
+	addCount(&b.EndpointIds, &b.Counts, id)
+}
+
+// classify starts keeping status classes in b, a bucket opened before
+// classes were kept, whose calls so far then have no known status.
+func classify(b *activitypb.WindowBucket) {
+	b.StatusClassed = true
+	for i, id := range b.EndpointIds {
+		if i < len(b.Counts) && b.Counts[i] > 0 {
+			b.StatusKeys = append(b.StatusKeys, id<<classBits|noStatus)
+			b.StatusCounts = append(b.StatusCounts, b.Counts[i])
+		}
+	}
+}
+
+// addCount counts one under key in the packed pairs keys, counts.
+func addCount(keys *[]uint32, counts *[]uint64, key uint32) {
+	for i, k := range *keys {
+		if k == key {
+			(*counts)[i]++
 			return
 		}
 	}
-	b.EndpointIds = append(b.EndpointIds, id)
-	b.Counts = append(b.Counts, 1)
+	*keys = append(*keys, key)
+	*counts = append(*counts, 1)
 }
 
 // EndpointNames are the row's endpoint names by window id (a slice: it is
@@ -125,6 +162,52 @@ func Counts(b *activitypb.WindowBucket, names []string) map[string]uint64 {
 		if i < len(b.GetCounts()) && int(id) < len(names) {
 			out[names[id]] += b.GetCounts()[i]
 		}
+	}
+	return out
+}
+
+// Statuses are a bucket's calls per endpoint name by status class, 2xx
+// worked out from the counts (nil without any, as in a bucket opened before
+// classes were kept).
+func Statuses(b *activitypb.WindowBucket, names []string) map[string]codecs.StatusCounts {
+	if !b.GetStatusClassed() {
+		return nil
+	}
+	// The pairs by endpoint: their classes, and how many calls they hold.
+	type paired struct {
+		classes codecs.StatusCounts
+		calls   uint64
+	}
+	pairs := make(map[uint32]paired, len(b.GetStatusKeys()))
+	for i, k := range b.GetStatusKeys() {
+		if i >= len(b.GetStatusCounts()) {
+			break
+		}
+		n, p := b.GetStatusCounts()[i], pairs[k>>classBits]
+		p.calls += n
+		if class := k & (1<<classBits - 1); class < codecs.NumStatusClasses {
+			p.classes[class] += n
+		}
+		pairs[k>>classBits] = p
+	}
+	var out map[string]codecs.StatusCounts
+	for i, id := range b.GetEndpointIds() {
+		if i >= len(b.GetCounts()) || int(id) >= len(names) {
+			continue
+		}
+		p := pairs[id]
+		if n := b.GetCounts()[i]; n > p.calls {
+			p.classes[codecs.Class2xx] += n - p.calls
+		}
+		if p.classes.IsZero() {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]codecs.StatusCounts, len(b.GetEndpointIds()))
+		}
+		c := out[names[id]]
+		c.Add(p.classes)
+		out[names[id]] = c
 	}
 	return out
 }
