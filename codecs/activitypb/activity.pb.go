@@ -775,6 +775,246 @@ func (x *Rekeyed) GetSourceOffset() int64 {
 	return 0
 }
 
+// EndpointStats is a row of the endpoints table: one endpoint's calls
+// across all clients, all-time (key "METHOD /route") or in one bucket
+// (key endpoints.BucketKey, step_seconds and start_unix set).
+type EndpointStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Calls uint64                 `protobuf:"varint,1,opt,name=calls,proto3" json:"calls,omitempty"`
+	// Calls by status class (codecs.StatusClass), trailing zero classes left out.
+	StatusClasses []uint64 `protobuf:"varint,2,rep,packed,name=status_classes,json=statusClasses,proto3" json:"status_classes,omitempty"`
+	// The durations of the calls that had one (internal/sketch.Latency).
+	Latency []byte `protobuf:"bytes,3,opt,name=latency,proto3" json:"latency,omitempty"`
+	// The distinct clients (internal/sketch.Distinct).
+	Clients []byte `protobuf:"bytes,4,opt,name=clients,proto3" json:"clients,omitempty"`
+	// Per partition of Users, the last offset whose events are in this row:
+	// a replayed partial at or below it was applied already.
+	AppliedOffsets    map[int32]int64 `protobuf:"bytes,5,rep,name=applied_offsets,json=appliedOffsets,proto3" json:"applied_offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	FirstSeenUnixNano int64           `protobuf:"varint,6,opt,name=first_seen_unix_nano,json=firstSeenUnixNano,proto3" json:"first_seen_unix_nano,omitempty"`
+	LastSeenUnixNano  int64           `protobuf:"varint,7,opt,name=last_seen_unix_nano,json=lastSeenUnixNano,proto3" json:"last_seen_unix_nano,omitempty"`
+	StepSeconds       int64           `protobuf:"varint,8,opt,name=step_seconds,json=stepSeconds,proto3" json:"step_seconds,omitempty"`
+	StartUnix         int64           `protobuf:"varint,9,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *EndpointStats) Reset() {
+	*x = EndpointStats{}
+	mi := &file_activity_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointStats) ProtoMessage() {}
+
+func (x *EndpointStats) ProtoReflect() protoreflect.Message {
+	mi := &file_activity_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointStats.ProtoReflect.Descriptor instead.
+func (*EndpointStats) Descriptor() ([]byte, []int) {
+	return file_activity_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *EndpointStats) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *EndpointStats) GetStatusClasses() []uint64 {
+	if x != nil {
+		return x.StatusClasses
+	}
+	return nil
+}
+
+func (x *EndpointStats) GetLatency() []byte {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+func (x *EndpointStats) GetClients() []byte {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+func (x *EndpointStats) GetAppliedOffsets() map[int32]int64 {
+	if x != nil {
+		return x.AppliedOffsets
+	}
+	return nil
+}
+
+func (x *EndpointStats) GetFirstSeenUnixNano() int64 {
+	if x != nil {
+		return x.FirstSeenUnixNano
+	}
+	return 0
+}
+
+func (x *EndpointStats) GetLastSeenUnixNano() int64 {
+	if x != nil {
+		return x.LastSeenUnixNano
+	}
+	return 0
+}
+
+func (x *EndpointStats) GetStepSeconds() int64 {
+	if x != nil {
+		return x.StepSeconds
+	}
+	return 0
+}
+
+func (x *EndpointStats) GetStartUnix() int64 {
+	if x != nil {
+		return x.StartUnix
+	}
+	return 0
+}
+
+// EndpointPartial is what one aggregator member counted of one endpoint
+// during one flush interval, for one row of the endpoints table (the
+// all-time row or one bucket), written in a Kafka transaction with the
+// Users offsets it covers.
+type EndpointPartial struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         uint64                 `protobuf:"varint,1,opt,name=calls,proto3" json:"calls,omitempty"`
+	StatusClasses []uint64               `protobuf:"varint,2,rep,packed,name=status_classes,json=statusClasses,proto3" json:"status_classes,omitempty"`
+	Latency       []byte                 `protobuf:"bytes,3,opt,name=latency,proto3" json:"latency,omitempty"`
+	Clients       []byte                 `protobuf:"bytes,4,opt,name=clients,proto3" json:"clients,omitempty"`
+	// Per partition of Users, the last offset this member had read when it
+	// flushed: the same for every partial of the flush.
+	SourceOffsets     map[int32]int64 `protobuf:"bytes,5,rep,name=source_offsets,json=sourceOffsets,proto3" json:"source_offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	FirstSeenUnixNano int64           `protobuf:"varint,6,opt,name=first_seen_unix_nano,json=firstSeenUnixNano,proto3" json:"first_seen_unix_nano,omitempty"`
+	LastSeenUnixNano  int64           `protobuf:"varint,7,opt,name=last_seen_unix_nano,json=lastSeenUnixNano,proto3" json:"last_seen_unix_nano,omitempty"`
+	StepSeconds       int64           `protobuf:"varint,8,opt,name=step_seconds,json=stepSeconds,proto3" json:"step_seconds,omitempty"`
+	StartUnix         int64           `protobuf:"varint,9,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"`
+	// prune asks the group to delete the bucket row of this key if it is past
+	// its retention (a janitor's record; it carries no calls or offsets).
+	Prune         bool `protobuf:"varint,10,opt,name=prune,proto3" json:"prune,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointPartial) Reset() {
+	*x = EndpointPartial{}
+	mi := &file_activity_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointPartial) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointPartial) ProtoMessage() {}
+
+func (x *EndpointPartial) ProtoReflect() protoreflect.Message {
+	mi := &file_activity_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointPartial.ProtoReflect.Descriptor instead.
+func (*EndpointPartial) Descriptor() ([]byte, []int) {
+	return file_activity_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *EndpointPartial) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *EndpointPartial) GetStatusClasses() []uint64 {
+	if x != nil {
+		return x.StatusClasses
+	}
+	return nil
+}
+
+func (x *EndpointPartial) GetLatency() []byte {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+func (x *EndpointPartial) GetClients() []byte {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+func (x *EndpointPartial) GetSourceOffsets() map[int32]int64 {
+	if x != nil {
+		return x.SourceOffsets
+	}
+	return nil
+}
+
+func (x *EndpointPartial) GetFirstSeenUnixNano() int64 {
+	if x != nil {
+		return x.FirstSeenUnixNano
+	}
+	return 0
+}
+
+func (x *EndpointPartial) GetLastSeenUnixNano() int64 {
+	if x != nil {
+		return x.LastSeenUnixNano
+	}
+	return 0
+}
+
+func (x *EndpointPartial) GetStepSeconds() int64 {
+	if x != nil {
+		return x.StepSeconds
+	}
+	return 0
+}
+
+func (x *EndpointPartial) GetStartUnix() int64 {
+	if x != nil {
+		return x.StartUnix
+	}
+	return 0
+}
+
+func (x *EndpointPartial) GetPrune() bool {
+	if x != nil {
+		return x.Prune
+	}
+	return false
+}
+
 var File_activity_proto protoreflect.FileDescriptor
 
 const file_activity_proto_rawDesc = "" +
@@ -860,7 +1100,37 @@ const file_activity_proto_rawDesc = "" +
 	"\aRekeyed\x12\x14\n" +
 	"\x05event\x18\x01 \x01(\fR\x05event\x12)\n" +
 	"\x10source_partition\x18\x02 \x01(\x05R\x0fsourcePartition\x12#\n" +
-	"\rsource_offset\x18\x03 \x01(\x03R\fsourceOffsetB0Z.github.com/inarious/inarious/codecs/activitypbb\x06proto3"
+	"\rsource_offset\x18\x03 \x01(\x03R\fsourceOffset\"\xc4\x03\n" +
+	"\rEndpointStats\x12\x14\n" +
+	"\x05calls\x18\x01 \x01(\x04R\x05calls\x12%\n" +
+	"\x0estatus_classes\x18\x02 \x03(\x04R\rstatusClasses\x12\x18\n" +
+	"\alatency\x18\x03 \x01(\fR\alatency\x12\x18\n" +
+	"\aclients\x18\x04 \x01(\fR\aclients\x12]\n" +
+	"\x0fapplied_offsets\x18\x05 \x03(\v24.inarious.activity.EndpointStats.AppliedOffsetsEntryR\x0eappliedOffsets\x12/\n" +
+	"\x14first_seen_unix_nano\x18\x06 \x01(\x03R\x11firstSeenUnixNano\x12-\n" +
+	"\x13last_seen_unix_nano\x18\a \x01(\x03R\x10lastSeenUnixNano\x12!\n" +
+	"\fstep_seconds\x18\b \x01(\x03R\vstepSeconds\x12\x1d\n" +
+	"\n" +
+	"start_unix\x18\t \x01(\x03R\tstartUnix\x1aA\n" +
+	"\x13AppliedOffsetsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xda\x03\n" +
+	"\x0fEndpointPartial\x12\x14\n" +
+	"\x05calls\x18\x01 \x01(\x04R\x05calls\x12%\n" +
+	"\x0estatus_classes\x18\x02 \x03(\x04R\rstatusClasses\x12\x18\n" +
+	"\alatency\x18\x03 \x01(\fR\alatency\x12\x18\n" +
+	"\aclients\x18\x04 \x01(\fR\aclients\x12\\\n" +
+	"\x0esource_offsets\x18\x05 \x03(\v25.inarious.activity.EndpointPartial.SourceOffsetsEntryR\rsourceOffsets\x12/\n" +
+	"\x14first_seen_unix_nano\x18\x06 \x01(\x03R\x11firstSeenUnixNano\x12-\n" +
+	"\x13last_seen_unix_nano\x18\a \x01(\x03R\x10lastSeenUnixNano\x12!\n" +
+	"\fstep_seconds\x18\b \x01(\x03R\vstepSeconds\x12\x1d\n" +
+	"\n" +
+	"start_unix\x18\t \x01(\x03R\tstartUnix\x12\x14\n" +
+	"\x05prune\x18\n" +
+	" \x01(\bR\x05prune\x1a@\n" +
+	"\x12SourceOffsetsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B0Z.github.com/inarious/inarious/codecs/activitypbb\x06proto3"
 
 var (
 	file_activity_proto_rawDescOnce sync.Once
@@ -874,7 +1144,7 @@ func file_activity_proto_rawDescGZIP() []byte {
 	return file_activity_proto_rawDescData
 }
 
-var file_activity_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_activity_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_activity_proto_goTypes = []any{
 	(*BackendApiActivity)(nil),    // 0: inarious.activity.BackendApiActivity
 	(*EndpointUsage)(nil),         // 1: inarious.activity.EndpointUsage
@@ -885,33 +1155,39 @@ var file_activity_proto_goTypes = []any{
 	(*StatusClasses)(nil),         // 6: inarious.activity.StatusClasses
 	(*Expire)(nil),                // 7: inarious.activity.Expire
 	(*Rekeyed)(nil),               // 8: inarious.activity.Rekeyed
-	nil,                           // 9: inarious.activity.ClientUsage.EndpointsEntry
-	nil,                           // 10: inarious.activity.ClientUsage.AppliedOffsetsEntry
-	nil,                           // 11: inarious.activity.ClientUsage.RekeyedOffsetsEntry
-	nil,                           // 12: inarious.activity.WindowCounts.EndpointsEntry
-	nil,                           // 13: inarious.activity.WindowCounts.StatusEntry
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*EndpointStats)(nil),         // 9: inarious.activity.EndpointStats
+	(*EndpointPartial)(nil),       // 10: inarious.activity.EndpointPartial
+	nil,                           // 11: inarious.activity.ClientUsage.EndpointsEntry
+	nil,                           // 12: inarious.activity.ClientUsage.AppliedOffsetsEntry
+	nil,                           // 13: inarious.activity.ClientUsage.RekeyedOffsetsEntry
+	nil,                           // 14: inarious.activity.WindowCounts.EndpointsEntry
+	nil,                           // 15: inarious.activity.WindowCounts.StatusEntry
+	nil,                           // 16: inarious.activity.EndpointStats.AppliedOffsetsEntry
+	nil,                           // 17: inarious.activity.EndpointPartial.SourceOffsetsEntry
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
 }
 var file_activity_proto_depIdxs = []int32{
-	14, // 0: inarious.activity.BackendApiActivity.request_time:type_name -> google.protobuf.Timestamp
-	14, // 1: inarious.activity.EndpointUsage.last_seen:type_name -> google.protobuf.Timestamp
-	9,  // 2: inarious.activity.ClientUsage.endpoints:type_name -> inarious.activity.ClientUsage.EndpointsEntry
-	14, // 3: inarious.activity.ClientUsage.first_seen:type_name -> google.protobuf.Timestamp
-	14, // 4: inarious.activity.ClientUsage.last_seen:type_name -> google.protobuf.Timestamp
-	10, // 5: inarious.activity.ClientUsage.applied_offsets:type_name -> inarious.activity.ClientUsage.AppliedOffsetsEntry
-	11, // 6: inarious.activity.ClientUsage.rekeyed_offsets:type_name -> inarious.activity.ClientUsage.RekeyedOffsetsEntry
+	18, // 0: inarious.activity.BackendApiActivity.request_time:type_name -> google.protobuf.Timestamp
+	18, // 1: inarious.activity.EndpointUsage.last_seen:type_name -> google.protobuf.Timestamp
+	11, // 2: inarious.activity.ClientUsage.endpoints:type_name -> inarious.activity.ClientUsage.EndpointsEntry
+	18, // 3: inarious.activity.ClientUsage.first_seen:type_name -> google.protobuf.Timestamp
+	18, // 4: inarious.activity.ClientUsage.last_seen:type_name -> google.protobuf.Timestamp
+	12, // 5: inarious.activity.ClientUsage.applied_offsets:type_name -> inarious.activity.ClientUsage.AppliedOffsetsEntry
+	13, // 6: inarious.activity.ClientUsage.rekeyed_offsets:type_name -> inarious.activity.ClientUsage.RekeyedOffsetsEntry
 	3,  // 7: inarious.activity.ClientUsage.open_buckets:type_name -> inarious.activity.WindowBucket
 	4,  // 8: inarious.activity.ClientUsage.last_closed:type_name -> inarious.activity.ClosedBuckets
 	3,  // 9: inarious.activity.ClosedBuckets.buckets:type_name -> inarious.activity.WindowBucket
-	12, // 10: inarious.activity.WindowCounts.endpoints:type_name -> inarious.activity.WindowCounts.EndpointsEntry
-	13, // 11: inarious.activity.WindowCounts.status:type_name -> inarious.activity.WindowCounts.StatusEntry
-	1,  // 12: inarious.activity.ClientUsage.EndpointsEntry.value:type_name -> inarious.activity.EndpointUsage
-	6,  // 13: inarious.activity.WindowCounts.StatusEntry.value:type_name -> inarious.activity.StatusClasses
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	14, // 10: inarious.activity.WindowCounts.endpoints:type_name -> inarious.activity.WindowCounts.EndpointsEntry
+	15, // 11: inarious.activity.WindowCounts.status:type_name -> inarious.activity.WindowCounts.StatusEntry
+	16, // 12: inarious.activity.EndpointStats.applied_offsets:type_name -> inarious.activity.EndpointStats.AppliedOffsetsEntry
+	17, // 13: inarious.activity.EndpointPartial.source_offsets:type_name -> inarious.activity.EndpointPartial.SourceOffsetsEntry
+	1,  // 14: inarious.activity.ClientUsage.EndpointsEntry.value:type_name -> inarious.activity.EndpointUsage
+	6,  // 15: inarious.activity.WindowCounts.StatusEntry.value:type_name -> inarious.activity.StatusClasses
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_activity_proto_init() }
@@ -925,7 +1201,7 @@ func file_activity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_activity_proto_rawDesc), len(file_activity_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
