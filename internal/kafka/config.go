@@ -110,6 +110,10 @@ func (c Config) Sarama() *sarama.Config {
 	sc.Consumer.Group.Session.Timeout = 6 * time.Second
 	sc.Consumer.Group.Heartbeat.Interval = time.Second
 	sc.Consumer.Group.Member.UserData = c.MemberUserData
+	// The endpoints aggregator writes its partials in transactions: a
+	// reader must not see those of an aborted one. Topics written without
+	// transactions read the same either way.
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	return sc
 }
 

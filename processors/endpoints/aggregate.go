@@ -1,0 +1,351 @@
+package endpoints
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/codecs/confluent"
+	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/windows"
+)
+
+// DefaultFlushInterval is how long the aggregator counts before it writes
+// its partials: the endpoints table lags Users by about this much, and a
+// member writes about one partial per endpoint, granularity and interval.
+const DefaultFlushInterval = time.Second
+
+// transactionTimeout bounds how long a member that died inside a
+// transaction holds back the partials after it (read_committed readers stop
+// at an open transaction). A transaction is open only while a flush
+// produces, milliseconds; a restart with the same transactional ID ends it
+// at once.
+const transactionTimeout = 10 * time.Second
+
+// Aggregator consumes Users in the consumer group AggregatorGroup and, per
+// flush interval, writes what it counted of each endpoint as partials,
+// in one Kafka transaction with the offsets it read (see the package doc).
+type Aggregator struct {
+	log     *slog.Logger
+	decoder *confluent.Decoder
+	windows windows.Config
+	flush   time.Duration
+	txnID   string
+	now     func() time.Time
+
+	events   atomic.Uint64
+	late     atomic.Uint64
+	skipped  atomic.Uint64
+	partials atomic.Uint64
+	flushes  atomic.Uint64
+	aborted  atomic.Uint64
+}
+
+// AggregatorStats are counters since the process started.
+type AggregatorStats struct {
+	Events   uint64 // events counted in a committed flush
+	Late     uint64 // (event, granularity) pairs not in a bucket: it was past its grace
+	Skipped  uint64 // records not counted: undecodable or without a client (the usage group dead-letters them)
+	Partials uint64 // partials written in committed flushes
+	Flushes  uint64 // committed transactions
+	Aborted  uint64 // flushes aborted (a rebalance, a produce error): their events are read again
+}
+
+// flushTimeout bounds the last flush at shutdown.
+const flushTimeout = 15 * time.Second
+
+// run is one session of the aggregator: it ends with ctx (after a last
+// flush) or with an error the caller retries after a pause.
+func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
+	n, err := cfg.TopicPartitions(ctx, string(PartialsTopic))
+	if err != nil {
+		return err
+	}
+	sess, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.TransactionalID(a.txnID),
+		kgo.TransactionTimeout(transactionTimeout),
+		kgo.ConsumerGroup(AggregatorGroup),
+		kgo.ConsumeTopics(string(codecs.ActivityTopic)),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.FetchMaxWait(kafka.FetchWait),
+		kgo.ProducerLinger(0),
+		kgo.RecordPartitioner(kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
+			return func(r *kgo.Record, _ int) int { return int(PartitionOf(string(r.Key), n)) }
+		})),
+	)
+	if err != nil {
+		return fmt.Errorf("endpoints aggregator: %w", err)
+	}
+	defer sess.Close()
+	acc := newAccumulator(a.windows)
+	var due time.Time
+	for {
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if !acc.empty() {
+			pctx, cancel = context.WithDeadline(ctx, due)
+		}
+		fetches := sess.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			// Count what was read with this poll too: the last flush
+			// commits the offsets of everything polled.
+			a.addAll(ctx, acc, fetches)
+			fctx, stop := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+			defer stop()
+			return a.flushOrAbort(fctx, sess, acc)
+		}
+		var fatal error
+		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return
+			}
+			a.log.Warn("fetch failed", "topic", topic, "partition", p, "err", err)
+			if errors.Is(err, kgo.ErrClientClosed) {
+				fatal = err
+			}
+		})
+		if fatal != nil {
+			return fatal
+		}
+		wasEmpty := acc.empty()
+		if err := a.addAll(ctx, acc, fetches); err != nil {
+			// The registry cannot be reached: nothing read since the last
+			// flush may be skipped, so read it again later.
+			a.log.Warn("schema registry unreachable; reading again from the last flush", "err", err)
+			if err := a.abort(ctx, sess, acc); err != nil {
+				return err
+			}
+			if err := sleep(ctx, time.Second); err != nil {
+				return nil
+			}
+			continue
+		}
+		if wasEmpty && !acc.empty() {
+			due = a.now().Add(a.flush)
+		}
+		if !acc.empty() && !a.now().Before(due) {
+			if err := a.flushOrAbort(ctx, sess, acc); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// addAll counts the fetched records; it stops at a record that cannot be
+// decoded for want of the schema registry.
+func (a *Aggregator) addAll(ctx context.Context, acc *accumulator, fetches kgo.Fetches) error {
+	var err error
+	fetches.EachRecord(func(r *kgo.Record) {
+		if err != nil {
+			return
+		}
+		ev, derr := a.decoder.DecodeContext(ctx, r.Value)
+		switch {
+		case errors.Is(derr, confluent.ErrRegistryUnavailable):
+			err = derr
+			return
+		case derr != nil || codecs.ClientOf(ev) == "":
+			a.skipped.Add(1)
+			acc.read(r.Partition, r.Offset)
+			return
+		}
+		acc.add(ev, r.Partition, r.Offset, a.now())
+	})
+	return err
+}
+
+// flushOrAbort writes the partials and the offsets read in one
+// transaction. A rebalance since the last flush aborts it, as does a
+// failed produce: the session then rewinds to the committed offsets and the
+// events are counted again, by this member or the partition's new owner.
+func (a *Aggregator) flushOrAbort(ctx context.Context, sess *kgo.GroupTransactSession, acc *accumulator) error {
+	if acc.empty() {
+		return nil
+	}
+	if err := sess.Begin(); err != nil {
+		return err
+	}
+	var failed atomic.Pointer[error]
+	records, err := acc.records()
+	if err != nil {
+		return err
+	}
+	for _, r := range records {
+		sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	try := kgo.TryCommit
+	if failed.Load() != nil {
+		try = kgo.TryAbort
+	}
+	committed, err := sess.End(ctx, try)
+	if perr := failed.Load(); perr != nil && committed {
+		// A record failed after End flushed: Kafka refuses to commit a
+		// transaction with a failed produce, so this cannot happen.
+		return fmt.Errorf("endpoints aggregator: committed despite a failed partial: %w", *perr)
+	}
+	events, late := acc.events, acc.late
+	acc.reset()
+	if err != nil {
+		a.aborted.Add(1)
+		return fmt.Errorf("endpoints aggregator: end transaction: %w", err)
+	}
+	if !committed {
+		a.aborted.Add(1)
+		if perr := failed.Load(); perr != nil {
+			a.log.Warn("partials not written; reading again from the last flush", "err", *perr)
+		}
+		return nil
+	}
+	a.flushes.Add(1)
+	a.events.Add(events)
+	a.late.Add(late)
+	a.partials.Add(uint64(len(records)))
+	return nil
+}
+
+// abort drops what was counted since the last flush and rewinds to it.
+func (a *Aggregator) abort(ctx context.Context, sess *kgo.GroupTransactSession, acc *accumulator) error {
+	acc.reset()
+	if err := sess.Begin(); err != nil {
+		return err
+	}
+	_, err := sess.End(ctx, kgo.TryAbort)
+	a.aborted.Add(1)
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// accumulator is what a member counted since its last flush: a partial per
+// row key, and per partition the last offset read.
+type accumulator struct {
+	windows windows.Config
+	rows    map[string]*Row
+	offsets map[int32]int64
+	events  uint64
+	late    uint64
+	// streamTime is, per partition, the latest event time seen: a bucket
+	// that ended a grace period before it is closed. It outlives flushes.
+	streamTime map[int32]int64
+}
+
+func newAccumulator(w windows.Config) *accumulator {
+	return &accumulator{windows: w, rows: map[string]*Row{}, offsets: map[int32]int64{}, streamTime: map[int32]int64{}}
+}
+
+func (acc *accumulator) empty() bool { return len(acc.offsets) == 0 }
+
+func (acc *accumulator) reset() {
+	clear(acc.rows)
+	acc.offsets = map[int32]int64{}
+	acc.events, acc.late = 0, 0
+}
+
+// read records that the record at (partition, offset) was read.
+func (acc *accumulator) read(partition int32, offset int64) { acc.offsets[partition] = offset }
+
+// add counts ev, read at (partition, offset), in its endpoint's all-time
+// partial and in its bucket of each granularity not past its grace.
+func (acc *accumulator) add(ev *activitypb.BackendApiActivity, partition int32, offset int64, now time.Time) {
+	acc.read(partition, offset)
+	acc.events++
+	endpoint := endpointName(codecs.EndpointKey(ev))
+	client := codecs.ClientOf(ev)
+	at := eventTime(ev.GetRequestTime(), now)
+	acc.row(endpoint).addEvent(ev, client, at)
+	if len(acc.windows.Specs) == 0 {
+		return
+	}
+	t := at.UnixNano()
+	if t > acc.streamTime[partition] {
+		acc.streamTime[partition] = t
+	}
+	stream := acc.streamTime[partition]
+	for _, s := range acc.windows.Specs {
+		start := windows.StartUnix(t, s.Step)
+		end := time.Unix(start, 0).Add(s.Step).Add(acc.windows.Grace).UnixNano()
+		if end <= stream {
+			acc.late++
+			continue
+		}
+		r := acc.row(BucketKey(endpoint, s.Step, start))
+		r.Step, r.Start = s.Step, time.Unix(start, 0).UTC()
+		r.addEvent(ev, client, at)
+	}
+}
+
+func (acc *accumulator) row(key string) *Row {
+	r := acc.rows[key]
+	if r == nil {
+		r = NewRow()
+		acc.rows[key] = r
+	}
+	return r
+}
+
+// eventTime is when the call was made: its request time, or now for
+// producers that send none.
+func eventTime(ts *timestamppb.Timestamp, now time.Time) time.Time {
+	if ts == nil {
+		return now
+	}
+	return ts.AsTime()
+}
+
+// addEvent counts one call in r.
+func (r *Row) addEvent(ev *activitypb.BackendApiActivity, client string, at time.Time) {
+	r.Calls++
+	if class, ok := codecs.StatusClass(ev.GetHttpStatus()); ok {
+		r.Status[class]++
+	}
+	// Producers of the original schema send neither status nor duration:
+	// their calls have no latency, rather than a latency of 0.
+	if ev.GetDurationUs() > 0 || ev.GetHttpStatus() != 0 {
+		r.Latency.Add(ev.GetDurationUs())
+	}
+	r.Clients.Add(client)
+	if r.FirstSeen.IsZero() || at.Before(r.FirstSeen) {
+		r.FirstSeen = at
+	}
+	if at.After(r.LastSeen) {
+		r.LastSeen = at
+	}
+}
+
+// records are the partials as records of the partials topic, each with
+// the offsets of every partition read since the last flush.
+func (acc *accumulator) records() ([]*kgo.Record, error) {
+	out := make([]*kgo.Record, 0, len(acc.rows))
+	for key, r := range acc.rows {
+		v, err := (&Partial{Row: *r, Offsets: acc.offsets}).marshal()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &kgo.Record{Topic: string(PartialsTopic), Key: []byte(key), Value: v})
+	}
+	return out, nil
+}
