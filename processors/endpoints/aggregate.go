@@ -80,9 +80,7 @@ func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
 		kgo.RequireStableFetchOffsets(),
 		kgo.FetchMaxWait(kafka.FetchWait),
 		kgo.ProducerLinger(0),
-		kgo.RecordPartitioner(kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
-			return func(r *kgo.Record, _ int) int { return int(PartitionOf(string(r.Key), n)) }
-		})),
+		kgo.RecordPartitioner(keyPartitioner(n)),
 	)
 	if err != nil {
 		return fmt.Errorf("endpoints aggregator: %w", err)

@@ -38,6 +38,7 @@ import (
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/internal/tablestore"
 	"github.com/inarious/inarious/internal/windows"
 )
 
@@ -52,6 +53,8 @@ type Processor struct {
 	replays atomic.Uint64
 	invalid atomic.Uint64
 	pruned  atomic.Uint64
+	// open holds the table's partitions goka holds open, for the janitor.
+	open tablestore.Registry
 }
 
 // Option configures the processor.
@@ -112,6 +115,9 @@ func (p *Processor) Rebalanced(goka.Assignment) {}
 func (p *Processor) Run(ctx context.Context, cfg kafka.Config, dataDir string, onStart func(*goka.Processor)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.agg.Run(gctx, cfg) })
+	if len(p.windows.Specs) > 0 {
+		g.Go(func() error { return p.janitor(gctx, cfg) })
+	}
 	g.Go(func() error {
 		return stream.Run(gctx, cfg, p, dataDir, onStart, stream.WithLogger(p.log),
 			stream.WithProcessorOptions(goka.WithHasher(Hasher)))
@@ -139,6 +145,10 @@ func (p *Processor) merge(ctx goka.Context, msg any) {
 	if err != nil {
 		p.invalid.Add(1)
 		p.log.Warn("skipping a partial that does not decode", "partition", ctx.Partition(), "offset", ctx.Offset(), "err", err)
+		return
+	}
+	if part.Prune {
+		p.prune(ctx)
 		return
 	}
 	row, _ := ctx.Value().(*Row)
@@ -193,6 +203,7 @@ func (p *Processor) Counters() []metrics.Counter {
 		{Name: "endpoints_partials_merged_total", Help: "Partials merged into the endpoints table.", Value: p.merged.Load},
 		{Name: "endpoints_replays_skipped_total", Help: "Partials skipped because they were merged before.", Value: p.replays.Load},
 		{Name: "endpoints_partials_invalid_total", Help: "Partials that did not decode.", Value: p.invalid.Load},
+		{Name: "endpoints_buckets_pruned_total", Help: "Bucket rows deleted past their retention.", Value: p.pruned.Load},
 	}
 }
 

@@ -232,3 +232,61 @@ func TestBucketKeysPlaceByEndpoint(t *testing.T) {
 		t.Errorf("range [%q, %q) does not hold exactly the starts 60..120", lo, hi)
 	}
 }
+
+// Bucket rows past their granularity's retention are deleted through the
+// group (so from the changelog too); all-time rows and younger buckets stay.
+func TestExpiredBucketsArePruned(t *testing.T) {
+	cfg := kafkatest.Config(t, 2)
+	ctx := context.Background()
+	if err := cfg.EnsureTopics(ctx, endpoints.Topics()...); err != nil {
+		t.Fatal(err)
+	}
+	w := windows.Config{Specs: []windows.Spec{{Step: time.Minute, Retention: time.Hour}, {Step: time.Hour, Retention: 24 * time.Hour}},
+		Grace: 24 * time.Hour}
+	old := time.Now().Add(-3 * time.Hour).Truncate(time.Hour)
+	cs := calls(300, old)
+	produce(t, cfg, cs)
+	rctx, stop := context.WithCancel(ctx)
+	p, done := run(t, rctx, cfg, t.TempDir(), w, "prune-member")
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	vctx, stopView := context.WithCancel(ctx)
+	defer stopView()
+	v := view(t, vctx, cfg)
+	want := expect(cs, w)
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) { return checkRows(v, want) })
+
+	var minuteKeys []string
+	for key := range want {
+		if _, step, _, bucket, _ := endpoints.ParseKey(key); bucket && step == time.Minute {
+			minuteKeys = append(minuteKeys, key)
+		}
+	}
+	n, err := p.PruneExpired(ctx, cfg, time.Now())
+	if err != nil || n != len(minuteKeys) {
+		t.Fatalf("PruneExpired = %d, %v; want the %d minute buckets", n, err, len(minuteKeys))
+	}
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
+		for _, k := range minuteKeys {
+			if r, err := v.Get(k); err != nil || r != nil {
+				return false, fmt.Sprintf("%q still there (%v)", k, err)
+			}
+		}
+		return true, ""
+	})
+	for key := range want {
+		if slices.Contains(minuteKeys, key) {
+			delete(want, key)
+		}
+	}
+	if ok, msg := checkRows(v, want); !ok {
+		t.Errorf("after pruning: %s", msg)
+	}
+	if s := p.Stats(); s.Pruned != uint64(len(minuteKeys)) {
+		t.Errorf("pruned %d rows, want %d", s.Pruned, len(minuteKeys))
+	}
+}

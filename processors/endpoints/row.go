@@ -92,6 +92,9 @@ func Sum(rows []*Row) *Row {
 type Partial struct {
 	Row
 	Offsets map[int32]int64
+	// Prune asks for the bucket row to be deleted if past its retention
+	// (the janitor's partial, without calls or offsets).
+	Prune bool
 }
 
 func timeOf(unixNano int64) time.Time {
@@ -199,7 +202,7 @@ func (p *Partial) marshal() ([]byte, error) {
 	}
 	m := &activitypb.EndpointPartial{Calls: p.Calls, StatusClasses: p.Status.Packed(), Latency: lat, Clients: cl,
 		SourceOffsets: p.Offsets, FirstSeenUnixNano: unixNano(p.FirstSeen), LastSeenUnixNano: unixNano(p.LastSeen),
-		StepSeconds: int64(p.Step / time.Second), StartUnix: startUnix(p.Start)}
+		StepSeconds: int64(p.Step / time.Second), StartUnix: startUnix(p.Start), Prune: p.Prune}
 	return m.MarshalVT()
 }
 
@@ -211,6 +214,9 @@ func DecodePartial(data []byte) (*Partial, error) {
 	var m activitypb.EndpointPartial
 	if err := m.UnmarshalVT(data); err != nil {
 		return nil, fmt.Errorf("endpoints: decode partial: %w", err)
+	}
+	if m.Prune {
+		return &Partial{Prune: true}, nil
 	}
 	if len(m.SourceOffsets) == 0 {
 		return nil, fmt.Errorf("endpoints: partial without source offsets")
