@@ -7,6 +7,7 @@ require (
 	github.com/KimMachineGun/automemlimit v0.7.5
 	github.com/axiomhq/hyperloglog v0.3.0
 	github.com/compose-spec/compose-go/v2 v2.16.2
+	github.com/dgryski/go-metro v0.0.0-20250106013310-edb8663e5e33
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/tidwall/btree v1.8.2
 	github.com/twmb/franz-go/pkg/sr v1.8.0
@@ -14,7 +15,6 @@ require (
 )
 
 require (
-	github.com/dgryski/go-metro v0.0.0-20250106013310-edb8663e5e33 // indirect
 	github.com/go-openapi/jsonpointer v0.22.5 // indirect
 	github.com/go-openapi/swag/jsonname v0.25.5 // indirect
 	github.com/kamstrup/intmap v0.5.2 // indirect

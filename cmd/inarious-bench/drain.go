@@ -104,6 +104,7 @@ func drain(ctx context.Context, args []string) error {
 	zipf := fs.Float64("zipf", 0, "draw each event's client from a Zipf distribution with this exponent (> 1, e.g. 1.1) instead of round-robin over the clients")
 	producer := fs.String("producer", kafka.Defaults().Producer, "client the worker produces with: sarama or franz")
 	queries := fs.Bool("queries", false, "run the worker as with --query-listen: top-clients index of its partitions and joins of the windowed topics")
+	withEndpoints := fs.String("endpoints", "no", "no: the usage group alone; yes: the endpoints group (aggregator and table) beside it, as a worker runs both; alternate: one run each way in turn, medians of each")
 	gcPercent := fs.Int("gc-percent", 0, "Go GC target of the whole bench process, as --gc-percent sets a worker's (0: Go's default of 100); GOGC in the environment wins")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -131,6 +132,9 @@ func drain(ctx context.Context, args []string) error {
 		return fmt.Errorf("-producer must be %s or %s, not %q", kafka.ProducerSarama, kafka.ProducerFranz, *producer)
 	}
 	cfg.Producer = *producer
+	if !slices.Contains([]string{"no", "yes", "alternate"}, *withEndpoints) {
+		return fmt.Errorf("-endpoints must be no, yes or alternate, not %q", *withEndpoints)
+	}
 	if *keyedBy != "client" && *keyedBy != "server" {
 		return fmt.Errorf("-keyed-by must be client or server, not %q", *keyedBy)
 	}
@@ -145,7 +149,9 @@ func drain(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("GC target %d %% for both drains (from GOGC: %v)\n", gc.GCPercent, gc.FromEnv)
 	var ours, base, oursCPU, baseCPU []float64
+	two := map[bool]*variant{false: {name: "usage group alone"}, true: {name: "usage and endpoints groups"}}
 	for run := 0; run < c.runs; run++ {
+		both := *withEndpoints == "yes" || *withEndpoints == "alternate" && run%2 == 1
 		brokers, err := b.fresh(ctx)
 		if err != nil {
 			return err
@@ -180,13 +186,27 @@ func drain(ctx context.Context, args []string) error {
 				if *queries {
 					opts = append(opts, usage.WithTopIndex(top.New()), usage.WithWindowJoins())
 				}
-				r, err = procbench.DrainInarious(ctx, cfg, sub, *events, opts...)
+				if both {
+					r, err = procbench.DrainWithEndpoints(ctx, cfg, sub, *events, opts...)
+				} else {
+					r, err = procbench.DrainInarious(ctx, cfg, sub, *events, opts...)
+				}
 				if prof != nil {
 					pprof.StopCPUProfile()
 					prof = nil // one profile: the first run
 				}
 				ours = append(ours, r.Rate())
 				oursCPU = append(oursCPU, us(r.CPUPerEvent()))
+				if err == nil {
+					written, werr := procbench.RecordsWritten(cfg)
+					if werr != nil {
+						return werr
+					}
+					v := two[both]
+					v.rate, v.cpu = append(v.rate, r.Rate()), append(v.cpu, us(r.CPUPerEvent()))
+					v.perEvent = append(v.perEvent, float64(written)/float64(*events))
+					fmt.Printf("run %d %s: %d records written to Kafka besides Users, %.4f per event\n", run+1, v.name, written, float64(written)/float64(*events))
+				}
 			} else {
 				r, err = procbench.DrainBaseline(ctx, brokers, b.version, sub, *events)
 				base = append(base, r.Rate())
@@ -199,6 +219,12 @@ func drain(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Printf("median inarious %9.0f events/s  %6.2f µs CPU/event\n", median(ours), median(oursCPU))
+	if *withEndpoints == "alternate" {
+		for _, v := range []*variant{two[false], two[true]} {
+			fmt.Printf("median %-27s %9.0f events/s  %6.2f µs CPU/event  %.4f records/event (%d runs)\n", v.name, median(v.rate), median(v.cpu), median(v.perEvent), len(v.rate))
+		}
+		fmt.Printf("ratio two groups/one: throughput %.2f, CPU per event %.2f\n", median(two[true].rate)/median(two[false].rate), median(two[true].cpu)/median(two[false].cpu))
+	}
 	if len(base) > 0 {
 		fmt.Printf("median baseline %9.0f events/s  %6.2f µs CPU/event\n", median(base), median(baseCPU))
 		fmt.Printf("ratio inarious/baseline: throughput %.2f, CPU per event %.2f\n", median(ours)/median(base), median(oursCPU)/median(baseCPU))
@@ -227,4 +253,11 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// variant is one set of groups drained: its runs' rates, CPU per event and
+// Kafka records written per event.
+type variant struct {
+	name                string
+	rate, cpu, perEvent []float64
 }

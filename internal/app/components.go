@@ -59,6 +59,7 @@ type component struct {
 // group").
 var components = []component{
 	{group: usageGroup, serve: serveUsage},
+	{group: endpointsGroup},
 }
 
 // workerGroup is a processor group as a worker runs it.

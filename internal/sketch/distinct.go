@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/axiomhq/hyperloglog"
+	"github.com/dgryski/go-metro"
 )
 
 const (
@@ -56,6 +57,20 @@ func newDistinctSketch(sparse bool) *hyperloglog.Sketch {
 func (d *Distinct) Add(client string) {
 	d.init()
 	d.sk.Insert([]byte(client))
+}
+
+// HashClient is the hash Add inserts for client: callers that add one
+// client to several sketches, or dedupe clients first, hash it once and
+// use AddHash.
+func HashClient(client string) uint64 { return metro.Hash64Str(client, hashSeed) }
+
+// hashSeed is the seed of the library's own hash (utils.go: metro, 1337).
+const hashSeed = 1337
+
+// AddHash counts the client whose HashClient is h, as Add does.
+func (d *Distinct) AddHash(h uint64) {
+	d.init()
+	d.sk.InsertHash(h)
 }
 
 // Merge adds other's clients to d: the merge of the sketches of two sets of

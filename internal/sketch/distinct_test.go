@@ -259,3 +259,18 @@ func TestDistinctUnmarshalRejectsGarbage(t *testing.T) {
 }
 
 func slicesClone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// AddHash of HashClient is Add: the same sketch, byte for byte.
+func TestDistinctAddHashIsAdd(t *testing.T) {
+	a, b := NewDistinct(), NewDistinct()
+	for i := range 20000 {
+		c := fmt.Sprintf("client-%d", i%7000)
+		a.Add(c)
+		b.AddHash(HashClient(c))
+	}
+	ea, _ := a.MarshalBinary()
+	eb, _ := b.MarshalBinary()
+	if !bytes.Equal(ea, eb) || a.Estimate() != b.Estimate() {
+		t.Fatalf("Add and AddHash differ: estimates %d and %d", a.Estimate(), b.Estimate())
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/codecs/confluent"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/sketch"
 	"github.com/inarious/inarious/internal/windows"
 )
 
@@ -238,27 +239,55 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// accumulator is what a member counted since its last flush: a partial per
-// row key, and per partition the last offset read.
+// accumulator is what a member counted since its last flush: per
+// endpoint, its all-time partial and the buckets its calls fell in, and
+// per partition the last offset read.
 type accumulator struct {
-	windows windows.Config
-	rows    map[string]*Row
-	offsets map[int32]int64
-	events  uint64
-	late    uint64
+	windows   windows.Config
+	endpoints map[routeKey]*endpointAcc
+	offsets   map[int32]int64
+	events    uint64
+	late      uint64
 	// streamTime is, per partition, the latest event time seen: a bucket
 	// that ended a grace period before it is closed. It outlives flushes.
 	streamTime map[int32]int64
 }
 
+// routeKey finds an endpoint's accumulator from the decoded event's own
+// strings, without building its name for every event.
+type routeKey struct{ method, route, path string }
+
+// endpointAcc is one endpoint's partials. Its clients are kept as hashes
+// with the rows they called in (bit 0 the all-time row, bit i+1
+// buckets[i]) and added to the rows' sketches once per flush: a client
+// calling many times costs one HyperLogLog insert per row, not one per
+// call.
+type endpointAcc struct {
+	name    string
+	all     *Row
+	buckets []bucketAcc
+	clients map[uint64]uint64
+}
+
+type bucketAcc struct {
+	step  time.Duration
+	start int64
+	row   *Row
+}
+
+// maxTrackedBuckets is how many buckets of one endpoint and flush the
+// client bitmask tracks; calls of further buckets (a replay of old events
+// spread over hours) add their clients to the sketch at once.
+const maxTrackedBuckets = 63
+
 func newAccumulator(w windows.Config) *accumulator {
-	return &accumulator{windows: w, rows: map[string]*Row{}, offsets: map[int32]int64{}, streamTime: map[int32]int64{}}
+	return &accumulator{windows: w, endpoints: map[routeKey]*endpointAcc{}, offsets: map[int32]int64{}, streamTime: map[int32]int64{}}
 }
 
 func (acc *accumulator) empty() bool { return len(acc.offsets) == 0 }
 
 func (acc *accumulator) reset() {
-	clear(acc.rows)
+	clear(acc.endpoints)
 	acc.offsets = map[int32]int64{}
 	acc.events, acc.late = 0, 0
 }
@@ -271,38 +300,59 @@ func (acc *accumulator) read(partition int32, offset int64) { acc.offsets[partit
 func (acc *accumulator) add(ev *activitypb.BackendApiActivity, partition int32, offset int64, now time.Time) {
 	acc.read(partition, offset)
 	acc.events++
-	endpoint := endpointName(codecs.EndpointKey(ev))
-	client := codecs.ClientOf(ev)
+	ea := acc.endpoint(ev)
+	client := sketch.HashClient(codecs.ClientOf(ev))
 	at := eventTime(ev.GetRequestTime(), now)
-	acc.row(endpoint).addEvent(ev, client, at)
-	if len(acc.windows.Specs) == 0 {
-		return
-	}
-	t := at.UnixNano()
-	if t > acc.streamTime[partition] {
-		acc.streamTime[partition] = t
-	}
-	stream := acc.streamTime[partition]
-	for _, s := range acc.windows.Specs {
-		start := windows.StartUnix(t, s.Step)
-		end := time.Unix(start, 0).Add(s.Step).Add(acc.windows.Grace).UnixNano()
-		if end <= stream {
-			acc.late++
-			continue
+	ea.all.addCall(ev, at)
+	mask := uint64(1)
+	if len(acc.windows.Specs) > 0 {
+		t := at.UnixNano()
+		if t > acc.streamTime[partition] {
+			acc.streamTime[partition] = t
 		}
-		r := acc.row(BucketKey(endpoint, s.Step, start))
-		r.Step, r.Start = s.Step, time.Unix(start, 0).UTC()
-		r.addEvent(ev, client, at)
+		stream := acc.streamTime[partition]
+		for _, s := range acc.windows.Specs {
+			start := windows.StartUnix(t, s.Step)
+			if time.Unix(start, 0).Add(s.Step+acc.windows.Grace).UnixNano() <= stream {
+				acc.late++
+				continue
+			}
+			i := ea.bucket(s.Step, start)
+			ea.buckets[i].row.addCall(ev, at)
+			if i < maxTrackedBuckets {
+				mask |= 1 << (i + 1)
+			} else {
+				ea.buckets[i].row.Clients.AddHash(client)
+			}
+		}
 	}
+	ea.clients[client] |= mask
 }
 
-func (acc *accumulator) row(key string) *Row {
-	r := acc.rows[key]
-	if r == nil {
-		r = NewRow()
-		acc.rows[key] = r
+func (acc *accumulator) endpoint(ev *activitypb.BackendApiActivity) *endpointAcc {
+	k := routeKey{method: ev.GetHttpMethod(), route: ev.GetRoute()}
+	if k.route == "" {
+		k.path = ev.GetEndpoint()
 	}
-	return r
+	ea := acc.endpoints[k]
+	if ea == nil {
+		ea = &endpointAcc{name: endpointName(codecs.EndpointKey(ev)), all: NewRow(), clients: map[uint64]uint64{}}
+		acc.endpoints[k] = ea
+	}
+	return ea
+}
+
+// bucket is the index in ea.buckets of the bucket of step starting at start.
+func (ea *endpointAcc) bucket(step time.Duration, start int64) int {
+	for i, b := range ea.buckets {
+		if b.start == start && b.step == step {
+			return i
+		}
+	}
+	r := NewRow()
+	r.Step, r.Start = step, time.Unix(start, 0).UTC()
+	ea.buckets = append(ea.buckets, bucketAcc{step: step, start: start, row: r})
+	return len(ea.buckets) - 1
 }
 
 // eventTime is when the call was made: its request time, or now for
@@ -314,8 +364,8 @@ func eventTime(ts *timestamppb.Timestamp, now time.Time) time.Time {
 	return ts.AsTime()
 }
 
-// addEvent counts one call in r.
-func (r *Row) addEvent(ev *activitypb.BackendApiActivity, client string, at time.Time) {
+// addCall counts one call in r, but not its client (endpointAcc does).
+func (r *Row) addCall(ev *activitypb.BackendApiActivity, at time.Time) {
 	r.Calls++
 	if class, ok := codecs.StatusClass(ev.GetHttpStatus()); ok {
 		r.Status[class]++
@@ -325,7 +375,6 @@ func (r *Row) addEvent(ev *activitypb.BackendApiActivity, client string, at time
 	if ev.GetDurationUs() > 0 || ev.GetHttpStatus() != 0 {
 		r.Latency.Add(ev.GetDurationUs())
 	}
-	r.Clients.Add(client)
 	if r.FirstSeen.IsZero() || at.Before(r.FirstSeen) {
 		r.FirstSeen = at
 	}
@@ -335,10 +384,36 @@ func (r *Row) addEvent(ev *activitypb.BackendApiActivity, client string, at time
 }
 
 // records are the partials as records of the partials topic, each with
-// the offsets of every partition read since the last flush.
+// the offsets of every partition read since the last flush. Two
+// accumulators of one endpoint (a route and a path that template alike)
+// are merged first: a key has one partial per flush.
 func (acc *accumulator) records() ([]*kgo.Record, error) {
-	out := make([]*kgo.Record, 0, len(acc.rows))
-	for key, r := range acc.rows {
+	rows := map[string]*Row{}
+	put := func(key string, r *Row) {
+		if have := rows[key]; have != nil {
+			have.add(r)
+			return
+		}
+		rows[key] = r
+	}
+	for _, ea := range acc.endpoints {
+		for h, mask := range ea.clients {
+			if mask&1 != 0 {
+				ea.all.Clients.AddHash(h)
+			}
+			for i := range min(len(ea.buckets), maxTrackedBuckets) {
+				if mask&(1<<(i+1)) != 0 {
+					ea.buckets[i].row.Clients.AddHash(h)
+				}
+			}
+		}
+		put(ea.name, ea.all)
+		for _, b := range ea.buckets {
+			put(BucketKey(ea.name, b.step, b.start), b.row)
+		}
+	}
+	out := make([]*kgo.Record, 0, len(rows))
+	for key, r := range rows {
 		v, err := (&Partial{Row: *r, Offsets: acc.offsets}).marshal()
 		if err != nil {
 			return nil, err

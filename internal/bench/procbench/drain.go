@@ -12,10 +12,12 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/processors/usage"
 )
 
@@ -48,15 +50,22 @@ func processCPU() time.Duration {
 // Rate is events per second while draining.
 func (r DrainResult) Rate() float64 { return float64(r.Events) / r.Drain.Seconds() }
 
-// runUntil runs proc until counted() reaches n, timing the phases.
-func runUntil(ctx context.Context, proc *goka.Processor, n int, counted func() uint64) (DrainResult, error) {
+// runUntil runs run until counted() reaches n, timing the phases: the
+// drain from the first event counted.
+func runUntil(ctx context.Context, run func(context.Context) error, n int, counted func() uint64) (DrainResult, error) {
+	return runUntilDone(ctx, run, n, counted, nil)
+}
+
+// runUntilDone is runUntil that also waits for done(), if not nil, to
+// hold once counted() reaches n.
+func runUntilDone(ctx context.Context, run func(context.Context) error, n int, counted func() uint64, done func() bool) (DrainResult, error) {
 	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
+	stopped := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- proc.Run(runCtx) }()
+	go func() { stopped <- run(runCtx) }()
 	defer func() {
 		cancel()
-		<-done
+		<-stopped
 	}()
 	var first time.Time
 	var cpuAtFirst time.Duration
@@ -67,20 +76,20 @@ func runUntil(ctx context.Context, proc *goka.Processor, n int, counted func() u
 			cpuAtFirst = processCPU()
 		}
 		select {
-		case err := <-done:
-			done <- err
+		case err := <-stopped:
+			stopped <- err
 			return true
 		default:
 		}
-		return c >= uint64(n)
+		return c >= uint64(n) && (done == nil || done())
 	})
 	end, cpu := time.Now(), processCPU()-cpuAtFirst
 	if err != nil {
 		return DrainResult{}, err
 	}
 	if c := counted(); c < uint64(n) {
-		runErr := <-done
-		done <- runErr // for the deferred wait
+		runErr := <-stopped
+		stopped <- runErr // for the deferred wait
 		if runErr == nil {
 			return DrainResult{}, fmt.Errorf("processor stopped after %d of %d events", c, n)
 		}
@@ -101,13 +110,47 @@ func DrainInarious(ctx context.Context, cfg kafka.Config, dir string, n int, opt
 	if err != nil {
 		return DrainResult{}, err
 	}
-	// Done when every event is counted and every row written and acknowledged.
-	r, err := runUntil(ctx, proc, n, func() uint64 {
+	r, err := runUntil(ctx, proc.Run, n, usageCounted(group, n))
+	r.Emitted = group.Stats().Emitted
+	return r, err
+}
+
+// usageCounted is how many events the usage group counted, n-1 at most
+// while rows wait to be written and acknowledged.
+func usageCounted(group *usage.Processor, n int) func() uint64 {
+	return func() uint64 {
 		s := group.Stats()
 		if group.Unwritten() > 0 {
 			return min(s.Processed+s.Replays, uint64(n)-1)
 		}
 		return s.Processed + s.Replays
+	}
+}
+
+// DrainWithEndpoints is DrainInarious with the endpoints group (its
+// aggregator and its table) running beside the usage group in the same
+// process, as a worker runs both: done when the usage group counted every
+// event and the endpoints table merged every partial of all of them.
+func DrainWithEndpoints(ctx context.Context, cfg kafka.Config, dir string, n int, opts ...usage.Option) (DrainResult, error) {
+	log := slog.New(slog.DiscardHandler)
+	group := usage.New(append([]usage.Option{usage.WithLogger(log)}, opts...)...)
+	ep := endpoints.New(endpoints.WithLogger(log), endpoints.WithTransactionalID("inarious-bench-endpoints"))
+	if err := cfg.EnsureTopics(ctx, append(group.Topics(), ep.Topics()...)...); err != nil {
+		return DrainResult{}, err
+	}
+	proc, err := stream.NewProcessor(cfg, group, dir, stream.WithLogger(log))
+	if err != nil {
+		return DrainResult{}, err
+	}
+	both := func(ctx context.Context) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return proc.Run(gctx) })
+		g.Go(func() error { return ep.Run(gctx, cfg, dir, nil) })
+		return g.Wait()
+	}
+	r, err := runUntilDone(ctx, both, n, usageCounted(group, n), func() bool {
+		a, s := ep.AggregatorStats(), ep.Stats()
+		return a.Events >= uint64(n) && s.Merged+s.Replays >= a.Partials
 	})
 	r.Emitted = group.Stats().Emitted
 	return r, err
@@ -166,7 +209,7 @@ func DrainBaseline(ctx context.Context, brokers []string, version sarama.KafkaVe
 	if err != nil {
 		return DrainResult{}, err
 	}
-	return runUntil(ctx, proc, n, counted.Load)
+	return runUntil(ctx, proc.Run, n, counted.Load)
 }
 
 // awaitOffsets waits until every partition of topic answers an offset

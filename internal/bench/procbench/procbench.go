@@ -21,6 +21,9 @@ var routes = []struct{ method, route string }{
 	{"PATCH", "/users/{id}"}, {"GET", "/healthz"},
 }
 
+// statuses are drawn uniformly: 2 in 25 calls fail with a 4xx, 1 in 25 with a 5xx.
+var statuses = []int32{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 201, 204, 304, 404, 429, 503}
+
 // MaxClients is how many distinct synthetic clients there are (10.0.0.0/8).
 const MaxClients = 1 << 24
 
@@ -94,7 +97,8 @@ func produce(ctx context.Context, brokers []string, n int, span time.Duration, c
 		}
 		b, err := proto.Marshal(&activitypb.BackendApiActivity{
 			ClientHost: c, ClientPort: "40000", Endpoint: r.route, HttpMethod: r.method,
-			HttpStatus: 200, DurationUs: 120, RequestTime: at, Route: r.route, Client: c,
+			HttpStatus: statuses[rng.IntN(len(statuses))], DurationUs: 50 + int64(rng.ExpFloat64()*5000),
+			RequestTime: at, Route: r.route, Client: c,
 		})
 		if err != nil {
 			return err

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/IBM/sarama"
+
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/processors/usage"
@@ -90,13 +94,16 @@ func ViewReadyWithoutIndex(ctx context.Context, cfg kafka.Config, dir string) (t
 
 // TableSize counts the records of the usage table's changelog: one per
 // update, so after compaction about one per client.
-func TableSize(cfg kafka.Config) (int64, error) {
+func TableSize(cfg kafka.Config) (int64, error) { return TopicRecords(cfg, string(usage.Table)) }
+
+// TopicRecords counts the offsets topic holds (transaction markers take
+// one each), 0 for a topic that does not exist.
+func TopicRecords(cfg kafka.Config, topic string) (int64, error) {
 	tm, err := cfg.TopicManagerBuilder()(cfg.Brokers)
 	if err != nil {
 		return 0, err
 	}
 	defer tm.Close()
-	topic := string(usage.Table)
 	parts, err := tm.Partitions(topic)
 	if err != nil {
 		return 0, err
@@ -112,6 +119,42 @@ func TableSize(cfg kafka.Config) (int64, error) {
 			return 0, err
 		}
 		n += hi - lo
+	}
+	return n, nil
+}
+
+// RecordsWritten counts the offsets (records and transaction markers) of
+// every topic but Users and Kafka's own: what the groups wrote to Kafka.
+func RecordsWritten(cfg kafka.Config) (int64, error) {
+	cl, err := sarama.NewClient(cfg.Brokers, cfg.Sarama())
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	topics, err := cl.Topics()
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, t := range topics {
+		if t == string(codecs.ActivityTopic) || strings.HasPrefix(t, "__") {
+			continue
+		}
+		parts, err := cl.Partitions(t)
+		if err != nil {
+			return 0, err
+		}
+		for _, p := range parts {
+			hi, err := cl.GetOffset(t, p, sarama.OffsetNewest)
+			if err != nil {
+				return 0, err
+			}
+			lo, err := cl.GetOffset(t, p, sarama.OffsetOldest)
+			if err != nil {
+				return 0, err
+			}
+			n += hi - lo
+		}
 	}
 	return n, nil
 }
