@@ -22,7 +22,7 @@ type endpointIndex struct {
 	mu sync.Mutex
 	// rows: per partition, the summaries by endpoint (an endpoint lives in
 	// one partition, so partitions never share one).
-	rows map[int32]map[string]endpoints.Summary
+	rows map[int32]map[string]*endpoints.Summary
 	// pending: per recovering partition, the latest value per endpoint.
 	pending map[int32]map[string][]byte
 	count   int
@@ -30,14 +30,15 @@ type endpointIndex struct {
 	sorted map[EndpointOrder][]ranked
 }
 
-// ranked is a summary with the value its list sorts it by.
+// ranked is a summary with the value its list sorts it by; the summary by
+// pointer (stored ones never change), so sorting moves little.
 type ranked struct {
 	value float64
-	endpoints.Summary
+	*endpoints.Summary
 }
 
 func newEndpointIndex() *endpointIndex {
-	return &endpointIndex{rows: map[int32]map[string]endpoints.Summary{}, pending: map[int32]map[string][]byte{},
+	return &endpointIndex{rows: map[int32]map[string]*endpoints.Summary{}, pending: map[int32]map[string][]byte{},
 		sorted: map[EndpointOrder][]ranked{}}
 }
 
@@ -80,13 +81,13 @@ func (x *endpointIndex) set(p int32, endpoint string, value []byte) {
 	}
 	part := x.rows[p]
 	if part == nil {
-		part = map[string]endpoints.Summary{}
+		part = map[string]*endpoints.Summary{}
 		x.rows[p] = part
 	}
 	if _, had := part[endpoint]; !had {
 		x.count++
 	}
-	part[endpoint] = s
+	part[endpoint] = &s
 	x.changed()
 }
 
@@ -116,11 +117,11 @@ func (x *endpointIndex) recovered(p int32) {
 	if !ok {
 		return
 	}
-	part := make(map[string]endpoints.Summary, len(pend))
+	part := make(map[string]*endpoints.Summary, len(pend))
 	// Sets wait for this partition's recovery to end, so pend is stable.
 	for e, v := range pend {
 		if s, ok := summarize(e, v); ok {
-			part[e] = s
+			part[e] = &s
 		}
 	}
 	x.mu.Lock()
@@ -153,7 +154,7 @@ func (x *endpointIndex) get(endpoint string) (endpoints.Summary, bool) {
 	defer x.mu.Unlock()
 	for _, part := range x.rows {
 		if s, ok := part[endpoint]; ok {
-			return s, true
+			return *s, true
 		}
 	}
 	return endpoints.Summary{}, false
@@ -169,7 +170,7 @@ func (x *endpointIndex) page(order EndpointOrder, after *EndpointCursor, limit i
 		list = make([]ranked, 0, x.count)
 		for _, part := range x.rows {
 			for _, s := range part {
-				list = append(list, ranked{value: order.Value(s), Summary: s})
+				list = append(list, ranked{value: order.Value(*s), Summary: s})
 			}
 		}
 		slices.SortFunc(list, func(a, b ranked) int {
@@ -191,7 +192,7 @@ func (x *endpointIndex) page(order EndpointOrder, after *EndpointCursor, limit i
 	n := max(min(limit, len(list)-i), 0)
 	rows := make([]endpoints.Summary, n)
 	for j := range n {
-		rows[j] = list[i+j].Summary
+		rows[j] = *list[i+j].Summary
 	}
 	return EndpointPage{Rows: rows, Endpoints: x.count}
 }
