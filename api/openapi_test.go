@@ -26,6 +26,7 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/dashboard"
+	"github.com/inarious/inarious/internal/endpointshttp"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/usagehttp"
@@ -33,6 +34,7 @@ import (
 	"github.com/inarious/inarious/internal/users/boltstore"
 	"github.com/inarious/inarious/internal/users/userhttp"
 	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/views/viewstest"
 )
 
@@ -65,6 +67,7 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 	hub.Close()
 	routes := append(userhttp.Routes(store), hub.Routes()...)
 	routes = append(routes, httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: metrics.New().Handler()})
+	routes = append(routes, endpointshttp.Routes(fakeEndpoints(), endpointshttp.WithLogger(slog.New(slog.DiscardHandler)))...)
 	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	windowed := viewstest.NewWindowed(usage, []windows.Bucket{
 		{Start: t0, Step: time.Minute, Total: 3, Endpoints: map[string]uint64{"GET /usage/{client}": 2, "POST /users": 1}, Final: true,
@@ -76,6 +79,27 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 		t.Fatal(err)
 	}
 	return srv
+}
+
+// fakeEndpoints is an endpoints table of two endpoints, one with two
+// minute buckets before now.
+func fakeEndpoints() *viewstest.Endpoints {
+	row := func(calls uint64, class int, ms ...int64) *endpoints.Row {
+		r := endpoints.NewRow()
+		r.Calls, r.Status[class], r.FirstSeen, r.LastSeen = calls, calls, time.Now().UTC(), time.Now().UTC()
+		for _, d := range ms {
+			r.Latency.Add(d * 1000)
+		}
+		r.Clients.Add("alice")
+		return r
+	}
+	minute := time.Now().UTC().Truncate(time.Minute)
+	return viewstest.NewEndpoints(map[string]*endpoints.Row{
+		"GET /users/{id}": row(5, codecs.Class2xx, 3, 4, 120),
+		"POST /users":     row(2, codecs.Class4xx),
+		endpoints.BucketKey("GET /users/{id}", time.Minute, minute.Add(-3*time.Minute).Unix()): row(2, codecs.Class2xx, 3, 4),
+		endpoints.BucketKey("GET /users/{id}", time.Minute, minute.Add(-time.Minute).Unix()):   row(3, codecs.Class5xx, 120),
+	})
 }
 
 // loadDocument fetches /openapi.json from srv and loads it with kin-openapi.
@@ -178,7 +202,7 @@ func TestOpenAPIDocumentMatchesRouter(t *testing.T) {
 		}
 	}
 	// Sanity: the table holds the core routes and those of the other packages.
-	for _, op := range []string{"GET /healthz", "GET /usage/{client}", "PATCH /users/{id}", "GET /openapi.json", "GET /metrics", "GET /dashboard/events"} {
+	for _, op := range []string{"GET /healthz", "GET /usage/{client}", "PATCH /users/{id}", "GET /openapi.json", "GET /metrics", "GET /dashboard/events", "GET /endpoints/{endpoint}/series"} {
 		if _, ok := routes[op]; !ok {
 			t.Errorf("route table lacks %s", op)
 		}
@@ -326,6 +350,30 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/usage/alice/series?from=-1h&to=-2h", status: 400})
 	c.do(call{method: "GET", path: "/usage/alice/series?from=-49h", status: 400})
 	c.do(call{method: "GET", path: "/usage/alice/series?from=-26h", status: 400})
+
+	// An endpoint is one escaped segment (%2F inside); the document's router
+	// matches escaped paths as the API's does for these routes.
+	users := "/endpoints/GET%20%2Fusers%2F%7Bid%7D"
+	rec = c.do(call{method: "GET", path: "/endpoints?limit=1", status: 200})
+	var eps endpointshttp.EndpointPage
+	if err := json.Unmarshal(rec.Body.Bytes(), &eps); err != nil || eps.NextCursor == "" || len(eps.Endpoints) != 1 || eps.Total != 2 {
+		t.Fatalf("endpoints limit=1 page: %s (%v)", rec.Body, err)
+	}
+	c.do(call{method: "GET", path: "/endpoints?limit=1&cursor=" + eps.NextCursor, status: 200})
+	c.do(call{method: "GET", path: "/endpoints?order=p99", status: 200})
+	c.do(call{method: "GET", path: "/endpoints?order=error_rate&limit=1000", status: 200})
+	c.do(call{method: "GET", path: "/endpoints?order=latency", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/endpoints?limit=0", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/endpoints?order=p99&cursor=" + eps.NextCursor, status: 400}) // another order's
+	rec = c.do(call{method: "GET", path: users, status: 200})
+	if !strings.Contains(rec.Body.String(), `"endpoint":"GET /users/{id}"`) {
+		t.Errorf("GET %s: %s", users, rec.Body)
+	}
+	c.do(call{method: "GET", path: "/endpoints/GET%20%2Fnowhere", status: 404})
+	c.do(call{method: "GET", path: users + "?window=5m", status: 200})
+	c.do(call{method: "GET", path: users + "?window=90s", status: 400})
+	c.do(call{method: "GET", path: users + "/series?from=-10m", status: 200})
+	c.do(call{method: "GET", path: users + "/series?step=5m", status: 400})
 
 	rec = c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"ann@example.com"}`, status: 201})
 	var ann struct{ ID, Rev string }

@@ -1,6 +1,7 @@
 package views
 
 import (
+	"slices"
 	"time"
 
 	"github.com/inarious/inarious/internal/windows"
@@ -43,6 +44,14 @@ const (
 
 // Orders are the valid EndpointOrders.
 var Orders = []EndpointOrder{ByCalls, ByP99, ByErrorRate}
+
+// Valid reports whether o is one of Orders.
+func (o EndpointOrder) Valid() bool { return slices.Contains(Orders, o) }
+
+// Cursor is the cursor that continues a list in order o after s.
+func (o EndpointOrder) Cursor(s endpoints.Summary) EndpointCursor {
+	return EndpointCursor{Value: o.Value(s), Endpoint: s.Endpoint}
+}
 
 // Value is the summary's value that o sorts by.
 func (o EndpointOrder) Value(s endpoints.Summary) float64 {

@@ -7,7 +7,7 @@ import (
 	"github.com/lovoo/goka"
 )
 
-// Option configures the views NewUsage and NewWindows build.
+// Option configures the views NewUsage, NewWindows and NewEndpoints build.
 type Option func(*settings)
 
 type settings struct {
@@ -27,7 +27,7 @@ func WithViewOptions(opts ...goka.ViewOption) Option {
 }
 
 // WithNow sets the clock windowed queries are relative to (default
-// time.Now); NewUsage has no use for it.
+// time.Now), in NewWindows and NewEndpoints; NewUsage has no use for it.
 func WithNow(now func() time.Time) Option { return func(s *settings) { s.now = now } }
 
 func settingsOf(opts []Option) settings {

@@ -1,4 +1,6 @@
-// Package views gives typed read access to the usage table.
+// Package views gives typed read access to the tables: the usage group's
+// (UsageReader, Usage, Windows) and the endpoints group's (EndpointReader,
+// Endpoints). See the README ("How it fits together") for the rest.
 package views
 
 import (

@@ -5,6 +5,7 @@ package httpx
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -32,7 +33,12 @@ type Route struct {
 	Scope auth.Scope
 	// Own also requires the {client} path variable to be the key's own
 	// client, unless the key is admin.
-	Own     bool
+	Own bool
+	// Escaped matches the path on its escaped form, so one variable may
+	// hold an escaped slash (%2F), e.g. an endpoint "GET /users/{id}" in
+	// one segment; the handler reads it with EscapedVar. The router
+	// otherwise matches the unescaped path, where %2F is a separator.
+	Escaped bool
 	Handler http.Handler
 }
 
@@ -51,9 +57,14 @@ func (r Route) Methods() []string {
 func Mount(router *mux.Router, routes []Route) {
 	for _, rt := range routes {
 		var m *mux.Route
-		if rt.Prefix {
+		switch {
+		case rt.Prefix:
 			m = router.PathPrefix(rt.Path)
-		} else {
+		case rt.Escaped:
+			// Only a router matches escaped paths: one of its own keeps the
+			// others as they are, and the route in its place in the order.
+			m = router.NewRoute().Subrouter().UseEncodedPath().Path(rt.Path)
+		default:
 			m = router.Path(rt.Path)
 		}
 		if methods := rt.Methods(); methods != nil {
@@ -61,6 +72,13 @@ func Mount(router *mux.Router, routes []Route) {
 		}
 		m.Handler(rt.Handler)
 	}
+}
+
+// EscapedVar is the path variable name of an Escaped route, unescaped; ok
+// is false when it is not validly escaped.
+func EscapedVar(r *http.Request, name string) (string, bool) {
+	v, err := url.PathUnescape(mux.Vars(r)[name])
+	return v, err == nil
 }
 
 // StatusRecorder remembers the status a handler wrote, for middlewares

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -49,56 +48,15 @@ type WindowUsage struct {
 	To     time.Time `json:"to"`
 }
 
-// parseTime reads "now", a duration before now ("-1h", "-2d") or RFC 3339.
-func parseTime(v string, def, now time.Time) (time.Time, bool) {
-	switch {
-	case v == "":
-		return def, true
-	case v == "now":
-		return now, true
-	case strings.HasPrefix(v, "-"):
-		d, err := windows.ParseDuration(v[1:])
-		if err != nil || d < 0 {
-			return time.Time{}, false
-		}
-		return now.Add(-d), true
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	return t, err == nil
-}
-
 func (h *handler) getSeries(w http.ResponseWriter, r *http.Request) {
 	client := mux.Vars(r)["client"]
 	if len(client) > maxClientLen || !utf8.ValidString(client) {
 		problem.Write(w, r, http.StatusBadRequest, "client must be valid UTF-8 of at most 256 bytes")
 		return
 	}
-	cfg := h.usage.Windows()
 	q := r.URL.Query()
-	var step time.Duration
-	if len(cfg.Specs) > 0 {
-		step = cfg.Specs[0].Step
-	}
-	if v := q.Get("step"); v != "" {
-		d, err := windows.ParseDuration(v)
-		if err != nil {
-			problem.Write(w, r, http.StatusBadRequest, "step must be a duration such as 1m, 1h or 1d")
-			return
-		}
-		step = d
-	}
-	now := time.Now()
-	from, ok := parseTime(q.Get("from"), now.Add(-time.Hour), now)
-	if !ok {
-		problem.Write(w, r, http.StatusBadRequest, "from must be now, a duration before now such as -1h, or an RFC 3339 time")
-		return
-	}
-	to, ok := parseTime(q.Get("to"), now, now)
-	if !ok {
-		problem.Write(w, r, http.StatusBadRequest, "to must be now, a duration before now such as -1h, or an RFC 3339 time")
-		return
-	}
-	if err := cfg.CheckSeries(step, from, to, now); err != nil {
+	step, from, to, err := h.usage.Windows().ParseSeries(q.Get("step"), q.Get("from"), q.Get("to"), time.Now())
+	if err != nil {
 		problem.Write(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -117,12 +75,8 @@ func (h *handler) getSeries(w http.ResponseWriter, r *http.Request) {
 
 // getUsageWindow is GET /usage/{client}?window=5m, for a known client.
 func (h *handler) getUsageWindow(w http.ResponseWriter, r *http.Request, client string) {
-	d, err := windows.ParseDuration(r.URL.Query().Get("window"))
+	d, err := h.usage.Windows().ParseWindow(r.URL.Query().Get("window"), time.Now())
 	if err != nil {
-		problem.Write(w, r, http.StatusBadRequest, "window must be a duration such as 5m, 1h or 7d")
-		return
-	}
-	if _, _, _, err := h.usage.Windows().PlanRange(d, time.Now()); err != nil {
 		problem.Write(w, r, http.StatusBadRequest, err.Error())
 		return
 	}

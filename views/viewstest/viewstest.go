@@ -1,5 +1,6 @@
-// Package viewstest has views.UsageReader fakes for tests of what reads the
-// usage tables (routes, dashboard, auth).
+// Package viewstest has views.UsageReader and views.EndpointReader fakes
+// for tests of what reads the tables (routes, dashboard, auth); see the
+// README ("Layout") for the rest.
 package viewstest
 
 import (
