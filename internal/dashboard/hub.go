@@ -1,6 +1,7 @@
 // Package dashboard serves the live usage dashboard: an embedded page fed by
 // server-sent events built from the usage tables (views.UsageReader, local
-// or routed). See the README for the rest.
+// or routed) and, with WithEndpoints, the endpoints table
+// (views.EndpointReader). See the README for the rest.
 package dashboard
 
 import (
@@ -40,8 +41,9 @@ const (
 )
 
 // Hub turns the index's state into coalesced snapshots for any number of
-// subscribers. A tick costs O(log n + top) whatever the number of clients,
-// and without subscribers the hub does not tick at all. Every subscriber has
+// subscribers. A tick costs O(log n + top) whatever the number of clients
+// (plus, once per endpointsEvery, two endpoint lists, the busiest endpoint
+// and its chart), and without subscribers the hub does not tick at all. Every subscriber has
 // a one-slot buffer that holds the newest snapshot, so a slow one skips
 // snapshots instead of holding up the others.
 type Hub struct {
