@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,9 +14,14 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gorilla/mux"
 
+	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/app"
 	"github.com/inarious/inarious/internal/app/apptest"
+	"github.com/inarious/inarious/internal/dashboard"
+	"github.com/inarious/inarious/internal/httpx"
+	"github.com/inarious/inarious/views/viewstest"
 )
 
 // chromiumPath is Debian's chromium (scripts/install-chromium.sh installs it).
@@ -27,31 +34,8 @@ const chromiumPath = "/usr/bin/chromium"
 // (INARIOUS_REQUIRE_BROWSER=1 fails instead of skipping without Chromium;
 // INARIOUS_SCREENSHOT_DIR keeps the screenshot.)
 func TestDashboardInBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		msg := fmt.Sprintf("browser test needs %s (run scripts/install-chromium.sh): %v", chromiumPath, err)
-		if os.Getenv("INARIOUS_REQUIRE_BROWSER") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	ctx := newBrowser(t)
 	base := startSystem(t)
-
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer cancel()
 
 	// The first Run starts the browser, so it gets no timeout of its own.
 	if err := chromedp.Do(ctx,
@@ -102,6 +86,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		waitCount(last, "GET /usage", counts[last])
 	}
 	waitCount(clients[0], "GET /usage", counts[clients[0]])
+	// The app gives the hub no endpoint reader (yet): the panels stay hidden.
+	if hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#epSection").hidden`)); err != nil || !hidden {
+		t.Errorf("endpoint panels shown without an endpoint reader (err %v)", err)
+	}
 
 	// The per-client charts: pick a client, and both the last hour by minute
 	// and the last day by hour add up to all its calls (they were all made
@@ -130,6 +118,44 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	waitSeries(total + 5)
 
+	saveScreenshot(t, ctx, "dashboard.png")
+}
+
+// newBrowser starts headless Chromium for the test, or skips it when
+// Chromium is not installed. The first Run on the context starts the
+// browser, so it should get no timeout of its own.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		msg := fmt.Sprintf("browser test needs %s (run scripts/install-chromium.sh): %v", chromiumPath, err)
+		if os.Getenv("INARIOUS_REQUIRE_BROWSER") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// saveScreenshot keeps a full-page screenshot in INARIOUS_SCREENSHOT_DIR
+// (else a temporary directory) as name.
+func saveScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
@@ -138,7 +164,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	path := filepath.Join(dir, "dashboard.png")
+	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, shot, 0o644); err != nil {
 		t.Fatalf("save screenshot: %v", err)
 	}
@@ -169,4 +195,82 @@ func call(t *testing.T, method, url, client string) {
 func startSystem(t *testing.T) string {
 	t.Helper()
 	return apptest.Start(t, nil, func(c *app.Config) { c.Kafka.Partitions = 2 }).Base
+}
+
+// TestEndpointPanelsInBrowser serves the hub alone, over a fake endpoints
+// table, and checks the page lists the slowest and most failing endpoints
+// and charts the busiest one's latency, follows changes without a reload,
+// and charts another endpoint once it is clicked.
+func TestEndpointPanelsInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+
+	minute := time.Now().UTC().Truncate(time.Minute)
+	eps := dashboard.NewFakeEndpoints()
+	eps.Set("GET /users", 900, 12, 0.01)
+	eps.Set("POST /orders", 300, 250, 0.2)
+	eps.Set("GET /search", 500, 480, 0.05)
+	eps.Set("DELETE /users/{id}", 20, 35, 0.5)
+	eps.SetBucket("GET /users", minute.Add(-5*time.Minute), 400, 4, 20, 40)
+	eps.SetBucket("GET /users", minute, 500, 5, 22, 44)
+	eps.SetBucket("POST /orders", minute.Add(-3*time.Minute), 300, 50, 200, 260)
+
+	hub := dashboard.NewHub(dashboard.WithLogger(slog.New(slog.DiscardHandler)), dashboard.WithEndpoints(eps))
+	runCtx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go hub.Run(runCtx, viewstest.Rows{"10.0.0.1": {Client: "10.0.0.1", Total: 3,
+		Endpoints: map[string]*activitypb.EndpointUsage{"GET /users": {Count: 3}}}})
+	router := mux.NewRouter()
+	httpx.Mount(router, hub.Routes())
+	srv := httptest.NewServer(router)
+	t.Cleanup(srv.Close)
+	t.Cleanup(hub.Close) // ends the event stream, or srv.Close would wait for it
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/dashboard"),
+		chromedp.WaitVisible("#status.on"),
+		chromedp.Evaluate[chromedp.Void]("window.__sameDocument = true"),
+	); err != nil {
+		t.Fatalf("open dashboard: %v", err)
+	}
+
+	// wait polls the page until the JavaScript expression js equals want.
+	wait := func(what, js, want string) {
+		t.Helper()
+		expr := fmt.Sprintf(`window.__sameDocument && (%s) === %s`, js, strconv.Quote(want))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+			t.Fatalf("%s: page shows %q, want %q (%v)", what, got, want, err)
+		}
+	}
+	// list is a list's rows as "endpoint=value/calls", one per line.
+	list := func(id string) string {
+		return fmt.Sprintf(`[...document.querySelectorAll("#%s tr[data-endpoint]")].map((tr) => tr.dataset.endpoint + "=" + tr.dataset.value + "/" + tr.dataset.calls).join("\n")`, id)
+	}
+	// chart is the latency chart's endpoint, points and newest p99.
+	const chart = `(() => { const d = document.querySelector("#latencyFig").dataset; return d.endpoint + " " + d.points + " " + d.p99; })()`
+	const pickedRows = `[...document.querySelectorAll("#epSection tr.picked")].map((tr) => tr.dataset.endpoint).join(",")`
+
+	wait("by p99", list("epByP99"), "GET /search=480/500\nPOST /orders=250/300\nDELETE /users/{id}=35/20\nGET /users=12/900")
+	wait("by error rate", list("epByErrorRate"), "DELETE /users/{id}=0.5/20\nPOST /orders=0.2/300\nGET /search=0.05/500\nGET /users=0.01/900")
+	wait("chart of the busiest endpoint", chart, "GET /users 2 44")
+	wait("shown endpoint marked", pickedRows, "GET /users,GET /users")
+	wait("chart caption", `document.querySelector("#latencyEndpoint").textContent`, "GET /users")
+
+	// New data reaches the page without a reload.
+	eps.Set("GET /export", 50, 900, 0.75)
+	eps.SetBucket("GET /users", minute, 600, 6, 30, 77)
+	wait("by p99 after GET /export", list("epByP99"), "GET /export=900/50\nGET /search=480/500\nPOST /orders=250/300\nDELETE /users/{id}=35/20\nGET /users=12/900")
+	wait("by error rate after GET /export", list("epByErrorRate"), "GET /export=0.75/50\nDELETE /users/{id}=0.5/20\nPOST /orders=0.2/300\nGET /search=0.05/500\nGET /users=0.01/900")
+	wait("chart after a new p99", chart, "GET /users 2 77")
+
+	// Clicking another endpoint charts it, and keeps following it.
+	if err := chromedp.Do(ctx, chromedp.Click(`#epByErrorRate tr[data-endpoint="POST /orders"]`)); err != nil {
+		t.Fatalf("click POST /orders: %v", err)
+	}
+	wait("chart of the clicked endpoint", chart, "POST /orders 1 260")
+	wait("clicked endpoint marked", pickedRows, "POST /orders,POST /orders")
+	eps.SetBucket("POST /orders", minute, 100, 60, 240, 310)
+	wait("clicked endpoint's chart after a new bucket", chart, "POST /orders 2 310")
+
+	saveScreenshot(t, ctx, "dashboard-endpoints.png")
 }

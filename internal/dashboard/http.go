@@ -23,8 +23,9 @@ const (
 	writeTimeout = 10 * time.Second
 )
 
-// Routes are the page, its static files and its event stream. All need
-// admin when keys are on: the page shows every client's usage.
+// Routes are the page, its static files, its event stream and, with
+// WithEndpoints, the latency chart of a picked endpoint. All need admin when
+// keys are on: the page shows every client's usage.
 func (h *Hub) Routes() []httpx.Route {
 	static, err := fs.Sub(assets, "assets")
 	if err != nil {
@@ -34,12 +35,17 @@ func (h *Hub) Routes() []httpx.Route {
 		w.Header().Set("Cache-Control", "no-cache")
 		http.ServeFileFS(w, r, static, "index.html")
 	})
-	return []httpx.Route{
+	routes := []httpx.Route{
 		{Method: http.MethodGet, Path: "/dashboard", Scope: auth.Admin, Handler: page},
 		{Method: http.MethodGet, Path: "/dashboard/assets/", Prefix: true, Scope: auth.Admin,
 			Handler: http.StripPrefix("/dashboard/assets/", http.FileServerFS(static))},
 		{Method: http.MethodGet, Path: "/dashboard/events", Scope: auth.Admin, Handler: http.HandlerFunc(h.ServeEvents)},
 	}
+	if h.eps != nil {
+		routes = append(routes, httpx.Route{Method: http.MethodGet, Path: "/dashboard/endpoints/series", Scope: auth.Admin,
+			Handler: http.HandlerFunc(h.serveChart)})
+	}
+	return routes
 }
 
 // ServeEvents streams snapshots as server-sent events until the client goes

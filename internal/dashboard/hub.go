@@ -1,6 +1,7 @@
 // Package dashboard serves the live usage dashboard: an embedded page fed by
 // server-sent events built from the usage tables (views.UsageReader, local
-// or routed). See the README for the rest.
+// or routed) and, with WithEndpoints, the endpoints table
+// (views.EndpointReader). See the README for the rest.
 package dashboard
 
 import (
@@ -25,6 +26,8 @@ type Snapshot struct {
 	Events    uint64            `json:"events"`   // counted since this process started, after recovery
 	Rate      float64           `json:"rate"`     // events per second over the last rateWindow
 	Top       []codecs.UsageDoc `json:"top"`
+	// Endpoints is the encoded EndpointsPanel, absent without WithEndpoints.
+	Endpoints json.RawMessage `json:"endpoints,omitempty"`
 }
 
 // TopClients is how many clients a snapshot shows.
@@ -38,8 +41,9 @@ const (
 )
 
 // Hub turns the index's state into coalesced snapshots for any number of
-// subscribers. A tick costs O(log n + top) whatever the number of clients,
-// and without subscribers the hub does not tick at all. Every subscriber has
+// subscribers. A tick costs O(log n + top) whatever the number of clients
+// (plus, once per endpointsEvery, two endpoint lists, the busiest endpoint
+// and its chart), and without subscribers the hub does not tick at all. Every subscriber has
 // a one-slot buffer that holds the newest snapshot, so a slow one skips
 // snapshots instead of holding up the others.
 type Hub struct {
@@ -61,6 +65,16 @@ type Hub struct {
 	lastTop  top.Page // the last page read, to tell whether anything changed
 	failing  bool     // the last read failed (logged once)
 	samples  []rateSample
+
+	// The endpoint panels, nil eps without WithEndpoints; the rest is owned
+	// by the goroutine that ticks.
+	eps        views.EndpointReader
+	epsAt      time.Time       // when the panel was last read (or tried)
+	epsPanel   json.RawMessage // the last panel read, sent with every snapshot
+	epsFailing bool
+
+	chartsMu sync.Mutex
+	charts   map[string]cachedChart // latency charts by endpoint, for the route
 }
 
 type rateSample struct {
@@ -78,8 +92,9 @@ func WithLogger(log *slog.Logger) Option { return func(h *Hub) { h.log = log } }
 func NewHub(opts ...Option) *Hub {
 	h := &Hub{
 		log: slog.Default(), interval: defaultInterval, top: TopClients,
-		wake: make(chan struct{}, 1),
-		subs: make(map[chan []byte]struct{}),
+		wake:   make(chan struct{}, 1),
+		subs:   make(map[chan []byte]struct{}),
+		charts: make(map[string]cachedChart),
 	}
 	for _, o := range opts {
 		o(h)
@@ -212,6 +227,9 @@ func (h *Hub) tick(now, lastSent time.Time) bool {
 	}
 	changed := page.Requests != h.lastTop.Requests || page.Clients != h.lastTop.Clients || !slices.Equal(page.Rows, h.lastTop.Rows)
 	h.lastTop = page
+	if h.eps != nil && h.Subscribers() > 0 && h.refreshEndpoints(now) {
+		changed = true
+	}
 	h.samples = append(h.samples, rateSample{now, h.events})
 	for len(h.samples) > 1 && now.Sub(h.samples[1].at) >= rateWindow {
 		h.samples = h.samples[1:]
@@ -226,7 +244,7 @@ func (h *Hub) tick(now, lastSent time.Time) bool {
 
 	snap := Snapshot{
 		Time: now.UTC(), Recovered: recovered, Events: h.events,
-		Clients: page.Clients, Requests: page.Requests,
+		Clients: page.Clients, Requests: page.Requests, Endpoints: h.epsPanel,
 	}
 	if first := h.samples[0]; now.Sub(first.at) > 0 {
 		snap.Rate = float64(h.events-first.events) / now.Sub(first.at).Seconds()

@@ -157,6 +157,131 @@
   $("seriesClient").addEventListener("change", refreshSeries);
   setInterval(refreshSeries, SERIES_EVERY);
 
+  // Endpoint panels, shown when the hub reads the endpoints table. The
+  // latency chart follows the busiest endpoint, whose chart every snapshot
+  // carries, until one is picked from a list; a picked one is read from the
+  // hub (which caches it for all pages) at most every CHART_EVERY ms.
+  const CHART_EVERY = 1000;
+  const fmtMs = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  const fmtPct = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
+  let panel = null;
+  let picked = ""; // "" follows the busiest endpoint
+  let chartFetching = false;
+  let chartFetchedAt = 0;
+  let latencyChart = null; // made once the section is visible, so it sizes itself
+
+  function latencyLines() {
+    const lines = [["p50", PALETTE[1]], ["p95", PALETTE[2]], ["p99", PALETTE[3]]];
+    return new Chart($("latencyChart"), {
+      type: "line",
+      data: { labels: [], datasets: lines.map(([label, color]) => ({ label, data: [], borderColor: color, backgroundColor: color,
+        spanGaps: false, tension: 0.2, pointRadius: 2, borderWidth: 2 })) },
+      options: { animation: false, maintainAspectRatio: false, plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
+        scales: { x: { ticks: { maxTicksLimit: 12, autoSkip: true } }, y: { beginAtZero: true, suggestedMax: 5 } } },
+    });
+  }
+
+  function fmtDuration(ms) {
+    if (ms % 3600e3 === 0) return `${ms / 3600e3} h`;
+    if (ms % 60e3 === 0) return `${ms / 60e3} min`;
+    return `${ms / 1e3} s`;
+  }
+
+  function renderList(id, rows, value, shown) {
+    const trs = rows.map((r) => {
+      const tr = document.createElement("tr");
+      const [text, raw] = value(r);
+      tr.dataset.endpoint = r.endpoint;
+      tr.dataset.value = String(raw);
+      tr.dataset.calls = String(r.calls);
+      if (r.endpoint === shown) tr.className = "picked";
+      tr.append(cell(r.endpoint), cell(text, "num"), cell(fmt.format(r.calls), "num"));
+      return tr;
+    });
+    if (trs.length === 0) {
+      const tr = document.createElement("tr");
+      tr.append(cell("No endpoint calls recorded yet.", "empty"));
+      tr.firstChild.colSpan = 3;
+      trs.push(tr);
+    }
+    $(id).replaceChildren(...trs);
+  }
+
+  function renderLatency(c) {
+    if (!latencyChart) latencyChart = latencyLines();
+    const from = Date.parse(c.from);
+    const cols = Array.from({ length: c.buckets }, () => [null, null, null]); // no calls: a gap
+    for (const p of c.points) {
+      const i = Math.round((Date.parse(p.start) - from) / c.step_ms);
+      if (i >= 0 && i < c.buckets) cols[i] = [p.p50, p.p95, p.p99];
+    }
+    const end = c.step_ms % 60e3 ? 19 : 16;
+    latencyChart.data.labels = cols.map((_, i) => new Date(from + i * c.step_ms).toISOString().slice(11, end));
+    latencyChart.data.datasets.forEach((d, q) => { d.data = cols.map((col) => col[q]); });
+    latencyChart.update();
+    $("latencyEndpoint").textContent = c.endpoint;
+    $("latencySpan").textContent = `${fmtDuration(c.buckets * c.step_ms)}, per ${fmtDuration(c.step_ms)}`;
+    const fig = $("latencyFig");
+    const last = c.points[c.points.length - 1];
+    fig.dataset.endpoint = c.endpoint;
+    fig.dataset.points = String(c.points.length);
+    fig.dataset.p99 = last ? String(last.p99) : "";
+  }
+
+  async function fetchChart(force) {
+    const endpoint = picked;
+    if (chartFetching || (!force && Date.now() - chartFetchedAt < CHART_EVERY)) return;
+    chartFetching = true;
+    chartFetchedAt = Date.now();
+    try {
+      const resp = await fetch(`/dashboard/endpoints/series?endpoint=${encodeURIComponent(endpoint)}`);
+      const body = await resp.json();
+      if (endpoint !== picked) return;
+      if (!resp.ok) {
+        $("epNote").textContent = body.detail || `latency: ${resp.status}`;
+        return;
+      }
+      $("epNote").textContent = "";
+      renderLatency(body);
+    } catch (e) {
+      // The next snapshot tries again.
+    } finally {
+      chartFetching = false;
+      if (endpoint !== picked && picked !== "") fetchChart(true); // picked again meanwhile
+    }
+  }
+
+  function renderEndpoints(p) {
+    $("epSection").hidden = !p;
+    panel = p || null;
+    if (!p) return;
+    const shown = picked || p.busiest || "";
+    renderList("epByP99", p.by_p99, (r) => [`${fmtMs.format(r.p99_ms)} ms`, r.p99_ms], shown);
+    renderList("epByErrorRate", p.by_error_rate, (r) => [fmtPct.format(r.error_rate), r.error_rate], shown);
+    $("epCount").textContent = `${fmt.format(p.endpoints)} in all`;
+    $("latencyFig").hidden = !p.windowed;
+    if (!p.windowed) return;
+    if (!picked || picked === p.busiest) {
+      if (p.chart) renderLatency(p.chart);
+    } else {
+      fetchChart(false);
+    }
+  }
+
+  function pick(endpoint) {
+    picked = endpoint;
+    if (!panel) return;
+    renderEndpoints(panel);
+    if (panel.windowed && endpoint !== panel.busiest) fetchChart(true);
+  }
+
+  for (const id of ["epByP99", "epByErrorRate"]) {
+    $(id).addEventListener("click", (ev) => {
+      const tr = ev.target.closest("tr[data-endpoint]");
+      if (tr) pick(tr.dataset.endpoint);
+    });
+  }
+
   function render(s) {
     $("rate").textContent = s.rate.toFixed(1);
     $("events").textContent = fmt.format(s.events);
@@ -168,6 +293,7 @@
     renderTopChart(s.top);
     renderTable(s.top);
     updateClients(s.top);
+    renderEndpoints(s.endpoints);
     setStatus(true, s.recovered ? "live" : "live · view recovering");
   }
 
