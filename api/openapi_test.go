@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,7 +64,7 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 		}},
 		"bob": {Client: "bob", Total: 1},
 	}
-	hub := dashboard.NewHub(dashboard.WithLogger(slog.New(slog.DiscardHandler)))
+	hub := dashboard.NewHub(dashboard.WithLogger(slog.New(slog.DiscardHandler)), dashboard.WithEndpoints(fakeEndpoints()))
 	hub.Close()
 	routes := append(userhttp.Routes(store), hub.Routes()...)
 	routes = append(routes, httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: metrics.New().Handler()})
@@ -414,6 +415,8 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/metrics", status: 200})
 	c.do(call{method: "GET", path: "/dashboard", status: 200})
 	c.do(call{method: "GET", path: "/dashboard/events", status: 200})
+	c.do(call{method: "GET", path: "/dashboard/endpoints/series?endpoint=" + url.QueryEscape("GET /users/{id}"), status: 200})
+	c.do(call{method: "GET", path: "/dashboard/endpoints/series", status: 400, docRejects: true})
 
 	// Every operation the router mounts was exercised at least once.
 	exercised := map[string]bool{}
@@ -487,12 +490,14 @@ func TestOpenAPIAuthResponsesConform(t *testing.T) {
 	c := &conformance{t: t, srv: srv, router: router, statuses: map[string]bool{}}
 	bodies := map[string]string{"POST": `{"name":"A","email":"a@example.com"}`, "PUT": `{"name":"A","email":"a@example.com"}`, "PATCH": `{}`}
 	concrete := strings.NewReplacer("{client}", "alice", "{id}", users.NewID())
+	// Queries the document requires, so the request itself conforms.
+	requiredQuery := map[string]string{"/dashboard/endpoints/series": "?endpoint=GET%20%2F"}
 	for _, rt := range routerOperations(t, srv) {
 		want := http.StatusUnauthorized
 		if rt.Scope == auth.Public {
 			want = http.StatusOK // every open route is a plain GET
 		}
-		c.do(call{method: rt.Method, path: concrete.Replace(rt.Path), body: bodies[rt.Method], status: want})
+		c.do(call{method: rt.Method, path: concrete.Replace(rt.Path) + requiredQuery[rt.Path], body: bodies[rt.Method], status: want})
 	}
 	c.do(call{method: "POST", path: "/users", body: bodies["POST"], status: http.StatusForbidden,
 		header: map[string]string{"X-API-Key": "reader-key"}})

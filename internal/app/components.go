@@ -11,9 +11,11 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/api"
+	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/views"
 )
 
 // servedTable is a processor group's read side as the API process runs it:
@@ -39,6 +41,13 @@ type servedTable struct {
 	onShutdown []func()
 	// close releases what building opened, after everything stopped.
 	close func()
+	// lag adds consumers to watch besides the group on its input (the
+	// endpoints aggregator on Users).
+	lag []metrics.LagSource
+	// What the table shows on the dashboard: the usage table is the hub's
+	// source; others add panels.
+	usage     views.UsageReader
+	dashboard []dashboard.Option
 }
 
 // part is something an API process runs until ctx ends.
@@ -59,7 +68,7 @@ type component struct {
 // group").
 var components = []component{
 	{group: usageGroup, serve: serveUsage},
-	{group: endpointsGroup},
+	{group: endpointsGroup, serve: serveEndpoints},
 }
 
 // workerGroup is a processor group as a worker runs it.
@@ -102,7 +111,37 @@ func buildTables(ctx context.Context, cfg Config, log *slog.Logger) ([]*servedTa
 		}
 		tables = append(tables, t)
 	}
+	if d := serveDashboard(tables, log); d != nil {
+		tables = append(tables, d)
+	}
 	return tables, nil
+}
+
+// serveDashboard is the live dashboard over the served tables: the usage
+// table's reader feeds the hub, the other tables add their panels. It is
+// nil without a usage table.
+func serveDashboard(tables []*servedTable, log *slog.Logger) *servedTable {
+	opts := []dashboard.Option{dashboard.WithLogger(log.With("component", "dashboard"))}
+	var src views.UsageReader
+	for _, t := range tables {
+		if t.usage != nil {
+			src = t.usage
+		}
+		opts = append(opts, t.dashboard...)
+	}
+	if src == nil {
+		return nil
+	}
+	hub := dashboard.NewHub(opts...)
+	return &servedTable{
+		parts:      []part{{"dashboard", func(ctx context.Context) error { hub.Run(ctx, src); return nil }}},
+		routes:     hub.Routes(),
+		recovered:  func() bool { return true },
+		onShutdown: []func(){hub.Close},
+		gauges: []metrics.Gauge{{Name: "dashboard_subscribers", Help: "Open dashboard event streams.",
+			Value: func() float64 { return float64(hub.Subscribers()) }}},
+		close: func() {},
+	}
 }
 
 // tablesOptions are the tables' routes and readiness as the API takes them.

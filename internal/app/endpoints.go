@@ -11,7 +11,12 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/internal/dashboard"
+	"github.com/inarious/inarious/internal/endpointshttp"
+	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/processors/endpoints"
+	"github.com/inarious/inarious/views"
 )
 
 // endpointsGroup is the endpoints group with its aggregator.
@@ -41,4 +46,29 @@ func transactionalID(cfg Config) string {
 	}
 	sum := sha256.Sum256([]byte(host + "\x00" + dir))
 	return "inarious-endpoints-" + hex.EncodeToString(sum[:8])
+}
+
+// serveEndpoints is the endpoints group's read side: a local view of its
+// table; GET /endpoints… and the dashboard's endpoint panels read it
+// through one views.EndpointReader.
+func serveEndpoints(_ context.Context, cfg Config, log *slog.Logger) (*servedTable, error) {
+	w, err := cfg.WindowConfig()
+	if err != nil {
+		return nil, err
+	}
+	view, err := views.NewEndpoints(cfg.Kafka, w, filepath.Join(cfg.DataDir, "api"), views.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	var reader views.EndpointReader = view
+	return &servedTable{
+		group: endpoints.Group, input: endpoints.PartialsTopic, table: endpoints.Table,
+		parts:     []part{{"endpoints view", view.Run}},
+		routes:    endpointshttp.Routes(reader, endpointshttp.WithLogger(log)),
+		recovered: reader.Recovered,
+		view:      view.Goka(),
+		lag:       []metrics.LagSource{{Group: endpoints.AggregatorGroup, Input: string(codecs.ActivityTopic)}},
+		dashboard: []dashboard.Option{dashboard.WithEndpoints(reader)},
+		close:     func() {},
+	}, nil
 }

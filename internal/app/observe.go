@@ -62,6 +62,10 @@ func (o *observed) apiOptions(cfg Config, log *slog.Logger, pub *api.Publisher, 
 	for _, t := range tables {
 		m.WatchCounters(t.counters...)
 		m.WatchGauges(t.gauges...)
+		lagSources = append(lagSources, t.lag...)
+		if t.group == "" {
+			continue // the dashboard reads the others
+		}
 		src := metrics.LagSource{Group: string(t.group), Input: string(t.input), Table: string(t.table)}
 		if t.view != nil {
 			viewed = append(viewed, t.recovered)
@@ -114,6 +118,9 @@ func (o *observed) debugPages(tables []*servedTable, log *slog.Logger) httpx.Rou
 	idx.AddComponent(mon, "Monitor")
 	idx.AddComponent(qry, "Query")
 	for _, t := range tables {
+		if t.table == "" {
+			continue
+		}
 		if t.view == nil {
 			log.Warn("--debug-pages: goka's pages need a view; not shown for a table read from the workers", "table", t.table)
 			continue

@@ -14,7 +14,6 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
-	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/ownership"
 	"github.com/inarious/inarious/internal/routing"
@@ -99,12 +98,8 @@ func serveUsage(_ context.Context, cfg Config, log *slog.Logger) (*servedTable, 
 		t.parts = append(t.parts, part{"usage view", view.Run}, part{"windowed usage views", win.Run})
 	}
 	t.recovered = reader.Recovered
-	hub := dashboard.NewHub(dashboard.WithLogger(log.With("component", "dashboard")))
-	t.parts = append(t.parts, part{"dashboard", func(ctx context.Context) error { hub.Run(ctx, reader); return nil }})
-	t.onShutdown = append(t.onShutdown, hub.Close)
-	t.gauges = append(t.gauges, metrics.Gauge{Name: "dashboard_subscribers", Help: "Open dashboard event streams.",
-		Value: func() float64 { return float64(hub.Subscribers()) }})
-	t.routes = append(usagehttp.Routes(reader, usagehttp.WithLogger(log)), hub.Routes()...)
+	t.usage = reader
+	t.routes = usagehttp.Routes(reader, usagehttp.WithLogger(log))
 	return t, nil
 }
 

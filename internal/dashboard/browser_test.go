@@ -86,9 +86,23 @@ func TestDashboardInBrowser(t *testing.T) {
 		waitCount(last, "GET /usage", counts[last])
 	}
 	waitCount(clients[0], "GET /usage", counts[clients[0]])
-	// The app gives the hub no endpoint reader (yet): the panels stay hidden.
-	if hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#epSection").hidden`)); err != nil || !hidden {
-		t.Errorf("endpoint panels shown without an endpoint reader (err %v)", err)
+	// The endpoints table, through the aggregator and its group, shows the
+	// same calls of GET /usage, all clients together, in both lists, and
+	// charts the busiest endpoint's latency.
+	usageCalls := 0
+	for _, n := range counts {
+		usageCalls += n
+	}
+	for _, list := range []string{"#epByP99", "#epByErrorRate"} {
+		expr := fmt.Sprintf(`!document.querySelector("#epSection").hidden && document.querySelector(%s)?.dataset.calls === %s`,
+			strconv.Quote(list+` tr[data-endpoint="GET /usage"]`), strconv.Quote(strconv.Itoa(usageCalls)))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			t.Fatalf("%s never showed GET /usage with %d calls: %v", list, usageCalls, err)
+		}
+	}
+	chart := `document.querySelector("#latencyFig").dataset.endpoint === "GET /usage" && Number(document.querySelector("#latencyFig").dataset.points) >= 1`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](chart, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Fatalf("the latency chart never showed GET /usage: %v", err)
 	}
 
 	// The per-client charts: pick a client, and both the last hour by minute

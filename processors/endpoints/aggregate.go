@@ -78,7 +78,6 @@ func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
 		kgo.ConsumerGroup(AggregatorGroup),
 		kgo.ConsumeTopics(string(codecs.ActivityTopic)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.FetchMaxWait(kafka.FetchWait),
 		kgo.ProducerLinger(0),
 		kgo.RecordPartitioner(keyPartitioner(n)),
@@ -99,9 +98,11 @@ func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
 		if ctx.Err() != nil {
 			// Count what was read with this poll too: the last flush
 			// commits the offsets of everything polled.
-			a.addAll(ctx, acc, fetches)
 			fctx, stop := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 			defer stop()
+			if err := a.addAll(fctx, acc, fetches); err != nil {
+				return a.abort(fctx, sess, acc)
+			}
 			return a.flushOrAbort(fctx, sess, acc)
 		}
 		var fatal error
