@@ -87,11 +87,22 @@ func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
 	}
 	defer sess.Close()
 	acc := newAccumulator(a.windows)
-	var due time.Time
+	// due is when the counts held must be written at the latest. Once the
+	// member has read all there is, it writes sooner, at most every
+	// catchUpGap, so the table trails a quiet Users by about that.
+	var due, lastFlush time.Time
+	caughtUp := false
+	catchUpGap := a.flush / 10
+	flushAt := func() time.Time {
+		if caughtUp && lastFlush.Add(catchUpGap).Before(due) {
+			return lastFlush.Add(catchUpGap)
+		}
+		return due
+	}
 	for {
 		pctx, cancel := ctx, context.CancelFunc(func() {})
 		if !acc.empty() {
-			pctx, cancel = context.WithDeadline(ctx, due)
+			pctx, cancel = context.WithDeadline(ctx, flushAt())
 		}
 		fetches := sess.PollFetches(pctx)
 		cancel()
@@ -101,9 +112,9 @@ func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
 			fctx, stop := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 			defer stop()
 			if err := a.addAll(fctx, acc, fetches); err != nil {
-				return a.abort(fctx, sess, acc)
+				return a.abort(ctx, sess, acc)
 			}
-			return a.flushOrAbort(fctx, sess, acc)
+			return a.flushOrAbort(ctx, sess, acc)
 		}
 		var fatal error
 		fetches.EachError(func(topic string, p int32, err error) {
@@ -134,12 +145,28 @@ func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
 		if wasEmpty && !acc.empty() {
 			due = a.now().Add(a.flush)
 		}
-		if !acc.empty() && !a.now().Before(due) {
+		if fetches.NumRecords() > 0 {
+			caughtUp = atHighWatermark(fetches)
+		}
+		if !acc.empty() && !a.now().Before(flushAt()) {
 			if err := a.flushOrAbort(ctx, sess, acc); err != nil {
 				return err
 			}
+			lastFlush = a.now()
 		}
 	}
+}
+
+// atHighWatermark reports whether the fetch read every partition it
+// returned up to its high watermark: nothing more was there to read.
+func atHighWatermark(fetches kgo.Fetches) bool {
+	at := true
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 && p.Records[n-1].Offset+1 < p.HighWatermark {
+			at = false
+		}
+	})
+	return at
 }
 
 // addAll counts the fetched records; it stops at a record that cannot be
@@ -173,6 +200,10 @@ func (a *Aggregator) flushOrAbort(ctx context.Context, sess *kgo.GroupTransactSe
 	if acc.empty() {
 		return nil
 	}
+	// A transaction is ended even when the member is stopping: canceling
+	// End would leave the client in an unknown state (kgo's docs).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	defer cancel()
 	if err := sess.Begin(); err != nil {
 		return err
 	}
@@ -221,6 +252,8 @@ func (a *Aggregator) flushOrAbort(ctx context.Context, sess *kgo.GroupTransactSe
 // abort drops what was counted since the last flush and rewinds to it.
 func (a *Aggregator) abort(ctx context.Context, sess *kgo.GroupTransactSession, acc *accumulator) error {
 	acc.reset()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	defer cancel()
 	if err := sess.Begin(); err != nil {
 		return err
 	}
