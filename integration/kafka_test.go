@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/testutil"
+	endpointsgroup "github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/processors/usage"
 )
 
@@ -65,17 +67,22 @@ func resetKafka(t *testing.T) {
 	t0 := time.Now()
 	adm := kafkaAdmin(t)
 	defer adm.Close()
-	testutil.Eventually(t, 45*time.Second, func() (bool, string) {
-		err := adm.DeleteConsumerGroup(usageGroup)
-		return err == nil || errors.Is(err, sarama.ErrGroupIDNotFound),
-			fmt.Sprintf("delete group %s (it must be empty): %v", usageGroup, err)
-	})
-	// Every topic the group declares: the loop and control topics are inputs
-	// that must have as many partitions as this run's Users; windowed ones
-	// would carry buckets over from the last run.
+	groups := []string{usageGroup, string(endpointsgroup.Group), endpointsgroup.AggregatorGroup}
+	for _, g := range groups {
+		testutil.Eventually(t, 45*time.Second, func() (bool, string) {
+			err := adm.DeleteConsumerGroup(g)
+			return err == nil || errors.Is(err, sarama.ErrGroupIDNotFound),
+				fmt.Sprintf("delete group %s (it must be empty): %v", g, err)
+		})
+	}
+	// Every topic the groups declare: the loop and control topics are
+	// inputs that must have as many partitions as this run's Users; windowed
+	// ones and the endpoints table would carry counts over from the last run.
 	var topics []string
-	for _, spec := range usage.Topics() {
-		topics = append(topics, spec.Name)
+	for _, spec := range append(usage.Topics(), endpointsgroup.Topics()...) {
+		if !slices.Contains(topics, spec.Name) {
+			topics = append(topics, spec.Name)
+		}
 	}
 	for _, tp := range topics {
 		if err := adm.DeleteTopic(tp); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
@@ -94,7 +101,7 @@ func resetKafka(t *testing.T) {
 		}
 		return true, ""
 	})
-	t.Logf("kafka reset (group %s, topics %v deleted) in %v", usageGroup, topics, time.Since(t0).Round(time.Millisecond))
+	t.Logf("kafka reset (groups %v, topics %v deleted) in %v", groups, topics, time.Since(t0).Round(time.Millisecond))
 }
 
 // groupState is the usage group as the coordinator describes it.

@@ -42,6 +42,16 @@ const (
 	ProducerFranz  = "franz"
 )
 
+// A crashed worker's partitions move after the session timeout: every
+// consumer group of Inarious uses the broker's minimum
+// (group.min.session.timeout.ms, 6 s) instead of sarama's 10 s or
+// franz-go's 45 s, and heartbeats every second so members learn of a
+// rebalance sooner.
+const (
+	SessionTimeout    = 6 * time.Second
+	HeartbeatInterval = time.Second
+)
+
 // Defaults returns a Config for a single local broker.
 func Defaults() Config {
 	return Config{
@@ -104,11 +114,8 @@ func (c Config) Sarama() *sarama.Config {
 	sc.Consumer.MaxWaitTime = FetchWait
 	sc.Consumer.Fetch.Min = 1
 	sc.Metadata.RefreshFrequency = time.Minute
-	// A crashed worker's partitions move after the session timeout: use the
-	// broker's minimum (group.min.session.timeout.ms, 6 s) instead of 10 s,
-	// and heartbeat every second so members learn of a rebalance sooner.
-	sc.Consumer.Group.Session.Timeout = 6 * time.Second
-	sc.Consumer.Group.Heartbeat.Interval = time.Second
+	sc.Consumer.Group.Session.Timeout = SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = HeartbeatInterval
 	sc.Consumer.Group.Member.UserData = c.MemberUserData
 	// The endpoints aggregator writes its partials in transactions: a
 	// reader must not see those of an aborted one. Topics written without

@@ -76,6 +76,8 @@ func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
 		kgo.TransactionalID(a.txnID),
 		kgo.TransactionTimeout(transactionTimeout),
 		kgo.ConsumerGroup(AggregatorGroup),
+		kgo.SessionTimeout(kafka.SessionTimeout),
+		kgo.HeartbeatInterval(kafka.HeartbeatInterval),
 		kgo.ConsumeTopics(string(codecs.ActivityTopic)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(kafka.FetchWait),
