@@ -1,9 +1,9 @@
 package views
 
 import (
-	"slices"
 	"time"
 
+	"github.com/inarious/inarious/internal/endpointindex"
 	"github.com/inarious/inarious/internal/windows"
 	"github.com/inarious/inarious/processors/endpoints"
 )
@@ -32,56 +32,28 @@ type EndpointReader interface {
 }
 
 // EndpointOrder is how endpoints are listed: descending by calls, by p99
-// latency or by error rate; ties by endpoint name, ascending.
-type EndpointOrder string
+// latency or by error rate; ties by endpoint name, ascending. The orders,
+// cursors and pages are the index's (internal/endpointindex), which local
+// views and workers both keep.
+type EndpointOrder = endpointindex.Order
 
 // The orders of EndpointReader.Endpoints.
 const (
-	ByCalls     EndpointOrder = "calls"
-	ByP99       EndpointOrder = "p99"
-	ByErrorRate EndpointOrder = "error_rate"
+	ByCalls     = endpointindex.ByCalls
+	ByP99       = endpointindex.ByP99
+	ByErrorRate = endpointindex.ByErrorRate
 )
 
 // Orders are the valid EndpointOrders.
-var Orders = []EndpointOrder{ByCalls, ByP99, ByErrorRate}
+var Orders = endpointindex.Orders
 
-// Valid reports whether o is one of Orders.
-func (o EndpointOrder) Valid() bool { return slices.Contains(Orders, o) }
+// EndpointCursor is the last row of a page: the next page starts after it
+// (Before: a row that comes before it in a descending list).
+type EndpointCursor = endpointindex.Cursor
 
-// Cursor is the cursor that continues a list in order o after s.
-func (o EndpointOrder) Cursor(s endpoints.Summary) EndpointCursor {
-	return EndpointCursor{Value: o.Value(s), Endpoint: s.Endpoint}
-}
-
-// Value is the summary's value that o sorts by.
-func (o EndpointOrder) Value(s endpoints.Summary) float64 {
-	switch o {
-	case ByP99:
-		return s.Latency.P99
-	case ByErrorRate:
-		return s.ErrorRate
-	}
-	return float64(s.Calls)
-}
-
-// EndpointCursor is the last row of a page: the next page starts after it.
-type EndpointCursor struct {
-	Value    float64
-	Endpoint string
-}
-
-// Before reports whether the row (value, endpoint) comes before c in a
-// descending list.
-func (c EndpointCursor) Before(value float64, endpoint string) bool {
-	return value > c.Value || value == c.Value && endpoint < c.Endpoint
-}
-
-// EndpointPage is one page of a list of endpoints.
-type EndpointPage struct {
-	Rows []endpoints.Summary
-	// Endpoints is how many endpoints the table holds.
-	Endpoints int
-}
+// EndpointPage is one page of a list of endpoints; Endpoints is how many
+// endpoints the table holds.
+type EndpointPage = endpointindex.Page
 
 // EndpointBucket is an endpoint's summary in one bucket.
 type EndpointBucket struct {

@@ -13,14 +13,18 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/dashboard"
+	"github.com/inarious/inarious/internal/endpointindex"
 	"github.com/inarious/inarious/internal/endpointshttp"
 	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/routing"
 	"github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/views"
 )
 
-// endpointsGroup is the endpoints group with its aggregator.
-func endpointsGroup(_ context.Context, cfg Config, log *slog.Logger) (*workerGroup, error) {
+// endpointsGroup is the endpoints group with its aggregator; with
+// --query-listen it also indexes its own endpoints and serves reads of its
+// partitions (internal/routing).
+func endpointsGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup, error) {
 	decoder, err := activityDecoder(cfg)
 	if err != nil {
 		return nil, err
@@ -29,9 +33,27 @@ func endpointsGroup(_ context.Context, cfg Config, log *slog.Logger) (*workerGro
 	if err != nil {
 		return nil, err
 	}
-	g := endpoints.New(endpoints.WithLogger(log.With("group", endpoints.Group)), endpoints.WithDecoder(decoder),
-		endpoints.WithWindows(w), endpoints.WithTransactionalID(transactionalID(cfg)))
-	return &workerGroup{Component: g}, nil
+	opts := []endpoints.Option{endpoints.WithLogger(log.With("group", endpoints.Group)), endpoints.WithDecoder(decoder),
+		endpoints.WithWindows(w), endpoints.WithTransactionalID(transactionalID(cfg))}
+	if cfg.QueryListen == "" {
+		return &workerGroup{Component: endpoints.New(opts...)}, nil
+	}
+	own := endpointindex.New()
+	g := endpoints.New(append(opts, endpoints.WithStorageLayer(own.Layer(string(endpoints.Table))))...)
+	// The query endpoint places endpoints over the partitions of the
+	// partials topic (the table's).
+	if err := cfg.Kafka.EnsureTopics(ctx, g.Topics()...); err != nil {
+		return nil, err
+	}
+	n, err := cfg.Kafka.TopicPartitions(ctx, string(endpoints.PartialsTopic))
+	if err != nil {
+		return nil, err
+	}
+	q := routing.NewEndpointWorker(n, g, own, routing.WithLogger(log.With("component", "query", "group", endpoints.Group)))
+	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, queryCounters: []metrics.Counter{
+		{Name: "endpoints_query_answered_total", Help: "Endpoints reads of owned partitions this worker answered.", Value: q.Answered},
+		{Name: "endpoints_query_refused_total", Help: "Endpoints reads this worker refused: partition not owned, or rebalancing.", Value: q.Refused},
+	}}, nil
 }
 
 // transactionalID names a worker's aggregator transactions after its host
@@ -49,26 +71,42 @@ func transactionalID(cfg Config) string {
 }
 
 // serveEndpoints is the endpoints group's read side: a local view of its
-// table; GET /endpoints… and the dashboard's endpoint panels read it
-// through one views.EndpointReader.
+// table, or (--usage-source=workers) the workers owning each endpoint's
+// partition; GET /endpoints… and the dashboard's endpoint panels read
+// either through one views.EndpointReader.
 func serveEndpoints(_ context.Context, cfg Config, log *slog.Logger) (*servedTable, error) {
 	w, err := cfg.WindowConfig()
 	if err != nil {
 		return nil, err
 	}
-	view, err := views.NewEndpoints(cfg.Kafka, w, filepath.Join(cfg.DataDir, "api"), views.WithLogger(log))
-	if err != nil {
-		return nil, err
-	}
-	var reader views.EndpointReader = view
-	return &servedTable{
+	t := &servedTable{
 		group: endpoints.Group, input: endpoints.PartialsTopic, table: endpoints.Table,
-		parts:     []part{{"endpoints view", view.Run}},
-		routes:    endpointshttp.Routes(reader, endpointshttp.WithLogger(log)),
-		recovered: reader.Recovered,
-		view:      view.Goka(),
-		lag:       []metrics.LagSource{{Group: endpoints.AggregatorGroup, Input: string(codecs.ActivityTopic)}},
-		dashboard: []dashboard.Option{dashboard.WithEndpoints(reader)},
-		close:     func() {},
-	}, nil
+		lag:   []metrics.LagSource{{Group: endpoints.AggregatorGroup, Input: string(codecs.ActivityTopic)}},
+		close: func() {},
+	}
+	var reader views.EndpointReader
+	if cfg.UsageSource == UsageFromWorkers {
+		tr, err := newOwnersTracker(cfg, endpoints.Group, endpoints.PartialsTopic, log)
+		if err != nil {
+			return nil, err
+		}
+		routed := routing.NewEndpointReader(tr, w, routing.WithLogger(log.With("component", "routing", "group", endpoints.Group)))
+		reader = routed
+		t.parts = append(t.parts, part{"endpoints owners", func(ctx context.Context) error { tr.Run(ctx); return nil }})
+		t.checks = append(t.checks, ownersReadiness("endpoints_owners", tr))
+		t.counters = append(t.counters, routed.Counters()...)
+		t.close = routed.Close
+	} else {
+		view, err := views.NewEndpoints(cfg.Kafka, w, filepath.Join(cfg.DataDir, "api"), views.WithLogger(log))
+		if err != nil {
+			return nil, err
+		}
+		reader = view
+		t.view = view.Goka()
+		t.parts = append(t.parts, part{"endpoints view", view.Run})
+	}
+	t.routes = endpointshttp.Routes(reader, endpointshttp.WithLogger(log))
+	t.recovered = reader.Recovered
+	t.dashboard = []dashboard.Option{dashboard.WithEndpoints(reader)}
+	return t, nil
 }

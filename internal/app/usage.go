@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
@@ -114,27 +115,43 @@ type routedUsage struct {
 }
 
 func newRoutedUsage(cfg Config, win windows.Config, log *slog.Logger) (*routedUsage, error) {
-	kc, err := sarama.NewClient(cfg.Kafka.Brokers, cfg.Kafka.Sarama())
+	tr, err := newOwnersTracker(cfg, usage.Group, codecs.ActivityTopic, log)
 	if err != nil {
-		return nil, fmt.Errorf("ownership client: %w", err)
-	}
-	tr, err := ownership.NewTracker(kc, string(usage.Group), string(codecs.ActivityTopic), ownersRefresh, ownership.WithLogger(log.With("component", "ownership")))
-	if err != nil {
-		_ = kc.Close()
 		return nil, err
 	}
 	return &routedUsage{tracker: tr, reader: routing.NewReader(tr, win, routing.WithLogger(log.With("component", "routing")))}, nil
 }
 
+// newOwnersTracker tracks the owners of input's partitions in group (the
+// workers' members, with their query addresses).
+func newOwnersTracker(cfg Config, group goka.Group, input goka.Stream, log *slog.Logger) (*ownership.Tracker, error) {
+	kc, err := sarama.NewClient(cfg.Kafka.Brokers, cfg.Kafka.Sarama())
+	if err != nil {
+		return nil, fmt.Errorf("ownership client: %w", err)
+	}
+	tr, err := ownership.NewTracker(kc, string(group), string(input), ownersRefresh, ownership.WithLogger(log.With("component", "ownership", "group", group)))
+	if err != nil {
+		_ = kc.Close()
+		return nil, err
+	}
+	return tr, nil
+}
+
 // readiness shows the owners map on /readyz; ready when it covers every partition.
 func (r *routedUsage) readiness() api.ReadinessCheck {
-	return api.ReadinessCheck{Name: "usage_owners", Check: func() (bool, any) {
-		m, _ := r.tracker.Current()
+	return ownersReadiness("usage_owners", r.tracker)
+}
+
+// ownersReadiness shows tracker's map on /readyz as check name; ready when
+// it covers every partition.
+func ownersReadiness(name string, tracker *ownership.Tracker) api.ReadinessCheck {
+	return api.ReadinessCheck{Name: name, Check: func() (bool, any) {
+		m, _ := tracker.Current()
 		st := map[string]any{"source": UsageFromWorkers}
 		if m != nil {
 			st["group_state"], st["epoch"], st["partitions"], st["owned"] = m.State, m.Epoch, m.Partitions, len(m.Owners)
 		}
-		if err := r.tracker.Err(); err != nil {
+		if err := tracker.Err(); err != nil {
 			st["error"] = err.Error()
 		}
 		return m.Covered(), st

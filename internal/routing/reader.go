@@ -2,7 +2,6 @@ package routing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,9 +35,16 @@ type Unavailable struct {
 	Detail string
 	After  time.Duration
 	public string
+	table  string
 }
 
-func (e *Unavailable) Error() string { return "usage unavailable: " + e.Detail }
+func (e *Unavailable) Error() string {
+	what := e.table
+	if what == "" {
+		what = "usage"
+	}
+	return what + " unavailable: " + e.Detail
+}
 
 // Status is the HTTP status to answer with.
 func (e *Unavailable) Status() int { return http.StatusServiceUnavailable }
@@ -55,11 +61,22 @@ func (e *Unavailable) PublicDetail() string { return e.public }
 // while no owner answers (a rebalance) it retries for Window, then gives up
 // with *Unavailable.
 type Reader struct {
-	owners  Owners
+	forwarder
 	windows windows.Config
-	http    *http.Client
-	log     *slog.Logger
 	now     func() time.Time
+}
+
+// forwarder is what every table's routed reader shares: the owners map,
+// the pooled HTTP client, the forwarding of a read to the owner of its
+// key's partition with retries, the fan-out to every owner, and counters.
+type forwarder struct {
+	owners Owners
+	http   *http.Client
+	log    *slog.Logger
+	// table names the table in errors and counters ("usage").
+	table string
+	// partitionOf places a key as the workers' group does.
+	partitionOf func(key string, partitions int) int32
 	// Window bounds the retries of one read.
 	Window time.Duration
 	// AttemptTimeout bounds one forwarded request.
@@ -90,7 +107,10 @@ func newOptions(opts []Option) options {
 // NewReader reads through owners over a pooled HTTP client; win must be
 // the workers' windowing.
 func NewReader(owners Owners, win windows.Config, opts ...Option) *Reader {
-	log := newOptions(opts).log
+	return &Reader{forwarder: newForwarder(owners, "usage", kafka.PartitionOf, opts), windows: win, now: time.Now}
+}
+
+func newForwarder(owners Owners, table string, partitionOf func(string, int) int32, opts []Option) forwarder {
 	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 500 * time.Millisecond, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          256,
@@ -98,8 +118,8 @@ func NewReader(owners Owners, win windows.Config, opts ...Option) *Reader {
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: time.Second,
 	}
-	return &Reader{
-		owners: owners, windows: win, log: log, now: time.Now,
+	return forwarder{
+		owners: owners, table: table, partitionOf: partitionOf, log: newOptions(opts).log,
 		http:           &http.Client{Transport: tr},
 		Window:         3 * time.Second,
 		AttemptTimeout: time.Second,
@@ -107,22 +127,24 @@ func NewReader(owners Owners, win windows.Config, opts ...Option) *Reader {
 }
 
 // Close drops the pooled connections.
-func (r *Reader) Close() { r.http.CloseIdleConnections() }
+func (r *forwarder) Close() { r.http.CloseIdleConnections() }
 
-// Counters are the outcomes of forwarded reads, for /metrics.
-func (r *Reader) Counters() []metrics.Counter {
+// Counters are the outcomes of forwarded reads, for /metrics:
+// <table>_route_answered_total and so on.
+func (r *forwarder) Counters() []metrics.Counter {
+	t := r.table
 	return []metrics.Counter{
-		{Name: "usage_route_answered_total", Help: "Forwarded usage reads answered by the owning workers: a row, a series or a merged page of top clients.", Value: r.ok.Load},
-		{Name: "usage_route_not_found_total", Help: "Usage reads the owning worker answered with no row.", Value: r.notFound.Load},
-		{Name: "usage_route_refused_total", Help: "Forwarded usage reads the worker refused (not its partition, or rebalancing); retried.", Value: r.refused.Load},
-		{Name: "usage_route_connect_failed_total", Help: "Forwarded usage reads that reached no worker; retried.", Value: r.connFailed.Load},
-		{Name: "usage_route_no_owner_total", Help: "Usage read attempts that found no owner for the partition; retried.", Value: r.noOwner.Load},
-		{Name: "usage_route_unavailable_total", Help: "Usage reads answered 503 after the retry window found no owner to answer.", Value: r.unavailable.Load},
+		{Name: t + "_route_answered_total", Help: "Forwarded " + t + " reads answered by the owning workers: a row, rows, a series or a merged page.", Value: r.ok.Load},
+		{Name: t + "_route_not_found_total", Help: "Forwarded " + t + " reads the owning worker answered with no row.", Value: r.notFound.Load},
+		{Name: t + "_route_refused_total", Help: "Forwarded " + t + " reads the worker refused (not its partition, or rebalancing); retried.", Value: r.refused.Load},
+		{Name: t + "_route_connect_failed_total", Help: "Forwarded " + t + " reads that reached no worker; retried.", Value: r.connFailed.Load},
+		{Name: t + "_route_no_owner_total", Help: "Forwarded " + t + " read attempts that found no owner for the partition; retried.", Value: r.noOwner.Load},
+		{Name: t + "_route_unavailable_total", Help: "Forwarded " + t + " reads answered 503 after the retry window found no owner to answer.", Value: r.unavailable.Load},
 	}
 }
 
 // Recovered reports whether every partition has an owner to ask.
-func (r *Reader) Recovered() bool {
+func (r *forwarder) Recovered() bool {
 	m, _ := r.owners.Current()
 	return m.Covered()
 }
@@ -155,18 +177,18 @@ func (r *Reader) Get(client string) (*activitypb.ClientUsage, error) {
 // again (err, if any, says why; nil means the owner refused).
 type answerFunc func(status int, body []byte) (done bool, err error)
 
-// forward asks the owner of client's partition for path?query until
-// answer takes an answer or Window has passed (then *Unavailable).
-func (r *Reader) forward(client, path string, query url.Values, answer answerFunc) error {
-	return r.retry("no worker owning this client's partition answered (the usage group is rebalancing); retry later",
-		func(m *ownership.Map) (bool, error) { return r.try(m, client, path, query, answer) })
+// forward asks the owner of key's partition for path?query until answer
+// takes an answer or Window has passed (then *Unavailable).
+func (r *forwarder) forward(key, path string, query url.Values, answer answerFunc) error {
+	return r.retry(fmt.Sprintf("no worker owning this key's partition answered (the %s group is rebalancing); retry later", r.table),
+		func(m *ownership.Map) (bool, error) { return r.try(m, key, path, query, answer) })
 }
 
 // retry calls try with the newest owners map until it is done (its error
 // is then the read's) or Window has passed, waiting for a new map or a
 // backoff in between; then it gives up with *Unavailable, public being
 // what the API may tell the caller.
-func (r *Reader) retry(public string, try func(*ownership.Map) (done bool, why error)) error {
+func (r *forwarder) retry(public string, try func(*ownership.Map) (done bool, why error)) error {
 	deadline := time.Now().Add(r.Window)
 	backoff := 20 * time.Millisecond
 	for {
@@ -179,7 +201,7 @@ func (r *Reader) retry(public string, try func(*ownership.Map) (done bool, why e
 		left := time.Until(deadline)
 		if left <= 0 {
 			r.unavailable.Add(1)
-			return &Unavailable{Detail: why.Error(), After: time.Second, public: public}
+			return &Unavailable{Detail: why.Error(), After: time.Second, public: public, table: r.table}
 		}
 		select {
 		case <-changed:
@@ -190,12 +212,12 @@ func (r *Reader) retry(public string, try func(*ownership.Map) (done bool, why e
 }
 
 // try asks the owner once; not done means "ask again", and the error why.
-func (r *Reader) try(m *ownership.Map, client, path string, query url.Values, answer answerFunc) (bool, error) {
+func (r *forwarder) try(m *ownership.Map, key, path string, query url.Values, answer answerFunc) (bool, error) {
 	if m == nil || m.Partitions == 0 {
 		r.noOwner.Add(1)
-		return false, errors.New("owners of the usage partitions are not known yet")
+		return false, fmt.Errorf("owners of the %s partitions are not known yet", r.table)
 	}
-	p := kafka.PartitionOf(client, m.Partitions)
+	p := r.partitionOf(key, m.Partitions)
 	o, ok := m.Owner(p)
 	if !ok {
 		r.noOwner.Add(1)
@@ -218,11 +240,11 @@ func (r *Reader) try(m *ownership.Map, client, path string, query url.Values, an
 		r.connFailed.Add(1)
 		return false, fmt.Errorf("owner %s of partition %d: %w", o.Addr, p, err)
 	}
-	// The worker must have hashed the client to the same partition, else
-	// its partition count and ours differ and its answer proves nothing.
+	// The worker must have hashed the key to the same partition, else its
+	// partition count and ours differ and its answer proves nothing.
 	if got := resp.Header.Get(HeaderPartition); got != strconv.Itoa(int(p)) {
 		r.refused.Add(1)
-		return false, fmt.Errorf("owner %s put client in partition %q, not %d", o.Addr, got, p)
+		return false, fmt.Errorf("owner %s put the key in partition %q, not %d", o.Addr, got, p)
 	}
 	done, err := answer(resp.StatusCode, body)
 	switch {

@@ -130,45 +130,26 @@ func (r *Reader) Top(after *top.Key, limit int) (top.Page, error) {
 }
 
 func (r *Reader) tryTop(m *ownership.Map, after *top.Key, limit int) (top.Page, error) {
-	if !m.Covered() {
-		r.noOwner.Add(1)
-		return top.Page{}, errors.New("not every usage partition has an owner with a query address yet")
-	}
-	byOwner := map[string][]int32{}
-	for p := range int32(m.Partitions) {
-		o, _ := m.Owner(p)
-		byOwner[o.Addr] = append(byOwner[o.Addr], p)
-	}
 	q := url.Values{"limit": {strconv.Itoa(min(limit, maxTopLimit))}}
 	if after != nil {
 		q.Set("after_total", strconv.FormatUint(after.Total, 10))
 		q.Set("after_client", after.Client)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.AttemptTimeout)
-	defer cancel()
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
 		pages [][]top.Row
 		all   top.Page
-		errs  []error
 	)
-	for addr, parts := range byOwner {
-		wg.Go(func() {
-			page, err := r.askTop(ctx, addr, parts, q)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			pages = append(pages, page.Rows)
-			all.Clients += page.Clients
-			all.Requests += page.Requests
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := r.askOwners(m, TopPath, q, func(body []byte) ([]int32, error) {
+		var page TopPage
+		if err := json.Unmarshal(body, &page); err != nil {
+			return nil, err
+		}
+		pages = append(pages, page.Rows)
+		all.Clients += page.Clients
+		all.Requests += page.Requests
+		return page.Partitions, nil
+	})
+	if err != nil {
 		return top.Page{}, err
 	}
 	r.ok.Add(1)
@@ -176,11 +157,56 @@ func (r *Reader) tryTop(m *ownership.Map, after *top.Key, limit int) (top.Page, 
 	return all, nil
 }
 
-// askTop asks the owner at addr for its page of parts; q holds the rest.
-func (r *Reader) askTop(ctx context.Context, addr string, parts []int32, q url.Values) (*TopPage, error) {
+// askOwners asks every owner of m's partitions, at once, for path?q and
+// the partitions it owns ("partitions"); take reads each owner's 200 (one
+// at a time) and returns the partitions the answer is about, which must be
+// those asked: an answer about others would count keys twice or not at
+// all. Every partition must have an owner, every owner must answer.
+func (r *forwarder) askOwners(m *ownership.Map, path string, q url.Values, take func(body []byte) ([]int32, error)) error {
+	if !m.Covered() {
+		r.noOwner.Add(1)
+		return fmt.Errorf("not every %s partition has an owner with a query address yet", r.table)
+	}
+	byOwner := map[string][]int32{}
+	for p := range int32(m.Partitions) {
+		o, _ := m.Owner(p)
+		byOwner[o.Addr] = append(byOwner[o.Addr], p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.AttemptTimeout)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for addr, parts := range byOwner {
+		wg.Go(func() {
+			body, err := r.ask(ctx, addr, path, parts, q)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				var got []int32
+				if got, err = take(body); err != nil {
+					err = fmt.Errorf("owner %s: %w", addr, err)
+				} else if !slices.Equal(got, parts) {
+					r.refused.Add(1)
+					err = fmt.Errorf("owner %s answered for partitions %v, not %v", addr, got, parts)
+				}
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ask asks the owner at addr for path?q about parts: the body of its 200.
+func (r *forwarder) ask(ctx context.Context, addr, path string, parts []int32, q url.Values) ([]byte, error) {
 	q = maps.Clone(q)
 	q.Set("partitions", joinPartitions(parts))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+TopPath+"?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path+"?"+q.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -199,14 +225,5 @@ func (r *Reader) askTop(ctx context.Context, addr string, parts []int32, q url.V
 		r.refused.Add(1)
 		return nil, fmt.Errorf("owner %s of partitions %v refused: %d %s", addr, parts, resp.StatusCode, clip(body))
 	}
-	var page TopPage
-	if err := json.Unmarshal(body, &page); err != nil {
-		return nil, fmt.Errorf("owner %s: %w", addr, err)
-	}
-	// An answer about other partitions would count clients twice or not at all.
-	if !slices.Equal(page.Partitions, parts) {
-		r.refused.Add(1)
-		return nil, fmt.Errorf("owner %s answered for partitions %v, not %v", addr, page.Partitions, parts)
-	}
-	return &page, nil
+	return body, nil
 }

@@ -1,7 +1,10 @@
-// Package routing answers usage reads from the worker that owns the client's
-// partition instead of from a full copy of the table in every API replica.
-// Workers serve their own partitions (Worker); the API forwards each read to
-// the owner that Kafka's group description names (Reader).
+// Package routing answers reads of the usage and endpoints tables from the
+// worker that owns the key's partition instead of from a full copy of the
+// table in every API replica. Workers serve their own partitions (Worker,
+// EndpointWorker); the API forwards each read to the owner that Kafka's
+// group description names (Reader, EndpointReader). The owner lookup, the
+// forwarding with retries and the refusals are shared (member, forwarder).
+// See the README ("Routed reads").
 package routing
 
 import (
@@ -36,10 +39,16 @@ const ContentType = "application/x-protobuf"
 // the partition is not this member's, 503 while the processor is not
 // running (starting, rebalancing, recovering, stopped).
 type Worker struct {
+	member
+	windows atomic.Pointer[windowStores]
+	top     *top.Index // the processor's own partitions, nil without
+}
+
+// member is what every table's worker side shares: the group member's
+// processor, the read-time checks around it and the refusals.
+type member struct {
 	partitions int
 	proc       atomic.Pointer[goka.Processor]
-	windows    atomic.Pointer[windowStores]
-	top        *top.Index // the processor's own partitions, nil without
 	log        *slog.Logger
 
 	answered, refused atomic.Uint64
@@ -49,12 +58,12 @@ type Worker struct {
 // its clients by total calls from idx, which the processor keeps for its own
 // partitions (usage.WithTopIndex); nil serves no top clients.
 func NewWorker(n int, idx *top.Index, opts ...Option) *Worker {
-	return &Worker{partitions: n, top: idx, log: newOptions(opts).log}
+	return &Worker{member: member{partitions: n, log: newOptions(opts).log}, top: idx}
 }
 
 // SetProcessor serves from proc from now on (stream.Run rebuilds the
 // processor when Kafka goes away; the newest one is the one that counts).
-func (w *Worker) SetProcessor(proc *goka.Processor) { w.proc.Store(proc) }
+func (w *member) SetProcessor(proc *goka.Processor) { w.proc.Store(proc) }
 
 // Register adds Path, SeriesPath and TopPath to mux, which a worker's query
 // server shares among its groups.
@@ -73,8 +82,8 @@ func (w *Worker) Handler() http.Handler {
 }
 
 // Answered and Refused count reads since start, for metrics.
-func (w *Worker) Answered() uint64 { return w.answered.Load() }
-func (w *Worker) Refused() uint64  { return w.refused.Load() }
+func (w *member) Answered() uint64 { return w.answered.Load() }
+func (w *member) Refused() uint64  { return w.refused.Load() }
 
 // errNotOwned is goka's "this processor does not contain partition" (it
 // has no typed error for it).
@@ -107,17 +116,23 @@ func (w *Worker) serveUsage(rw http.ResponseWriter, r *http.Request) {
 
 // clientParam is the client asked about, or false once it answered 400.
 func clientParam(rw http.ResponseWriter, r *http.Request) (string, bool) {
-	client := r.URL.Query().Get("client")
-	if !r.URL.Query().Has("client") || len(client) > 256 || !utf8.ValidString(client) {
-		http.Error(rw, "client must be valid UTF-8 of at most 256 bytes", http.StatusBadRequest)
+	return keyParam(rw, r, "client", 256)
+}
+
+// keyParam is the key named name asked about, valid UTF-8 of at most maxLen
+// bytes, or false once it answered 400.
+func keyParam(rw http.ResponseWriter, r *http.Request, name string, maxLen int) (string, bool) {
+	key := r.URL.Query().Get(name)
+	if !r.URL.Query().Has(name) || len(key) > maxLen || !utf8.ValidString(key) {
+		http.Error(rw, fmt.Sprintf("%s must be valid UTF-8 of at most %d bytes", name, maxLen), http.StatusBadRequest)
 		return "", false
 	}
-	return client, true
+	return key, true
 }
 
 // refuse answers a read that failed (421 when the partition is not this
 // member's, 503 otherwise) and counts it; it reports whether it did.
-func (w *Worker) refuse(rw http.ResponseWriter, err error) bool {
+func (w *member) refuse(rw http.ResponseWriter, err error) bool {
 	switch {
 	case errors.Is(err, errNotOwned):
 		http.Error(rw, err.Error(), http.StatusMisdirectedRequest)
@@ -132,7 +147,7 @@ func (w *Worker) refuse(rw http.ResponseWriter, err error) bool {
 }
 
 // read reads client's row (nil if it has none) under guardedRow.
-func (w *Worker) read(client string) (any, error) {
+func (w *member) read(client string) (any, error) {
 	var val any
 	err := w.guardedRow(client, func(row any) error { val = row; return nil })
 	return val, err
@@ -140,7 +155,7 @@ func (w *Worker) read(client string) (any, error) {
 
 // guardedRow calls fn with client's row (nil if none) under guarded; the
 // row's partition must be this member's.
-func (w *Worker) guardedRow(client string, fn func(row any) error) error {
+func (w *member) guardedRow(client string, fn func(row any) error) error {
 	return w.guarded(func(proc *goka.Processor) error {
 		val, err := proc.Get(client)
 		if err != nil {
@@ -158,7 +173,7 @@ func (w *Worker) guardedRow(client string, fn func(row any) error) error {
 // Processor.Get answers from any partition the processor holds, also one
 // still recovering in a new generation's setup, so the processor's state
 // is checked around it.
-func (w *Worker) guarded(read func(*goka.Processor) error) error {
+func (w *member) guarded(read func(*goka.Processor) error) error {
 	proc := w.proc.Load()
 	if proc == nil {
 		return errors.New("processor not started")

@@ -53,8 +53,11 @@ type Processor struct {
 	replays atomic.Uint64
 	invalid atomic.Uint64
 	pruned  atomic.Uint64
-	// open holds the table's partitions goka holds open, for the janitor.
+	// open holds the table's partitions goka holds open, for the janitor
+	// and the query endpoint.
 	open tablestore.Registry
+	// layers are storage layers of the caller's (an index of the rows).
+	layers []tablestore.Layer
 }
 
 // Option configures the processor.
@@ -79,6 +82,13 @@ func WithFlushInterval(d time.Duration) Option { return func(p *Processor) { p.a
 // under another, its partials wait up to 10 s for it to time out. IDs
 // must differ between live members (default: host name and process ID).
 func WithTransactionalID(id string) Option { return func(p *Processor) { p.agg.txnID = id } }
+
+// WithStorageLayer adds a layer to the group's local storage, innermost
+// (it filters by topic itself): a worker serving routed reads indexes its
+// partitions' rows with internal/endpointindex.
+func WithStorageLayer(l tablestore.Layer) Option {
+	return func(p *Processor) { p.layers = append(p.layers, l) }
+}
 
 // WithClock sets the processing-time clock (default time.Now).
 func WithClock(now func() time.Time) Option { return func(p *Processor) { p.now = now } }

@@ -66,6 +66,16 @@ func BucketRange(endpoint string, step time.Duration, fromUnix, toUnix int64) (s
 	return BucketKey(endpoint, step, fromUnix), BucketKey(endpoint, step, toUnix+1)
 }
 
+// BucketIn reports whether key is endpoint's bucket of step with a start in
+// [fromUnix, toUnix], and that start: what a scan of BucketRange keeps.
+func BucketIn(key, endpoint string, step time.Duration, fromUnix, toUnix int64) (startUnix int64, ok bool) {
+	ep, s, st, bucket, valid := ParseKey(key)
+	if !valid || !bucket || ep != endpoint || s != step || st < fromUnix || st > toUnix {
+		return 0, false
+	}
+	return st, true
+}
+
 // PartitionKey is the part of a row key that places it: the endpoint.
 func PartitionKey(key []byte) []byte {
 	for i, c := range key {

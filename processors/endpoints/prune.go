@@ -19,10 +19,33 @@ import (
 // a prune partial per expired row; the row's callback checks again and
 // deletes it.
 
-// WrapStorage keeps the table's partitions readable by the janitor
-// (stream.StorageWrapper).
+// WrapStorage adds the layers of WithStorageLayer and keeps the table's
+// partitions readable by the janitor and ScanTable (stream.StorageWrapper).
 func (p *Processor) WrapStorage(b storage.Builder) storage.Builder {
-	return tablestore.Stack(b, p.open.Layer(func(topic string) bool { return topic == string(Table) }))
+	return tablestore.Stack(tablestore.Stack(b, p.layers...), p.open.Layer(func(topic string) bool { return topic == string(Table) }))
+}
+
+// ScanTable calls fn with each row of the table's partition whose key lies
+// in [start, limit), in key order, from local storage; held is false, and
+// fn not called, when this member holds no such partition open.
+func (p *Processor) ScanTable(partition int32, start, limit string, fn func(key string, value []byte) error) (held bool, err error) {
+	return p.open.Read(string(Table), partition, func(st *tablestore.Tracked) error {
+		it, err := st.IteratorWithRange([]byte(start), []byte(limit))
+		if err != nil {
+			return err
+		}
+		defer it.Release()
+		for it.Next() && !st.Closing() {
+			v, err := it.Value()
+			if err != nil {
+				return err
+			}
+			if err := fn(string(it.Key()), v); err != nil {
+				return err
+			}
+		}
+		return it.Err()
+	})
 }
 
 // expired reports whether the bucket row of key is past its retention at

@@ -1,4 +1,9 @@
-package views
+// Package endpointindex keeps the summaries of the endpoints table's
+// all-time rows, ranked by the orders the API lists endpoints in, as a
+// storage layer over the table's partitions. The API's local view keeps one
+// for the whole table; a worker serving routed reads (--query-listen) keeps
+// one for the partitions it owns. See the README ("Layout", "Routed reads").
+package endpointindex
 
 import (
 	"cmp"
@@ -9,16 +14,69 @@ import (
 
 	"github.com/lovoo/goka/storage"
 
+	"github.com/inarious/inarious/internal/tablestore"
 	"github.com/inarious/inarious/processors/endpoints"
 )
 
-// endpointIndex holds the summary of every all-time row of the endpoints
-// table, for Endpoints' lists. A row is summarized when it is written (an
+// Order is how endpoints are listed: descending by calls, by p99 latency
+// or by error rate; ties by endpoint name, ascending.
+type Order string
+
+// The orders of a list.
+const (
+	ByCalls     Order = "calls"
+	ByP99       Order = "p99"
+	ByErrorRate Order = "error_rate"
+)
+
+// Orders are the valid Orders.
+var Orders = []Order{ByCalls, ByP99, ByErrorRate}
+
+// Valid reports whether o is one of Orders.
+func (o Order) Valid() bool { return slices.Contains(Orders, o) }
+
+// Cursor is the cursor that continues a list in order o after s.
+func (o Order) Cursor(s endpoints.Summary) Cursor {
+	return Cursor{Value: o.Value(s), Endpoint: s.Endpoint}
+}
+
+// Value is the summary's value that o sorts by.
+func (o Order) Value(s endpoints.Summary) float64 {
+	switch o {
+	case ByP99:
+		return s.Latency.P99
+	case ByErrorRate:
+		return s.ErrorRate
+	}
+	return float64(s.Calls)
+}
+
+// Cursor is the last row of a page: the next page starts after it.
+type Cursor struct {
+	Value    float64
+	Endpoint string
+}
+
+// Before reports whether the row (value, endpoint) comes before c in a
+// descending list.
+func (c Cursor) Before(value float64, endpoint string) bool {
+	return value > c.Value || value == c.Value && endpoint < c.Endpoint
+}
+
+// Page is one page of a list of endpoints.
+type Page struct {
+	Rows []endpoints.Summary
+	// Endpoints is how many endpoints the listed partitions hold.
+	Endpoints int
+}
+
+// Index holds the summary of every all-time row of the endpoints table
+// in the partitions it is layered over, for the lists. A row is summarized when it is written (an
 // HLL estimate costs up to ~0.5 ms, too much per request); during a
 // partition's recovery only its latest value per key is kept, and
 // summarized once the partition is recovered, so a changelog replaying
 // many versions of a row costs one summary.
-type endpointIndex struct {
+type Index struct {
 	mu sync.Mutex
 	// rows: per partition, the summaries by endpoint (an endpoint lives in
 	// one partition, so partitions never share one).
@@ -27,19 +85,21 @@ type endpointIndex struct {
 	pending map[int32]map[string][]byte
 	count   int
 	// sorted caches each order's list until the next change.
-	sorted map[EndpointOrder][]ranked
+	sorted map[Order][]ranked
 }
 
 // ranked is a summary with the value its list sorts it by; the summary by
 // pointer (stored ones never change), so sorting moves little.
 type ranked struct {
-	value float64
+	value     float64
+	partition int32
 	*endpoints.Summary
 }
 
-func newEndpointIndex() *endpointIndex {
-	return &endpointIndex{rows: map[int32]map[string]*endpoints.Summary{}, pending: map[int32]map[string][]byte{},
-		sorted: map[EndpointOrder][]ranked{}}
+// New is an empty index; Layer fills it.
+func New() *Index {
+	return &Index{rows: map[int32]map[string]*endpoints.Summary{}, pending: map[int32]map[string][]byte{},
+		sorted: map[Order][]ranked{}}
 }
 
 // summarize decodes an all-time row's value; ok is false for a value
@@ -52,10 +112,10 @@ func summarize(endpoint string, value []byte) (endpoints.Summary, bool) {
 	return endpoints.Summarize(endpoint, r), true
 }
 
-func (x *endpointIndex) changed() { clear(x.sorted) }
+func (x *Index) changed() { clear(x.sorted) }
 
 // recovering starts partition p's recovery with what its local storage holds.
-func (x *endpointIndex) recovering(p int32, held map[string][]byte) {
+func (x *Index) recovering(p int32, held map[string][]byte) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.dropLocked(p)
@@ -63,7 +123,7 @@ func (x *endpointIndex) recovering(p int32, held map[string][]byte) {
 }
 
 // set records endpoint's new value in partition p.
-func (x *endpointIndex) set(p int32, endpoint string, value []byte) {
+func (x *Index) set(p int32, endpoint string, value []byte) {
 	x.mu.Lock()
 	if pend, ok := x.pending[p]; ok {
 		pend[endpoint] = value
@@ -91,7 +151,7 @@ func (x *endpointIndex) set(p int32, endpoint string, value []byte) {
 	x.changed()
 }
 
-func (x *endpointIndex) delete(p int32, endpoint string) {
+func (x *Index) delete(p int32, endpoint string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if pend, ok := x.pending[p]; ok {
@@ -101,7 +161,7 @@ func (x *endpointIndex) delete(p int32, endpoint string) {
 	x.deleteLocked(p, endpoint)
 }
 
-func (x *endpointIndex) deleteLocked(p int32, endpoint string) {
+func (x *Index) deleteLocked(p int32, endpoint string) {
 	if _, had := x.rows[p][endpoint]; had {
 		delete(x.rows[p], endpoint)
 		x.count--
@@ -110,7 +170,7 @@ func (x *endpointIndex) deleteLocked(p int32, endpoint string) {
 }
 
 // recovered summarizes what partition p's recovery left and lists it.
-func (x *endpointIndex) recovered(p int32) {
+func (x *Index) recovered(p int32) {
 	x.mu.Lock()
 	pend, ok := x.pending[p]
 	x.mu.Unlock()
@@ -134,14 +194,14 @@ func (x *endpointIndex) recovered(p int32) {
 }
 
 // forget drops partition p (its storage closed).
-func (x *endpointIndex) forget(p int32) {
+func (x *Index) forget(p int32) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	delete(x.pending, p)
 	x.dropLocked(p)
 }
 
-func (x *endpointIndex) dropLocked(p int32) {
+func (x *Index) dropLocked(p int32) {
 	if part, ok := x.rows[p]; ok {
 		x.count -= len(part)
 		delete(x.rows, p)
@@ -149,7 +209,8 @@ func (x *endpointIndex) dropLocked(p int32) {
 	}
 }
 
-func (x *endpointIndex) get(endpoint string) (endpoints.Summary, bool) {
+// Get is endpoint's summary, if a listed partition holds it.
+func (x *Index) Get(endpoint string) (endpoints.Summary, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, part := range x.rows {
@@ -160,17 +221,35 @@ func (x *endpointIndex) get(endpoint string) (endpoints.Summary, bool) {
 	return endpoints.Summary{}, false
 }
 
-// page lists up to limit endpoints in order after the cursor: the list is
+// Partition reports how many endpoints partition p holds, and whether it
+// is listed: open and recovered.
+func (x *Index) Partition(p int32) (n int, listed bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	part, ok := x.rows[p]
+	_, pending := x.pending[p]
+	return len(part), ok && !pending
+}
+
+// Page lists up to limit endpoints in order after the cursor: the list is
 // sorted once per change (O(n log n)), a page is then O(log n + limit).
-func (x *endpointIndex) page(order EndpointOrder, after *EndpointCursor, limit int) EndpointPage {
+func (x *Index) Page(order Order, after *Cursor, limit int) Page {
+	return x.PageOf(nil, order, after, limit)
+}
+
+// PageOf is Page of the endpoints of partitions parts only (all when nil),
+// Endpoints counting those partitions' endpoints. A worker lists the
+// partitions the API asks it for, normally all it holds, so the rows of
+// others are seldom skipped.
+func (x *Index) PageOf(parts []int32, order Order, after *Cursor, limit int) Page {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	list, ok := x.sorted[order]
 	if !ok {
 		list = make([]ranked, 0, x.count)
-		for _, part := range x.rows {
+		for p, part := range x.rows {
 			for _, s := range part {
-				list = append(list, ranked{value: order.Value(*s), Summary: s})
+				list = append(list, ranked{value: order.Value(*s), partition: p, Summary: s})
 			}
 		}
 		slices.SortFunc(list, func(a, b ranked) int {
@@ -189,17 +268,26 @@ func (x *endpointIndex) page(order EndpointOrder, after *EndpointCursor, limit i
 			return !c.Before(r.value, r.Endpoint) && (r.value != c.Value || r.Endpoint != c.Endpoint)
 		})
 	}
-	n := max(min(limit, len(list)-i), 0)
-	rows := make([]endpoints.Summary, n)
-	for j := range n {
-		rows[j] = *list[i+j].Summary
+	page := Page{Rows: make([]endpoints.Summary, 0, max(min(limit, len(list)-i), 0)), Endpoints: x.count}
+	if parts != nil {
+		page.Endpoints = 0
+		for _, p := range parts {
+			page.Endpoints += len(x.rows[p])
+		}
 	}
-	return EndpointPage{Rows: rows, Endpoints: x.count}
+	for ; i < len(list) && len(page.Rows) < limit; i++ {
+		if parts == nil || slices.Contains(parts, list[i].partition) {
+			page.Rows = append(page.Rows, *list[i].Summary)
+		}
+	}
+	return page
 }
 
-// indexing is the storage layer that keeps x up to date with the writes to
-// topic's storages, as top.Indexing does for the usage table.
-func (x *endpointIndex) indexing(topic string) func(storage.Builder) storage.Builder {
+// Layer keeps x up to date with the writes to topic's storages (the
+// endpoints table's), as top.Indexing does for the usage table: seeded
+// from local storage when a partition opens, listed once it is recovered,
+// forgotten when it closes.
+func (x *Index) Layer(topic string) tablestore.Layer {
 	return func(b storage.Builder) storage.Builder {
 		return func(t string, partition int32) (storage.Storage, error) {
 			st, err := b(t, partition)
@@ -213,7 +301,7 @@ func (x *endpointIndex) indexing(topic string) func(storage.Builder) storage.Bui
 
 type indexedEndpoints struct {
 	storage.Storage
-	idx       *endpointIndex
+	idx       *Index
 	partition int32
 }
 

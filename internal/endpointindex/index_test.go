@@ -1,4 +1,4 @@
-package views
+package endpointindex
 
 import (
 	"fmt"
@@ -9,9 +9,9 @@ import (
 )
 
 // seeded is an index of n endpoints over 4 partitions, with many ties.
-func seeded(t testing.TB, n int) *endpointIndex {
+func seeded(t testing.TB, n int) *Index {
 	t.Helper()
-	x := newEndpointIndex()
+	x := New()
 	for i := range n {
 		r := endpoints.NewRow()
 		r.Calls = uint64(i % 97)
@@ -31,11 +31,11 @@ func TestIndexPagesVisitEveryEndpointInOrder(t *testing.T) {
 	const n = 2000
 	x := seeded(t, n)
 	for _, order := range Orders {
-		var after *EndpointCursor
+		var after *Cursor
 		seen := map[string]bool{}
-		var prev *EndpointCursor
+		var prev *Cursor
 		for {
-			p := x.page(order, after, 37)
+			p := x.Page(order, after, 37)
 			if p.Endpoints != n {
 				t.Fatalf("%d endpoints, want %d", p.Endpoints, n)
 			}
@@ -64,22 +64,22 @@ func TestIndexPagesVisitEveryEndpointInOrder(t *testing.T) {
 func TestIndexFollowsDeletesAndPartitions(t *testing.T) {
 	x := seeded(t, 100)
 	x.delete(0, "GET /e/00000")
-	if _, ok := x.get("GET /e/00000"); ok || x.page(ByCalls, nil, 1000).Endpoints != 99 {
+	if _, ok := x.Get("GET /e/00000"); ok || x.Page(ByCalls, nil, 1000).Endpoints != 99 {
 		t.Errorf("delete not followed")
 	}
 	x.forget(1)
-	if p := x.page(ByCalls, nil, 1000); p.Endpoints != 74 || len(p.Rows) != 74 {
+	if p := x.Page(ByCalls, nil, 1000); p.Endpoints != 74 || len(p.Rows) != 74 {
 		t.Errorf("after forgetting a partition: %d endpoints, %d rows; want 74", p.Endpoints, len(p.Rows))
 	}
 	// A recovering partition is listed once recovered, with its latest values.
 	x.recovering(1, map[string][]byte{})
 	v, _ := endpoints.RowCodec{}.Encode(endpoints.NewRow())
 	x.set(1, "GET /late", v)
-	if _, ok := x.get("GET /late"); ok {
+	if _, ok := x.Get("GET /late"); ok {
 		t.Error("listed before its partition recovered")
 	}
 	x.recovered(1)
-	if _, ok := x.get("GET /late"); !ok || x.page(ByP99, nil, 1).Endpoints != 75 {
+	if _, ok := x.Get("GET /late"); !ok || x.Page(ByP99, nil, 1).Endpoints != 75 {
 		t.Error("not listed after recovery")
 	}
 }
@@ -88,11 +88,11 @@ func TestIndexFollowsDeletesAndPartitions(t *testing.T) {
 // change, then a binary search.
 func BenchmarkIndexPage(b *testing.B) {
 	x := seeded(b, 10_000)
-	x.page(ByP99, nil, 50)
-	after := ByP99.Cursor(x.page(ByP99, nil, 5000).Rows[4999])
+	x.Page(ByP99, nil, 50)
+	after := ByP99.Cursor(x.Page(ByP99, nil, 5000).Rows[4999])
 	b.Run("cached", func(b *testing.B) {
 		for b.Loop() {
-			x.page(ByP99, &after, 50)
+			x.Page(ByP99, &after, 50)
 		}
 	})
 	b.Run("after a change", func(b *testing.B) {
@@ -100,7 +100,7 @@ func BenchmarkIndexPage(b *testing.B) {
 			x.mu.Lock()
 			x.changed()
 			x.mu.Unlock()
-			x.page(ByP99, &after, 50)
+			x.Page(ByP99, &after, 50)
 		}
 	})
 }
