@@ -45,8 +45,11 @@ func (tr *traffic) usageByEndpoint(a *apiProc, names []string) (map[string]*endp
 		}
 		for _, c := range page.Clients {
 			u, err := tr.usage(a, c.Client)
-			if err != nil || u == nil {
-				return nil, fmt.Errorf("usage of %s: %v", c.Client, err)
+			if err != nil {
+				return nil, fmt.Errorf("usage of %s: %w", c.Client, err)
+			}
+			if u == nil {
+				return nil, fmt.Errorf("usage of %s: listed, then not found", c.Client)
 			}
 			for name, e := range u.Endpoints {
 				if t := out[name]; t != nil {
