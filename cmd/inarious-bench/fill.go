@@ -9,6 +9,7 @@ import (
 
 	"github.com/inarious/inarious/internal/bench/procbench"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/processors/usage"
 )
 
@@ -23,6 +24,7 @@ func fill(ctx context.Context, args []string) error {
 	from := fs.Int("from", 0, "first client number: fill again from where a previous fill stopped to grow the table")
 	partitions := fs.Int("partitions", 8, "partitions of Users and the usage table, when this creates them")
 	perClient := fs.Int("per-client", 1, "events per client (more than 1 needs -from 0)")
+	nEndpoints := fs.Int("endpoints", 0, "spread the events over this many synthetic endpoints, GET /bench/00000 on (0: five of the API's own)")
 	span := fs.Duration("span", 0, "spread the request times over this span ending now, so windowed buckets of the past are built (0: all now)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -37,17 +39,17 @@ func fill(ctx context.Context, args []string) error {
 	cfg.Brokers = strings.Split(*brokers, ",")
 	cfg.Partitions = *partitions
 	cfg.ClientID = "inarious-bench"
-	if err := cfg.EnsureTopics(ctx, usage.Topics()...); err != nil {
+	if err := cfg.EnsureTopics(ctx, append(usage.Topics(), endpoints.Topics()...)...); err != nil {
 		return err
 	}
 	start := time.Now()
 	events := *clients * *perClient
 	var err error
-	if *perClient == 1 && *span == 0 {
+	if *perClient == 1 && *span == 0 && *nEndpoints == 0 {
 		err = procbench.PrefillRange(ctx, cfg.Brokers, *from, *from+*clients)
 	} else {
 		// Round robin over the clients, request times spread over the span.
-		err = procbench.Prefill(ctx, cfg.Brokers, procbench.Load{Events: events, Clients: *clients, Span: *span})
+		err = procbench.Prefill(ctx, cfg.Brokers, procbench.Load{Events: events, Clients: *clients, Span: *span, Endpoints: *nEndpoints})
 	}
 	if err != nil {
 		return err

@@ -34,11 +34,12 @@ func run(args []string) error {
 	asJSON := false
 	fs.StringVar(&cfg.Target, "target", cfg.Target, "base URL of the Inarious API")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "distinct client identities, sent as X-Forwarded-For")
+	fs.IntVar(&cfg.Endpoints, "endpoints", cfg.Endpoints, "synthetic endpoints endpoint-get reads (inarious-bench fill -endpoints)")
 	fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "keep-alive connections, one worker each")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "open-loop target in requests/s, latency from the intended send time; 0 = closed loop, flat out")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the run (always bounded)")
 	fs.Int64Var(&cfg.Requests, "requests", cfg.Requests, "stop after this many requests (0 = only --duration)")
-	fs.StringVar(&mix, "mix", mix, "usage-get, usage-list (GET /usage?limit=50), healthz, users-create, users-crud, mixed, or weighted: usage-get:8,users-create:2")
+	fs.StringVar(&mix, "mix", mix, "usage-get, usage-list (GET /usage?limit=50), healthz, users-create, users-crud, endpoint-get (GET /endpoints/{endpoint}), endpoint-list (GET /endpoints?order=p99&limit=50), mixed, or weighted: usage-get:8,users-create:2")
 	fs.IntVar(&cfg.ProbeEvery, "probe-every", cfg.ProbeEvery, "every Nth request is a freshness probe (0 = no freshness)")
 	fs.IntVar(&cfg.ProbeClients, "probe-clients", cfg.ProbeClients, "probe identities (each has one probe in flight)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", cfg.PollInterval, "how often a probe's usage is read until it shows")

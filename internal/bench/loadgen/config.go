@@ -31,9 +31,14 @@ const (
 	UsersCreate Scenario = "users-create"
 	// UsersCRUD cycles create, get, patch, delete; each is one request.
 	UsersCRUD Scenario = "users-crud"
+	// EndpointGet reads GET /endpoints/{endpoint} of one of Config.Endpoints
+	// synthetic endpoints (BenchRoute; inarious-bench fill -endpoints makes them).
+	EndpointGet Scenario = "endpoint-get"
+	// EndpointList is GET /endpoints?order=p99&limit=50.
+	EndpointList Scenario = "endpoint-list"
 )
 
-var scenarios = []Scenario{UsageGet, UsageList, Healthz, UsersCreate, UsersCRUD}
+var scenarios = []Scenario{UsageGet, UsageList, Healthz, UsersCreate, UsersCRUD, EndpointGet, EndpointList}
 
 // WeightedScenario is one part of a Mix.
 type WeightedScenario struct {
@@ -75,7 +80,7 @@ func ParseMix(s string) (Mix, error) {
 			known = known || k == sc
 		}
 		if !known {
-			return nil, fmt.Errorf("mix: unknown scenario %q (want usage-get, usage-list, healthz, users-create, users-crud or mixed)", name)
+			return nil, fmt.Errorf("mix: unknown scenario %q (want usage-get, usage-list, healthz, users-create, users-crud, endpoint-get, endpoint-list or mixed)", name)
 		}
 		m = append(m, WeightedScenario{sc, w})
 	}
@@ -121,6 +126,8 @@ type Config struct {
 	Target string
 	// Clients is how many client identities (X-Forwarded-For) the load uses.
 	Clients int
+	// Endpoints is how many synthetic endpoints endpoint-get reads.
+	Endpoints int
 	// Connections is the number of workers and keep-alive connections.
 	Connections int
 	// Rate is the open-loop target in requests/s; 0 runs closed-loop, flat out.
@@ -154,6 +161,7 @@ func Defaults() Config {
 	return Config{
 		Target:           "http://127.0.0.1:8080",
 		Clients:          100,
+		Endpoints:        10000,
 		Connections:      16,
 		Duration:         10 * time.Second,
 		Mix:              Mix{{UsageGet, 1}},
@@ -201,3 +209,7 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// BenchRoute is the route of synthetic endpoint i: its endpoint is
+// "GET " + BenchRoute(i).
+func BenchRoute(i int) string { return fmt.Sprintf("/bench/%05d", i) }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"sync"
 )
@@ -95,6 +96,12 @@ func (w *worker) do(ctx context.Context, sc Scenario, client int, as string) (in
 		method, path = http.MethodGet, "/usage/"+ClientIdentity(client)
 	case UsageList:
 		method, path = http.MethodGet, "/usage?limit=50"
+	case EndpointGet:
+		// Spread over the endpoints by a multiplicative hash of the count.
+		i := int((uint64(w.n)*0x9E3779B97F4A7C15 + uint64(w.idx)) % uint64(max(w.cfg.Endpoints, 1)))
+		method, path = http.MethodGet, "/endpoints/"+url.PathEscape("GET "+BenchRoute(i))
+	case EndpointList:
+		method, path = http.MethodGet, "/endpoints?order=p99&limit=50"
 	case Healthz:
 		method, path = http.MethodGet, "/healthz"
 	case UsersCreate:

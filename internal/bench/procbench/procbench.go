@@ -14,6 +14,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/bench/loadgen"
 )
 
 var routes = []struct{ method, route string }{
@@ -45,6 +46,9 @@ type Load struct {
 	// by the hostname of the API server that saw the call, one of Servers
 	// names. Every event then needs re-keying to its client.
 	Servers int
+	// Endpoints > 0 spreads the events uniformly over that many synthetic
+	// endpoints (loadgen.BenchRoute) instead of five of the API's own.
+	Endpoints int
 }
 
 // Prefill writes l's events to the Users topic with Kafka's default
@@ -62,17 +66,18 @@ func Prefill(ctx context.Context, brokers []string, l Load) error {
 	if l.Servers > 0 {
 		key = func(i int) string { return fmt.Sprintf("api-server-%d", i%l.Servers) }
 	}
-	return produce(ctx, brokers, l.Events, l.Span, client, key)
+	return produce(ctx, brokers, l.Events, l.Span, l.Endpoints, client, key)
 }
 
 // PrefillRange writes one event for each of the clients from..to-1.
 func PrefillRange(ctx context.Context, brokers []string, from, to int) error {
-	return produce(ctx, brokers, to-from, 0, func(i int) string { return ClientName(from + i) }, nil)
+	return produce(ctx, brokers, to-from, 0, 0, func(i int) string { return ClientName(from + i) }, nil)
 }
 
 // produce writes n events, the i-th for client(i), keyed by key(i) (by the
-// client when key is nil), with request times spread over span ending now.
-func produce(ctx context.Context, brokers []string, n int, span time.Duration, client, key func(int) string) error {
+// client when key is nil), with request times spread over span ending now,
+// over the API's routes or, with endpoints > 0, that many synthetic ones.
+func produce(ctx context.Context, brokers []string, n int, span time.Duration, endpoints int, client, key func(int) string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		// Keys go where kafka.Hasher (the API's and the view's) puts them;
 		// internal/kafka tests that the two agree.
@@ -92,6 +97,9 @@ func produce(ctx context.Context, brokers []string, n int, span time.Duration, c
 	for i := 0; i < n; i++ {
 		c := client(i)
 		r := routes[rng.IntN(len(routes))]
+		if endpoints > 0 {
+			r.method, r.route = "GET", loadgen.BenchRoute(rng.IntN(endpoints))
+		}
 		if span > 0 {
 			at = timestamppb.New(now.Add(-span + time.Duration(int64(span)*int64(i)/int64(n))))
 		}
