@@ -9,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 
+	"github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/processors/usage"
 )
 
@@ -23,10 +24,12 @@ func ResetTopics(ctx context.Context, brokers []string, version sarama.KafkaVers
 	}
 	defer admin.Close()
 	topics := []string{string(goka.GroupTable(BaselineGroup))}
-	for _, t := range usage.Topics() { // Users, the group's table, loop, windowed topics, …
-		topics = append(topics, t.Name)
+	for _, t := range append(usage.Topics(), endpoints.Topics()...) { // Users, the groups' tables, loop, windowed topics, …
+		if !slices.Contains(topics, t.Name) {
+			topics = append(topics, t.Name)
+		}
 	}
-	for _, g := range []goka.Group{usage.Group, BaselineGroup} {
+	for _, g := range []goka.Group{usage.Group, BaselineGroup, endpoints.Group, endpoints.AggregatorGroup} {
 		if err := admin.DeleteConsumerGroup(string(g)); err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
 			return fmt.Errorf("delete group %s: %w", g, err)
 		}
