@@ -13,5 +13,5 @@ go build -o "$bin/protoc-gen-go-vtproto" github.com/planetscale/vtprotobuf/cmd/p
 protoc --plugin=protoc-gen-go="$bin/protoc-gen-go" --plugin=protoc-gen-go-vtproto="$bin/protoc-gen-go-vtproto" \
   -I codecs/activitypb \
   --go_out=codecs/activitypb --go_opt=paths=source_relative \
-  --go-vtproto_out=codecs/activitypb --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+size \
+  --go-vtproto_out=codecs/activitypb --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+unmarshal_unsafe+size \
   codecs/activitypb/activity.proto

@@ -198,14 +198,23 @@ func drain(ctx context.Context, args []string) error {
 				ours = append(ours, r.Rate())
 				oursCPU = append(oursCPU, us(r.CPUPerEvent()))
 				if err == nil {
-					written, werr := procbench.RecordsWritten(cfg)
+					byTopic, werr := procbench.RecordsWritten(cfg)
 					if werr != nil {
 						return werr
+					}
+					var written, ofEndpoints int64
+					for t, n := range byTopic {
+						written += n
+						if strings.HasPrefix(t, "endpoints-") {
+							ofEndpoints += n
+						}
 					}
 					v := two[both]
 					v.rate, v.cpu = append(v.rate, r.Rate()), append(v.cpu, us(r.CPUPerEvent()))
 					v.perEvent = append(v.perEvent, float64(written)/float64(*events))
-					fmt.Printf("run %d %s: %d records written to Kafka besides Users, %.4f per event\n", run+1, v.name, written, float64(written)/float64(*events))
+					v.endpointsPerEvent = append(v.endpointsPerEvent, float64(ofEndpoints)/float64(*events))
+					fmt.Printf("run %d %s: %d records written to Kafka besides Users, %.4f per event (endpoints group: partials %d, table %d, %.4f per event)\n",
+						run+1, v.name, written, float64(written)/float64(*events), byTopic["endpoints-partials"], byTopic["endpoints-table"], float64(ofEndpoints)/float64(*events))
 				}
 			} else {
 				r, err = procbench.DrainBaseline(ctx, brokers, b.version, sub, *events)
@@ -221,7 +230,8 @@ func drain(ctx context.Context, args []string) error {
 	fmt.Printf("median inarious %9.0f events/s  %6.2f µs CPU/event\n", median(ours), median(oursCPU))
 	if *withEndpoints == "alternate" {
 		for _, v := range []*variant{two[false], two[true]} {
-			fmt.Printf("median %-27s %9.0f events/s  %6.2f µs CPU/event  %.4f records/event (%d runs)\n", v.name, median(v.rate), median(v.cpu), median(v.perEvent), len(v.rate))
+			fmt.Printf("median %-27s %9.0f events/s  %6.2f µs CPU/event  %.4f records/event, %.5f of them the endpoints group's (%d runs)\n",
+				v.name, median(v.rate), median(v.cpu), median(v.perEvent), median(v.endpointsPerEvent), len(v.rate))
 		}
 		fmt.Printf("ratio two groups/one: throughput %.2f, CPU per event %.2f\n", median(two[true].rate)/median(two[false].rate), median(two[true].cpu)/median(two[false].cpu))
 	}
@@ -260,4 +270,6 @@ func median(xs []float64) float64 {
 type variant struct {
 	name                string
 	rate, cpu, perEvent []float64
+	// endpointsPerEvent is the share of perEvent in the endpoints topics.
+	endpointsPerEvent []float64
 }

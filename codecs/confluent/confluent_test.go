@@ -143,6 +143,21 @@ func TestDecoderPlainAndFramed(t *testing.T) {
 	if ev, err := d.Decode(nil); err != nil || !proto.Equal(ev, &activitypb.BackendApiActivity{}) {
 		t.Fatalf("empty: %v, %v", ev, err)
 	}
+	// DecodeInto decodes the same, into a reused event that keeps nothing
+	// of the record before.
+	var into activitypb.BackendApiActivity
+	for name, raw := range map[string][]byte{"plain": plain(t, sample()), "framed": framed, "empty": nil} {
+		want := sample()
+		if raw == nil {
+			want = &activitypb.BackendApiActivity{}
+		}
+		if err := d.DecodeInto(context.Background(), raw, &into); err != nil || !proto.Equal(&into, want) {
+			t.Fatalf("DecodeInto %s: %v, %v", name, &into, err)
+		}
+		if err := d.DecodeInto(context.Background(), raw, &into); err != nil || !proto.Equal(&into, want) {
+			t.Fatalf("DecodeInto %s again: %v, %v", name, &into, err)
+		}
+	}
 }
 
 func TestDecoderRejects(t *testing.T) {

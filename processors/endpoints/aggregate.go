@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -175,11 +176,12 @@ func atHighWatermark(fetches kgo.Fetches) bool {
 // decoded for want of the schema registry.
 func (a *Aggregator) addAll(ctx context.Context, acc *accumulator, fetches kgo.Fetches) error {
 	var err error
+	ev := &acc.event
 	fetches.EachRecord(func(r *kgo.Record) {
 		if err != nil {
 			return
 		}
-		ev, derr := a.decoder.DecodeContext(ctx, r.Value)
+		derr := a.decoder.DecodeInto(ctx, r.Value, ev)
 		switch {
 		case errors.Is(derr, confluent.ErrRegistryUnavailable):
 			err = derr
@@ -287,6 +289,9 @@ type accumulator struct {
 	// streamTime is, per partition, the latest event time seen: a bucket
 	// that ended a grace period before it is closed. It outlives flushes.
 	streamTime map[int32]int64
+	// event is decoded into for every record: its strings point into the
+	// record (confluent.Decoder.DecodeInto), so what is kept is cloned.
+	event activitypb.BackendApiActivity
 }
 
 // routeKey finds an endpoint's accumulator from the decoded event's own
@@ -372,7 +377,9 @@ func (acc *accumulator) endpoint(ev *activitypb.BackendApiActivity) *endpointAcc
 	}
 	ea := acc.endpoints[k]
 	if ea == nil {
-		ea = &endpointAcc{name: endpointName(codecs.EndpointKey(ev)), all: NewRow(), clients: map[uint64]uint64{}}
+		// The event's strings point into the record: keep copies.
+		k = routeKey{method: strings.Clone(k.method), route: strings.Clone(k.route), path: strings.Clone(k.path)}
+		ea = &endpointAcc{name: strings.Clone(endpointName(codecs.EndpointKey(ev))), all: NewRow(), clients: map[uint64]uint64{}}
 		acc.endpoints[k] = ea
 	}
 	return ea

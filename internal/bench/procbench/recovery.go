@@ -124,36 +124,37 @@ func TopicRecords(cfg kafka.Config, topic string) (int64, error) {
 }
 
 // RecordsWritten counts the offsets (records and transaction markers) of
-// every topic but Users and Kafka's own: what the groups wrote to Kafka.
-func RecordsWritten(cfg kafka.Config) (int64, error) {
+// every topic but Users and Kafka's own, by topic: what the groups wrote
+// to Kafka.
+func RecordsWritten(cfg kafka.Config) (map[string]int64, error) {
 	cl, err := sarama.NewClient(cfg.Brokers, cfg.Sarama())
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer cl.Close()
 	topics, err := cl.Topics()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var n int64
+	n := map[string]int64{}
 	for _, t := range topics {
 		if t == string(codecs.ActivityTopic) || strings.HasPrefix(t, "__") {
 			continue
 		}
 		parts, err := cl.Partitions(t)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		for _, p := range parts {
 			hi, err := cl.GetOffset(t, p, sarama.OffsetNewest)
 			if err != nil {
-				return 0, err
+				return nil, err
 			}
 			lo, err := cl.GetOffset(t, p, sarama.OffsetOldest)
 			if err != nil {
-				return 0, err
+				return nil, err
 			}
-			n += hi - lo
+			n[t] += hi - lo
 		}
 	}
 	return n, nil
