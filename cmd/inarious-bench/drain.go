@@ -104,6 +104,7 @@ func drain(ctx context.Context, args []string) error {
 	zipf := fs.Float64("zipf", 0, "draw each event's client from a Zipf distribution with this exponent (> 1, e.g. 1.1) instead of round-robin over the clients")
 	producer := fs.String("producer", kafka.Defaults().Producer, "client the worker produces with: sarama or franz")
 	queries := fs.Bool("queries", false, "run the worker as with --query-listen: top-clients index of its partitions and joins of the windowed topics")
+	spread := fs.Int("spread-endpoints", 0, "spread the events over this many synthetic endpoints (0: five of the API's own), to see the endpoints group's cost with many endpoints")
 	withEndpoints := fs.String("endpoints", "no", "no: the usage group alone; yes: the endpoints group (aggregator and table) beside it, as a worker runs both; alternate: one run each way in turn, medians of each")
 	gcPercent := fs.Int("gc-percent", 0, "Go GC target of the whole bench process, as --gc-percent sets a worker's (0: Go's default of 100); GOGC in the environment wins")
 	if err := fs.Parse(args); err != nil {
@@ -160,7 +161,7 @@ func drain(ctx context.Context, args []string) error {
 		if err := cfg.EnsureTopics(ctx, usage.Topics()...); err != nil {
 			return err
 		}
-		load := procbench.Load{Events: *events, Clients: c.clients, Zipf: *zipf, Span: *span}
+		load := procbench.Load{Events: *events, Clients: c.clients, Zipf: *zipf, Span: *span, Endpoints: *spread}
 		if *keyedBy == "server" {
 			load.Servers = 16
 		}
