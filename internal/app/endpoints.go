@@ -25,11 +25,7 @@ import (
 // --query-listen it also indexes its own endpoints and serves reads of its
 // partitions (internal/routing).
 func endpointsGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup, error) {
-	decoder, err := activityDecoder(cfg)
-	if err != nil {
-		return nil, err
-	}
-	w, err := cfg.WindowConfig()
+	decoder, w, err := groupInputs(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/internal/users/userhttp"
+	"github.com/inarious/inarious/internal/windows"
 )
 
 // registryClient is the schema registry's client, nil without --schema-registry.
@@ -43,6 +44,17 @@ func activityDecoder(cfg Config) (*confluent.Decoder, error) {
 		return nil, err
 	}
 	return confluent.NewDecoder(cl, confluent.Subject), nil
+}
+
+// groupInputs are what every group that reads Users is built with: the
+// decoder of its records and the windowing.
+func groupInputs(cfg Config) (*confluent.Decoder, windows.Config, error) {
+	decoder, err := activityDecoder(cfg)
+	if err != nil {
+		return nil, windows.Config{}, err
+	}
+	w, err := cfg.WindowConfig()
+	return decoder, w, err
 }
 
 // topicsOf is every topic the groups declare; the API ensures them too, so

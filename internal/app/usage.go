@@ -29,11 +29,7 @@ import (
 // clients and joins its partitions of the windowed topics, to answer routed
 // reads (internal/routing).
 func usageGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup, error) {
-	decoder, err := activityDecoder(cfg)
-	if err != nil {
-		return nil, err
-	}
-	w, err := cfg.WindowConfig()
+	decoder, w, err := groupInputs(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,29 @@ func (h *murmur2Hash) Sum(b []byte) []byte {
 	return append(b, byte(s>>24), byte(s>>16), byte(s>>8), byte(s))
 }
 
+// PartitionHasher is Hasher over partitionKey(key), the part of a key that
+// places its record (a bucket's key by its client or endpoint), for readers
+// that look such keys up by partition (goka's views and processors).
+func PartitionHasher(partitionKey func(key []byte) []byte) hash.Hash32 {
+	return &partHash{part: partitionKey}
+}
+
+type partHash struct {
+	part func([]byte) []byte
+	buf  []byte
+}
+
+func (h *partHash) Write(p []byte) (int, error) { h.buf = append(h.buf, p...); return len(p), nil }
+func (h *partHash) Reset()                      { h.buf = h.buf[:0] }
+func (h *partHash) Size() int                   { return 4 }
+func (h *partHash) BlockSize() int              { return 4 }
+func (h *partHash) Sum32() uint32               { return murmur2(h.part(h.buf)) & 0x7fffffff }
+
+func (h *partHash) Sum(b []byte) []byte {
+	s := h.Sum32()
+	return append(b, byte(s>>24), byte(s>>16), byte(s>>8), byte(s))
+}
+
 // murmur2 is Kafka's Utils.murmur2.
 func murmur2(b []byte) uint32 {
 	const (

@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 
@@ -50,5 +51,22 @@ func TestHasherResetAndSum(t *testing.T) {
 	}
 	if b := h.Sum(nil); len(b) != 4 || h.Size() != 4 {
 		t.Errorf("Sum = %x", b)
+	}
+}
+
+// PartitionHasher places a key as Hasher places the key's partition key.
+func TestPartitionHasherHashesThePartitionKey(t *testing.T) {
+	clientPart := func(k []byte) []byte { return bytes.SplitN(k, []byte{0}, 2)[0] }
+	for _, key := range []string{"", "10.0.0.1", "10.0.0.1\x00000000000060", "GET /users/{id}\x00x\x00y"} {
+		h, want := kafka.PartitionHasher(clientPart), kafka.Hasher()
+		_, _ = h.Write([]byte(key))
+		_, _ = want.Write(clientPart([]byte(key)))
+		if h.Sum32() != want.Sum32() || !bytes.Equal(h.Sum(nil), want.Sum(nil)) {
+			t.Errorf("%q: %d, want %d (of %q)", key, h.Sum32(), want.Sum32(), clientPart([]byte(key)))
+		}
+		h.Reset()
+		if h.Sum32() != kafka.PartitionHasher(clientPart).Sum32() {
+			t.Errorf("%q: Reset did not empty the hasher", key)
+		}
 	}
 }

@@ -31,21 +31,4 @@ func PartitionKey(key []byte) []byte {
 // Hasher places windowed keys as producers of the windowed topics do:
 // murmur2 (kafka.Hasher) of PartitionKey. Readers of a windowed topic that
 // look keys up by partition (a goka view's Get and Evict) need it.
-func Hasher() hash.Hash32 { return &clientHasher{} }
-
-type clientHasher struct{ buf []byte }
-
-func (h *clientHasher) Write(p []byte) (int, error) { h.buf = append(h.buf, p...); return len(p), nil }
-func (h *clientHasher) Reset()                      { h.buf = h.buf[:0] }
-func (h *clientHasher) Size() int                   { return 4 }
-func (h *clientHasher) BlockSize() int              { return 4 }
-func (h *clientHasher) Sum(b []byte) []byte {
-	s := h.Sum32()
-	return append(b, byte(s>>24), byte(s>>16), byte(s>>8), byte(s))
-}
-
-func (h *clientHasher) Sum32() uint32 {
-	k := kafka.Hasher()
-	_, _ = k.Write(PartitionKey(h.buf))
-	return k.Sum32()
-}
+func Hasher() hash.Hash32 { return kafka.PartitionHasher(PartitionKey) }

@@ -93,24 +93,7 @@ func PartitionOf(key string, partitions int) int32 {
 
 // Hasher places row keys as the aggregator does: murmur2 (kafka.Hasher) of
 // PartitionKey. The group, and views of its table, look keys up with it.
-func Hasher() hash.Hash32 { return &keyHasher{} }
-
-type keyHasher struct{ buf []byte }
-
-func (h *keyHasher) Write(p []byte) (int, error) { h.buf = append(h.buf, p...); return len(p), nil }
-func (h *keyHasher) Reset()                      { h.buf = h.buf[:0] }
-func (h *keyHasher) Size() int                   { return 4 }
-func (h *keyHasher) BlockSize() int              { return 4 }
-func (h *keyHasher) Sum(b []byte) []byte {
-	s := h.Sum32()
-	return append(b, byte(s>>24), byte(s>>16), byte(s>>8), byte(s))
-}
-
-func (h *keyHasher) Sum32() uint32 {
-	k := kafka.Hasher()
-	_, _ = k.Write(PartitionKey(h.buf))
-	return k.Sum32()
-}
+func Hasher() hash.Hash32 { return kafka.PartitionHasher(PartitionKey) }
 
 // endpointName makes an endpoint's name a key: a NUL would be taken for the
 // start of a bucket key, so it becomes U+FFFD.
