@@ -54,6 +54,8 @@ func TestRoutedReadsSurviveKill(t *testing.T) {
 	}
 	checkTopClients(t, tr, a, want)
 	checkWindowedReads(t, tr, a, want, 50)
+	// Endpoints are routed too, to the owners in the endpoints group.
+	endpointsBefore := tr.waitEndpointsExact(a, simulatedEndpoints(), 60*time.Second)
 	if code, body, err := tr.call(a, http.MethodGet, "/dashboard", "", ""); err != nil || code != http.StatusOK {
 		t.Errorf("GET /dashboard in workers mode = %d %.200s (err %v), want 200", code, body, err)
 	}
@@ -158,8 +160,10 @@ func TestRoutedReadsSurviveKill(t *testing.T) {
 	// answer windowed reads of the victim's clients from the joins.
 	checkTopClients(t, tr, a, want)
 	checkWindowedReads(t, tr, a, want, 50)
-	report(t, "clients=%d workers=3 reads=%d exact=%d unavailable_503=%d wrong=0 group_reassigned=%s first_503=%s last_503=%s unavailable_window=%s answers_back=%s",
-		len(clients), len(reads), n200, n503, ms(assigned), ms(first503.Sub(tKill)), ms(last503.Sub(tKill)), ms(window), ms(tBack.Sub(tKill)))
+	// The endpoints group's survivors hold the victim's endpoints, exactly.
+	endpointsAfter := tr.waitEndpointsExact(a, simulatedEndpoints(), 60*time.Second)
+	report(t, "clients=%d workers=3 reads=%d exact=%d unavailable_503=%d wrong=0 group_reassigned=%s first_503=%s last_503=%s unavailable_window=%s answers_back=%s endpoints_exact_before=%s endpoints_exact_after_takeover=%s",
+		len(clients), len(reads), n200, n503, ms(assigned), ms(first503.Sub(tKill)), ms(last503.Sub(tKill)), ms(window), ms(tBack.Sub(tKill)), ms(endpointsBefore), ms(endpointsAfter))
 }
 
 // checkTopClients pages through GET /usage (1,000 a page) and checks it
