@@ -415,3 +415,21 @@ func TestEventTimesTheRequest(t *testing.T) {
 		t.Errorf("duration %d µs, want within [0, %d]", ev.DurationUs, took.Microseconds())
 	}
 }
+
+// TestMethodNotAllowedSaysAllow: a 405 lists the methods the path has
+// (RFC 9110 §15.5.6), also on escaped and trailing-slash paths.
+func TestMethodNotAllowedSaysAllow(t *testing.T) {
+	srv := openAPIServer(t)
+	for path, want := range map[string]string{
+		"/users":                           "GET, HEAD, POST",
+		"/users/":                          "GET, HEAD, POST",
+		"/users/01J0000000000000000000000": "GET, HEAD, PUT, PATCH, DELETE",
+		"/usage":                           "GET, HEAD",
+		"/endpoints/GET%20%2Fusers":        "GET, HEAD",
+	} {
+		rec := do(srv, "TRACE", path, "192.0.2.7:4000", nil)
+		if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != want {
+			t.Errorf("TRACE %s = %d, Allow %q; want 405, Allow %q", path, rec.Code, rec.Header().Get("Allow"), want)
+		}
+	}
+}

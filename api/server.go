@@ -140,8 +140,9 @@ func New(publisher *Publisher, clients *ClientResolver, opts ...Option) (*Server
 	r.NotFoundHandler = observe("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusNotFound, "no such resource")
 	}))
-	r.MethodNotAllowedHandler = observe("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here")
+	r.MethodNotAllowedHandler = observe("", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", strings.Join(httpx.Allowed(r, req), ", "))
+		problem.Write(w, req, http.StatusMethodNotAllowed, "method "+req.Method+" is not allowed here")
 	}))
 	mounted := slices.Clone(s.routes)
 	for i := range mounted {
