@@ -344,6 +344,7 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/usage/" + strings.Repeat("x", 257), status: 400, docRejects: true})
 	c.do(call{method: "GET", path: "/usage/alice?window=5m", status: 200})
 	c.do(call{method: "GET", path: "/usage/alice?window=90s", status: 400})
+	c.do(call{method: "GET", path: "/usage/alice?window=644dc6xx1qfr", status: 400, docRejects: true})
 	c.do(call{method: "GET", path: "/usage/alice?window=-5m", status: 400, docRejects: true})
 	c.do(call{method: "GET", path: "/usage/alice/series", status: 200})
 	c.do(call{method: "GET", path: "/usage/alice/series?step=1h&from=-2d&to=now", status: 200})
@@ -383,7 +384,8 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	}
 	item := "/users/" + ann.ID
 	c.do(call{method: "POST", path: "/users", body: `{"name":"Ann 2","email":"ANN@example.com"}`, status: 409})
-	c.do(call{method: "POST", path: "/users", body: `{"name":" Ann","email":"not an address"}`, status: 400})
+	c.do(call{method: "POST", path: "/users", body: `{"name":" Ann","email":"not an address"}`, status: 400, docRejects: true})
+	c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"not an address"}`, status: 400}) // only net/mail can tell
 	c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"a@example.com","admin":true}`, status: 400, docRejects: true})
 	c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"a@example.com"}`, status: 415, docRejects: true,
 		header: map[string]string{"Content-Type": "text/plain"}})
@@ -408,7 +410,8 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 		header: map[string]string{"Content-Type": "application/merge-patch+json"}})
 	c.do(call{method: "PATCH", path: item, body: `{"name":"X"}`, status: 412, header: stale})
 
-	c.do(call{method: "DELETE", path: item, status: 400, header: map[string]string{"If-Match": "unquoted"}})
+	c.do(call{method: "DELETE", path: item, status: 400, docRejects: true, header: map[string]string{"If-Match": "unquoted"}})
+	c.do(call{method: "DELETE", path: item, status: 412, header: map[string]string{"If-Match": `W/"` + ann.Rev + `"`}})
 	c.do(call{method: "DELETE", path: item, status: 204, header: map[string]string{"If-Match": "*"}})
 	c.do(call{method: "DELETE", path: item, status: 404})
 
