@@ -433,3 +433,16 @@ func TestMethodNotAllowedSaysAllow(t *testing.T) {
 		}
 	}
 }
+
+// TestPathCleaning: empty and dot segments redirect to the clean path, but
+// escaped slashes inside an endpoint segment are data, not separators.
+func TestPathCleaning(t *testing.T) {
+	srv := openAPIServer(t)
+	rec := do(srv, "GET", "/users//x?limit=1", "192.0.2.7:4000", nil)
+	if rec.Code != http.StatusMovedPermanently || rec.Header().Get("Location") != "/users/x?limit=1" {
+		t.Errorf("GET /users//x = %d, Location %q", rec.Code, rec.Header().Get("Location"))
+	}
+	if rec := do(srv, "GET", "/endpoints/GET%20%2F%2Fx%2F..", "192.0.2.7:4000", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("GET /endpoints/GET%%20%%2F%%2Fx%%2F.. = %d, want 404 (no such endpoint): %s", rec.Code, rec.Body)
+	}
+}

@@ -56,14 +56,7 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := timestamppb.Now()
-	usage := fakeUsage{
-		"alice": {Client: "alice", Total: 3, FirstSeen: seen, LastSeen: seen, Endpoints: map[string]*activitypb.EndpointUsage{
-			"/usage": {Count: 2, LastSeen: seen, StatusClasses: []uint64{0, 1, 0, 1}},
-			"/users": {Count: 1, StatusClasses: []uint64{0, 0, 0, 0, 0, 1}},
-		}},
-		"bob": {Client: "bob", Total: 1},
-	}
+	usage := openAPIUsage()
 	hub := dashboard.NewHub(dashboard.WithLogger(slog.New(slog.DiscardHandler)), dashboard.WithEndpoints(fakeEndpoints()))
 	hub.Close()
 	routes := append(userhttp.Routes(store), hub.Routes()...)
@@ -80,6 +73,18 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 		t.Fatal(err)
 	}
 	return srv
+}
+
+// openAPIUsage is the usage table of openAPIServer: two clients.
+func openAPIUsage() fakeUsage {
+	seen := timestamppb.Now()
+	return fakeUsage{
+		"alice": {Client: "alice", Total: 3, FirstSeen: seen, LastSeen: seen, Endpoints: map[string]*activitypb.EndpointUsage{
+			"/usage": {Count: 2, LastSeen: seen, StatusClasses: []uint64{0, 1, 0, 1}},
+			"/users": {Count: 1, StatusClasses: []uint64{0, 0, 0, 0, 0, 1}},
+		}},
+		"bob": {Client: "bob", Total: 1},
+	}
 }
 
 // fakeEndpoints is an endpoints table of two endpoints, one with two
