@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -33,7 +34,16 @@ import (
 // and the answers held to the document. It is what an outside tester such
 // as schemathesis does, kept deterministic (a fixed seed) and fast.
 
-const contractSeed = 20251206
+// contractSeed and contractCases are fixed so every run sends the same
+// requests; INARIOUS_CONTRACT_SEED and INARIOUS_CONTRACT_CASES explore more.
+var contractSeed, contractCases = envUint("INARIOUS_CONTRACT_SEED", 20251206), int(envUint("INARIOUS_CONTRACT_CASES", 3000))
+
+func envUint(name string, def uint64) uint64 {
+	if n, err := strconv.ParseUint(os.Getenv(name), 10, 64); err == nil {
+		return n
+	}
+	return def
+}
 
 // semanticRules are the parameters whose rule the document can only state
 // in words (a window within retention, a cursor this server made, an
@@ -110,8 +120,10 @@ type contract struct {
 	ops    []contractOp
 	keys   bool // API keys are on: 401 and 403 are expected
 
-	ids, revs, cursors []string
-	emails             int
+	ids, revs []string
+	// cursors are the next_cursors handed out, by cursorKey.
+	cursors map[string][]string
+	emails  int
 	// seen counts outcomes, so a run that exercised nothing fails.
 	seen map[string]int
 }
@@ -123,7 +135,7 @@ func newContract(t *testing.T, srv *api.Server, keys bool) *contract {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &contract{t: t, srv: srv, doc: doc, router: router, rng: rand.New(rand.NewPCG(contractSeed, 1)), keys: keys, seen: map[string]int{}}
+	c := &contract{t: t, srv: srv, doc: doc, router: router, rng: rand.New(rand.NewPCG(contractSeed, 1)), keys: keys, seen: map[string]int{}, cursors: map[string][]string{}}
 	paths := doc.Paths.InMatchingOrder()
 	sort.Strings(paths) // map order would make the run differ from one time to the next
 	for _, p := range paths {
@@ -185,10 +197,7 @@ func (c *contract) value(name string, s *openapi3.Schema) (string, bool) {
 		case "to":
 			return "now", false
 		case "cursor":
-			if len(c.cursors) > 0 && c.rng.IntN(2) == 0 {
-				return c.cursors[c.rng.IntN(len(c.cursors))], false
-			}
-			return "", false
+			return poolCursor, false // generate picks one of the operation's
 		case "client":
 			return c.pick("alice", "bob", "nobody", "10.0.0.1"), false
 		case "endpoint":
@@ -301,6 +310,14 @@ func (c *contract) generate() contractRequest {
 		req.semantic = req.semantic || sem
 	}
 	req.path = path
+	for i, kv := range req.query {
+		if kv[1] == poolCursor {
+			req.query[i][1] = ""
+			if pool := c.cursors[req.cursorKey()]; len(pool) > 0 {
+				req.query[i][1] = pool[c.rng.IntN(len(pool))]
+			}
+		}
+	}
 	if c.keys && c.rng.IntN(2) == 0 {
 		req.header = append(req.header, [2]string{"X-API-Key", "reader-key"}) // users:read only
 	}
@@ -319,6 +336,24 @@ func (c *contract) generate() contractRequest {
 		req.body, req.semantic = &body, req.semantic || sem
 	}
 	return req
+}
+
+// poolCursor stands for a cursor the server made for the same listing.
+const poolCursor = "\x00pool"
+
+// cursorKey names a listing: a cursor is only valid for the path and order
+// it was made for.
+func (c contractRequest) cursorKey() string {
+	order := ""
+	for _, kv := range c.query {
+		if kv[0] == "order" {
+			order = kv[1]
+		}
+	}
+	if order == "calls" {
+		order = "" // the default
+	}
+	return c.path + " " + order
 }
 
 func schemaOf(p *openapi3.Parameter) *openapi3.Schema {
@@ -383,7 +418,7 @@ func (c *contract) check(req contractRequest) string {
 		c.seen["405"]++
 		return c.checkUndeclared(req, rec)
 	}
-	c.learn(rec)
+	c.learn(req, rec)
 
 	r := req.request()
 	route, params, err := c.router.FindRoute(r)
@@ -395,6 +430,11 @@ func (c *contract) check(req contractRequest) string {
 		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
 	}
 	docErr := openapi3filter.ValidateRequest(context.Background(), in)
+	if docErr == nil && req.body != nil && strings.Contains(r.Header.Get("Content-Type"), "json") && !json.Valid([]byte(*req.body)) {
+		// kin-openapi decodes the first JSON value and ignores the rest,
+		// but a JSON media type is one JSON text.
+		docErr = fmt.Errorf("the body is not one JSON text")
+	}
 	auth := rec.Code == http.StatusUnauthorized || rec.Code == http.StatusForbidden
 	switch {
 	case docErr != nil:
@@ -466,7 +506,7 @@ func (c *contract) checkUndeclared(req contractRequest, rec *httptest.ResponseRe
 
 // learn keeps the ids, revisions and cursors the server hands out, so
 // later requests can use them.
-func (c *contract) learn(rec *httptest.ResponseRecorder) {
+func (c *contract) learn(req contractRequest, rec *httptest.ResponseRecorder) {
 	if rec.Code >= 300 {
 		return
 	}
@@ -482,8 +522,8 @@ func (c *contract) learn(rec *httptest.ResponseRecorder) {
 	if v.Rev != "" {
 		c.revs = append(c.revs, v.Rev)
 	}
-	if v.NextCursor != "" && !slices.Contains(c.cursors, v.NextCursor) {
-		c.cursors = append(c.cursors, v.NextCursor)
+	if k := req.cursorKey(); v.NextCursor != "" && !slices.Contains(c.cursors[k], v.NextCursor) {
+		c.cursors[k] = append(c.cursors[k], v.NextCursor)
 	}
 }
 
@@ -534,7 +574,7 @@ func (c *contract) run(cases int) {
 func TestOpenAPIContractProperties(t *testing.T) {
 	c := newContract(t, openAPIServer(t), false)
 	checkSemanticRulesDocumented(t, c)
-	c.run(3000)
+	c.run(contractCases)
 }
 
 // TestOpenAPIContractPropertiesWithKeys: with keys on, a reader key's
@@ -545,7 +585,7 @@ func TestOpenAPIContractPropertiesWithKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newContract(t, openAPIServer(t, api.WithAPIKeys(keys)), true)
-	c.run(500)
+	c.run(contractCases / 6)
 }
 
 // checkSemanticRulesDocumented: every parameter whose rule is in words
