@@ -217,7 +217,9 @@ func (c *contract) value(name string, s *openapi3.Schema) (string, bool) {
 	if s != nil && len(s.Enum) > 0 && c.rng.IntN(2) == 0 {
 		return fmt.Sprint(s.Enum[c.rng.IntN(len(s.Enum))]), false
 	}
-	semantic := semanticRules[name]
+	// Any string names a client or endpoint; only its length in bytes is a
+	// rule in words, which generate checks.
+	semantic := semanticRules[name] && name != "client" && name != "endpoint"
 	switch {
 	case s != nil && s.Type.Is("integer"):
 		lo, hi := -5.0, 2000.0
@@ -310,6 +312,13 @@ func (c *contract) generate() contractRequest {
 		req.semantic = req.semantic || sem
 	}
 	req.path = path
+	if c.rng.IntN(15) == 0 {
+		// A parameter the operation does not list: ignored, unless a
+		// description says it gets 400 (offset, the old pagination).
+		name := c.pick("offset", "zz")
+		req.query = append(req.query, [2]string{name, c.pick("10", c.randomString(3))})
+		req.semantic = req.semantic || (name == "offset" && mentions(o, "`offset`"))
+	}
 	for i, kv := range req.query {
 		if kv[1] == poolCursor {
 			req.query[i][1] = ""
@@ -336,6 +345,14 @@ func (c *contract) generate() contractRequest {
 		req.body, req.semantic = &body, req.semantic || sem
 	}
 	return req
+}
+
+// mentions reports whether o's description or one of its parameters' says s.
+func mentions(o contractOp, s string) bool {
+	if strings.Contains(o.op.Description, s) {
+		return true
+	}
+	return slices.ContainsFunc(o.params, func(p *openapi3.ParameterRef) bool { return strings.Contains(p.Value.Description, s) })
 }
 
 // poolCursor stands for a cursor the server made for the same listing.
@@ -372,6 +389,8 @@ func (c *contract) body(mt *openapi3.MediaType) (string, bool) {
 	case 1:
 		// The document can only say in words that this gets 400.
 		return `{"name":"\ud800","email":"a@b.example"}`, true
+	case 2:
+		return `{"name":"` + strings.Repeat("n", 70<<10) + `","email":"big@example.com"}`, false
 	}
 	obj := map[string]any{}
 	semantic := false
