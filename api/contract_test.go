@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -654,21 +655,38 @@ func TestOpenAPIDashboardEventsConform(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); hub.Run(ctx, viewstest.NewWindowed(openAPIUsage(), nil)) }()
 	t.Cleanup(func() { cancel(); <-done; hub.Close() })
-	ch, unsubscribe := hub.Subscribe()
-	defer unsubscribe()
-	select {
-	case msg := <-ch:
-		var v any
-		if err := json.Unmarshal(msg, &v); err != nil {
-			t.Fatalf("event data is not JSON: %v: %s", err, msg)
+	// Read as a browser would: the stream's lines, up to the first event.
+	ts := httptest.NewServer(http.HandlerFunc(hub.ServeEvents))
+	defer ts.Close()
+	resp, err := ts.Client().Get(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	lines := bufio.NewScanner(resp.Body)
+	lines.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var msg []byte
+	for msg == nil && lines.Scan() {
+		line := lines.Text()
+		switch {
+		case line == "" || line == "retry: 2000" || strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "data: "):
+			msg = []byte(strings.TrimPrefix(line, "data: "))
+		default:
+			t.Fatalf("the document names no such field: %q", line)
 		}
-		if err := schema.VisitJSON(v); err != nil {
-			t.Errorf("event data does not conform to %s: %v\n%s", name, err, msg)
-		}
-		if !strings.Contains(string(msg), `"endpoints":{`) || !strings.Contains(string(msg), `"top":[{`) {
-			t.Errorf("event lacks the panels this test means to check: %s", msg)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no snapshot within 10s")
+	}
+	if msg == nil {
+		t.Fatalf("the stream ended without an event: %v", lines.Err())
+	}
+	var v any
+	if err := json.Unmarshal(msg, &v); err != nil {
+		t.Fatalf("event data is not JSON: %v: %s", err, msg)
+	}
+	if err := schema.VisitJSON(v); err != nil {
+		t.Errorf("event data does not conform to %s: %v\n%s", name, err, msg)
+	}
+	if !strings.Contains(string(msg), `"endpoints":{`) || !strings.Contains(string(msg), `"top":[{`) {
+		t.Errorf("event lacks the panels this test means to check: %s", msg)
 	}
 }
