@@ -415,3 +415,34 @@ func TestEventTimesTheRequest(t *testing.T) {
 		t.Errorf("duration %d µs, want within [0, %d]", ev.DurationUs, took.Microseconds())
 	}
 }
+
+// TestMethodNotAllowedSaysAllow: a 405 lists the methods the path has
+// (RFC 9110 §15.5.6), also on escaped and trailing-slash paths.
+func TestMethodNotAllowedSaysAllow(t *testing.T) {
+	srv := openAPIServer(t)
+	for path, want := range map[string]string{
+		"/users":                           "GET, HEAD, POST",
+		"/users/":                          "GET, HEAD, POST",
+		"/users/01J0000000000000000000000": "GET, HEAD, PUT, PATCH, DELETE",
+		"/usage":                           "GET, HEAD",
+		"/endpoints/GET%20%2Fusers":        "GET, HEAD",
+	} {
+		rec := do(srv, "TRACE", path, "192.0.2.7:4000", nil)
+		if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != want {
+			t.Errorf("TRACE %s = %d, Allow %q; want 405, Allow %q", path, rec.Code, rec.Header().Get("Allow"), want)
+		}
+	}
+}
+
+// TestPathCleaning: empty and dot segments redirect to the clean path, but
+// escaped slashes inside an endpoint segment are data, not separators.
+func TestPathCleaning(t *testing.T) {
+	srv := openAPIServer(t)
+	rec := do(srv, "GET", "/users//x?limit=1", "192.0.2.7:4000", nil)
+	if rec.Code != http.StatusMovedPermanently || rec.Header().Get("Location") != "/users/x?limit=1" {
+		t.Errorf("GET /users//x = %d, Location %q", rec.Code, rec.Header().Get("Location"))
+	}
+	if rec := do(srv, "GET", "/endpoints/GET%20%2F%2Fx%2F..", "192.0.2.7:4000", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("GET /endpoints/GET%%20%%2F%%2Fx%%2F.. = %d, want 404 (no such endpoint): %s", rec.Code, rec.Body)
+	}
+}

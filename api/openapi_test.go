@@ -56,14 +56,7 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := timestamppb.Now()
-	usage := fakeUsage{
-		"alice": {Client: "alice", Total: 3, FirstSeen: seen, LastSeen: seen, Endpoints: map[string]*activitypb.EndpointUsage{
-			"/usage": {Count: 2, LastSeen: seen, StatusClasses: []uint64{0, 1, 0, 1}},
-			"/users": {Count: 1, StatusClasses: []uint64{0, 0, 0, 0, 0, 1}},
-		}},
-		"bob": {Client: "bob", Total: 1},
-	}
+	usage := openAPIUsage()
 	hub := dashboard.NewHub(dashboard.WithLogger(slog.New(slog.DiscardHandler)), dashboard.WithEndpoints(fakeEndpoints()))
 	hub.Close()
 	routes := append(userhttp.Routes(store), hub.Routes()...)
@@ -80,6 +73,18 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 		t.Fatal(err)
 	}
 	return srv
+}
+
+// openAPIUsage is the usage table of openAPIServer: two clients.
+func openAPIUsage() fakeUsage {
+	seen := timestamppb.Now()
+	return fakeUsage{
+		"alice": {Client: "alice", Total: 3, FirstSeen: seen, LastSeen: seen, Endpoints: map[string]*activitypb.EndpointUsage{
+			"/usage": {Count: 2, LastSeen: seen, StatusClasses: []uint64{0, 1, 0, 1}},
+			"/users": {Count: 1, StatusClasses: []uint64{0, 0, 0, 0, 0, 1}},
+		}},
+		"bob": {Client: "bob", Total: 1},
+	}
 }
 
 // fakeEndpoints is an endpoints table of two endpoints, one with two
@@ -344,6 +349,7 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/usage/" + strings.Repeat("x", 257), status: 400, docRejects: true})
 	c.do(call{method: "GET", path: "/usage/alice?window=5m", status: 200})
 	c.do(call{method: "GET", path: "/usage/alice?window=90s", status: 400})
+	c.do(call{method: "GET", path: "/usage/alice?window=644dc6xx1qfr", status: 400, docRejects: true})
 	c.do(call{method: "GET", path: "/usage/alice?window=-5m", status: 400, docRejects: true})
 	c.do(call{method: "GET", path: "/usage/alice/series", status: 200})
 	c.do(call{method: "GET", path: "/usage/alice/series?step=1h&from=-2d&to=now", status: 200})
@@ -383,7 +389,8 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	}
 	item := "/users/" + ann.ID
 	c.do(call{method: "POST", path: "/users", body: `{"name":"Ann 2","email":"ANN@example.com"}`, status: 409})
-	c.do(call{method: "POST", path: "/users", body: `{"name":" Ann","email":"not an address"}`, status: 400})
+	c.do(call{method: "POST", path: "/users", body: `{"name":" Ann","email":"not an address"}`, status: 400, docRejects: true})
+	c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"not an address"}`, status: 400}) // only net/mail can tell
 	c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"a@example.com","admin":true}`, status: 400, docRejects: true})
 	c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"a@example.com"}`, status: 415, docRejects: true,
 		header: map[string]string{"Content-Type": "text/plain"}})
@@ -408,7 +415,8 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 		header: map[string]string{"Content-Type": "application/merge-patch+json"}})
 	c.do(call{method: "PATCH", path: item, body: `{"name":"X"}`, status: 412, header: stale})
 
-	c.do(call{method: "DELETE", path: item, status: 400, header: map[string]string{"If-Match": "unquoted"}})
+	c.do(call{method: "DELETE", path: item, status: 400, docRejects: true, header: map[string]string{"If-Match": "unquoted"}})
+	c.do(call{method: "DELETE", path: item, status: 412, header: map[string]string{"If-Match": `W/"` + ann.Rev + `"`}})
 	c.do(call{method: "DELETE", path: item, status: 204, header: map[string]string{"If-Match": "*"}})
 	c.do(call{method: "DELETE", path: item, status: 404})
 

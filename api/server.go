@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 
@@ -137,11 +138,13 @@ func New(publisher *Publisher, clients *ClientResolver, opts ...Option) (*Server
 	// metrics middleware, which then sees 401s and 403s. Requests that
 	// match no route skip it.
 	r := s.router
+	r.SkipClean(true) // ServeHTTP cleans the escaped path
 	r.NotFoundHandler = observe("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusNotFound, "no such resource")
 	}))
-	r.MethodNotAllowedHandler = observe("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here")
+	r.MethodNotAllowedHandler = observe("", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", strings.Join(httpx.Allowed(r, req), ", "))
+		problem.Write(w, req, http.StatusMethodNotAllowed, "method "+req.Method+" is not allowed here")
 	}))
 	mounted := slices.Clone(s.routes)
 	for i := range mounted {
@@ -182,6 +185,18 @@ func authPolicy(routes []httpx.Route) (*auth.Policy, error) {
 // without it (the original API's clients call /users/), with no redirect,
 // which a client would follow with GET whatever the method was.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// mux would clean the unescaped path, so an escaped slash in one segment
+	// ("GET%20%2F%2Fx") would redirect; clean the escaped path instead.
+	if p := r.URL.EscapedPath(); p != "" {
+		if c := cleanPath(p); c != p {
+			if r.URL.RawQuery != "" {
+				c += "?" + r.URL.RawQuery
+			}
+			w.Header().Set("Location", c)
+			w.WriteHeader(http.StatusMovedPermanently)
+			return
+		}
+	}
 	if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") && r.URL.RawPath == "" {
 		var m mux.RouteMatch
 		if !s.router.Match(r, &m) || errors.Is(m.MatchErr, mux.ErrNotFound) {
@@ -193,6 +208,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.router.ServeHTTP(w, r)
+}
+
+// cleanPath is p without empty, . and .. segments, keeping a trailing
+// slash, as mux cleans paths.
+func cleanPath(p string) string {
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if p[len(p)-1] == '/' && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 // indexLinks is GET /: where to go from the root.

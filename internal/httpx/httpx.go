@@ -74,6 +74,28 @@ func Mount(router *mux.Router, routes []Route) {
 	}
 }
 
+// candidateMethods are the methods Allowed tries, in the order it lists them.
+var candidateMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete,
+}
+
+// Allowed is the methods router serves at r's path, for the Allow header
+// of a 405 (RFC 9110 §15.5.6 requires it). mux does not report them, so
+// each method is matched in turn; only 405s pay for it.
+func Allowed(router *mux.Router, r *http.Request) []string {
+	var out []string
+	for _, m := range candidateMethods {
+		r2 := *r
+		r2.Method = m
+		var match mux.RouteMatch
+		if router.Match(&r2, &match) && match.MatchErr == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // EscapedVar is the path variable name of an Escaped route, unescaped; ok
 // is false when it is not validly escaped.
 func EscapedVar(r *http.Request, name string) (string, bool) {

@@ -14,6 +14,8 @@ func ParseTime(v string, def, now time.Time) (time.Time, bool) {
 	switch {
 	case v == "":
 		return def, true
+	case !timeSyntax.MatchString(v):
+		return time.Time{}, false
 	case v == "now":
 		return now, true
 	case strings.HasPrefix(v, "-"):
@@ -59,6 +61,9 @@ func (c Config) ParseSeries(step, from, to string, now time.Time) (time.Duration
 // ParseWindow reads a range query's window parameter ("5m", "7d") and
 // checks that PlanRange can answer it at now.
 func (c Config) ParseWindow(window string, now time.Time) (time.Duration, error) {
+	if strings.HasPrefix(window, "-") {
+		return 0, queryErr("window must be positive")
+	}
 	d, err := ParseDuration(window)
 	if err != nil {
 		return 0, queryErr("window must be a duration such as 5m, 1h or 7d")

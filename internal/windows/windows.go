@@ -8,6 +8,7 @@ package windows
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,8 +120,26 @@ func FormatSpecs(specs []Spec) string {
 	return strings.Join(parts, ",")
 }
 
+// DurationPattern is the syntax ParseDuration takes, as the API document
+// declares it: whole days, or time.ParseDuration's units without a sign.
+const DurationPattern = `^([0-9]+d|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`
+
+// TimePattern is the syntax of ParseTime's bounds, as the API document
+// declares it: now, a duration before now, or RFC 3339 with a T and a zone.
+const TimePattern = `^(now|-([0-9]+d|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$`
+
+var (
+	durationSyntax = regexp.MustCompile(DurationPattern)
+	timeSyntax     = regexp.MustCompile(TimePattern)
+)
+
 // ParseDuration is time.ParseDuration that also takes whole days ("2d").
+// Only DurationPattern is taken, so what the document accepts and what is
+// parsed agree (time.ParseDuration alone also takes "+5m", ".5h" or "0").
 func ParseDuration(s string) (time.Duration, error) {
+	if !durationSyntax.MatchString(s) {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		d, err := strconv.ParseInt(n, 10, 64)
 		if err != nil || d < 0 || d > 100*365 {

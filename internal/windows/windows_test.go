@@ -63,7 +63,7 @@ func TestParseDurationDays(t *testing.T) {
 			t.Errorf("%q = %v %v, want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"d", "1.5d", "-2d", "x"} {
+	for _, in := range []string{"d", "1.5d", "-2d", "x", "+5m", ".5h", "5.h", "0", "+5d", "5m "} {
 		if _, err := windows.ParseDuration(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}
