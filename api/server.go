@@ -211,16 +211,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // cleanPath is p without empty, . and .. segments, keeping a trailing
-// slash, as mux cleans paths.
+// slash, as mux cleans paths. A segment of percent-encoded dots ("%2e%2e")
+// is a dot segment too (RFC 3986, 6.2.2.2: dots are unreserved).
 func cleanPath(p string) string {
 	if p[0] != '/' {
 		p = "/" + p
 	}
-	c := path.Clean(p)
+	c := path.Clean(decodeDotSegments(p))
 	if p[len(p)-1] == '/' && c != "/" {
 		c += "/"
 	}
 	return c
+}
+
+// decodeDotSegments turns the segments of p that spell . or .. with
+// percent-encoded dots into . and ..; other segments stay as sent.
+func decodeDotSegments(p string) string {
+	if !strings.Contains(p, "%2") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		if d := strings.ReplaceAll(strings.ReplaceAll(seg, "%2e", "."), "%2E", "."); d == "." || d == ".." {
+			segs[i] = d
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
 // indexLinks is GET /: where to go from the root.
