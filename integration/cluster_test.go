@@ -111,7 +111,7 @@ func partitionsOf(topics ...string) (map[string][]*sarama.PartitionMetadata, err
 	out := map[string][]*sarama.PartitionMetadata{}
 	for _, m := range md {
 		if !errors.Is(m.Err, sarama.ErrNoError) || len(m.Partitions) == 0 {
-			return nil, fmt.Errorf("topic %s: %v", m.Name, m.Err)
+			return nil, fmt.Errorf("topic %s: %w", m.Name, m.Err)
 		}
 		out[m.Name] = m.Partitions
 	}
