@@ -503,13 +503,26 @@ start_broker() {
 
 stop_broker() { stop_service "$KAFKA_STOP_TIMEOUT"; }
 
-# stop_all stops the nodes in reverse order, so the last to go is node 1.
+# stop_all stops a cluster's nodes all at once: one by one, the last would
+# find no controller quorum left and wait out KAFKA_STOP_TIMEOUT for a
+# controlled shutdown that can no longer happen.
 stop_all() {
-	local i
-	for ((i = KAFKA_NODES; i >= 1; i--)); do
-		select_node "$i"
+	local i p pids=() rc=0
+	if ((KAFKA_NODES == 1)); then
 		stop_broker
+		return
+	fi
+	for ((i = 1; i <= KAFKA_NODES; i++)); do
+		(
+			select_node "$i"
+			stop_broker
+		) &
+		pids+=("$!")
 	done
+	for p in "${pids[@]}"; do
+		wait "$p" || rc=1
+	done
+	((rc == 0)) || die "not every node stopped"
 }
 
 status_node() {
