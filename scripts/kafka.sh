@@ -13,6 +13,8 @@
 #              metadata requests, print KAFKA_BROKERS=127.0.0.1:<port>.
 #              Idempotent: when already running it only reports.
 #   stop       SIGTERM, bounded wait, then SIGKILL. Fine when already stopped.
+#              A cluster's nodes get SIGTERM at once; those left when no
+#              controller majority is (they cannot finish) get SIGKILL 5 s later.
 #   status     exit 0 when running and answering, 1 when not running,
 #              2 when the process is alive but does not answer.
 #   reset      stop, then wipe the data dir (next start formats anew).
@@ -503,26 +505,47 @@ start_broker() {
 
 stop_broker() { stop_service "$KAFKA_STOP_TIMEOUT"; }
 
-# stop_all stops a cluster's nodes all at once: one by one, the last would
-# find no controller quorum left and wait out KAFKA_STOP_TIMEOUT for a
-# controlled shutdown that can no longer happen.
+# stop_all stops a cluster's nodes all at once. Once no majority of the
+# controllers is left, a node still shutting down waits for a quorum that
+# will not come back (the last raft leader does, at least): it gets a few
+# seconds, then SIGKILL, instead of KAFKA_STOP_TIMEOUT.
 stop_all() {
-	local i p pids=() rc=0
+	local i pid deadline quorumless=
+	local -a pids=() files=() alive=()
 	if ((KAFKA_NODES == 1)); then
 		stop_broker
 		return
 	fi
 	for ((i = 1; i <= KAFKA_NODES; i++)); do
-		(
-			select_node "$i"
-			stop_broker
-		) &
-		pids+=("$!")
+		select_node "$i"
+		if pid=$(running_pid); then
+			log "node $i: stopping pid $pid (SIGTERM)"
+			kill -TERM "$pid" 2>/dev/null || true
+			pids+=("$pid")
+		fi
+		files+=("$PIDFILE")
 	done
-	for p in "${pids[@]}"; do
-		wait "$p" || rc=1
+	deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
+	while :; do
+		alive=()
+		for pid in "${pids[@]}"; do pid_alive "$pid" && alive+=("$pid"); done
+		((${#alive[@]} == 0)) && break
+		if ((${#alive[@]} <= KAFKA_NODES / 2)); then
+			quorumless=${quorumless:-$SECONDS}
+		fi
+		if ((SECONDS >= deadline)) || { [[ -n $quorumless ]] && ((SECONDS >= quorumless + 5)); }; then
+			log "pids ${alive[*]} still alive (no controller quorum left, or ${KAFKA_STOP_TIMEOUT}s passed); SIGKILL"
+			kill -KILL "${alive[@]}" 2>/dev/null || true
+			for pid in "${alive[@]}"; do
+				deadline=$((SECONDS + 10))
+				while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+				pid_alive "$pid" && die "pid $pid survived SIGKILL"
+			done
+		fi
+		sleep 0.2
 	done
-	((rc == 0)) || die "not every node stopped"
+	rm -f "${files[@]}"
+	log "stopped"
 }
 
 status_node() {
