@@ -92,7 +92,7 @@ func acceptedEnv() map[string]bool {
 
 func TestComposeLoadsWithEnvExample(t *testing.T) {
 	p := project(t)
-	want := []string{"api", "arangodb", "kafka", "kafka-ui", "registry", "worker"}
+	want := []string{"api", "arangodb", "kafka-ui", "kafka1", "kafka2", "kafka3", "registry", "worker"}
 	if got := slices.Sorted(maps.Keys(p.Services)); !slices.Equal(got, want) {
 		t.Fatalf("services = %v, want %v", got, want)
 	}
@@ -120,7 +120,19 @@ func TestCompose(t *testing.T) {
 		}
 		return s
 	}
-	kafka, arango, api, worker := svc("kafka"), svc("arangodb"), svc("api"), svc("worker")
+	kafkas := []types.ServiceConfig{svc("kafka1"), svc("kafka2"), svc("kafka3")}
+	arango, api, worker := svc("arangodb"), svc("api"), svc("worker")
+	// eachKafka joins check's errors over the three brokers.
+	eachKafka := func(check func(i int, k types.ServiceConfig) error) error {
+		var errs []error
+		for i, k := range kafkas {
+			if err := check(i+1, k); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k.Name, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	bootstrap := "kafka1:9092,kafka2:9092,kafka3:9092"
 	registry, kafkaUI := svc("registry"), svc("kafka-ui")
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -132,13 +144,15 @@ func TestCompose(t *testing.T) {
 		check func() error
 	}{
 		{"kafka image pinned to apache/kafka 4.x.y", func() error {
-			return matches(kafka.Image, `^apache/kafka:4\.\d+\.\d+$`)
+			return eachKafka(func(_ int, k types.ServiceConfig) error { return matches(k.Image, `^apache/kafka:4\.\d+\.\d+$`) })
 		}},
 		{"arangodb image pinned to arangodb 3.12.z", func() error {
 			return matches(arango.Image, `^arangodb:3\.12\.\d+$`)
 		}},
 		{"kafka healthcheck asks the broker for API versions", func() error {
-			return healthcheck(kafka, "/opt/kafka/bin/kafka-broker-api-versions.sh", "--bootstrap-server", "localhost:9092")
+			return eachKafka(func(_ int, k types.ServiceConfig) error {
+				return healthcheck(k, "/opt/kafka/bin/kafka-broker-api-versions.sh", "--bootstrap-server", "localhost:9092")
+			})
 		}},
 		{"arangodb healthcheck hits /_admin/server/availability", func() error {
 			return healthcheck(arango, "wget", "http://127.0.0.1:8529/_admin/server/availability")
@@ -146,21 +160,55 @@ func TestCompose(t *testing.T) {
 		{"api healthcheck hits /readyz", func() error {
 			return healthcheck(api, "wget", "http://127.0.0.1:8080/readyz")
 		}},
-		{"kafka runs KRaft combined mode", func() error {
-			e := env(kafka)
-			return wantEnv(e, map[string]string{
-				"KAFKA_PROCESS_ROLES":                    "broker,controller",
-				"KAFKA_CONTROLLER_QUORUM_VOTERS":         "1@kafka:9093",
-				"KAFKA_ADVERTISED_LISTENERS":             "PLAINTEXT://kafka:9092",
-				"KAFKA_AUTO_CREATE_TOPICS_ENABLE":        "false",
-				"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
-				"KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+		{"three KRaft nodes in combined mode, one quorum of three voters, one cluster id", func() error {
+			id := env(kafkas[0])["CLUSTER_ID"]
+			return eachKafka(func(i int, k types.ServiceConfig) error {
+				return wantEnv(env(k), map[string]string{
+					"CLUSTER_ID":                             id,
+					"KAFKA_NODE_ID":                          fmt.Sprint(i),
+					"KAFKA_PROCESS_ROLES":                    "broker,controller",
+					"KAFKA_CONTROLLER_QUORUM_VOTERS":         "1@kafka1:9093,2@kafka2:9093,3@kafka3:9093",
+					"KAFKA_ADVERTISED_LISTENERS":             fmt.Sprintf("PLAINTEXT://kafka%d:9092", i),
+					"KAFKA_AUTO_CREATE_TOPICS_ENABLE":        "false",
+					"KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+				})
 			})
+		}},
+		{"every topic, internal ones too, has 3 replicas and min.insync.replicas 2", func() error {
+			return errors.Join(
+				eachKafka(func(_ int, k types.ServiceConfig) error {
+					return wantEnv(env(k), map[string]string{
+						"KAFKA_DEFAULT_REPLICATION_FACTOR":                       "3",
+						"KAFKA_MIN_INSYNC_REPLICAS":                              "2",
+						"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR":                 "3",
+						"KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR":         "3",
+						"KAFKA_TRANSACTION_STATE_LOG_MIN_ISR":                    "2",
+						"KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "3",
+						"KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR":            "2",
+					})
+				}),
+				wantEnv(env(api), map[string]string{"INARIOUS_REPLICATION": "3", "INARIOUS_MIN_INSYNC_REPLICAS": "2"}),
+			)
+		}},
+		{"Inarious' settings pass the binary's validation", func() error {
+			for _, s := range []types.ServiceConfig{api, worker} {
+				cfg, err := app.Parse(s.Name, nil, lookup(env(s)))
+				if err != nil {
+					return err
+				}
+				if cfg.Kafka.Replication != 3 || cfg.Kafka.MinInsyncReplicas != 2 || len(cfg.Kafka.Brokers) != 3 {
+					return fmt.Errorf("%s: replication %d, min.insync.replicas %d, brokers %v", s.Name, cfg.Kafka.Replication, cfg.Kafka.MinInsyncReplicas, cfg.Kafka.Brokers)
+				}
+			}
+			return nil
 		}},
 		{"kafka and arangodb keep their data in named volumes", func() error {
 			return errors.Join(
-				namedVolume(kafka, "/var/lib/kafka/data"),
-				wantEnv(env(kafka), map[string]string{"KAFKA_LOG_DIRS": "/var/lib/kafka/data"}),
+				eachKafka(func(_ int, k types.ServiceConfig) error {
+					return errors.Join(namedVolume(k, "/var/lib/kafka/data"),
+						wantEnv(env(k), map[string]string{"KAFKA_LOG_DIRS": "/var/lib/kafka/data"}))
+				}),
+				distinctVolumes(kafkas, "/var/lib/kafka/data"),
 				namedVolume(arango, "/var/lib/arangodb3"),
 				namedVolume(arango, "/var/lib/arangodb3-apps"),
 			)
@@ -169,10 +217,10 @@ func TestCompose(t *testing.T) {
 			return wantEnv(env(arango), map[string]string{"ARANGO_ROOT_PASSWORD": testArangoPassword})
 		}},
 		{"api depends on healthy kafka and arangodb", func() error {
-			return dependsHealthy(api, "kafka", "arangodb")
+			return dependsHealthy(api, "kafka1", "kafka2", "kafka3", "arangodb")
 		}},
 		{"worker depends on healthy kafka", func() error {
-			return dependsHealthy(worker, "kafka")
+			return dependsHealthy(worker, "kafka1", "kafka2", "kafka3")
 		}},
 		{"api and worker build docker/Dockerfile from the repository root", func() error {
 			var errs []error
@@ -237,33 +285,36 @@ func TestCompose(t *testing.T) {
 		{"api keeps its data in a named volume on INARIOUS_DATA_DIR", func() error {
 			return namedVolume(api, env(api)["INARIOUS_DATA_DIR"])
 		}},
-		{"api talks to kafka:9092 and arangodb, listens on 8080 beyond loopback", func() error {
+		{"api talks to all three brokers and arangodb, listens on 8080 beyond loopback", func() error {
 			e := env(api)
 			return errors.Join(
 				wantEnv(e, map[string]string{
 					"INARIOUS_STORE":           "arangodb",
-					"INARIOUS_BROKERS":         "kafka:9092",
+					"INARIOUS_BROKERS":         bootstrap,
 					"INARIOUS_ARANGO_URL":      "http://arangodb:8529",
 					"INARIOUS_ARANGO_PASSWORD": testArangoPassword,
 				}),
 				nonLoopback8080(e["INARIOUS_LISTEN"]),
 			)
 		}},
-		{"worker talks to kafka:9092", func() error {
-			return wantEnv(env(worker), map[string]string{"INARIOUS_BROKERS": "kafka:9092"})
+		{"worker talks to all three brokers", func() error {
+			return wantEnv(env(worker), map[string]string{"INARIOUS_BROKERS": bootstrap})
 		}},
-		{"kafka advertises the address api and worker are given", func() error {
-			adv := env(kafka)["KAFKA_ADVERTISED_LISTENERS"]
+		{"the brokers advertise the addresses api and worker are given", func() error {
+			var adv []string
+			for _, k := range kafkas {
+				adv = append(adv, strings.TrimPrefix(env(k)["KAFKA_ADVERTISED_LISTENERS"], "PLAINTEXT://"))
+			}
 			for _, s := range []types.ServiceConfig{api, worker} {
-				if b := env(s)["INARIOUS_BROKERS"]; !strings.Contains(adv, "://"+b) {
-					return fmt.Errorf("%s uses %q, kafka advertises %q", s.Name, b, adv)
+				if b := env(s)["INARIOUS_BROKERS"]; b != strings.Join(adv, ",") {
+					return fmt.Errorf("%s uses %q, the brokers advertise %q", s.Name, b, adv)
 				}
 			}
 			return nil
 		}},
 		{"api and worker agree on partitions and replication", func() error {
 			a, w := env(api), env(worker)
-			for _, k := range []string{"INARIOUS_PARTITIONS", "INARIOUS_REPLICATION", "INARIOUS_KAFKA_VERSION"} {
+			for _, k := range []string{"INARIOUS_PARTITIONS", "INARIOUS_REPLICATION", "INARIOUS_MIN_INSYNC_REPLICAS", "INARIOUS_KAFKA_VERSION"} {
 				if a[k] != w[k] {
 					return fmt.Errorf("%s: api %q, worker %q", k, a[k], w[k])
 				}
@@ -316,8 +367,8 @@ func TestCompose(t *testing.T) {
 		}},
 		{"registry, kafka-ui, api and worker start in order", func() error {
 			return errors.Join(
-				dependsHealthy(registry, "kafka"),
-				dependsHealthy(kafkaUI, "kafka", "registry"),
+				dependsHealthy(registry, "kafka1", "kafka2", "kafka3"),
+				dependsHealthy(kafkaUI, "kafka1", "kafka2", "kafka3", "registry"),
 				dependsHealthy(api, "registry"),
 				dependsHealthy(worker, "registry"),
 			)
@@ -803,6 +854,24 @@ func dependsHealthy(s types.ServiceConfig, on ...string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// distinctVolumes fails when two services mount one volume on target: each
+// broker needs a log dir of its own.
+func distinctVolumes(ss []types.ServiceConfig, target string) error {
+	seen := map[string]string{}
+	for _, s := range ss {
+		for _, v := range s.Volumes {
+			if v.Target != target {
+				continue
+			}
+			if other, ok := seen[v.Source]; ok {
+				return fmt.Errorf("%s and %s share volume %q", other, s.Name, v.Source)
+			}
+			seen[v.Source] = s.Name
+		}
+	}
+	return nil
 }
 
 func namedVolume(s types.ServiceConfig, target string) error {

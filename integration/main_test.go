@@ -31,7 +31,11 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if list := os.Getenv(envBrokers); list != "" {
+	list := os.Getenv(envBrokers)
+	if list == "" {
+		list = os.Getenv(envCluster) // the cluster scenario alone needs no second variable
+	}
+	if list != "" {
 		for _, b := range strings.Split(list, ",") {
 			if b = strings.TrimSpace(b); b != "" {
 				brokers = append(brokers, b)

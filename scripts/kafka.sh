@@ -1,31 +1,49 @@
 #!/usr/bin/env bash
-# Single-node Apache Kafka 4.x (KRaft, broker+controller in one JVM) on 127.0.0.1,
-# for local development and integration tests. No docker: the jars come from
-# Maven Central through mvn and are cached under .cache/kafka/<version>/libs.
+# Apache Kafka 4.x (KRaft) on 127.0.0.1 for local development and integration
+# tests: one node by default, or a cluster of KAFKA_NODES nodes, each a
+# broker+controller in one JVM, all voters of one static quorum. No docker:
+# the jars come from Maven Central through mvn and are cached under
+# .cache/kafka/<version>/libs.
 #
 # Usage: scripts/kafka.sh start|stop|status|reset|run-class <MainClass> [args...]
+#        scripts/kafka.sh kill-node|stop-node|start-node N   (1 <= N <= KAFKA_NODES)
 #
 #   start      resolve jars (first run only), format storage (first run only),
 #              start the broker in the background, wait until it answers
 #              metadata requests, print KAFKA_BROKERS=127.0.0.1:<port>.
 #              Idempotent: when already running it only reports.
 #   stop       SIGTERM, bounded wait, then SIGKILL. Fine when already stopped.
+#              A cluster's nodes get SIGTERM at once; those left when no
+#              controller majority is (they cannot finish) get SIGKILL 5 s later.
 #   status     exit 0 when running and answering, 1 when not running,
 #              2 when the process is alive but does not answer.
 #   reset      stop, then wipe the data dir (next start formats anew).
 #   run-class  run any class with the Kafka classpath, e.g.
 #              scripts/kafka.sh run-class org.apache.kafka.tools.TopicCommand \
 #                --bootstrap-server 127.0.0.1:9092 --list
+#   kill-node  SIGKILL node N (a crash: no controlled shutdown).
+#   stop-node  stop node N as stop does.
+#   start-node start node N again and wait until it answers.
+#
+# With KAFKA_NODES=N (N > 1) start/stop/status/reset act on all N nodes and
+# start prints KAFKA_BROKERS=127.0.0.1:<port1>,...; node i listens on
+# KAFKA_PORT+i-1 and KAFKA_CONTROLLER_PORT+i-1 and keeps its data in
+# <data dir>/node-i. Topics Inarious creates there should use
+# --replication=3 --min-insync-replicas=2 (internal topics do the same).
 #
 # Environment (defaults in brackets):
 #   KAFKA_VERSION [4.1.2]          kafka_2.13 + kafka-tools version to resolve
 #   KAFKA_LOG4J_VERSION [2.25.3]   log4j2 version of the SLF4J binding; keep it
 #                                  equal to the log4j-core that Kafka pulls
-#   KAFKA_PORT [9092]              PLAINTEXT listener (clients)
-#   KAFKA_CONTROLLER_PORT [9093]   CONTROLLER listener (KRaft quorum)
-#   KAFKA_DATA_DIR [.cache/kafka/data]  log.dirs (KRaft metadata + topic data)
+#   KAFKA_NODES [1]                nodes; 1 is the single node as always
+#   KAFKA_PORT [9092]              PLAINTEXT listener (clients) of node 1
+#   KAFKA_CONTROLLER_PORT [9093; KAFKA_PORT+100 with KAFKA_NODES > 1]
+#                                  CONTROLLER listener (KRaft quorum) of node 1
+#   KAFKA_DATA_DIR [.cache/kafka/data; .cache/kafka/cluster with KAFKA_NODES > 1]
+#                                  log.dirs (KRaft metadata + topic data)
 #   KAFKA_FRESH [0]                1: wipe the data dir before start
-#   KAFKA_HEAP_OPTS [-Xms256m -Xmx512m]  broker heap
+#   KAFKA_HEAP_OPTS [-Xms256m -Xmx512m; -Xms256m -Xmx384m per node with
+#                   KAFKA_NODES > 1]  broker heap
 #   KAFKA_JVM_OPTS []              extra broker JVM flags
 #   KAFKA_TOOLS_OPTS [-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1]
 #                                  JVM flags for run-class and the ready check
@@ -40,10 +58,19 @@ ROOT=$(cd "$(dirname "$SELF")/.." && pwd)
 
 KAFKA_VERSION=${KAFKA_VERSION:-4.1.2}
 KAFKA_LOG4J_VERSION=${KAFKA_LOG4J_VERSION:-2.25.3}
+KAFKA_NODES=${KAFKA_NODES:-1}
+[[ $KAFKA_NODES =~ ^[1-9][0-9]*$ ]] || { echo "kafka.sh: KAFKA_NODES must be a positive integer" >&2; exit 64; }
 KAFKA_PORT=${KAFKA_PORT:-9092}
-KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+# Node i takes KAFKA_PORT+i-1, so a cluster's controllers must start beyond
+# the brokers' range, not at 9093.
+if ((KAFKA_NODES > 1)); then
+	KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 100))}
+	KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx384m}
+else
+	KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+	KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+fi
 KAFKA_FRESH=${KAFKA_FRESH:-0}
-KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:-}
 KAFKA_TOOLS_OPTS=${KAFKA_TOOLS_OPTS:--Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
@@ -51,15 +78,40 @@ KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-60}
 
 CACHE=$ROOT/.cache/kafka
 LIBS=$CACHE/$KAFKA_VERSION/libs
-# realpath -m: a relative KAFKA_DATA_DIR is taken from the caller's cwd, and
-# log.dirs must be absolute so the broker does not depend on its own cwd.
-DATA=$(realpath -m "${KAFKA_DATA_DIR:-$CACHE/data}")
 CONF=$CACHE/config
 LOGDIR=$CACHE/logs
-LOG=$LOGDIR/server.log
-PIDFILE=$CACHE/kafka.pid
-SERVER_PROPS=$CONF/server.properties
-BROKERS=127.0.0.1:$KAFKA_PORT
+# realpath -m: a relative KAFKA_DATA_DIR is taken from the caller's cwd, and
+# log.dirs must be absolute so the broker does not depend on its own cwd.
+if ((KAFKA_NODES > 1)); then
+	CLUSTER_DATA=$(realpath -m "${KAFKA_DATA_DIR:-$CACHE/cluster}")
+else
+	CLUSTER_DATA=
+fi
+# Every node's address: the bootstrap list clients get.
+BOOTSTRAP=
+for ((i = 0; i < KAFKA_NODES; i++)); do BOOTSTRAP+="${BOOTSTRAP:+,}127.0.0.1:$((KAFKA_PORT + i))"; done
+
+# select_node I points the per-node globals (ports, data dir, config, log,
+# pid file) at node I. A single node keeps the names it always had, so an
+# existing .cache/kafka/data stays usable.
+select_node() {
+	NODE=$1
+	PORT=$((KAFKA_PORT + NODE - 1))
+	CPORT=$((KAFKA_CONTROLLER_PORT + NODE - 1))
+	BROKERS=127.0.0.1:$PORT
+	if [[ -z $CLUSTER_DATA ]]; then
+		DATA=$(realpath -m "${KAFKA_DATA_DIR:-$CACHE/data}")
+		LOG=$LOGDIR/server.log
+		PIDFILE=$CACHE/kafka.pid
+		SERVER_PROPS=$CONF/server.properties
+	else
+		DATA=$CLUSTER_DATA/node-$NODE
+		LOG=$LOGDIR/node-$NODE.log
+		PIDFILE=$CACHE/kafka-node-$NODE.pid
+		SERVER_PROPS=$CONF/node-$NODE.properties
+	fi
+}
+select_node 1
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -162,6 +214,10 @@ ensure_libs() {
 
 write_configs() {
 	mkdir -p "$CONF" "$LOGDIR"
+	local voters="" i rf=$((KAFKA_NODES < 3 ? KAFKA_NODES : 3)) isr=$((KAFKA_NODES < 2 ? 1 : 2))
+	for ((i = 1; i <= KAFKA_NODES; i++)); do
+		voters+="${voters:+,}$i@127.0.0.1:$((KAFKA_CONTROLLER_PORT + i - 1))"
+	done
 	# Static voter (controller.quorum.voters) rather than a dynamic quorum
 	# (--standalone + controller.quorum.bootstrap.servers): a dynamic quorum
 	# stores the controller endpoint in the metadata log at format time, a
@@ -170,26 +226,27 @@ write_configs() {
 	cat >"$SERVER_PROPS" <<EOF
 # generated by scripts/kafka.sh on every start; edit the script, not this file
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:${KAFKA_CONTROLLER_PORT}
-listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT}
+node.id=${NODE}
+controller.quorum.voters=${voters}
+listeners=PLAINTEXT://127.0.0.1:${PORT},CONTROLLER://127.0.0.1:${CPORT}
+advertised.listeners=PLAINTEXT://127.0.0.1:${PORT}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=${DATA}
 
-# one broker: every internal topic must live with replication factor 1
+# internal topics: replication min(nodes, 3), min ISR min(nodes, 2), so one
+# node of a cluster may die without stopping groups or transactions
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+default.replication.factor=${rf}
+min.insync.replicas=${isr}
+offsets.topic.replication.factor=${rf}
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=${rf}
+transaction.state.log.min.isr=${isr}
 transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=${rf}
+share.coordinator.state.topic.min.isr=${isr}
 
 # tests: no 3 s wait before the first rebalance, topics only created on purpose
 group.initial.rebalance.delay.ms=0
@@ -268,11 +325,36 @@ wipe_data() {
 	rm -rf "$DATA"
 }
 
+# All nodes of a cluster must be formatted with one id, kept next to their
+# data dirs.
+cluster_id() {
+	if [[ -z $CLUSTER_DATA ]]; then
+		gen_cluster_id
+		return
+	fi
+	mkdir -p "$CLUSTER_DATA"
+	[[ -s $CLUSTER_DATA/cluster.id ]] || gen_cluster_id >"$CLUSTER_DATA/cluster.id"
+	cat "$CLUSTER_DATA/cluster.id"
+}
+
+# wipe_all wipes every node's data dir, and the cluster's id with them.
+wipe_all() {
+	local i
+	for ((i = 1; i <= KAFKA_NODES; i++)); do
+		select_node "$i"
+		wipe_data
+	done
+	if [[ -n $CLUSTER_DATA && -d $CLUSTER_DATA ]]; then
+		rm -f "$CLUSTER_DATA/cluster.id"
+		rmdir "$CLUSTER_DATA" 2>/dev/null || true
+	fi
+}
+
 format_storage() {
 	is_formatted && return 0
 	mkdir -p "$DATA"
 	local id
-	id=$(gen_cluster_id)
+	id=$(cluster_id)
 	log "formatting $DATA (cluster id $id)"
 	# 4.x: --cluster-id is mandatory; no --standalone because the quorum is
 	# static (controller.quorum.voters), see write_configs.
@@ -318,7 +400,7 @@ port_open() {
 # metadata round trip (DescribeCluster) whose cluster id must be ours.
 answers() {
 	local want got
-	port_open "$KAFKA_PORT" || return 1
+	port_open "$PORT" || return 1
 	want=$(sed -n 's/^cluster\.id=//p' "$DATA/meta.properties" 2>/dev/null) || return 1
 	[[ -n $want ]] || return 1
 	[[ -f $CONF/probe-client.properties ]] || write_tool_configs
@@ -333,51 +415,41 @@ wait_ready() {
 		if ! pid_alive "$pid"; then
 			tail -n 40 "$LOG" >&2 || true
 			rm -f "$PIDFILE"
-			die "broker exited during startup (log: $LOG)"
+			log "node $NODE exited during startup (log: $LOG)"
+			return 1
 		fi
 		answers && return 0
 		if ((SECONDS >= deadline)); then
 			tail -n 40 "$LOG" >&2 || true
-			log "broker did not answer within ${KAFKA_START_TIMEOUT}s; stopping it"
-			stop_broker
-			exit 1
+			log "node $NODE did not answer within ${KAFKA_START_TIMEOUT}s"
+			return 1
 		fi
 		sleep 0.5
 	done
 }
 
 print_ready() {
-	log "running (pid $1), log: $LOG"
-	echo "KAFKA_BROKERS=$BROKERS"
+	echo "KAFKA_BROKERS=$BOOTSTRAP"
 }
 
-start_broker() {
-	local pid t0
-	if [[ $KAFKA_FRESH == 1 ]]; then
-		stop_broker
-		wipe_data
-	fi
+# launch starts the selected node in the background unless it runs already.
+launch() {
+	local pid p
 	if pid=$(running_pid); then
-		wait_ready "$pid"
-		print_ready "$pid"
 		return 0
 	fi
 	rm -f "$PIDFILE"
 	# Someone else on our ports would make us wait 90 s for nothing.
-	local p
-	for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+	for p in "$PORT" "$CPORT"; do
 		port_open "$p" && die "port $p is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
 	done
 
-	ensure_libs
 	write_configs
-	write_tool_configs
 	format_storage
 
 	# Keep the previous run's log for post-mortems, start a fresh one.
 	[[ -f $LOG ]] && mv -f "$LOG" "$LOG.1"
-	log "starting Kafka $KAFKA_VERSION on $BROKERS (data: $DATA, log: $LOG)"
-	t0=$SECONDS
+	log "starting Kafka $KAFKA_VERSION node $NODE on $BROKERS (data: $DATA, log: $LOG)"
 	# setsid + nohup: the broker must outlive this script and not die with
 	# the caller's terminal or process group (Ctrl-C, SIGHUP). The subshell
 	# execs all the way down, so $! is the java pid. 8>&- 9>&-: the broker
@@ -394,26 +466,135 @@ start_broker() {
 			-cp "$(classpath)" kafka.Kafka "$SERVER_PROPS" \
 			</dev/null >>"$LOG" 2>&1 8>&- 9>&-
 	) &
-	pid=$!
-	echo "$pid" >"$PIDFILE"
-	wait_ready "$pid"
+	echo "$!" >"$PIDFILE"
+}
+
+# await waits until the selected node answers, stopping every node when it
+# does not (a half-started cluster helps nobody).
+await() {
+	local pid
+	pid=$(running_pid) || { stop_all; die "node $NODE is not running (log: $LOG)"; }
+	if ! wait_ready "$pid"; then
+		stop_all
+		exit 1
+	fi
+	log "node $NODE running (pid $pid), log: $LOG"
+}
+
+# A cluster's nodes all start before any is waited for: a controller
+# quorum of N voters elects no leader until a majority runs.
+start_broker() {
+	local t0=$SECONDS i
+	if [[ $KAFKA_FRESH == 1 ]]; then
+		stop_all
+		wipe_all
+	fi
+	ensure_libs
+	write_tool_configs
+	for ((i = 1; i <= KAFKA_NODES; i++)); do
+		select_node "$i"
+		launch
+	done
+	for ((i = 1; i <= KAFKA_NODES; i++)); do
+		select_node "$i"
+		await
+	done
 	log "ready after $((SECONDS - t0))s"
-	print_ready "$pid"
+	print_ready
 }
 
 stop_broker() { stop_service "$KAFKA_STOP_TIMEOUT"; }
 
-status_broker() {
+# stop_all stops a cluster's nodes all at once. Once no majority of the
+# controllers is left, a node still shutting down waits for a quorum that
+# will not come back (the last raft leader does, at least): it gets a few
+# seconds, then SIGKILL, instead of KAFKA_STOP_TIMEOUT.
+stop_all() {
+	local i pid deadline quorumless=
+	local -a pids=() files=() alive=()
+	if ((KAFKA_NODES == 1)); then
+		stop_broker
+		return
+	fi
+	for ((i = 1; i <= KAFKA_NODES; i++)); do
+		select_node "$i"
+		if pid=$(running_pid); then
+			log "node $i: stopping pid $pid (SIGTERM)"
+			kill -TERM "$pid" 2>/dev/null || true
+			pids+=("$pid")
+		fi
+		files+=("$PIDFILE")
+	done
+	deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
+	while :; do
+		alive=()
+		for pid in "${pids[@]}"; do pid_alive "$pid" && alive+=("$pid"); done
+		((${#alive[@]} == 0)) && break
+		if ((${#alive[@]} <= KAFKA_NODES / 2)); then
+			quorumless=${quorumless:-$SECONDS}
+		fi
+		if ((SECONDS >= deadline)) || { [[ -n $quorumless ]] && ((SECONDS >= quorumless + 5)); }; then
+			log "pids ${alive[*]} still alive (no controller quorum left, or ${KAFKA_STOP_TIMEOUT}s passed); SIGKILL"
+			kill -KILL "${alive[@]}" 2>/dev/null || true
+			for pid in "${alive[@]}"; do
+				deadline=$((SECONDS + 10))
+				while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+				pid_alive "$pid" && die "pid $pid survived SIGKILL"
+			done
+		fi
+		sleep 0.2
+	done
+	rm -f "${files[@]}"
+	log "stopped"
+}
+
+status_node() {
 	local pid
 	if ! pid=$(running_pid); then
-		log "not running"
+		log "node $NODE not running"
 		return 1
 	fi
 	if ! answers; then
-		log "pid $pid is alive but $BROKERS does not answer with our cluster id"
+		log "node $NODE: pid $pid is alive but $BROKERS does not answer with our cluster id"
 		return 2
 	fi
-	print_ready "$pid"
+	log "node $NODE running (pid $pid) on $BROKERS"
+}
+
+# status_broker exits with the worst of the nodes' statuses.
+status_broker() {
+	local i rc=0 r
+	for ((i = 1; i <= KAFKA_NODES; i++)); do
+		select_node "$i"
+		r=0
+		status_node || r=$?
+		((r > rc)) && rc=$r
+	done
+	((rc == 0)) && print_ready
+	return "$rc"
+}
+
+# node_arg selects node $1 after checking it is one of the cluster's.
+node_arg() {
+	[[ ${1:-} =~ ^[1-9][0-9]*$ ]] && (($1 <= KAFKA_NODES)) ||
+		die "node must be 1..$KAFKA_NODES, not '${1:-}' (set KAFKA_NODES as for start)"
+	select_node "$1"
+}
+
+# kill_node is a crash: SIGKILL, no controlled shutdown, no leader handover.
+kill_node() {
+	local pid
+	if ! pid=$(running_pid); then
+		rm -f "$PIDFILE"
+		log "node $NODE not running"
+		return 0
+	fi
+	log "node $NODE: SIGKILL pid $pid"
+	kill -KILL "$pid" 2>/dev/null || true
+	local deadline=$((SECONDS + 10))
+	while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+	pid_alive "$pid" && die "pid $pid survived SIGKILL"
+	rm -f "$PIDFILE"
 }
 
 # Serializes start/stop/reset of this checkout's broker (e.g. parallel test
@@ -430,7 +611,7 @@ usage() {
 }
 
 main() {
-	local cmd=${1:-}
+	local cmd=${1:-} pid
 	[[ $# -gt 0 ]] && shift
 	case $cmd in
 	start)
@@ -439,15 +620,39 @@ main() {
 		;;
 	stop)
 		take_lock
-		stop_broker
+		stop_all
 		;;
 	status)
 		status_broker
 		;;
 	reset)
 		take_lock
+		stop_all
+		wipe_all
+		;;
+	kill-node)
+		node_arg "${1:-}"
+		take_lock
+		kill_node
+		;;
+	stop-node)
+		node_arg "${1:-}"
+		take_lock
 		stop_broker
-		wipe_data
+		;;
+	start-node)
+		node_arg "${1:-}"
+		take_lock
+		ensure_libs
+		write_tool_configs
+		launch
+		pid=$(running_pid) || die "node $NODE is not running (log: $LOG)"
+		wait_ready "$pid" || {
+			stop_broker
+			exit 1
+		}
+		log "node $NODE running (pid $pid), log: $LOG"
+		print_ready
 		;;
 	run-class)
 		[[ $# -ge 1 ]] || die "usage: $0 run-class <MainClass> [args...]"

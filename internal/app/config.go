@@ -87,6 +87,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.Kafka.Version, "kafka-version", cfg.Kafka.Version, "Kafka protocol version the client speaks (>= 2.1)")
 	fs.IntVar(&cfg.Kafka.Partitions, "partitions", cfg.Kafka.Partitions, "partitions of the Users topic and the usage table when Inarious creates them")
 	fs.IntVar(&cfg.Kafka.Replication, "replication", cfg.Kafka.Replication, "replication factor of the topics Inarious creates")
+	fs.IntVar(&cfg.Kafka.MinInsyncReplicas, "min-insync-replicas", cfg.Kafka.MinInsyncReplicas, "min.insync.replicas of the topics Inarious creates, 1..--replication (0: the broker's default)")
 	fs.DurationVar(&cfg.Kafka.FlushInterval, "flush-interval", cfg.Kafka.FlushInterval, "longest a produced record waits to be batched")
 	fs.StringVar(&cfg.Kafka.Producer, "worker-producer", cfg.Kafka.Producer, "Kafka client the worker's processors produce with: sarama or franz (franz-go)")
 	fs.StringVar(&cfg.APIProducer, "api-producer", cfg.APIProducer, "Kafka client the API produces its activity events with: sarama or franz (franz-go)")

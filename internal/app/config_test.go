@@ -77,3 +77,28 @@ func TestGCPercentMustNotBeNegative(t *testing.T) {
 		t.Error("--gc-percent -1 accepted")
 	}
 }
+
+// min.insync.replicas above the replication factor would make every acks=all
+// write fail; 0 leaves the broker's default.
+func TestMinInsyncReplicasWithinReplication(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true},
+		{[]string{"--replication=3", "--min-insync-replicas=2"}, true},
+		{[]string{"--replication=3", "--min-insync-replicas=3"}, true},
+		{[]string{"--replication=1", "--min-insync-replicas=1"}, true},
+		{[]string{"--replication=2", "--min-insync-replicas=3"}, false},
+		{[]string{"--min-insync-replicas=2"}, false},
+		{[]string{"--replication=3", "--min-insync-replicas=-1"}, false},
+	} {
+		cfg, err := app.Parse("inarious", tc.args, func(string) string { return "" })
+		if (err == nil) != tc.ok {
+			t.Errorf("%v: err = %v, want ok=%v", tc.args, err, tc.ok)
+		}
+		if err == nil && tc.args != nil && cfg.Kafka.MinInsyncReplicas == 0 {
+			t.Errorf("%v: MinInsyncReplicas not set", tc.args)
+		}
+	}
+}

@@ -21,6 +21,10 @@ type Config struct {
 	Partitions int
 	// Replication factor of topics Inarious creates.
 	Replication int
+	// MinInsyncReplicas is the min.insync.replicas of topics Inarious
+	// creates: with acks=all a write fails rather than being acknowledged
+	// by fewer replicas. 0 leaves the broker's default.
+	MinInsyncReplicas int
 	// FlushInterval bounds how long a produced record may wait in a batch;
 	// goka's 100 ms default would dominate end-to-end freshness.
 	FlushInterval time.Duration
@@ -82,6 +86,9 @@ func (c Config) Validate() error {
 	}
 	if c.Replication < 1 {
 		return fmt.Errorf("kafka: replication must be >= 1, got %d", c.Replication)
+	}
+	if c.MinInsyncReplicas < 0 || c.MinInsyncReplicas > c.Replication {
+		return fmt.Errorf("kafka: min.insync.replicas must be 1..replication (%d), or 0 for the broker's default, got %d", c.Replication, c.MinInsyncReplicas)
 	}
 	if c.FlushInterval < 0 {
 		return fmt.Errorf("kafka: flush interval must not be negative")

@@ -56,6 +56,10 @@ func (s TopicSpec) detail(c Config) *sarama.TopicDetail {
 		forever := "-1"
 		entries["retention.ms"] = &forever
 	}
+	if c.MinInsyncReplicas > 0 {
+		isr := strconv.Itoa(c.MinInsyncReplicas)
+		entries["min.insync.replicas"] = &isr
+	}
 	return &sarama.TopicDetail{NumPartitions: int32(n), ReplicationFactor: int16(c.Replication), ConfigEntries: entries}
 }
 

@@ -54,3 +54,41 @@ func TestEnsureTopicsCoPartitionsAndRetention(t *testing.T) {
 		t.Errorf("windows topic config: cleanup.policy=%q retention.ms=%q", got["cleanup.policy"], got["retention.ms"])
 	}
 }
+
+// MinInsyncReplicas becomes the topic's min.insync.replicas; 0 sets none,
+// so the broker's default applies.
+func TestEnsureTopicsSetsMinInsyncReplicas(t *testing.T) {
+	cfg := kafkatest.Config(t, 2)
+	cfg.MinInsyncReplicas = 1
+	ctx := context.Background()
+	if err := cfg.EnsureTopics(ctx, kafka.Stream("with-isr", time.Hour), kafka.Table("table-with-isr")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MinInsyncReplicas = 0
+	if err := cfg.EnsureTopics(ctx, kafka.Stream("without-isr", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sarama.NewClusterAdmin(cfg.Brokers, cfg.Sarama())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for topic, explicit := range map[string]bool{"with-isr": true, "table-with-isr": true, "without-isr": false} {
+		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found *sarama.ConfigEntry
+		for _, e := range entries {
+			if e.Name == "min.insync.replicas" {
+				found = &e
+			}
+		}
+		switch {
+		case explicit && (found == nil || found.Value != "1" || found.Default):
+			t.Errorf("%s: min.insync.replicas = %+v, want 1 set on the topic", topic, found)
+		case !explicit && found != nil && !found.Default && found.Source == sarama.SourceTopic:
+			t.Errorf("%s: min.insync.replicas = %+v set on the topic, want the broker's default", topic, found)
+		}
+	}
+}
