@@ -81,6 +81,17 @@ func NewLatency() *Latency {
 	return l
 }
 
+// NewShortLivedLatency returns an empty Latency for a few durations held
+// briefly, as the endpoints aggregator's partials are: its bins are
+// buffered and paged instead of a dense array grown for every sketch,
+// several times cheaper for the first adds. Its bins are not capped at
+// MaxBins (the mapping spans ~2,200 bins for any durations, so it stays
+// bounded); it encodes, merges and answers as NewLatency's, and decoding
+// its encoding gives a capped Latency.
+func NewShortLivedLatency() *Latency {
+	return &Latency{sk: newLatencySketch(store.NewBufferedPaginatedStore(), store.NewBufferedPaginatedStore())}
+}
+
 func newLatencySketch(pos, neg store.Store) *ddsketch.DDSketch {
 	return ddsketch.NewDDSketch(latencyMapping, pos, neg)
 }

@@ -429,3 +429,28 @@ func TestLatencyEncodedSize(t *testing.T) {
 		t.Errorf("an empty Latency encodes in %d bytes, want 1", len(b))
 	}
 }
+
+// A short-lived Latency encodes, merges and answers as a capped one.
+func TestShortLivedLatencyIsALatency(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	capped, short, merged := NewLatency(), NewShortLivedLatency(), NewLatency()
+	for range 5000 {
+		d := int64(rng.ExpFloat64() * 20000)
+		capped.Add(d)
+		short.Add(d)
+	}
+	short.Add(0)
+	capped.Add(0)
+	merged.Merge(short)
+	b, _ := short.MarshalBinary() // its stores encode otherwise, the bins alike
+	var back Latency
+	if err := back.UnmarshalBinary(b); err != nil || back.Count() != capped.Count() {
+		t.Fatalf("decoded %d durations (%v), want %d", back.Count(), err, capped.Count())
+	}
+	for _, q := range []float64{0, 0.5, 0.9, 0.99, 1} {
+		x := capped.Quantile(q)
+		if y, z, w := short.Quantile(q), merged.Quantile(q), back.Quantile(q); x != y || x != z || x != w {
+			t.Errorf("q=%v: capped %v, short-lived %v, merged %v, decoded %v", q, x, y, z, w)
+		}
+	}
+}

@@ -379,7 +379,7 @@ func (acc *accumulator) endpoint(ev *activitypb.BackendApiActivity) *endpointAcc
 	if ea == nil {
 		// The event's strings point into the record: keep copies.
 		k = routeKey{method: strings.Clone(k.method), route: strings.Clone(k.route), path: strings.Clone(k.path)}
-		ea = &endpointAcc{name: strings.Clone(endpointName(codecs.EndpointKey(ev))), all: NewRow(), clients: map[uint64]uint64{}}
+		ea = &endpointAcc{name: strings.Clone(endpointName(codecs.EndpointKey(ev))), all: newPartialRow(), clients: map[uint64]uint64{}}
 		acc.endpoints[k] = ea
 	}
 	return ea
@@ -392,10 +392,16 @@ func (ea *endpointAcc) bucket(step time.Duration, start int64) int {
 			return i
 		}
 	}
-	r := NewRow()
+	r := newPartialRow()
 	r.Step, r.Start = step, time.Unix(start, 0).UTC()
 	ea.buckets = append(ea.buckets, bucketAcc{step: step, start: start, row: r})
 	return len(ea.buckets) - 1
+}
+
+// newPartialRow is an empty row of one flush: its latency sketch is a
+// short-lived one, cheap for the few calls most partials hold.
+func newPartialRow() *Row {
+	return &Row{Latency: sketch.NewShortLivedLatency(), Clients: sketch.NewDistinct()}
 }
 
 // eventTime is when the call was made: its request time, or now for
