@@ -8,6 +8,7 @@ package otlpin
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -98,13 +99,17 @@ func Routes(pub Publisher, opts ...Option) []httpx.Route {
 	return []httpx.Route{{Method: http.MethodPost, Path: Path, Scope: auth.EventsWrite, Handler: r}}
 }
 
-var errTooLarge = errors.New("body too large")
+var (
+	errTooLarge  = errors.New("body too large")
+	errNotObject = errors.New("not one JSON object")
+)
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mediaType != ContentTypeProtobuf && mediaType != ContentTypeJSON) {
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if cs, ok := params["charset"]; err != nil || (mediaType != ContentTypeProtobuf && mediaType != ContentTypeJSON) ||
+		(ok && !strings.EqualFold(cs, "utf-8")) {
 		problem.Write(w, r, http.StatusUnsupportedMediaType,
-			"Content-Type must be "+ContentTypeProtobuf+" or "+ContentTypeJSON)
+			"Content-Type must be "+ContentTypeProtobuf+" or "+ContentTypeJSON+" (charset utf-8)")
 		return
 	}
 	body, status, detail := rc.readBody(w, r)
@@ -114,7 +119,13 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := ptraceotlp.NewExportRequest()
 	if mediaType == ContentTypeJSON {
-		err = req.UnmarshalJSON(body)
+		// pdata reads the first value and ignores what follows, and takes
+		// null for an empty request; a JSON body is one object.
+		if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+			err = errNotObject
+		} else {
+			err = req.UnmarshalJSON(body)
+		}
 	} else {
 		err = req.UnmarshalProto(body)
 	}
