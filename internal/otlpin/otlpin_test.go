@@ -336,4 +336,3 @@ func TestFullPublisherRefusesTheWholeBatch(t *testing.T) {
 		}
 	}
 }
-
