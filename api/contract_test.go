@@ -490,6 +490,9 @@ func (c *contract) check(req contractRequest) string {
 		// but a JSON media type is one JSON text.
 		docErr = fmt.Errorf("the body is not one JSON text")
 	}
+	if route.Path == otlpin.Path && rec.Code == http.StatusOK {
+		c.seen["OTLP batch taken"]++
+	}
 	auth := rec.Code == http.StatusUnauthorized || rec.Code == http.StatusForbidden
 	switch {
 	case docErr != nil:
@@ -629,6 +632,9 @@ func (c *contract) run(cases int) {
 		if c.seen[k] < cases/20 {
 			c.t.Errorf("only %d cases were %q; the generator has drifted", c.seen[k], k)
 		}
+	}
+	if !c.keys && c.seen["OTLP batch taken"] == 0 {
+		c.t.Error("no OTLP batch was taken; the generator has drifted")
 	}
 }
 
