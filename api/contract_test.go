@@ -25,6 +25,7 @@ import (
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/dashboard"
+	"github.com/inarious/inarious/internal/otlpin"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/windows"
 	"github.com/inarious/inarious/views/viewstest"
@@ -127,6 +128,8 @@ type contract struct {
 	emails  int
 	// seen counts outcomes, so a run that exercised nothing fails.
 	seen map[string]int
+	// otlpJSON and otlpProto are a real OTLP batch in both encodings.
+	otlpJSON, otlpProto string
 }
 
 func newContract(t *testing.T, srv *api.Server, keys bool) *contract {
@@ -137,6 +140,7 @@ func newContract(t *testing.T, srv *api.Server, keys bool) *contract {
 		t.Fatal(err)
 	}
 	c := &contract{t: t, srv: srv, doc: doc, router: router, rng: rand.New(rand.NewPCG(contractSeed, 1)), keys: keys, seen: map[string]int{}, cursors: map[string][]string{}}
+	c.otlpJSON, c.otlpProto, _ = otlpBodies(t)
 	paths := doc.Paths.InMatchingOrder()
 	sort.Strings(paths) // map order would make the run differ from one time to the next
 	for _, p := range paths {
@@ -342,7 +346,13 @@ func (c *contract) generate() contractRequest {
 			ct = c.pick("text/plain", "application/json; charset=latin1")
 		}
 		req.header = append(req.header, [2]string{"Content-Type", ct})
-		body, sem := c.body(rb.Value.Content[strings.Split(ct, ";")[0]])
+		var body string
+		var sem bool
+		if o.path == otlpin.Path {
+			body, sem = c.otlpBody(ct)
+		} else {
+			body, sem = c.body(rb.Value.Content[strings.Split(ct, ";")[0]])
+		}
 		req.body, req.semantic = &body, req.semantic || sem
 	}
 	return req
@@ -427,6 +437,31 @@ func (c *contract) body(mt *openapi3.MediaType) (string, bool) {
 	return string(b), semantic
 }
 
+// otlpBody draws an OTLP request body of media type ct: a real batch, or
+// one the document rejects, or one only a decoder can refuse (semantic).
+// A body drawn from the schema would be no batch at all.
+func (c *contract) otlpBody(ct string) (string, bool) {
+	if ct == otlpin.ContentTypeProtobuf {
+		switch c.rng.IntN(4) {
+		case 0:
+			return "garbage", true
+		case 1:
+			return strings.Repeat("x", 70<<10), false
+		}
+		return c.otlpProto, false
+	}
+	switch c.rng.IntN(5) {
+	case 0:
+		return c.pick(`{"resourceSpans":42}`, `[]`, `null`, `{} {}`, `{"resourceSpans":[`, ``), false
+	case 1:
+		// A trace id that is not hex.
+		return `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz","kind":2}]}]}]}`, true
+	case 2:
+		return `{}`, false
+	}
+	return c.otlpJSON, false
+}
+
 // check sends req and returns what breaks the contract, "" if nothing.
 func (c *contract) check(req contractRequest) string {
 	rec := httptest.NewRecorder()
@@ -454,6 +489,9 @@ func (c *contract) check(req contractRequest) string {
 		// kin-openapi decodes the first JSON value and ignores the rest,
 		// but a JSON media type is one JSON text.
 		docErr = fmt.Errorf("the body is not one JSON text")
+	}
+	if route.Path == otlpin.Path && rec.Code == http.StatusOK {
+		c.seen["OTLP batch taken"]++
 	}
 	auth := rec.Code == http.StatusUnauthorized || rec.Code == http.StatusForbidden
 	switch {
@@ -492,8 +530,14 @@ func (c *contract) checkUndeclared(req contractRequest, rec *httptest.ResponseRe
 		return fmt.Sprintf("answered %d, want 405: %s", rec.Code, rec.Body)
 	}
 	r := req.request()
-	r.Method = http.MethodGet // every documented path has GET
-	route, _, err := c.router.FindRoute(r)
+	var route *routers.Route
+	var err error
+	for _, m := range []string{http.MethodGet, http.MethodPost} { // every documented path has one
+		r.Method = m
+		if route, _, err = c.router.FindRoute(r); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Sprintf("no documented path: %v", err)
 	}
@@ -588,6 +632,9 @@ func (c *contract) run(cases int) {
 		if c.seen[k] < cases/20 {
 			c.t.Errorf("only %d cases were %q; the generator has drifted", c.seen[k], k)
 		}
+	}
+	if !c.keys && c.seen["OTLP batch taken"] == 0 {
+		c.t.Error("no OTLP batch was taken; the generator has drifted")
 	}
 }
 

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -20,6 +21,9 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/api"
@@ -30,6 +34,7 @@ import (
 	"github.com/inarious/inarious/internal/endpointshttp"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/otlpin"
 	"github.com/inarious/inarious/internal/usagehttp"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/boltstore"
@@ -62,6 +67,7 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 	routes := append(userhttp.Routes(store), hub.Routes()...)
 	routes = append(routes, httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: metrics.New().Handler()})
 	routes = append(routes, endpointshttp.Routes(fakeEndpoints(), endpointshttp.WithLogger(slog.New(slog.DiscardHandler)))...)
+	routes = append(routes, otlpin.Routes(pub, otlpin.WithLogger(slog.New(slog.DiscardHandler)))...)
 	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	windowed := viewstest.NewWindowed(usage, []windows.Bucket{
 		{Start: t0, Step: time.Minute, Total: 3, Endpoints: map[string]uint64{"GET /usage/{client}": 2, "POST /users": 1}, Final: true,
@@ -238,6 +244,57 @@ func init() {
 	// kin-openapi decodes no HTML or event streams; the document types both as strings.
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
 	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
+	// OTLP's protobuf bodies are opaque bytes to the document.
+	openapi3filter.RegisterBodyDecoder(otlpin.ContentTypeProtobuf, openapi3filter.FileBodyDecoder)
+}
+
+// otlpSpans are an OTLP batch: a server span of shop's GET /orders/{id}
+// from 192.0.2.4, a server span without a method (rejected) and a client
+// span (skipped).
+func otlpSpans() ptraceotlp.ExportRequest {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "shop")
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	for i, attrs := range []map[string]any{
+		{"http.request.method": "GET", "http.route": "/orders/{id}", "http.response.status_code": 200, "client.address": "192.0.2.4"},
+		{"http.route": "/orders/{id}", "client.address": "192.0.2.4"},
+		{"http.request.method": "GET", "url.full": "http://upstream/x"},
+	} {
+		sp := spans.AppendEmpty()
+		sp.SetKind(ptrace.SpanKindServer)
+		if i == 2 {
+			sp.SetKind(ptrace.SpanKindClient)
+		}
+		sp.SetTraceID(pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+		sp.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, byte(i)})
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(time.Now().Add(-time.Second)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+		if err := sp.Attributes().FromRaw(attrs); err != nil {
+			panic(err)
+		}
+	}
+	return ptraceotlp.NewExportRequestFromTraces(td)
+}
+
+// otlpBodies are otlpSpans as OTLP/JSON, protobuf and gzipped protobuf.
+func otlpBodies(t *testing.T) (jsonBody, protoBody, gzipBody string) {
+	t.Helper()
+	j, err := otlpSpans().MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := otlpSpans().MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(p)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return string(j), string(p), gz.String()
 }
 
 // conformance sends real requests through the real router and validates the
@@ -419,6 +476,38 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "DELETE", path: item, status: 412, header: map[string]string{"If-Match": `W/"` + ann.Rev + `"`}})
 	c.do(call{method: "DELETE", path: item, status: 204, header: map[string]string{"If-Match": "*"}})
 	c.do(call{method: "DELETE", path: item, status: 404})
+
+	jsonBody, protoBody, gzipBody := otlpBodies(t)
+	pb := map[string]string{"Content-Type": otlpin.ContentTypeProtobuf}
+	rec = c.do(call{method: "POST", path: "/v1/traces", body: jsonBody, status: 200})
+	if !strings.Contains(rec.Body.String(), `"rejectedSpans":"1"`) {
+		t.Errorf("OTLP/JSON answer does not count the span without a method: %s", rec.Body)
+	}
+	c.do(call{method: "POST", path: "/v1/traces", body: `{}`, status: 200})
+	c.do(call{method: "POST", path: "/v1/traces", body: protoBody, status: 200, header: pb})
+	c.do(call{method: "POST", path: "/v1/traces", body: gzipBody, status: 200,
+		header: map[string]string{"Content-Type": otlpin.ContentTypeProtobuf, "Content-Encoding": "gzip"}})
+	c.do(call{method: "POST", path: "/v1/traces", body: `{"resourceSpans":42}`, status: 400, docRejects: true})
+	c.do(call{method: "POST", path: "/v1/traces", body: "garbage", status: 400, header: pb}) // only a decoder can tell
+	c.do(call{method: "POST", path: "/v1/traces", body: protoBody, status: 415, docRejects: true,
+		header: map[string]string{"Content-Type": "text/plain"}})
+	c.do(call{method: "POST", path: "/v1/traces", body: strings.Repeat("x", 70<<10), status: 413, header: pb})
+	// A publisher without room refuses the batch whole: 429 and Retry-After.
+	full := api.NewPublisher(&fakeEmitter{}, 0)
+	t.Cleanup(func() { _ = full.Close(context.Background()) })
+	cr, err := api.NewClientResolver(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fullSrv, err := api.New(full, cr, api.WithRoutes(otlpin.Routes(full, otlpin.WithLogger(slog.New(slog.DiscardHandler)))...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := *c
+	busy.srv = fullSrv
+	if rec := busy.do(call{method: "POST", path: "/v1/traces", body: protoBody, status: 429, header: pb}); rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("429 without Retry-After: %v", rec.Header())
+	}
 
 	c.do(call{method: "GET", path: "/metrics", status: 200})
 	c.do(call{method: "GET", path: "/dashboard", status: 200})

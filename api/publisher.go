@@ -184,6 +184,26 @@ func (p *Publisher) accept(ev *activitypb.BackendApiActivity) (produceHere, acce
 	}
 }
 
+// PublishAll queues every event of evs or none of them, and reports which:
+// a batch refused whole can be retried whole without counting any of it
+// twice (an OTLP exporter retries its batch on 429 and 503). Refused
+// batches are not counted as dropped: their sender is told and keeps them.
+func (p *Publisher) PublishAll(evs []*activitypb.BackendApiActivity) bool {
+	// The write lock keeps Publish and retry out, so no event is queued
+	// while these are: the room seen here can only grow until they are in.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || cap(p.queue)-len(p.queue) < len(evs) {
+		return false
+	}
+	for _, ev := range evs {
+		p.pending.Add(1)
+		p.queue <- ev
+		p.accepted.Add(1)
+	}
+	return true
+}
+
 // produce hands ev, whose slot is taken, to the producer.
 func (p *Publisher) produce(ev *activitypb.BackendApiActivity) {
 	if err := p.prod.Produce(codecs.ClientOf(ev), ev, p.settleFn); err != nil {

@@ -160,3 +160,38 @@ func TestPublisherProducingOnPublishRacesClose(t *testing.T) {
 		t.Errorf("stats %+v after Close, %+v at Close: want nothing accepted after Close, every event accepted or dropped", got, st)
 	}
 }
+
+// TestPublishAllTakesAWholeBatchOrNone: a batch that does not fit in the
+// queue is refused whole, not counted as dropped, and the events already
+// queued are delivered once the publisher runs.
+func TestPublishAllTakesAWholeBatchOrNone(t *testing.T) {
+	prod := &syncProducer{}
+	ready := make(chan struct{})
+	p := api.NewEventPublisher(prod, 3, api.HoldUntil(ready))
+	batch := func(n int) []*activitypb.BackendApiActivity {
+		evs := make([]*activitypb.BackendApiActivity, n)
+		for i := range evs {
+			evs[i] = &activitypb.BackendApiActivity{ClientHost: "c", HttpMethod: "GET"}
+		}
+		return evs
+	}
+	if !p.PublishAll(batch(2)) {
+		t.Fatal("a batch of 2 was refused by an empty queue of 3")
+	}
+	if p.PublishAll(batch(2)) {
+		t.Fatal("a batch of 2 was taken with room for 1")
+	}
+	if st := p.Stats(); st.Accepted != 2 || st.Dropped != 0 || st.Queued != 2 {
+		t.Errorf("stats %+v, want 2 accepted, none dropped, 2 queued", st)
+	}
+	close(ready)
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		return prod.count() == 2, fmt.Sprintf("%d delivered, want 2", prod.count())
+	})
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p.PublishAll(batch(1)) {
+		t.Error("a closed publisher took a batch")
+	}
+}

@@ -47,7 +47,11 @@ type BackendApiActivity struct {
 	Route     string `protobuf:"bytes,8,opt,name=route,proto3" json:"route,omitempty"`
 	RequestId string `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The identity usage is counted under (the client host unless an API key names one).
-	Client        string `protobuf:"bytes,10,opt,name=client,proto3" json:"client,omitempty"`
+	Client string `protobuf:"bytes,10,opt,name=client,proto3" json:"client,omitempty"`
+	// The service that served the call, from an OTLP span's resource
+	// (service.name); empty for the API's own events. Not yet a key of any
+	// table: usage is counted per client and endpoint across services.
+	Service       string `protobuf:"bytes,11,opt,name=service,proto3" json:"service,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -148,6 +152,13 @@ func (x *BackendApiActivity) GetRequestId() string {
 func (x *BackendApiActivity) GetClient() string {
 	if x != nil {
 		return x.Client
+	}
+	return ""
+}
+
+func (x *BackendApiActivity) GetService() string {
+	if x != nil {
+		return x.Service
 	}
 	return ""
 }
@@ -1019,7 +1030,7 @@ var File_activity_proto protoreflect.FileDescriptor
 
 const file_activity_proto_rawDesc = "" +
 	"\n" +
-	"\x0eactivity.proto\x12\x11inarious.activity\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x02\n" +
+	"\x0eactivity.proto\x12\x11inarious.activity\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n" +
 	"\x12BackendApiActivity\x12\x1f\n" +
 	"\vclient_host\x18\x01 \x01(\tR\n" +
 	"clientHost\x12\x1f\n" +
@@ -1037,7 +1048,8 @@ const file_activity_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\t \x01(\tR\trequestId\x12\x16\n" +
 	"\x06client\x18\n" +
-	" \x01(\tR\x06client\"\xa2\x01\n" +
+	" \x01(\tR\x06client\x12\x18\n" +
+	"\aservice\x18\v \x01(\tR\aservice\"\xa2\x01\n" +
 	"\rEndpointUsage\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x127\n" +
 	"\tlast_seen\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1b\n" +

@@ -64,6 +64,9 @@ type Config struct {
 	ClientRetention time.Duration
 	// GCPercent is the GC target (0: Go's default, or GOGC).
 	GCPercent int
+	// OTLPClientAttribute is the span attribute OTLP calls are counted
+	// under (empty: the client's address).
+	OTLPClientAttribute string
 }
 
 // Where the API reads usage from (--usage-source).
@@ -121,6 +124,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.DurationVar(&cfg.WindowGrace, "window-grace", cfg.WindowGrace, "how long after a bucket's end late events still count in it")
 	fs.DurationVar(&cfg.ClientRetention, "client-retention", cfg.ClientRetention, "worker: delete the usage of clients not seen for this long (0: keep forever)")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target percentage (0: Go's default of 100); more trades memory for CPU; GOGC in the environment wins")
+	fs.StringVar(&cfg.OTLPClientAttribute, "otlp-client-attribute", cfg.OTLPClientAttribute, "API only: span attribute POST /v1/traces counts a call under, e.g. enduser.id (empty: the client's address, client.address)")
 	return fs
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/inarious/inarious/codecs/confluent"
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/otlpin"
 	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/internal/users/userhttp"
 	"github.com/inarious/inarious/internal/windows"
@@ -257,6 +258,8 @@ func buildHandler(ctx context.Context, cfg Config, log *slog.Logger, obs *observ
 		api.WithLogger(log),
 		api.WithAPIKeys(keys),
 		api.WithRoutes(userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))...),
+		api.WithRoutes(otlpin.Routes(pub, otlpin.WithLogger(log.With("component", "otlp")),
+			otlpin.WithMaxBodyBytes(cfg.MaxBodyBytes), otlpin.WithClientAttribute(cfg.OTLPClientAttribute))...),
 	}
 	opts = append(append(append(opts, tablesOptions(tables)...), obsOpts...), apiOpts...)
 	handler, err := api.New(pub, clients, opts...)

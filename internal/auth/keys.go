@@ -35,6 +35,9 @@ const (
 	UsersRead Scope = "users:read"
 	// UsersWrite creates, replaces, patches and deletes users, and reads them.
 	UsersWrite Scope = "users:write"
+	// EventsWrite sends activity events of another API: POST /v1/traces
+	// (OTLP). It reads nothing.
+	EventsWrite Scope = "events:write"
 	// Admin may do everything: any client's usage, the usage list, the dashboard.
 	Admin Scope = "admin"
 	// Public marks a route open to every caller, with or without a key. It
@@ -42,7 +45,7 @@ const (
 	Public Scope = "public"
 )
 
-var knownScopes = []Scope{UsageRead, UsersRead, UsersWrite, Admin}
+var knownScopes = []Scope{UsageRead, UsersRead, UsersWrite, EventsWrite, Admin}
 
 // Principal is who a key belongs to.
 type Principal struct {
@@ -214,7 +217,7 @@ func parseEntry(text string) (entry, error) {
 			continue
 		}
 		if !slices.Contains(knownScopes, Scope(s)) {
-			return entry{}, fmt.Errorf("unknown scope %q (known: usage:read, users:read, users:write, admin)", s)
+			return entry{}, fmt.Errorf("unknown scope %q (known: usage:read, users:read, users:write, events:write, admin)", s)
 		}
 		if !slices.Contains(e.principal.Scopes, Scope(s)) {
 			e.principal.Scopes = append(e.principal.Scopes, Scope(s))

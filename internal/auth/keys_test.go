@@ -156,3 +156,17 @@ func TestLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestEventsWriteScope(t *testing.T) {
+	keys, err := auth.Parse(strings.NewReader("shop:events:write:"+auth.Hash("k")), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := keys.Lookup("k")
+	if !ok || !p.Has(auth.EventsWrite) || p.Has(auth.UsageRead) || p.Has(auth.UsersRead) || p.Has(auth.Admin) {
+		t.Errorf("events:write key = %+v, %v: it sends events and reads nothing", p, ok)
+	}
+	if !(auth.Principal{Scopes: []auth.Scope{auth.Admin}}).Has(auth.EventsWrite) {
+		t.Error("admin does not imply events:write")
+	}
+}

@@ -1,0 +1,214 @@
+// Package otlpin receives another API's calls as OpenTelemetry traces over
+// OTLP/HTTP (POST /v1/traces, protobuf or JSON, optionally gzipped) and
+// turns each server span into an activity event on the Users topic, so any
+// instrumented API is counted as Inarious' own. See the README, "Send us
+// your API's calls".
+package otlpin
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/auth"
+	"github.com/inarious/inarious/internal/httpx"
+	"github.com/inarious/inarious/internal/problem"
+)
+
+// Path is where OTLP/HTTP exporters send traces (the spec's default).
+const Path = "/v1/traces"
+
+// The request (and response) encodings OTLP/HTTP defines.
+const (
+	ContentTypeProtobuf = "application/x-protobuf"
+	ContentTypeJSON     = "application/json"
+)
+
+// DefaultMaxBodyBytes caps a request's body as sent, as the API's other
+// bodies (--max-body-bytes). An SDK's batch of 512 spans is a few hundred
+// KiB: exporters should compress, or the limit be raised.
+const DefaultMaxBodyBytes int64 = 64 << 10
+
+// inflateRatio bounds what a gzipped body may inflate to, as a multiple of
+// the body limit, so a small compressed bomb cannot fill memory.
+const inflateRatio = 16
+
+// RetryAfter is what 429 and 503 ask the exporter to wait before it
+// sends the batch again.
+const RetryAfter = time.Second
+
+// Publisher takes a batch of events whole or not at all: a refused batch is
+// retried whole by the exporter, so none of it may have been taken.
+type Publisher interface {
+	PublishAll(evs []*activitypb.BackendApiActivity) bool
+	// Healthy is false while deliveries to Kafka fail.
+	Healthy() bool
+}
+
+// Option configures Routes.
+type Option func(*receiver)
+
+// WithClientAttribute counts calls under this span attribute (e.g.
+// enduser.id) instead of the client's address, where a span has it.
+func WithClientAttribute(name string) Option {
+	return func(r *receiver) { r.clientAttr = name }
+}
+
+// WithMaxBodyBytes changes the body limit; larger bodies get 413.
+func WithMaxBodyBytes(n int64) Option {
+	return func(r *receiver) {
+		if n > 0 {
+			r.maxBody = n
+		}
+	}
+}
+
+// WithLogger sets where refused batches are logged (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(r *receiver) {
+		if l != nil {
+			r.log = l
+		}
+	}
+}
+
+type receiver struct {
+	pub        Publisher
+	clientAttr string
+	maxBody    int64
+	log        *slog.Logger
+}
+
+// Routes is the OTLP/HTTP traces receiver, publishing through pub.
+func Routes(pub Publisher, opts ...Option) []httpx.Route {
+	r := &receiver{pub: pub, maxBody: DefaultMaxBodyBytes, log: slog.Default()}
+	for _, o := range opts {
+		o(r)
+	}
+	return []httpx.Route{{Method: http.MethodPost, Path: Path, Scope: auth.EventsWrite, Handler: r}}
+}
+
+var (
+	errTooLarge  = errors.New("body too large")
+	errNotObject = errors.New("not one JSON object")
+)
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if cs, ok := params["charset"]; err != nil || (mediaType != ContentTypeProtobuf && mediaType != ContentTypeJSON) ||
+		(ok && !strings.EqualFold(cs, "utf-8")) {
+		problem.Write(w, r, http.StatusUnsupportedMediaType,
+			"Content-Type must be "+ContentTypeProtobuf+" or "+ContentTypeJSON+" (charset utf-8)")
+		return
+	}
+	body, status, detail := rc.readBody(w, r)
+	if status != 0 {
+		problem.Write(w, r, status, detail)
+		return
+	}
+	req := ptraceotlp.NewExportRequest()
+	if mediaType == ContentTypeJSON {
+		// pdata reads the first value and ignores what follows, and takes
+		// null for an empty request; a JSON body is one object.
+		if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+			err = errNotObject
+		} else {
+			err = req.UnmarshalJSON(body)
+		}
+	} else {
+		err = req.UnmarshalProto(body)
+	}
+	if err != nil {
+		problem.Write(w, r, http.StatusBadRequest, "the body is no OTLP ExportTraceServiceRequest in "+mediaType)
+		return
+	}
+	res := Convert(req.Traces(), rc.clientAttr)
+	if len(res.Events) > 0 && !rc.pub.PublishAll(res.Events) {
+		// Kafka away: 503; only busy: 429. Both are retried by exporters.
+		status := http.StatusServiceUnavailable
+		if rc.pub.Healthy() {
+			status = http.StatusTooManyRequests
+		}
+		rc.log.Warn("otlp batch refused: the event queue has no room", "spans", len(res.Events), "status", status)
+		w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+		problem.Write(w, r, status, "the event queue has no room for this batch; send it again later")
+		return
+	}
+	resp := ptraceotlp.NewExportResponse()
+	if res.Rejected > 0 {
+		resp.PartialSuccess().SetRejectedSpans(res.Rejected)
+		resp.PartialSuccess().SetErrorMessage(res.Reason)
+	}
+	var out []byte
+	if mediaType == ContentTypeJSON {
+		out, err = resp.MarshalJSON()
+	} else {
+		out, err = resp.MarshalProto()
+	}
+	if err != nil {
+		rc.log.Error("otlp response", "err", err)
+		problem.Write(w, r, http.StatusInternalServerError, "could not encode the response")
+		return
+	}
+	w.Header().Set("Content-Type", mediaType)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+// readBody reads the body within the limits, inflating a gzipped one; a
+// non-zero status says why it could not.
+func (rc *receiver) readBody(w http.ResponseWriter, r *http.Request) (body []byte, status int, detail string) {
+	body, err := readAtMost(http.MaxBytesReader(w, r.Body, rc.maxBody), rc.maxBody)
+	if err != nil {
+		status, detail = bodyError(err, rc.maxBody)
+		return nil, status, detail
+	}
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		return body, 0, ""
+	case "gzip":
+		gz, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, http.StatusBadRequest, "the body is not valid gzip"
+		}
+		if body, err = readAtMost(gz, rc.maxBody*inflateRatio); err != nil {
+			status, detail = bodyError(err, rc.maxBody*inflateRatio)
+			return nil, status, detail
+		}
+		return body, 0, ""
+	default:
+		return nil, http.StatusUnsupportedMediaType, "Content-Encoding must be gzip or none, not " + enc
+	}
+}
+
+// bodyError answers a failed read: 413 past limit, else 400.
+func bodyError(err error, limit int64) (int, string) {
+	var mbe *http.MaxBytesError
+	if errors.Is(err, errTooLarge) || errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge, "the body is larger than " + strconv.FormatInt(limit, 10) + " bytes"
+	}
+	return http.StatusBadRequest, "the body could not be read (truncated, or not valid gzip)"
+}
+
+// readAtMost reads all of in, or errTooLarge past limit bytes.
+func readAtMost(in io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(in, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
