@@ -151,7 +151,7 @@ func TestRealRegistryEvolution(t *testing.T) {
 	check("committed activity.proto", Schema(), true)
 	check("client_host string -> int64", retype(t, "string client_host = 1;", "int64 client_host = 1;"), false)
 	check("http_method string -> int32", retype(t, "string http_method = 4;", "int32 http_method = 4;"), false)
-	check("new field 11", retype(t, "string client = 10;", "string client = 10;\n  string tenant = 11;"), true)
+	check("a new field", retype(t, "string client = 10;", "string client = 10;\n  string tenant = 1000;"), true) // a number no field uses
 
 	// Registering the retyped schema is refused outright (on a subject of
 	// its own, so Users-value keeps only real versions).
