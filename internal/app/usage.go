@@ -15,6 +15,7 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/ownership"
 	"github.com/inarious/inarious/internal/routing"
@@ -48,9 +49,10 @@ func usageGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup
 	if err != nil {
 		return nil, err
 	}
-	q := routing.NewWorker(n, own, routing.WithLogger(log.With("component", "query")))
+	lease := ownership.NewLease(string(usage.Group), kafka.HeartbeatInterval, log.With("component", "lease", "group", usage.Group))
+	q := routing.NewWorker(n, own, routing.WithLogger(log.With("component", "query")), routing.WithLease(lease))
 	q.SetWindows(g.Windows(), g)
-	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, queryCounters: []metrics.Counter{
+	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, lease: lease, queryCounters: []metrics.Counter{
 		{Name: "usage_query_answered_total", Help: "Reads of owned partitions this worker answered.", Value: q.Answered},
 		{Name: "usage_query_refused_total", Help: "Reads this worker refused: partition not owned, or rebalancing.", Value: q.Refused},
 	}}, nil
