@@ -47,7 +47,7 @@ func endpointsGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerG
 	if err != nil {
 		return nil, err
 	}
-	lease := ownership.NewLease(string(endpoints.Group), kafka.HeartbeatInterval, log.With("component", "lease", "group", endpoints.Group))
+	lease := ownership.NewLease(string(endpoints.Group), kafka.HeartbeatInterval, log.With("component", "lease"))
 	q := routing.NewEndpointWorker(n, g, own, routing.WithLogger(log.With("component", "query", "group", endpoints.Group)), routing.WithLease(lease))
 	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, lease: lease, queryCounters: []metrics.Counter{
 		{Name: "endpoints_query_answered_total", Help: "Endpoints reads of owned partitions this worker answered.", Value: q.Answered},

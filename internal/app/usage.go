@@ -49,7 +49,7 @@ func usageGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup
 	if err != nil {
 		return nil, err
 	}
-	lease := ownership.NewLease(string(usage.Group), kafka.HeartbeatInterval, log.With("component", "lease", "group", usage.Group))
+	lease := ownership.NewLease(string(usage.Group), kafka.HeartbeatInterval, log.With("component", "lease"))
 	q := routing.NewWorker(n, own, routing.WithLogger(log.With("component", "query")), routing.WithLease(lease))
 	q.SetWindows(g.Windows(), g)
 	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, lease: lease, queryCounters: []metrics.Counter{
