@@ -34,10 +34,15 @@ func usageGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup
 	if err != nil {
 		return nil, err
 	}
+	// The lease fences the table's writes (and, with --query-listen, the
+	// routed reads): a member stalled past its session timeout neither
+	// writes rows from its stale state nor answers from it when it resumes.
+	lease := ownership.NewLease(string(usage.Group), kafka.HeartbeatInterval, log.With("component", "lease"))
 	opts := []usage.Option{usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder),
-		usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention)}
+		usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention),
+		usage.WithWriteFence(func() error { return lease.Check(routing.LeaseTTL) })}
 	if cfg.QueryListen == "" {
-		return &workerGroup{Component: usage.New(opts...)}, nil
+		return &workerGroup{Component: usage.New(opts...), lease: lease}, nil
 	}
 	own := top.New()
 	g := usage.New(append(opts, usage.WithTopIndex(own), usage.WithWindowJoins())...)
@@ -49,7 +54,6 @@ func usageGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup
 	if err != nil {
 		return nil, err
 	}
-	lease := ownership.NewLease(string(usage.Group), kafka.HeartbeatInterval, log.With("component", "lease"))
 	q := routing.NewWorker(n, own, routing.WithLogger(log.With("component", "query")), routing.WithLease(lease))
 	q.SetWindows(g.Windows(), g)
 	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, lease: lease, queryCounters: []metrics.Counter{

@@ -1,6 +1,7 @@
 package ownership
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -122,6 +123,19 @@ func (l *Lease) heartbeat(clientOf func() (sarama.Client, error), version sarama
 	}
 	if resp.Err != sarama.ErrNoError {
 		return resp.Err
+	}
+	return nil
+}
+
+// Check fails unless the coordinator confirmed the membership within
+// maxAge (by Confirmed's time).
+func (l *Lease) Check(maxAge time.Duration) error {
+	c := l.Confirmed()
+	if c.IsZero() {
+		return fmt.Errorf("group %s: membership not confirmed yet", l.group)
+	}
+	if age := l.now().Sub(c); age > maxAge {
+		return fmt.Errorf("group %s: membership last confirmed %v ago", l.group, age.Round(time.Millisecond))
 	}
 	return nil
 }
