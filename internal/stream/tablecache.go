@@ -313,7 +313,7 @@ func (cp *CachedPartition) flush(final bool) bool {
 		cp.since = time.Time{}
 		return true
 	}
-	w := &tableWrite{commits: cp.commits, pending: len(cp.order), store: cp.store, inFlight: &cp.c.inFlight}
+	w := &tableWrite{c: cp.c, commits: cp.commits, pending: len(cp.order), store: cp.store, inFlight: &cp.c.inFlight}
 	w.inFlight.Add(int64(w.pending))
 	producer := cp.c.currentProducer()
 	for _, key := range cp.order {
@@ -367,6 +367,7 @@ func (cp *CachedPartition) unbind(st storage.Storage) {
 
 // tableWrite finishes one Flush's deferred commits after its last record.
 type tableWrite struct {
+	c        *TableCache
 	mu       sync.Mutex
 	inFlight *atomic.Int64
 	store    storage.Storage
@@ -391,8 +392,12 @@ func (w *tableWrite) done(msg *sarama.ProducerMessage, err error) {
 	if !last {
 		return
 	}
-	if w.err == nil && w.offset > 0 {
-		// As goka does after a table write: where recovery resumes.
+	if w.err == nil && w.offset > 0 && w.c.fenceErr() == nil {
+		// As goka does after a table write: where recovery resumes. Not
+		// when the membership is unconfirmed: a write sent just before a
+		// stall lands after the next owner's records, and recovery from
+		// past it would skip them; from the older offset it only reads
+		// this member's own records again.
 		if err := w.store.SetOffset(w.offset); err != nil {
 			w.err = err
 		}
