@@ -137,6 +137,7 @@ func (p *proc) stop(timeout time.Duration) (time.Duration, bool) {
 		return 0, true
 	}
 	t0 := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGCONT) // a paused process handles no SIGTERM
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -158,6 +159,23 @@ func (p *proc) kill() {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
 		p.t.Errorf("%s (pid %d) survived SIGKILL for 10s", p.name, p.pid())
+	}
+}
+
+// pause stops the process with SIGSTOP: it keeps its sockets, and runs on
+// from where it was after resume, as a paused VM would.
+func (p *proc) pause() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		p.t.Fatalf("SIGSTOP %s: %v", p.name, err)
+	}
+}
+
+// resume continues a paused process with SIGCONT.
+func (p *proc) resume() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		p.t.Fatalf("SIGCONT %s: %v", p.name, err)
 	}
 }
 

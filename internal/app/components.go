@@ -14,6 +14,7 @@ import (
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/ownership"
 	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/views"
 )
@@ -80,6 +81,9 @@ type workerGroup struct {
 	queryCounters []metrics.Counter
 	// onStart, if not nil, sees every processor of the group built.
 	onStart func(*goka.Processor)
+	// lease, if not nil, is renewed over every session of the group; the
+	// group's query side answers only while it is fresh.
+	lease *ownership.Lease
 }
 
 // buildGroups builds every component's group.

@@ -15,7 +15,9 @@ import (
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/endpointindex"
 	"github.com/inarious/inarious/internal/endpointshttp"
+	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/ownership"
 	"github.com/inarious/inarious/internal/routing"
 	"github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/views"
@@ -45,8 +47,9 @@ func endpointsGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerG
 	if err != nil {
 		return nil, err
 	}
-	q := routing.NewEndpointWorker(n, g, own, routing.WithLogger(log.With("component", "query", "group", endpoints.Group)))
-	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, queryCounters: []metrics.Counter{
+	lease := ownership.NewLease(string(endpoints.Group), kafka.HeartbeatInterval, log.With("component", "lease"))
+	q := routing.NewEndpointWorker(n, g, own, routing.WithLogger(log.With("component", "query", "group", endpoints.Group)), routing.WithLease(lease))
+	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, lease: lease, queryCounters: []metrics.Counter{
 		{Name: "endpoints_query_answered_total", Help: "Endpoints reads of owned partitions this worker answered.", Value: q.Answered},
 		{Name: "endpoints_query_refused_total", Help: "Endpoints reads this worker refused: partition not owned, or rebalancing.", Value: q.Refused},
 	}}, nil

@@ -8,7 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
+
+	"github.com/IBM/sarama"
 
 	"github.com/inarious/inarious/internal/ownership"
 )
@@ -61,4 +64,62 @@ func advertisable(a net.Addr) string {
 		}
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// leaseClient is the Kafka client the leases of a worker's groups send
+// their heartbeats over, opened on first use (a worker starts before its
+// broker is reachable, and its groups retry).
+type leaseClient struct {
+	brokers []string
+	conf    *sarama.Config
+
+	mu     sync.Mutex
+	client sarama.Client
+	closed bool
+}
+
+func (c *leaseClient) get() (sarama.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("lease client closed")
+	}
+	if c.client == nil {
+		cl, err := sarama.NewClient(c.brokers, c.conf)
+		if err != nil {
+			return nil, err
+		}
+		c.client = cl
+	}
+	return c.client, nil
+}
+
+func (c *leaseClient) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.client != nil {
+		_ = c.client.Close()
+	}
+}
+
+// followLeases renews the lease of every group that has one over each of
+// its sessions (cfg.Kafka.OnSession, set before the groups run).
+func followLeases(cfg *Config, groups []*workerGroup, log *slog.Logger) *leaseClient {
+	sc := cfg.Kafka.Sarama()
+	sc.ClientID += "-lease"
+	c := &leaseClient{brokers: cfg.Kafka.Brokers, conf: sc}
+	leases := map[string]*ownership.Lease{}
+	for _, g := range groups {
+		if g.lease != nil {
+			leases[g.lease.Group()] = g.lease
+		}
+	}
+	cfg.Kafka.OnSession = func(group string, sess sarama.ConsumerGroupSession) {
+		if l := leases[group]; l != nil {
+			l.Follow(c.get, sc.Version, sess)
+		}
+	}
+	log.Debug("following group membership for routed reads", "groups", len(leases))
+	return c
 }

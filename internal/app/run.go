@@ -129,6 +129,8 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed)
 		// After the groups have left: until then it refuses on its own.
 		defer stop()
 	}
+	leases := followLeases(&cfg, groups, log)
+	defer leases.close()
 	dataDir := filepath.Join(cfg.DataDir, "worker")
 	g, gctx := errgroup.WithContext(ctx)
 	for _, wg := range groups {

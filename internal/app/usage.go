@@ -15,6 +15,7 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
+	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/ownership"
 	"github.com/inarious/inarious/internal/routing"
@@ -33,10 +34,15 @@ func usageGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup
 	if err != nil {
 		return nil, err
 	}
+	// The lease fences the table's writes (and, with --query-listen, the
+	// routed reads): a member stalled past its session timeout neither
+	// writes rows from its stale state nor answers from it when it resumes.
+	lease := ownership.NewLease(string(usage.Group), kafka.HeartbeatInterval, log.With("component", "lease"))
 	opts := []usage.Option{usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder),
-		usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention)}
+		usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention),
+		usage.WithWriteFence(func() error { return lease.Check(routing.LeaseTTL) })}
 	if cfg.QueryListen == "" {
-		return &workerGroup{Component: usage.New(opts...)}, nil
+		return &workerGroup{Component: usage.New(opts...), lease: lease}, nil
 	}
 	own := top.New()
 	g := usage.New(append(opts, usage.WithTopIndex(own), usage.WithWindowJoins())...)
@@ -48,9 +54,9 @@ func usageGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup
 	if err != nil {
 		return nil, err
 	}
-	q := routing.NewWorker(n, own, routing.WithLogger(log.With("component", "query")))
+	q := routing.NewWorker(n, own, routing.WithLogger(log.With("component", "query")), routing.WithLease(lease))
 	q.SetWindows(g.Windows(), g)
-	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, queryCounters: []metrics.Counter{
+	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, lease: lease, queryCounters: []metrics.Counter{
 		{Name: "usage_query_answered_total", Help: "Reads of owned partitions this worker answered.", Value: q.Answered},
 		{Name: "usage_query_refused_total", Help: "Reads this worker refused: partition not owned, or rebalancing.", Value: q.Refused},
 	}}, nil

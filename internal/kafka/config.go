@@ -38,6 +38,11 @@ type Config struct {
 	// (franz-go; the default, ~14 % less CPU per event in BENCHMARKS.md) or
 	// ProducerSarama (goka's own, also when empty).
 	Producer string
+	// OnSession, if not nil, is called as each session of a processor's
+	// consumer group begins (before goka's own Setup), with the group's
+	// name: a worker answering routed reads follows its membership there
+	// (ownership.Lease).
+	OnSession func(group string, sess sarama.ConsumerGroupSession)
 }
 
 // Kafka clients a processor can produce with.

@@ -21,7 +21,7 @@ func (c Config) ProcessorOptions(log *slog.Logger) []goka.ProcessorOption {
 		goka.WithClientID(c.ClientID),
 		goka.WithHasher(Hasher),
 		goka.WithTopicManagerBuilder(c.TopicManagerBuilder()),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
+		goka.WithConsumerGroupBuilder(c.consumerGroupBuilder(sc)),
 		goka.WithConsumerSaramaBuilder(TableConsumerBuilder(sc)),
 		goka.WithLogger(GokaLogger(log)),
 	}

@@ -76,7 +76,7 @@ type EndpointWorker struct {
 // n partitions: rows from table, lists from idx, which the member's
 // storage keeps for its own partitions (endpoints.WithStorageLayer).
 func NewEndpointWorker(n int, table EndpointTable, idx *endpointindex.Index, opts ...Option) *EndpointWorker {
-	return &EndpointWorker{member: member{partitions: n, log: newOptions(opts).log}, table: table, index: idx}
+	return &EndpointWorker{member: newMember(n, opts), table: table, index: idx}
 }
 
 // Register adds EndpointPath, EndpointBucketsPath and EndpointsPath to mux.

@@ -88,10 +88,21 @@ type forwarder struct {
 // Option configures NewReader and NewWorker.
 type Option func(*options)
 
-type options struct{ log *slog.Logger }
+type options struct {
+	log   *slog.Logger
+	lease Lease
+	now   func() time.Time
+}
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
+
+// WithLease makes a worker answer only while l confirms its membership
+// (see member.guarded); without, it trusts goka's state alone.
+func WithLease(l Lease) Option { return func(o *options) { o.lease = l } }
+
+// withClock replaces time.Now (tests).
+func withClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 func newOptions(opts []Option) options {
 	o := options{}
@@ -100,6 +111,9 @@ func newOptions(opts []Option) options {
 	}
 	if o.log == nil {
 		o.log = slog.Default()
+	}
+	if o.now == nil {
+		o.now = time.Now
 	}
 	return o
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/lovoo/goka"
@@ -50,6 +51,8 @@ type member struct {
 	partitions int
 	proc       atomic.Pointer[goka.Processor]
 	log        *slog.Logger
+	lease      Lease // nil: none
+	now        func() time.Time
 
 	answered, refused atomic.Uint64
 }
@@ -58,7 +61,44 @@ type member struct {
 // its clients by total calls from idx, which the processor keeps for its own
 // partitions (usage.WithTopIndex); nil serves no top clients.
 func NewWorker(n int, idx *top.Index, opts ...Option) *Worker {
-	return &Worker{member: member{partitions: n, log: newOptions(opts).log}, top: idx}
+	return &Worker{member: newMember(n, opts), top: idx}
+}
+
+func newMember(n int, opts []Option) member {
+	o := newOptions(opts)
+	return member{partitions: n, log: o.log, lease: o.lease, now: o.now}
+}
+
+// Lease is how recently the group coordinator confirmed this process'
+// membership (ownership.Lease).
+type Lease interface {
+	// Confirmed is the send time of the last heartbeat the coordinator
+	// accepted for the current session; zero if none.
+	Confirmed() time.Time
+}
+
+// LeaseTTL is how long after a confirmed heartbeat was sent a member still
+// answers. The coordinator cannot evict it before the session timeout (6 s)
+// has passed since then; the other half is margin for the drift between
+// the broker's clock and ours and for the read itself. sarama heartbeats
+// every second, so up to two lost heartbeats in a row refuse nothing.
+const LeaseTTL = kafka.SessionTimeout / 2
+
+// checkLease fails when membership was last confirmed longer than LeaseTTL
+// ago: a process stalled past its session timeout (SIGSTOP, a paused VM)
+// still sees goka Running when it resumes, until its next heartbeat fails.
+func (w *member) checkLease() error {
+	if w.lease == nil {
+		return nil
+	}
+	c := w.lease.Confirmed()
+	if c.IsZero() {
+		return errors.New("group membership not confirmed yet")
+	}
+	if age := w.now().Sub(c); age > LeaseTTL {
+		return fmt.Errorf("group membership last confirmed %v ago", age.Round(time.Millisecond))
+	}
+	return nil
 }
 
 // SetProcessor serves from proc from now on (stream.Run rebuilds the
@@ -195,11 +235,19 @@ func (w *member) guarded(read func(*goka.Processor) error) error {
 	if !sig.IsState(goka.ProcStateRunning) {
 		return errors.New("processor is not running (rebalancing or recovering)")
 	}
+	if err := w.checkLease(); err != nil {
+		return err
+	}
 	err := read(proc)
 	select {
 	case <-left:
 		return errors.New("rebalance began during the read")
 	default:
+	}
+	// Again after: the process may have stalled during the read. A lease
+	// valid now was valid all through it.
+	if err := w.checkLease(); err != nil {
+		return err
 	}
 	return err
 }

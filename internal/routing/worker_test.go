@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -73,5 +75,99 @@ func TestWorkerAnswersOnlyWhileRunning(t *testing.T) {
 	}
 	if w.Answered() != 2 || w.Refused() != 2 {
 		t.Errorf("answered %d refused %d, want 2, 2", w.Answered(), w.Refused())
+	}
+}
+
+// fakeLease is a lease confirmed at a set time.
+type fakeLease struct{ at atomic.Pointer[time.Time] }
+
+func (l *fakeLease) Confirmed() time.Time {
+	if p := l.at.Load(); p != nil {
+		return *p
+	}
+	return time.Time{}
+}
+
+// A running processor's worker refuses (503) while its membership is
+// unconfirmed or was last confirmed longer than LeaseTTL ago, as after a
+// stall past the session timeout, and answers again once it is renewed.
+func TestWorkerRefusesOnAStaleLease(t *testing.T) {
+	var now atomic.Pointer[time.Time]
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now.Store(&t0)
+	lease := &fakeLease{}
+	w := NewWorker(1, nil, WithLease(lease), withClock(func() time.Time { return *now.Load() }))
+	h := w.Handler()
+
+	gkt := tester.New(t)
+	graph := goka.DefineGroup("g",
+		goka.Input("in", new(codec.String), func(ctx goka.Context, _ any) {
+			ctx.SetValue(&activitypb.ClientUsage{Client: ctx.Key(), Total: 1})
+		}),
+		goka.Persist(new(codecs.ClientUsage)),
+	)
+	proc, err := goka.NewProcessor(nil, graph, goka.WithTester(gkt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetProcessor(proc)
+	defer testutil.RunProcessor(t, proc)()
+	gkt.Consume("in", "10.0.0.1", "x")
+
+	set := func(d time.Duration) { at := t0.Add(d); now.Store(&at) }
+	for _, c := range []struct {
+		name      string
+		confirmed *time.Time
+		now       time.Duration
+		want      int
+	}{
+		{"never confirmed", nil, 0, http.StatusServiceUnavailable},
+		{"confirmed just now", &t0, 0, http.StatusOK},
+		{"confirmed LeaseTTL ago", &t0, LeaseTTL, http.StatusOK},
+		{"confirmed longer ago (a stall)", &t0, LeaseTTL + time.Millisecond, http.StatusServiceUnavailable},
+		{"stalled 10 s", &t0, 10 * time.Second, http.StatusServiceUnavailable},
+	} {
+		lease.at.Store(c.confirmed)
+		set(c.now)
+		if rec := get(t, h, "10.0.0.1"); rec.Code != c.want {
+			t.Errorf("%s: %d %s, want %d", c.name, rec.Code, rec.Body, c.want)
+		}
+	}
+	// Renewed after the stall: answers again.
+	renewed := t0.Add(10 * time.Second)
+	lease.at.Store(&renewed)
+	if rec := get(t, h, "10.0.0.1"); rec.Code != http.StatusOK {
+		t.Errorf("renewed: %d %s, want 200", rec.Code, rec.Body)
+	}
+}
+
+// A read that the process stalls in is refused when the lease expired
+// meanwhile: the lease is checked again after the read.
+func TestWorkerChecksTheLeaseAfterTheRead(t *testing.T) {
+	var now atomic.Pointer[time.Time]
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now.Store(&t0)
+	lease := &fakeLease{}
+	lease.at.Store(&t0)
+	w := NewWorker(1, nil, WithLease(lease), withClock(func() time.Time { return *now.Load() }))
+
+	gkt := tester.New(t)
+	graph := goka.DefineGroup("g",
+		goka.Input("in", new(codec.String), func(ctx goka.Context, _ any) {}),
+		goka.Persist(new(codecs.ClientUsage)),
+	)
+	proc, err := goka.NewProcessor(nil, graph, goka.WithTester(gkt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetProcessor(proc)
+	defer testutil.RunProcessor(t, proc)()
+	err = w.guarded(func(*goka.Processor) error {
+		later := t0.Add(10 * time.Second) // the stall
+		now.Store(&later)
+		return nil
+	})
+	if err == nil {
+		t.Fatal("a read the lease expired during was not refused")
 	}
 }

@@ -67,6 +67,32 @@ type TableCache struct {
 	producer atomic.Pointer[goka.Producer]
 	parts    sync.Map     // int32 -> *CachedPartition
 	inFlight atomic.Int64 // records written and not yet acknowledged
+	fence    atomic.Pointer[func() error]
+	fenced   atomic.Bool // logged
+}
+
+// SetFence makes every write ask fence first: while it fails, rows are held
+// (and their input stays uncommitted), and a partition closed meanwhile
+// drops them with their commits failed, so the input is read again by its
+// next owner. A member that stalled past its session timeout (SIGSTOP, a
+// paused VM) still runs its old generation for a moment when it resumes;
+// without a fence its held or newly updated rows, computed from its stale
+// state, would reach the changelog after the new owner's, overwrite them,
+// and move its local recovery offset past them (ownership.Lease).
+func (c *TableCache) SetFence(fence func() error) { c.fence.Store(&fence) }
+
+func (c *TableCache) fenceErr() error {
+	f := c.fence.Load()
+	if f == nil {
+		return nil
+	}
+	err := (*f)()
+	if err != nil && c.fenced.CompareAndSwap(false, true) {
+		c.log.Warn("table cache: writes held, membership not confirmed", "table", c.topic, "err", err)
+	} else if err == nil && c.fenced.CompareAndSwap(true, false) {
+		c.log.Info("table cache: membership confirmed, writing again", "table", c.topic)
+	}
+	return err
 }
 
 // NewTableCache caches the rows of group's table, encoded with codec,
@@ -166,7 +192,7 @@ func (cp *CachedPartition) writer(run context.Context) {
 	for {
 		select {
 		case <-run.Done():
-			cp.Flush()
+			cp.flush(true)
 			return
 		case <-cp.updated:
 		}
@@ -184,15 +210,15 @@ func (cp *CachedPartition) writeWhenDue(run context.Context) bool {
 	for {
 		select {
 		case <-run.Done():
-			cp.Flush()
+			cp.flush(true)
 			return false
 		case now := <-t.C:
 			cp.mu.Lock()
 			held := len(cp.rows) > 0
 			due := held && (now.Sub(cp.last) >= cp.c.opts.Idle || now.Sub(cp.since) >= cp.c.opts.Interval)
 			cp.mu.Unlock()
-			if due {
-				cp.Flush()
+			if due && !cp.flush(false) {
+				continue // fenced: still held, try again
 			}
 			if !held || due {
 				return true
@@ -262,13 +288,32 @@ func (cp *CachedPartition) Set(ctx goka.Context, value any) (full bool) {
 // the changelog acknowledged all of them, with the first error if any
 // failed (goka then stops the processor, which is rebuilt and reads the
 // uncommitted input again).
-func (cp *CachedPartition) Flush() {
+func (cp *CachedPartition) Flush() { cp.flush(false) }
+
+// flush is Flush; while the fence fails it holds the rows, or drops them
+// with their commits failed when final (the partition's run ended). It
+// reports false when it held rows back.
+func (cp *CachedPartition) flush(final bool) bool {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	if len(cp.rows) == 0 {
-		return
+		return true
 	}
-	w := &tableWrite{commits: cp.commits, pending: len(cp.order), store: cp.store, inFlight: &cp.c.inFlight}
+	if err := cp.c.fenceErr(); err != nil {
+		if !final {
+			return false
+		}
+		cp.c.log.Warn("table cache: partition closed with rows unwritten while fenced; their input is read again", "partition", cp.id, "rows", len(cp.rows))
+		for _, f := range cp.commits {
+			f(fmt.Errorf("stream: table write fenced: %w", err))
+		}
+		clear(cp.rows)
+		cp.order = cp.order[:0]
+		cp.commits = nil
+		cp.since = time.Time{}
+		return true
+	}
+	w := &tableWrite{c: cp.c, commits: cp.commits, pending: len(cp.order), store: cp.store, inFlight: &cp.c.inFlight}
 	w.inFlight.Add(int64(w.pending))
 	producer := cp.c.currentProducer()
 	for _, key := range cp.order {
@@ -281,6 +326,7 @@ func (cp *CachedPartition) Flush() {
 	cp.order = cp.order[:0]
 	cp.commits = nil
 	cp.since = time.Time{}
+	return true
 }
 
 func (cp *CachedPartition) write(producer goka.Producer, key string, value any, w *tableWrite) error {
@@ -321,6 +367,7 @@ func (cp *CachedPartition) unbind(st storage.Storage) {
 
 // tableWrite finishes one Flush's deferred commits after its last record.
 type tableWrite struct {
+	c        *TableCache
 	mu       sync.Mutex
 	inFlight *atomic.Int64
 	store    storage.Storage
@@ -345,8 +392,12 @@ func (w *tableWrite) done(msg *sarama.ProducerMessage, err error) {
 	if !last {
 		return
 	}
-	if w.err == nil && w.offset > 0 {
-		// As goka does after a table write: where recovery resumes.
+	if w.err == nil && w.offset > 0 && w.c.fenceErr() == nil {
+		// As goka does after a table write: where recovery resumes. Not
+		// when the membership is unconfirmed: a write sent just before a
+		// stall lands after the next owner's records, and recovery from
+		// past it would skip them; from the older offset it only reads
+		// this member's own records again.
 		if err := w.store.SetOffset(w.offset); err != nil {
 			w.err = err
 		}

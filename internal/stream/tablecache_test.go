@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,5 +236,53 @@ func TestTableCacheFailsHeldCommitsWhenTheStorageCloses(t *testing.T) {
 	set(c, next, "a2")
 	if len(next.set) != 1 {
 		t.Fatalf("update after close: SetValue %v", next.set)
+	}
+}
+
+// While the fence fails (a stalled member's lease), rows are held, not
+// written; written once it passes; dropped with their commits failed when
+// the partition's run ends still fenced. A write acknowledged while fenced
+// does not move the recovery offset.
+func TestTableCacheFence(t *testing.T) {
+	c, f, st := boundCache(t, manual)
+	var stale atomic.Bool
+	stale.Store(true)
+	c.SetFence(func() error {
+		if stale.Load() {
+			return errors.New("lease stale")
+		}
+		return nil
+	})
+	a := &fakeContext{key: "a", run: t.Context()}
+	set(c, a, "a1")
+	c.partition(0).Flush()
+	if n := len(f.records()); n != 0 || c.Unwritten() != 1 {
+		t.Fatalf("fenced flush wrote %d records, holds %d rows; want 0 and 1", n, c.Unwritten())
+	}
+	stale.Store(false)
+	c.partition(0).Flush()
+	if n := len(f.records()); n != 1 {
+		t.Fatalf("%d records after the fence passed, want 1", n)
+	}
+	// Acknowledged after the lease went stale: no recovery offset from it.
+	stale.Store(true)
+	f.ack(t, 0)
+	if off, _ := st.GetOffset(-1); off != -1 {
+		t.Errorf("storage offset moved to %d by a write acknowledged while fenced", off)
+	}
+	if got := a.committed(); len(got) != 1 || got[0] != nil {
+		t.Errorf("commits %v, want one nil (the write itself succeeded)", got)
+	}
+
+	// The run ends while fenced: the held row is dropped, its commit fails.
+	run, stop := context.WithCancel(context.Background())
+	b := &fakeContext{key: "b", run: run}
+	set(c, b, "b1")
+	stop()
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		return len(b.committed()) == 1, fmt.Sprintf("commits %v after the fenced stop", b.committed())
+	})
+	if err := b.committed()[0]; err == nil || len(f.records()) != 1 || c.Unwritten() != 0 {
+		t.Errorf("fenced stop: commit %v, %d records, %d unwritten; want an error, 1, 0", err, len(f.records()), c.Unwritten())
 	}
 }

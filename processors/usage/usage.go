@@ -115,6 +115,7 @@ type Processor struct {
 	// (stream.TableCache): a busy client's row is encoded once, not per event.
 	writes     *stream.TableCache
 	writesOpts stream.TableCacheOptions
+	fence      func() error
 	decoder    *confluent.Decoder
 	windows    windows.Config
 	now        func() time.Time
@@ -190,6 +191,10 @@ func WithWindows(w windows.Config) Option { return func(p *Processor) { p.window
 // its clients by total calls (routing.Worker serves them).
 func WithTopIndex(idx *top.Index) Option { return func(p *Processor) { p.top = idx } }
 
+// WithWriteFence writes table rows only while fence succeeds
+// (stream.TableCache.SetFence): a worker fences with its group lease.
+func WithWriteFence(fence func() error) Option { return func(p *Processor) { p.fence = fence } }
+
 // WithClock sets the processing-time clock (default time.Now), the event
 // time of events without a request time.
 func WithClock(now func() time.Time) Option { return func(p *Processor) { p.now = now } }
@@ -206,6 +211,9 @@ func New(opts ...Option) *Processor {
 		p.log = slog.Default()
 	}
 	p.writes = stream.NewTableCache(Group, new(codecs.ClientUsage), p.writesOpts, stream.WithLogger(p.log))
+	if p.fence != nil {
+		p.writes.SetFence(p.fence)
+	}
 	p.windowTopics = make(map[int64]goka.Stream, len(p.windows.Specs))
 	for _, s := range p.windows.Specs {
 		p.windowTopics[int64(s.Step/time.Second)] = goka.Stream(windows.Topic(s.Step))
