@@ -244,40 +244,7 @@ func checkWindowedReads(t *testing.T, tr *traffic, a *apiProc, want map[string]m
 
 // readRouted reads one client's usage and judges it against want: a 200
 // must equal want exactly (traffic has stopped); a 503 must say when to
-// retry; anything else is wrong.
+// retry; anything else is wrong. No response has status 0.
 func readRouted(tr *traffic, a *apiProc, client string, want map[string]uint64) routedRead {
-	req, _ := http.NewRequest(http.MethodGet, a.base+"/usage/"+client, nil)
-	resp, err := tr.http.Do(req)
-	rd := routedRead{at: time.Now()}
-	if err != nil {
-		return rd
-	}
-	defer resp.Body.Close()
-	rd.status = resp.StatusCode
-	switch resp.StatusCode {
-	case http.StatusOK:
-		var u usagehttp.ClientUsage
-		if err := json.NewDecoder(resp.Body).Decode(&u); err != nil {
-			rd.wrong = fmt.Sprintf("%s: undecodable 200: %v", client, err)
-			return rd
-		}
-		var total uint64
-		for ep, n := range want {
-			total += n
-			if got := u.Endpoints[ep].Count; got != n {
-				rd.wrong = fmt.Sprintf("%s %q: %d, want %d", client, ep, got, n)
-				return rd
-			}
-		}
-		if len(u.Endpoints) != len(want) || u.Total != total || u.Client != client {
-			rd.wrong = fmt.Sprintf("%s: client %q total %d endpoints %d, want total %d endpoints %d", client, u.Client, u.Total, len(u.Endpoints), total, len(want))
-		}
-	case http.StatusServiceUnavailable:
-		if resp.Header.Get("Retry-After") == "" {
-			rd.wrong = client + ": 503 without Retry-After"
-		}
-	default:
-		rd.wrong = fmt.Sprintf("%s: status %d", client, resp.StatusCode)
-	}
-	return rd
+	return readPhased(tr, a, client, &readPhase{lo: map[string]map[string]uint64{client: want}, exact: true})
 }
