@@ -348,9 +348,12 @@ func (c *contract) generate() contractRequest {
 		req.header = append(req.header, [2]string{"Content-Type", ct})
 		var body string
 		var sem bool
-		if o.path == otlpin.Path {
+		switch o.path {
+		case otlpin.Path:
 			body, sem = c.otlpBody(ct)
-		} else {
+		case otlpin.EventsPath:
+			body, sem = c.eventsBody()
+		default:
 			body, sem = c.body(rb.Value.Content[strings.Split(ct, ";")[0]])
 		}
 		req.body, req.semantic = &body, req.semantic || sem
@@ -462,6 +465,27 @@ func (c *contract) otlpBody(ct string) (string, bool) {
 	return c.otlpJSON, false
 }
 
+// eventsBody draws a POST /events body: a batch of events, some items
+// rejected (by the answer, not 400), or one the document rejects.
+func (c *contract) eventsBody() (string, bool) {
+	switch c.rng.IntN(6) {
+	case 0:
+		return c.pick(`{"client":"alice"}`, `[]`, `null`, `[{}] []`, `[{"client":`, ``, `[{},42]`, `["x"]`), false
+	case 1:
+		return "[" + strings.Repeat(`{"client":"`+strings.Repeat("c", 80)+`"},`, 900) + `{}]`, false
+	}
+	items := make([]string, 1+c.rng.IntN(4))
+	for i := range items {
+		items[i] = c.pick(
+			`{"id":"e`+strconv.Itoa(i)+`","client":"alice","httpMethod":"GET","route":"/orders/{id}","httpStatus":200,"durationUs":900,"requestTime":"2026-12-06T12:00:00Z","service":"shop"}`,
+			`{"client_host":"192.0.2.7","http_method":"POST","endpoint":"/carts/9/items","http_status":201}`,
+			`{"client":"alice","route":"/a"}`,                                   // no method: rejected
+			`{"client":"alice","httpMethod":"GET","route":"/a","colour":"red"}`, // unknown field: rejected
+			`{"client":"\ud800","httpMethod":"GET","route":"/a"}`)
+	}
+	return "[" + strings.Join(items, ",") + "]", false
+}
+
 // check sends req and returns what breaks the contract, "" if nothing.
 func (c *contract) check(req contractRequest) string {
 	rec := httptest.NewRecorder()
@@ -492,6 +516,9 @@ func (c *contract) check(req contractRequest) string {
 	}
 	if route.Path == otlpin.Path && rec.Code == http.StatusOK {
 		c.seen["OTLP batch taken"]++
+	}
+	if route.Path == otlpin.EventsPath && rec.Code == http.StatusOK {
+		c.seen["event batch taken"]++
 	}
 	auth := rec.Code == http.StatusUnauthorized || rec.Code == http.StatusForbidden
 	switch {
@@ -635,6 +662,9 @@ func (c *contract) run(cases int) {
 	}
 	if !c.keys && c.seen["OTLP batch taken"] == 0 {
 		c.t.Error("no OTLP batch was taken; the generator has drifted")
+	}
+	if !c.keys && c.seen["event batch taken"] == 0 {
+		c.t.Error("no event batch was taken; the generator has drifted")
 	}
 }
 

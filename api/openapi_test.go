@@ -277,6 +277,21 @@ func otlpSpans() ptraceotlp.ExportRequest {
 	return ptraceotlp.NewExportRequestFromTraces(td)
 }
 
+// eventsBatch is a batch for POST /events: one event, one item without a method.
+const eventsBatch = `[{"id":"e1","client":"alice","httpMethod":"GET","route":"/orders/{id}","httpStatus":200,"service":"shop"},` +
+	`{"id":"e2","client":"alice","route":"/orders/{id}"}]`
+
+// eventsExample is the document's example request of POST /events.
+func eventsExample(t *testing.T, doc *openapi3.T) string {
+	t.Helper()
+	ex := doc.Paths.Value("/events").Post.RequestBody.Value.Content["application/json"].Example
+	b, err := json.Marshal(ex)
+	if err != nil || ex == nil {
+		t.Fatalf("POST /events has no example request: %v", err)
+	}
+	return string(b)
+}
+
 // otlpBodies are otlpSpans as OTLP/JSON, protobuf and gzipped protobuf.
 func otlpBodies(t *testing.T) (jsonBody, protoBody, gzipBody string) {
 	t.Helper()
@@ -492,6 +507,21 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "POST", path: "/v1/traces", body: protoBody, status: 415, docRejects: true,
 		header: map[string]string{"Content-Type": "text/plain"}})
 	c.do(call{method: "POST", path: "/v1/traces", body: strings.Repeat("x", 70<<10), status: 413, header: pb})
+	rec = c.do(call{method: "POST", path: "/events", body: eventsExample(t, doc), status: 200})
+	if !strings.Contains(rec.Body.String(), `"accepted":2,"rejected":0`) {
+		t.Errorf("the document's example batch was not taken whole: %s", rec.Body)
+	}
+	rec = c.do(call{method: "POST", path: "/events", body: eventsBatch, status: 200,
+		header: map[string]string{"Content-Type": "application/json; charset=utf-8"}})
+	if !strings.Contains(rec.Body.String(), `"accepted":1,"rejected":1`) {
+		t.Errorf("the item without a method was not rejected: %s", rec.Body)
+	}
+	c.do(call{method: "POST", path: "/events", body: `{"client":"alice"}`, status: 400, docRejects: true})
+	c.do(call{method: "POST", path: "/events", body: `[]`, status: 400, docRejects: true})
+	c.do(call{method: "POST", path: "/events", body: `[{"client":"alice"},42]`, status: 400, docRejects: true})
+	c.do(call{method: "POST", path: "/events", body: eventsBatch, status: 415, docRejects: true,
+		header: map[string]string{"Content-Type": "text/plain"}})
+	c.do(call{method: "POST", path: "/events", body: "[" + strings.Repeat(`{"client":"`+strings.Repeat("c", 80)+`"},`, 900) + `{}]`, status: 413})
 	// A publisher without room refuses the batch whole: 429 and Retry-After.
 	full := api.NewPublisher(&fakeEmitter{}, 0)
 	t.Cleanup(func() { _ = full.Close(context.Background()) })
@@ -506,6 +536,9 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	busy := *c
 	busy.srv = fullSrv
 	if rec := busy.do(call{method: "POST", path: "/v1/traces", body: protoBody, status: 429, header: pb}); rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("429 without Retry-After: %v", rec.Header())
+	}
+	if rec := busy.do(call{method: "POST", path: "/events", body: eventsBatch, status: 429}); rec.Header().Get("Retry-After") != "1" {
 		t.Errorf("429 without Retry-After: %v", rec.Header())
 	}
 
@@ -594,7 +627,11 @@ func TestOpenAPIAuthResponsesConform(t *testing.T) {
 		if rt.Scope == auth.Public {
 			want = http.StatusOK // every open route is a plain GET
 		}
-		c.do(call{method: rt.Method, path: concrete.Replace(rt.Path) + requiredQuery[rt.Path], body: bodies[rt.Method], status: want})
+		body := bodies[rt.Method]
+		if rt.Path == otlpin.EventsPath {
+			body = eventsBatch
+		}
+		c.do(call{method: rt.Method, path: concrete.Replace(rt.Path) + requiredQuery[rt.Path], body: body, status: want})
 	}
 	c.do(call{method: "POST", path: "/users", body: bodies["POST"], status: http.StatusForbidden,
 		header: map[string]string{"X-API-Key": "reader-key"}})

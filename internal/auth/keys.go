@@ -36,7 +36,7 @@ const (
 	// UsersWrite creates, replaces, patches and deletes users, and reads them.
 	UsersWrite Scope = "users:write"
 	// EventsWrite sends activity events of another API: POST /v1/traces
-	// (OTLP). It reads nothing.
+	// (OTLP) and POST /events (JSON batches). It reads nothing.
 	EventsWrite Scope = "events:write"
 	// Admin may do everything: any client's usage, the usage list, the dashboard.
 	Admin Scope = "admin"

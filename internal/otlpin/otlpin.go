@@ -1,8 +1,9 @@
-// Package otlpin receives another API's calls as OpenTelemetry traces over
-// OTLP/HTTP (POST /v1/traces, protobuf or JSON, optionally gzipped) and
-// turns each server span into an activity event on the Users topic, so any
-// instrumented API is counted as Inarious' own. See the README, "Send us
-// your API's calls".
+// Package otlpin ingests other producers' API calls: OpenTelemetry traces
+// over OTLP/HTTP (POST /v1/traces, protobuf or JSON, optionally gzipped),
+// each server span becoming an activity event on the Users topic, and
+// batches of activity events as JSON (POST /events). Either way another
+// API's calls are counted as Inarious' own. See the README, "Send us your
+// API's calls".
 package otlpin
 
 import (
@@ -90,13 +91,17 @@ type receiver struct {
 	log        *slog.Logger
 }
 
-// Routes is the OTLP/HTTP traces receiver, publishing through pub.
+// Routes are the OTLP/HTTP traces receiver and the JSON batch ingest,
+// publishing through pub.
 func Routes(pub Publisher, opts ...Option) []httpx.Route {
 	r := &receiver{pub: pub, maxBody: DefaultMaxBodyBytes, log: slog.Default()}
 	for _, o := range opts {
 		o(r)
 	}
-	return []httpx.Route{{Method: http.MethodPost, Path: Path, Scope: auth.EventsWrite, Handler: r}}
+	return []httpx.Route{
+		{Method: http.MethodPost, Path: Path, Scope: auth.EventsWrite, Handler: r},
+		{Method: http.MethodPost, Path: EventsPath, Scope: auth.EventsWrite, Handler: batchReceiver{r}},
+	}
 }
 
 var (

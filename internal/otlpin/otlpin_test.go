@@ -197,7 +197,8 @@ func post(h http.Handler, ct, enc string, body []byte) *httptest.ResponseRecorde
 func receiver(t *testing.T, pub otlpin.Publisher, opts ...otlpin.Option) http.Handler {
 	t.Helper()
 	routes := otlpin.Routes(pub, opts...)
-	if len(routes) != 1 || routes[0].Method != http.MethodPost || routes[0].Path != "/v1/traces" || routes[0].Scope != auth.EventsWrite {
+	if len(routes) != 2 || routes[0].Method != http.MethodPost || routes[0].Path != "/v1/traces" || routes[0].Scope != auth.EventsWrite ||
+		routes[1].Method != http.MethodPost || routes[1].Path != "/events" || routes[1].Scope != auth.EventsWrite {
 		t.Fatalf("routes = %+v", routes)
 	}
 	return routes[0].Handler
