@@ -727,7 +727,7 @@ func TestOpenAPIDashboardEventsConform(t *testing.T) {
 	}
 	schema := doc.Components.Schemas[name].Value
 
-	hub := dashboard.NewHub(dashboard.WithEndpoints(fakeEndpoints()))
+	hub := dashboard.NewHub(dashboard.WithEndpoints(fakeEndpoints()), dashboard.WithAlerts(fakeDashboardAlerts))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); hub.Run(ctx, viewstest.NewWindowed(openAPIUsage(), nil)) }()
@@ -763,7 +763,7 @@ func TestOpenAPIDashboardEventsConform(t *testing.T) {
 	if err := schema.VisitJSON(v); err != nil {
 		t.Errorf("event data does not conform to %s: %v\n%s", name, err, msg)
 	}
-	if !strings.Contains(string(msg), `"endpoints":{`) || !strings.Contains(string(msg), `"top":[{`) {
+	if !strings.Contains(string(msg), `"endpoints":{`) || !strings.Contains(string(msg), `"top":[{`) || !strings.Contains(string(msg), `"alerts":[{`) {
 		t.Errorf("event lacks the panels this test means to check: %s", msg)
 	}
 }

@@ -29,6 +29,8 @@ import (
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
+	"github.com/inarious/inarious/internal/alerts"
+	"github.com/inarious/inarious/internal/alertshttp"
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/endpointshttp"
@@ -62,9 +64,11 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 		t.Fatal(err)
 	}
 	usage := openAPIUsage()
-	hub := dashboard.NewHub(dashboard.WithLogger(slog.New(slog.DiscardHandler)), dashboard.WithEndpoints(fakeEndpoints()))
+	hub := dashboard.NewHub(dashboard.WithLogger(slog.New(slog.DiscardHandler)), dashboard.WithEndpoints(fakeEndpoints()),
+		dashboard.WithAlerts(fakeDashboardAlerts))
 	hub.Close()
 	routes := append(userhttp.Routes(store), hub.Routes()...)
+	routes = append(routes, alertshttp.Routes(fakeAlerting())...)
 	routes = append(routes, httpx.Route{Method: http.MethodGet, Path: "/metrics", Scope: auth.Public, Handler: metrics.New().Handler()})
 	routes = append(routes, endpointshttp.Routes(fakeEndpoints(), endpointshttp.WithLogger(slog.New(slog.DiscardHandler)))...)
 	routes = append(routes, otlpin.Routes(pub, otlpin.WithLogger(slog.New(slog.DiscardHandler)))...)
@@ -82,6 +86,37 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 }
 
 // openAPIUsage is the usage table of openAPIServer: two clients.
+// fakeAlerting serves one rule and one active alert; rules written go
+// straight into the rules read.
+func fakeAlerting() alertshttp.Deps {
+	rules := alerts.NewRules()
+	rules.Set(alerts.Rule{Name: "bob-errors", Kind: alerts.ClientErrorRate, Client: "bob", Window: "1h", Thresholds: []float64{5, 20},
+		MinCalls: 50, Webhook: &alerts.Webhook{URL: "https://hooks.example.com/x", Secret: "s"}, UpdatedAt: time.Now().UTC()})
+	return alertshttp.Deps{Rules: rules, Writer: directRules{rules}, Active: fakeActive{fakeAlert()}, Windows: windows.Default(),
+		Log: slog.New(slog.DiscardHandler)}
+}
+
+func fakeAlert() *alerts.Alert {
+	start := time.Now().UTC().Truncate(time.Hour)
+	return &alerts.Alert{ID: "0f1e2d3c4b5a69788796a5b4c3d2e1f0", Rule: "alice-hour", Kind: alerts.ClientUsage, Client: "alice", Window: "1h",
+		WindowStart: start, WindowEnd: start.Add(time.Hour), Threshold: 80, Limit: 1000, Value: 800, FiredAt: time.Now().UTC()}
+}
+
+func fakeDashboardAlerts() []dashboard.AlertRow {
+	a := fakeAlert()
+	return []dashboard.AlertRow{{ID: a.ID, Rule: a.Rule, Kind: string(a.Kind), Key: a.Client, Window: a.Window, Threshold: a.Threshold,
+		Limit: a.Limit, Value: a.Value, WindowEnd: a.WindowEnd, FiredAt: a.FiredAt}}
+}
+
+type directRules struct{ rules *alerts.Rules }
+
+func (d directRules) Put(r alerts.Rule) error  { d.rules.Set(r); return nil }
+func (d directRules) Delete(name string) error { d.rules.Delete(name); return nil }
+
+type fakeActive []*alerts.Alert
+
+func (f fakeActive) List() []*alerts.Alert { return f }
+
 func openAPIUsage() fakeUsage {
 	seen := timestamppb.Now()
 	return fakeUsage{
@@ -542,6 +577,26 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 		t.Errorf("429 without Retry-After: %v", rec.Header())
 	}
 
+	c.do(call{method: "GET", path: "/alerts", status: 200})
+	c.do(call{method: "GET", path: "/alerts/rules", status: 200})
+	c.do(call{method: "GET", path: "/alerts/rules/bob-errors", status: 200})
+	c.do(call{method: "GET", path: "/alerts/rules/nope", status: 404})
+	ruleExample, err := json.Marshal(doc.Paths.Value("/alerts/rules/{name}").Put.RequestBody.Value.Content["application/json"].Example)
+	if err != nil || string(ruleExample) == "null" {
+		t.Fatalf("PUT /alerts/rules/{name} has no example request: %v", err)
+	}
+	c.do(call{method: "PUT", path: "/alerts/rules/alice-minute", body: string(ruleExample), status: 201})
+	if rec := c.do(call{method: "PUT", path: "/alerts/rules/alice-minute", body: string(ruleExample), status: 200}); strings.Contains(rec.Body.String(), "whsec") {
+		t.Errorf("the webhook's secret is shown: %s", rec.Body)
+	}
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"client_usage","client":"a","window":"1m","limit":5}`, status: 400, docRejects: true})
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"client_usage","client":"a","window":"5m","limit":5,"thresholds":[100]}`, status: 400})
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"endpoint_p99","endpoint":"*","window":"1m","thresholds":[250],"quota":"q"}`, status: 400})
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: string(ruleExample), status: 415, docRejects: true, header: map[string]string{"Content-Type": "text/plain"}})
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"client":"` + strings.Repeat("c", 70<<10) + `"}`, status: 413, docRejects: true})
+	c.do(call{method: "DELETE", path: "/alerts/rules/alice-minute", status: 204})
+	c.do(call{method: "DELETE", path: "/alerts/rules/alice-minute", status: 404})
+
 	c.do(call{method: "GET", path: "/metrics", status: 200})
 	c.do(call{method: "GET", path: "/dashboard", status: 200})
 	c.do(call{method: "GET", path: "/dashboard/events", status: 200})
@@ -619,7 +674,7 @@ func TestOpenAPIAuthResponsesConform(t *testing.T) {
 	}
 	c := &conformance{t: t, srv: srv, router: router, statuses: map[string]bool{}}
 	bodies := map[string]string{"POST": `{"name":"A","email":"a@example.com"}`, "PUT": `{"name":"A","email":"a@example.com"}`, "PATCH": `{}`}
-	concrete := strings.NewReplacer("{client}", "alice", "{id}", users.NewID())
+	concrete := strings.NewReplacer("{client}", "alice", "{id}", users.NewID(), "{name}", "a-rule")
 	// Queries the document requires, so the request itself conforms.
 	requiredQuery := map[string]string{"/dashboard/endpoints/series": "?endpoint=GET%20%2F"}
 	for _, rt := range routerOperations(t, srv) {
@@ -630,6 +685,9 @@ func TestOpenAPIAuthResponsesConform(t *testing.T) {
 		body := bodies[rt.Method]
 		if rt.Path == otlpin.EventsPath {
 			body = eventsBatch
+		}
+		if rt.Path == "/alerts/rules/{name}" && rt.Method == http.MethodPut {
+			body = `{"kind":"client_usage","client":"alice","window":"1m","limit":10,"thresholds":[100]}`
 		}
 		c.do(call{method: rt.Method, path: concrete.Replace(rt.Path) + requiredQuery[rt.Path], body: body, status: want})
 	}

@@ -70,6 +70,7 @@ type component struct {
 var components = []component{
 	{group: usageGroup, serve: serveUsage},
 	{group: endpointsGroup, serve: serveEndpoints},
+	{group: alertsGroup, serve: serveAlerts},
 }
 
 // workerGroup is a processor group as a worker runs it.

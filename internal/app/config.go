@@ -67,6 +67,16 @@ type Config struct {
 	// OTLPClientAttribute is the span attribute OTLP calls are counted
 	// under (empty: the client's address).
 	OTLPClientAttribute string
+	// Alerts: the global webhook (rules without their own), and the
+	// deliverer's retry budget (worker).
+	AlertWebhookURL    string
+	AlertWebhookSecret string
+	AlertAttempts      int
+	AlertBackoff       time.Duration
+	// alerting, set by runWorker, is what the worker's groups evaluate
+	// alert rules with; nil elsewhere (the API builds groups only for
+	// their topics).
+	alerting *workerAlerting
 }
 
 // Where the API reads usage from (--usage-source).
@@ -125,6 +135,10 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.DurationVar(&cfg.ClientRetention, "client-retention", cfg.ClientRetention, "worker: delete the usage of clients not seen for this long (0: keep forever)")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target percentage (0: Go's default of 100); more trades memory for CPU; GOGC in the environment wins")
 	fs.StringVar(&cfg.OTLPClientAttribute, "otlp-client-attribute", cfg.OTLPClientAttribute, "API only: span attribute POST /v1/traces counts a call under, e.g. enduser.id (empty: the client's address, client.address)")
+	fs.StringVar(&cfg.AlertWebhookURL, "alert-webhook-url", cfg.AlertWebhookURL, "worker: webhook that receives the alerts of rules without one of their own (empty: those are dead-lettered)")
+	fs.StringVar(&cfg.AlertWebhookSecret, "alert-webhook-secret", cfg.AlertWebhookSecret, "worker: HMAC-SHA256 key of the global webhook's Inarious-Signature (prefer the environment variable)")
+	fs.IntVar(&cfg.AlertAttempts, "alert-attempts", cfg.AlertAttempts, "worker: webhook attempts per alert before it is dead-lettered")
+	fs.DurationVar(&cfg.AlertBackoff, "alert-backoff", cfg.AlertBackoff, "worker: wait before an alert's first retry, doubled for each next one up to 10s")
 	return fs
 }
 
@@ -151,6 +165,8 @@ func Defaults() Config {
 		Windows:           "1m:48h,1h:2160h,1d:17520h",
 		WindowGrace:       windows.DefaultGrace,
 		ClientRetention:   400 * 24 * time.Hour,
+		AlertAttempts:     8,
+		AlertBackoff:      250 * time.Millisecond,
 	}
 }
 
@@ -224,6 +240,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := auth.Load(c.APIKeysFile, c.APIKeys); err != nil {
 		return err
+	}
+	if c.AlertAttempts < 1 || c.AlertBackoff <= 0 {
+		return errors.New("--alert-attempts must be >= 1 and --alert-backoff > 0")
+	}
+	if c.AlertWebhookURL != "" && c.AlertWebhookSecret == "" {
+		return errors.New("--alert-webhook-url needs --alert-webhook-secret")
 	}
 	if c.ClientRetention < 0 {
 		return errors.New("--client-retention must not be negative")

@@ -33,8 +33,11 @@ func endpointsGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerG
 	}
 	opts := []endpoints.Option{endpoints.WithLogger(log.With("group", endpoints.Group)), endpoints.WithDecoder(decoder),
 		endpoints.WithWindows(w), endpoints.WithTransactionalID(transactionalID(cfg))}
+	if e := cfg.alerting.evaluatorOrNil(); e != nil {
+		opts = append(opts, endpoints.WithAlerts(e))
+	}
 	if cfg.QueryListen == "" {
-		return &workerGroup{Component: endpoints.New(opts...)}, nil
+		return &workerGroup{Component: cfg.alerting.gate(endpoints.New(opts...))}, nil
 	}
 	own := endpointindex.New()
 	g := endpoints.New(append(opts, endpoints.WithStorageLayer(own.Layer(string(endpoints.Table))))...)
@@ -49,7 +52,7 @@ func endpointsGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerG
 	}
 	lease := ownership.NewLease(string(endpoints.Group), kafka.HeartbeatInterval, log.With("component", "lease"))
 	q := routing.NewEndpointWorker(n, g, own, routing.WithLogger(log.With("component", "query", "group", endpoints.Group)), routing.WithLease(lease))
-	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, lease: lease, queryCounters: []metrics.Counter{
+	return &workerGroup{Component: cfg.alerting.gate(g), query: q.Register, onStart: q.SetProcessor, lease: lease, queryCounters: []metrics.Counter{
 		{Name: "endpoints_query_answered_total", Help: "Endpoints reads of owned partitions this worker answered.", Value: q.Answered},
 		{Name: "endpoints_query_refused_total", Help: "Endpoints reads this worker refused: partition not owned, or rebalancing.", Value: q.Refused},
 	}}, nil

@@ -113,6 +113,7 @@ func RunWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 // stream.Run, which rebuilds its processor when Kafka goes away; the worker
 // ends when ctx ends or a group fails for good.
 func runWorker(ctx context.Context, cfg Config, log *slog.Logger, obs *observed) error {
+	cfg.alerting = newWorkerAlerting(cfg, log)
 	groups, err := buildGroups(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -41,8 +41,11 @@ func usageGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup
 	opts := []usage.Option{usage.WithLogger(log.With("group", usage.Group)), usage.WithDecoder(decoder),
 		usage.WithWindows(w), usage.WithClientRetention(cfg.ClientRetention),
 		usage.WithWriteFence(func() error { return lease.Check(routing.LeaseTTL) })}
+	if e := cfg.alerting.evaluatorOrNil(); e != nil {
+		opts = append(opts, usage.WithAlerts(e))
+	}
 	if cfg.QueryListen == "" {
-		return &workerGroup{Component: usage.New(opts...), lease: lease}, nil
+		return &workerGroup{Component: cfg.alerting.gate(usage.New(opts...)), lease: lease}, nil
 	}
 	own := top.New()
 	g := usage.New(append(opts, usage.WithTopIndex(own), usage.WithWindowJoins())...)
@@ -56,7 +59,7 @@ func usageGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerGroup
 	}
 	q := routing.NewWorker(n, own, routing.WithLogger(log.With("component", "query")), routing.WithLease(lease))
 	q.SetWindows(g.Windows(), g)
-	return &workerGroup{Component: g, query: q.Register, onStart: q.SetProcessor, lease: lease, queryCounters: []metrics.Counter{
+	return &workerGroup{Component: cfg.alerting.gate(g), query: q.Register, onStart: q.SetProcessor, lease: lease, queryCounters: []metrics.Counter{
 		{Name: "usage_query_answered_total", Help: "Reads of owned partitions this worker answered.", Value: q.Answered},
 		{Name: "usage_query_refused_total", Help: "Reads this worker refused: partition not owned, or rebalancing.", Value: q.Refused},
 	}}, nil

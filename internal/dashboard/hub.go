@@ -28,6 +28,9 @@ type Snapshot struct {
 	Top       []codecs.UsageDoc `json:"top"`
 	// Endpoints is the encoded EndpointsPanel, absent without WithEndpoints.
 	Endpoints json.RawMessage `json:"endpoints,omitempty"`
+	// Alerts are the alerts active now, latest first (at most MaxAlerts),
+	// absent without WithAlerts.
+	Alerts []AlertRow `json:"alerts,omitzero"`
 }
 
 // TopClients is how many clients a snapshot shows.
@@ -75,6 +78,11 @@ type Hub struct {
 
 	chartsMu sync.Mutex
 	charts   map[string]cachedChart // latency charts by endpoint, for the route
+
+	// The active alerts, nil without WithAlerts; lastAlerts is owned by
+	// the goroutine that ticks.
+	alerts     func() []AlertRow
+	lastAlerts []AlertRow
 }
 
 type rateSample struct {
@@ -230,6 +238,12 @@ func (h *Hub) tick(now, lastSent time.Time) bool {
 	if h.eps != nil && h.Subscribers() > 0 && h.refreshEndpoints(now) {
 		changed = true
 	}
+	var alerts []AlertRow
+	if h.Subscribers() > 0 {
+		var alertsChanged bool
+		alerts, alertsChanged = h.readAlerts()
+		changed = changed || alertsChanged
+	}
 	h.samples = append(h.samples, rateSample{now, h.events})
 	for len(h.samples) > 1 && now.Sub(h.samples[1].at) >= rateWindow {
 		h.samples = h.samples[1:]
@@ -244,7 +258,7 @@ func (h *Hub) tick(now, lastSent time.Time) bool {
 
 	snap := Snapshot{
 		Time: now.UTC(), Recovered: recovered, Events: h.events,
-		Clients: page.Clients, Requests: page.Requests, Endpoints: h.epsPanel,
+		Clients: page.Clients, Requests: page.Requests, Endpoints: h.epsPanel, Alerts: alerts,
 	}
 	if first := h.samples[0]; now.Sub(first.at) > 0 {
 		snap.Rate = float64(h.events-first.events) / now.Sub(first.at).Seconds()

@@ -35,6 +35,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/inarious/inarious/codecs/confluent"
+	"github.com/inarious/inarious/internal/alerts"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
@@ -58,6 +59,7 @@ type Processor struct {
 	open tablestore.Registry
 	// layers are storage layers of the caller's (an index of the rows).
 	layers []tablestore.Layer
+	alerts *alerts.Evaluator // nil unless WithAlerts
 }
 
 // Option configures the processor.
@@ -117,8 +119,9 @@ func (p *Processor) Topics() []kafka.TopicSpec { return Topics() }
 // Windows is the windowing the group keeps.
 func (p *Processor) Windows() windows.Config { return p.windows }
 
-// Rebalanced does nothing: the group keeps no cache (stream.Group).
-func (p *Processor) Rebalanced(goka.Assignment) {}
+// Rebalanced forgets the alerts fired (stream.Group): the group keeps no
+// cache.
+func (p *Processor) Rebalanced(goka.Assignment) { p.alerts.Rebalanced() }
 
 // Run runs the aggregator and a member of the group until ctx ends, with
 // the group's local storage under dataDir.
@@ -142,10 +145,14 @@ func (p *Processor) Run(ctx context.Context, cfg kafka.Config, dataDir string, o
 // Graph is the group graph: partials in (raw bytes, so an undecodable one
 // is logged and skipped instead of stopping the group), the table persisted.
 func (p *Processor) Graph() *goka.GroupGraph {
-	return goka.DefineGroup(Group,
+	edges := []goka.Edge{
 		goka.Input(PartialsTopic, new(codec.Bytes), p.merge),
 		goka.Persist(RowCodec{}),
-	)
+	}
+	if p.alerts != nil {
+		edges = append(edges, goka.Output(alerts.Topic, alerts.AlertCodec{}))
+	}
+	return goka.DefineGroup(Group, edges...)
 }
 
 // merge applies a partial to its row.
@@ -166,7 +173,16 @@ func (p *Processor) merge(ctx goka.Context, msg any) {
 		row = NewRow()
 		row.Step, row.Start = part.Step, part.Start
 	}
-	if !row.Merge(part) {
+	rules, endpoint, start := p.endpointRules(ctx.Key())
+	var before []float64
+	if rules != nil {
+		before = observeAll(rules, row)
+	}
+	applied := row.Merge(part)
+	if rules != nil {
+		p.checkAlerts(ctx, rules, endpoint, start, before, row, applied)
+	}
+	if !applied {
 		p.replays.Add(1)
 		// Local storage may be ahead of the changelog (a crash between
 		// goka's local write and the changelog's ack): writing the row

@@ -26,6 +26,7 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/codecs/confluent"
+	"github.com/inarious/inarious/internal/alerts"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/stream"
@@ -128,6 +129,8 @@ type Processor struct {
 	// janitor reads them) and the joined windowed ones (ScanWindow, the
 	// pruner).
 	open tablestore.Registry
+	// alerts evaluates client rules (WithAlerts); nil without.
+	alerts *alerts.Evaluator
 
 	// partitions of the input topic, 0 while unknown (goka's tester).
 	partitions atomic.Int32
@@ -303,12 +306,14 @@ func (p *Processor) UseProducer(pr goka.Producer) { p.writes.UseProducer(pr) }
 // Unwritten is how many updated rows wait to be written or acknowledged.
 func (p *Processor) Unwritten() int { return p.writes.Unwritten() }
 
-// Rebalanced drops the value cache: another member may have counted for a
-// client while this one did not own its partition.
+// Rebalanced drops the value cache and the alerts fired (alerts.Evaluator):
+// another member may have counted for a client while this one did not own
+// its partition.
 func (p *Processor) Rebalanced(a goka.Assignment) {
 	if p.cache != nil {
 		p.cache.rebalanced(a)
 	}
+	p.alerts.Rebalanced()
 }
 
 // Stats returns the counters.
@@ -345,6 +350,9 @@ func (p *Processor) Graph() *goka.GroupGraph {
 		edges = append(edges, goka.Output(goka.Stream(windows.Topic(s.Step)), new(codecs.WindowCounts)))
 	}
 	edges = append(edges, p.windowJoins()...)
+	if p.alerts != nil {
+		edges = append(edges, goka.Output(alerts.Topic, alerts.AlertCodec{}))
+	}
 	return goka.DefineGroup(Group, edges...)
 }
 
@@ -422,7 +430,8 @@ func (p *Processor) ownPartition(client string, partition int32) bool {
 func (p *Processor) count(ctx goka.Context, client string, ev *activitypb.BackendApiActivity, pos Position) {
 	rows := p.writes.Lock(ctx)
 	usage := p.row(ctx, rows, client)
-	res := Apply(usage, ev, pos, p.windows, p.now())
+	now := p.now()
+	res := Apply(usage, ev, pos, p.windows, now)
 	if !res.Applied {
 		p.replays.Add(1)
 		// The local value may be ahead of the changelog (a crash between the
@@ -434,6 +443,9 @@ func (p *Processor) count(ctx goka.Context, client string, ev *activitypb.Backen
 		p.late.Add(uint64(res.Late))
 		p.emitBuckets(ctx, client, usage, res.Closed)
 		p.processed.Add(1)
+	}
+	if p.alerts != nil {
+		p.checkAlerts(ctx, client, usage, ev, res.Applied, now)
 	}
 	full := rows.Set(ctx, usage)
 	rows.Unlock()

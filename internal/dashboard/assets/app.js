@@ -282,6 +282,35 @@
     });
   }
 
+  // Active alerts, shown when the hub has them (even none: "No active alerts").
+  function alertValue(a) {
+    switch (a.kind) {
+      case "client_usage": return `${fmt.format(a.value)} calls (${a.threshold} % of ${fmt.format(a.limit || 0)})`;
+      case "endpoint_p99": return `p99 ${fmtMs.format(a.value)} ms ≥ ${a.threshold} ms`;
+      default: return `${fmtMs.format(a.value)} % errors ≥ ${a.threshold} %`;
+    }
+  }
+
+  function renderAlerts(list) {
+    $("alertSection").hidden = !list;
+    if (!list) return;
+    const body = $("alerts");
+    body.replaceChildren();
+    $("alertCount").textContent = `${list.length} active`;
+    if (list.length === 0) {
+      const tr = document.createElement("tr");
+      tr.appendChild(cell("No active alerts", "empty")).colSpan = 5;
+      body.appendChild(tr);
+      return;
+    }
+    for (const a of list) {
+      const tr = document.createElement("tr");
+      tr.dataset.alert = a.id;
+      tr.append(cell(a.rule), cell(a.key), cell(a.window), cell(alertValue(a)), cell(new Date(a.fired_at).toLocaleTimeString()));
+      body.appendChild(tr);
+    }
+  }
+
   function render(s) {
     $("rate").textContent = s.rate.toFixed(1);
     $("events").textContent = fmt.format(s.events);
@@ -294,6 +323,7 @@
     renderTable(s.top);
     updateClients(s.top);
     renderEndpoints(s.endpoints);
+    renderAlerts(s.alerts);
     setStatus(true, s.recovered ? "live" : "live · view recovering");
   }
 

@@ -1,0 +1,124 @@
+package alerts_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inarious/inarious/internal/alerts"
+	"github.com/inarious/inarious/internal/windows"
+)
+
+func TestRuleValidation(t *testing.T) {
+	valid := map[string]string{
+		"usage":           `{"kind":"client_usage","client":"alice","window":"1m","limit":1000,"thresholds":[80,100,200]}`,
+		"every client":    `{"kind":"client_usage","client":"*","window":"1d","limit":5,"thresholds":[100],"webhook":{"url":"https://h.example/x","secret":"s"}}`,
+		"client errors":   `{"kind":"client_error_rate","client":"bob","window":"1h","thresholds":[5,20],"min_calls":50}`,
+		"endpoint p99":    `{"kind":"endpoint_p99","endpoint":"GET /users/{id}","window":"1m","thresholds":[250]}`,
+		"endpoint errors": `{"kind":"endpoint_error_rate","endpoint":"*","window":"1m","thresholds":[100]}`,
+	}
+	for name, body := range valid {
+		r, err := alerts.ParseRule("r-1", []byte(body))
+		if err == nil {
+			err = r.Validate(windows.Default())
+		}
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	invalid := []struct{ name, body, field string }{
+		{"no kind", `{"client":"a","window":"1m","limit":1,"thresholds":[1]}`, "kind"},
+		{"unknown kind", `{"kind":"cpu","client":"a","window":"1m","thresholds":[1]}`, "kind"},
+		{"no client", `{"kind":"client_usage","window":"1m","limit":1,"thresholds":[1]}`, "client"},
+		{"endpoint on a client rule", `{"kind":"client_usage","client":"a","endpoint":"GET /","window":"1m","limit":1,"thresholds":[1]}`, "endpoint"},
+		{"no endpoint", `{"kind":"endpoint_p99","window":"1m","thresholds":[1]}`, "endpoint"},
+		{"window not kept", `{"kind":"client_usage","client":"a","window":"5m","limit":1,"thresholds":[1]}`, "window"},
+		{"no window", `{"kind":"client_usage","client":"a","limit":1,"thresholds":[1]}`, "window"},
+		{"no limit", `{"kind":"client_usage","client":"a","window":"1m","thresholds":[1]}`, "limit"},
+		{"limit on a rate", `{"kind":"client_error_rate","client":"a","window":"1m","limit":3,"thresholds":[1]}`, "limit"},
+		{"quota", `{"kind":"client_usage","client":"a","window":"1m","quota":"gold","thresholds":[80]}`, "quota"},
+		{"no thresholds", `{"kind":"client_usage","client":"a","window":"1m","limit":1,"thresholds":[]}`, "thresholds"},
+		{"decreasing", `{"kind":"client_usage","client":"a","window":"1m","limit":1,"thresholds":[100,80]}`, "thresholds"},
+		{"zero", `{"kind":"client_usage","client":"a","window":"1m","limit":1,"thresholds":[0]}`, "thresholds"},
+		{"rate over 100", `{"kind":"endpoint_error_rate","endpoint":"*","window":"1m","thresholds":[150]}`, "thresholds"},
+		{"min_calls on usage", `{"kind":"client_usage","client":"a","window":"1m","limit":1,"thresholds":[1],"min_calls":3}`, "min_calls"},
+		{"webhook not http", `{"kind":"endpoint_p99","endpoint":"*","window":"1m","thresholds":[1],"webhook":{"url":"ftp://x/y","secret":"s"}}`, "webhook.url"},
+		{"webhook without secret", `{"kind":"endpoint_p99","endpoint":"*","window":"1m","thresholds":[1],"webhook":{"url":"https://x/y"}}`, "webhook.secret"},
+		{"name differs", `{"name":"other","kind":"endpoint_p99","endpoint":"*","window":"1m","thresholds":[1]}`, "name"},
+	}
+	for _, c := range invalid {
+		r, err := alerts.ParseRule("r-1", []byte(c.body))
+		if err == nil {
+			err = r.Validate(windows.Default())
+		}
+		var fe *alerts.FieldErrors
+		if !errors.As(err, &fe) || fe.Fields[c.field] == "" {
+			t.Errorf("%s: %v, want an error on %s", c.name, err, c.field)
+		}
+	}
+	for _, body := range []string{`{"kind":"client_usage","color":"red"}`, `{} {}`, `[1]`} {
+		if _, err := alerts.ParseRule("r", []byte(body)); err == nil {
+			t.Errorf("%s: parsed", body)
+		}
+	}
+	r := alerts.Rule{Name: "bad name!", Kind: alerts.EndpointP99, Endpoint: "*", Window: "1m", Thresholds: []float64{1}}
+	if err := r.Validate(windows.Default()); err == nil || !strings.Contains(err.Error(), "name") {
+		t.Errorf("a name with a space and '!': %v", err)
+	}
+}
+
+func TestRulePublicHidesTheSecret(t *testing.T) {
+	r := alerts.Rule{Name: "r", Webhook: &alerts.Webhook{URL: "https://h/x", Secret: "top-secret"}}
+	p := r.Public()
+	if p.Webhook.URL != "https://h/x" || !p.Webhook.SecretSet {
+		t.Errorf("public webhook %+v", p.Webhook)
+	}
+	b, err := alerts.RuleCodec{}.Encode(&r)
+	if err != nil || !strings.Contains(string(b), "top-secret") {
+		t.Fatalf("stored form must keep the secret: %s %v", b, err)
+	}
+}
+
+func TestRulesIndexAndThresholds(t *testing.T) {
+	rules := alerts.NewRules()
+	rules.Set(alerts.Rule{Name: "a", Kind: alerts.ClientUsage, Client: "alice", Window: "1m", Limit: 999, Thresholds: []float64{80, 100}})
+	rules.Set(alerts.Rule{Name: "b", Kind: alerts.ClientErrorRate, Client: alerts.Any, Window: "1h", Thresholds: []float64{5}})
+	rules.Set(alerts.Rule{Name: "c", Kind: alerts.EndpointP99, Endpoint: "GET /x", Window: "1m", Thresholds: []float64{250}})
+	s := rules.Current()
+	own, every := s.ForClient("alice")
+	if len(own) != 1 || len(every) != 1 || own[0].Limits[0] != 800 || own[0].Limits[1] != 999 || own[0].Step != time.Minute {
+		t.Errorf("alice's rules %+v %+v", own, every)
+	}
+	if own, _ := s.ForClient("bob"); len(own) != 0 {
+		t.Errorf("bob has own rules %+v", own)
+	}
+	if _, every := s.ForClient("bob"); every[0].Limits[0] != 0.05 || every[0].MinCalls != 1 {
+		t.Errorf("every client's rule %+v", every[0])
+	}
+	if own, every := s.ForEndpoint("GET /x"); len(own) != 1 || len(every) != 0 || own[0].Limits[0] != 250 {
+		t.Errorf("endpoint rules %+v %+v", own, every)
+	}
+	rules.Delete("a")
+	if own, _ := rules.Current().ForClient("alice"); len(own) != 0 || len(rules.Current().List()) != 2 {
+		t.Errorf("after delete: %+v", rules.Current().List())
+	}
+}
+
+func TestAlertIDIsDeterministic(t *testing.T) {
+	id := alerts.AlertID("r", alerts.ClientUsage, "alice", time.Minute, 1700000000, 80, 1000)
+	if again := alerts.AlertID("r", alerts.ClientUsage, "alice", time.Minute, 1700000000, 80, 1000); again != id || len(id) != 32 {
+		t.Fatalf("%s then %s", id, again)
+	}
+	for _, other := range []string{
+		alerts.AlertID("r", alerts.ClientUsage, "alice", time.Minute, 1700000060, 80, 1000),
+		alerts.AlertID("r", alerts.ClientUsage, "alice", time.Minute, 1700000000, 100, 1000),
+		alerts.AlertID("r", alerts.ClientUsage, "bob", time.Minute, 1700000000, 80, 1000),
+		alerts.AlertID("r", alerts.ClientUsage, "alice", time.Minute, 1700000000, 80, 2000),
+		alerts.AlertID("ra", alerts.ClientUsage, "lice", time.Minute, 1700000000, 80, 1000),
+	} {
+		if other == id {
+			t.Errorf("another window, threshold, key, limit or split gives the same id %s", id)
+		}
+	}
+}
