@@ -14,6 +14,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/inarious/inarious/internal/alerts"
 	"github.com/inarious/inarious/internal/bench/procbench"
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/gcpolicy"
@@ -106,6 +107,7 @@ func drain(ctx context.Context, args []string) error {
 	queries := fs.Bool("queries", false, "run the worker as with --query-listen: top-clients index of its partitions and joins of the windowed topics")
 	spread := fs.Int("spread-endpoints", 0, "spread the events over this many synthetic endpoints (0: five of the API's own), to see the endpoints group's cost with many endpoints")
 	withEndpoints := fs.String("endpoints", "no", "no: the usage group alone; yes: the endpoints group (aggregator and table) beside it, as a worker runs both; alternate: one run each way in turn, medians of each")
+	alerting := fs.String("alerts", "off", "off: no alert rules; every: rules on every client (usage over 1m at 80/100/200 % of 20 calls, error rate over 1m ≥ 5 %), evaluated on every event; alternate: one run each way in turn, medians of each")
 	gcPercent := fs.Int("gc-percent", 0, "Go GC target of the whole bench process, as --gc-percent sets a worker's (0: Go's default of 100); GOGC in the environment wins")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -136,6 +138,9 @@ func drain(ctx context.Context, args []string) error {
 	if !slices.Contains([]string{"no", "yes", "alternate"}, *withEndpoints) {
 		return fmt.Errorf("-endpoints must be no, yes or alternate, not %q", *withEndpoints)
 	}
+	if !slices.Contains([]string{"off", "every", "alternate"}, *alerting) {
+		return fmt.Errorf("-alerts must be off, every or alternate, not %q", *alerting)
+	}
 	if *keyedBy != "client" && *keyedBy != "server" {
 		return fmt.Errorf("-keyed-by must be client or server, not %q", *keyedBy)
 	}
@@ -151,14 +156,16 @@ func drain(ctx context.Context, args []string) error {
 	fmt.Printf("GC target %d %% for both drains (from GOGC: %v)\n", gc.GCPercent, gc.FromEnv)
 	var ours, base, oursCPU, baseCPU []float64
 	two := map[bool]*variant{false: {name: "usage group alone"}, true: {name: "usage and endpoints groups"}}
+	withRules := map[bool]*variant{false: {name: "without alert rules"}, true: {name: "with alert rules on every client"}}
 	for run := 0; run < c.runs; run++ {
 		both := *withEndpoints == "yes" || *withEndpoints == "alternate" && run%2 == 1
+		rules := *alerting == "every" || *alerting == "alternate" && run%2 == 1
 		brokers, err := b.fresh(ctx)
 		if err != nil {
 			return err
 		}
 		cfg.Brokers = brokers
-		if err := cfg.EnsureTopics(ctx, usage.Topics()...); err != nil {
+		if err := cfg.EnsureTopics(ctx, append(usage.Topics(), alerts.Topics()...)...); err != nil {
 			return err
 		}
 		load := procbench.Load{Events: *events, Clients: c.clients, Zipf: *zipf, Span: *span, Endpoints: *spread}
@@ -187,6 +194,9 @@ func drain(ctx context.Context, args []string) error {
 				if *queries {
 					opts = append(opts, usage.WithTopIndex(top.New()), usage.WithWindowJoins())
 				}
+				if rules {
+					opts = append(opts, usage.WithAlerts(alerts.NewEvaluator(benchRules())))
+				}
 				if both {
 					r, err = procbench.DrainWithEndpoints(ctx, cfg, sub, *events, opts...)
 				} else {
@@ -210,6 +220,9 @@ func drain(ctx context.Context, args []string) error {
 							ofEndpoints += n
 						}
 					}
+					w := withRules[rules]
+					w.rate, w.cpu = append(w.rate, r.Rate()), append(w.cpu, us(r.CPUPerEvent()))
+					w.perEvent = append(w.perEvent, float64(byTopic[string(alerts.Topic)]))
 					v := two[both]
 					v.rate, v.cpu = append(v.rate, r.Rate()), append(v.cpu, us(r.CPUPerEvent()))
 					v.perEvent = append(v.perEvent, float64(written)/float64(*events))
@@ -236,11 +249,27 @@ func drain(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("ratio two groups/one: throughput %.2f, CPU per event %.2f\n", median(two[true].rate)/median(two[false].rate), median(two[true].cpu)/median(two[false].cpu))
 	}
+	if *alerting == "alternate" {
+		for _, v := range []*variant{withRules[false], withRules[true]} {
+			fmt.Printf("median %-32s %9.0f events/s  %6.2f µs CPU/event  %.0f alerts emitted (%d runs)\n",
+				v.name, median(v.rate), median(v.cpu), median(v.perEvent), len(v.rate))
+		}
+		fmt.Printf("ratio with rules/without: throughput %.2f, CPU per event %.2f\n", median(withRules[true].rate)/median(withRules[false].rate), median(withRules[true].cpu)/median(withRules[false].cpu))
+	}
 	if len(base) > 0 {
 		fmt.Printf("median baseline %9.0f events/s  %6.2f µs CPU/event\n", median(base), median(baseCPU))
 		fmt.Printf("ratio inarious/baseline: throughput %.2f, CPU per event %.2f\n", median(ours)/median(base), median(oursCPU)/median(baseCPU))
 	}
 	return nil
+}
+
+// benchRules are alert rules on every client, so every event is evaluated:
+// the worst case for the usage group's hot path.
+func benchRules() *alerts.Rules {
+	r := alerts.NewRules()
+	r.Set(alerts.Rule{Name: "bench-usage", Kind: alerts.ClientUsage, Client: alerts.Any, Window: "1m", Limit: 20, Thresholds: []float64{80, 100, 200}})
+	r.Set(alerts.Rule{Name: "bench-errors", Kind: alerts.ClientErrorRate, Client: alerts.Any, Window: "1m", Thresholds: []float64{5}, MinCalls: 10})
+	return r
 }
 
 func orEmbedded(s string) string {

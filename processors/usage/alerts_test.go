@@ -1,9 +1,11 @@
 package usage_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -156,5 +158,41 @@ func TestUsageAlertFiredAgainOnReplay(t *testing.T) {
 	}
 	if v := gkt2.TableValue(usage.Table, "alice").(*activitypb.ClientUsage); v.Total != 5 {
 		t.Errorf("replays counted: total %d", v.Total)
+	}
+}
+
+// BenchmarkProcessWithAlerts is BenchmarkProcess's callback with no rules,
+// with rules on other clients only, and with rules on every client (each
+// event's buckets are then checked against two rules).
+func BenchmarkProcessWithAlerts(b *testing.B) {
+	clients := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}
+	events := make([][]byte, len(clients))
+	for i, c := range clients {
+		events[i] = event(c, "GET", "/users/{id}")
+	}
+	for _, c := range []struct {
+		name   string
+		client string
+	}{{"rules=none", ""}, {"rules=other-clients", "someone-else"}, {"rules=every-client", alerts.Any}} {
+		b.Run(c.name, func(b *testing.B) {
+			rules := alerts.NewRules()
+			if c.client != "" {
+				rules.Set(alerts.Rule{Name: "u", Kind: alerts.ClientUsage, Client: c.client, Window: "1m", Limit: 1000, Thresholds: []float64{80, 100, 200}})
+				rules.Set(alerts.Rule{Name: "e", Kind: alerts.ClientErrorRate, Client: c.client, Window: "1h", Thresholds: []float64{5}, MinCalls: 10})
+			}
+			gkt := tester.New(b)
+			u := usage.New(usage.WithAlerts(alerts.NewEvaluator(rules)))
+			proc, err := goka.NewProcessor(nil, u.Graph(), goka.WithTester(gkt))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() { _ = proc.Run(ctx) }()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				gkt.Consume(string(codecs.ActivityTopic), clients[i%len(clients)], events[i%len(clients)])
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 
+	"github.com/inarious/inarious/internal/alerts"
 	"github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/processors/usage"
 )
@@ -24,7 +25,7 @@ func ResetTopics(ctx context.Context, brokers []string, version sarama.KafkaVers
 	}
 	defer admin.Close()
 	topics := []string{string(goka.GroupTable(BaselineGroup))}
-	for _, t := range append(usage.Topics(), endpoints.Topics()...) { // Users, the groups' tables, loop, windowed topics, …
+	for _, t := range slices.Concat(usage.Topics(), endpoints.Topics(), alerts.Topics()) { // Users, the groups' tables, loop, windowed topics, alerts, …
 		if !slices.Contains(topics, t.Name) {
 			topics = append(topics, t.Name)
 		}
