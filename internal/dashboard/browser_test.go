@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,17 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	waitCount("127.0.0.1", "GET /healthz", 7)
 
+	// A rule the first client below crosses: its alert shows in the panel.
+	put, err := http.NewRequest(http.MethodPut, base+"/alerts/rules/dash-alert", strings.NewReader(
+		`{"kind":"client_usage","client":"10.0.0.7","window":"1h","limit":10,"thresholds":[100]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(put); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT rule: %v %v", resp, err)
+	}
+
 	// A few rounds from more clients (through the trusted proxy 127.0.0.1),
 	// each waited for, so the rate chart and the top clients have something
 	// to show in the screenshot.
@@ -99,6 +111,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
 			t.Fatalf("%s never showed GET /usage with %d calls: %v", list, usageCalls, err)
 		}
+	}
+	alert := `!document.querySelector("#alertSection").hidden && [...document.querySelectorAll("#alerts tr[data-alert]")]` +
+		`.some((tr) => tr.cells[0].textContent === "dash-alert" && tr.cells[1].textContent === "10.0.0.7")`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](alert, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Fatalf("the active alerts never showed 10.0.0.7's alert: %v", err)
 	}
 	chart := `document.querySelector("#latencyFig").dataset.endpoint === "GET /usage" && Number(document.querySelector("#latencyFig").dataset.points) >= 1`
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](chart, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
