@@ -73,8 +73,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	put.Header.Set("Content-Type", "application/json")
-	if resp, err := http.DefaultClient.Do(put); err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT rule: %v %v", resp, err)
+	resp, err := http.DefaultClient.Do(put)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT rule = %d", resp.StatusCode)
 	}
 
 	// A few rounds from more clients (through the trusted proxy 127.0.0.1),
