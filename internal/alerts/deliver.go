@@ -270,8 +270,10 @@ func (d *Deliverer) run(ctx context.Context, cfg kafka.Config) error {
 }
 
 // round delivers a poll's records concurrently, dead-letters the failed
-// ones, and commits, per partition, up to the first record not finished
-// (ctx ended during it: read again by the next owner).
+// ones, and commits, per partition, up to the first record not finished.
+// One is unfinished when ctx ended during it (the next owner reads it
+// again) or its dead letter could not be written: then round returns an
+// error, and Run starts a new session from the committed offsets.
 func (d *Deliverer) round(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	finished := make([]bool, len(recs))
 	sem := make(chan struct{}, d.o.Concurrency)
@@ -293,12 +295,16 @@ func (d *Deliverer) round(ctx context.Context, cl *kgo.Client, recs []*kgo.Recor
 		}
 		commit = append(commit, r)
 	}
-	if len(commit) == 0 {
-		return nil
+	var err error
+	if len(commit) > 0 {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		err = cl.CommitRecords(cctx, commit...)
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	return cl.CommitRecords(cctx, commit...)
+	if len(stopped) > 0 && ctx.Err() == nil {
+		err = errors.Join(err, errors.New("an alert was neither delivered nor dead-lettered; reading again from the committed offsets"))
+	}
+	return err
 }
 
 // handle delivers or dead-letters one record, reporting whether it is done.
