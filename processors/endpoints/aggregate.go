@@ -296,7 +296,7 @@ type accumulator struct {
 
 // routeKey finds an endpoint's accumulator from the decoded event's own
 // strings, without building its name for every event.
-type routeKey struct{ method, route, path string }
+type routeKey struct{ service, method, route, path string }
 
 // endpointAcc is one endpoint's partials. Its clients are kept as hashes
 // with the rows they called in (bit 0 the all-time row, bit i+1
@@ -371,14 +371,14 @@ func (acc *accumulator) add(ev *activitypb.BackendApiActivity, partition int32, 
 }
 
 func (acc *accumulator) endpoint(ev *activitypb.BackendApiActivity) *endpointAcc {
-	k := routeKey{method: ev.GetHttpMethod(), route: ev.GetRoute()}
+	k := routeKey{service: ev.GetService(), method: ev.GetHttpMethod(), route: ev.GetRoute()}
 	if k.route == "" {
 		k.path = ev.GetEndpoint()
 	}
 	ea := acc.endpoints[k]
 	if ea == nil {
 		// The event's strings point into the record: keep copies.
-		k = routeKey{method: strings.Clone(k.method), route: strings.Clone(k.route), path: strings.Clone(k.path)}
+		k = routeKey{service: strings.Clone(k.service), method: strings.Clone(k.method), route: strings.Clone(k.route), path: strings.Clone(k.path)}
 		ea = &endpointAcc{name: strings.Clone(endpointName(codecs.EndpointKey(ev))), all: newPartialRow(), clients: map[uint64]uint64{}}
 		acc.endpoints[k] = ea
 	}
