@@ -104,7 +104,6 @@ func (h *handler) getUsage(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, doc)
 }
 
-
 const (
 	defaultPageSize = 50
 	maxPageSize     = 1000
