@@ -15,7 +15,7 @@ import (
 	"github.com/inarious/inarious/internal/metrics"
 )
 
-// encodingProducer encodes each event as stream.FranzEmitter does and
+// encodingProducer encodes each event as middleware.KafkaTransport does and
 // acknowledges it at once, so a benchmark counts the event's encoding but
 // no Kafka client.
 type encodingProducer struct{ codec codecs.Activity }

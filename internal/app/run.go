@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 
 	"github.com/lovoo/goka"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"golang.org/x/sync/errgroup"
 
@@ -20,9 +19,9 @@ import (
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/otlpin"
-	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/internal/users/userhttp"
 	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/middleware"
 )
 
 // registryClient is the schema registry's client, nil without --schema-registry.
@@ -345,17 +344,16 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	return runErr
 }
 
-// activityProducer is what the API's activity events are produced with.
-// franz-go batches per partition with less work per record than sarama's
-// producer (BENCHMARKS.md, "Cost per request"), and its events skip goka's
-// emitter and promises; both are idempotent and partition with
-// kafka.Hasher. Uncompressed, as sarama sends them: events are small, and a
-// broker validating compressed batches decompresses them, which costs it
-// more than the bytes save.
+// activityProducer is what the API's activity events are produced with:
+// the middleware package's Kafka transport, as any Go service's. franz-go
+// batches per partition with less work per record than sarama's producer
+// (BENCHMARKS.md, "Cost per request"), and its events skip goka's emitter
+// and promises; both are idempotent, partition with kafka.Hasher and send
+// uncompressed.
 func activityProducer(cfg Config, codec goka.Codec, log *slog.Logger) (api.EventProducer, error) {
 	if cfg.APIProducer == kafka.ProducerFranz {
-		return stream.NewFranzEmitter(cfg.Kafka.Brokers, cfg.Kafka.ClientID, codecs.ActivityTopic, codec, kafka.Hasher,
-			cfg.Kafka.FlushInterval, kgo.ProducerBatchCompression(kgo.NoCompression()))
+		return middleware.NewKafkaTransport(cfg.Kafka.Brokers, middleware.KafkaClientID(cfg.Kafka.ClientID),
+			middleware.KafkaLinger(cfg.Kafka.FlushInterval), middleware.KafkaCodec(codec))
 	}
 	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, codec, cfg.Kafka.EmitterOptions(log)...)
 	if err != nil {
