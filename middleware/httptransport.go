@@ -194,15 +194,22 @@ func (t *HTTPTransport) run() {
 // takes one batch off the pending events.
 func (t *HTTPTransport) nextBatch() ([]pendingEvent, bool) {
 	n, closing := t.count()
-	if n == 0 && !closing {
+	for n == 0 && !closing {
 		<-t.wake
 		n, closing = t.count()
 	}
 	if n < t.maxEvents && !closing {
 		linger := time.NewTimer(t.linger)
-		select {
-		case <-t.wake:
-		case <-linger.C:
+	wait:
+		// A wake may be stale (a batch taken since): only a full batch or
+		// Close ends the linger early.
+		for n < t.maxEvents && !closing {
+			select {
+			case <-t.wake:
+				n, closing = t.count()
+			case <-linger.C:
+				break wait
+			}
 		}
 		linger.Stop()
 	}
