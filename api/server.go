@@ -1,7 +1,7 @@
 // Package api is the HTTP server of Inarious' API: it mounts the routes the
 // components declare (httpx.Route), with auth, the activity middleware that
-// emits an event per request, /healthz, /readyz and the API document. See the
-// README for the rest.
+// emits an event per request (package middleware, as any Go service's),
+// /healthz, /readyz and the API document. See the README for the rest.
 package api
 
 import (

@@ -333,3 +333,41 @@ func TestCloseDeliversEverythingAccepted(t *testing.T) {
 		t.Errorf("dropped %d after Close, want 1", st.Dropped)
 	}
 }
+
+// A handler that takes over the connection (a WebSocket upgrade) can, and
+// its call is recorded as 101.
+func TestHijackThroughTheMiddleware(t *testing.T) {
+	tr := &recording{}
+	m := middleware.New(tr)
+	hs := httptest.NewServer(m.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			t.Error("the middleware's writer is no http.Hijacker")
+			return
+		}
+		conn, rw, err := hj.Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n")
+		_ = rw.Flush()
+	})))
+	defer hs.Close()
+	req, _ := http.NewRequest(http.MethodGet, hs.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "test")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Errorf("status %d, want 101", resp.StatusCode)
+	}
+	closeNow(t, m)
+	if evs := tr.got(); len(evs) != 1 || evs[0].HttpStatus != http.StatusSwitchingProtocols {
+		t.Errorf("events %v, want one of status 101", evs)
+	}
+}
