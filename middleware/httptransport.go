@@ -282,7 +282,7 @@ func (t *HTTPTransport) deliver(batch []pendingEvent) {
 		var delay time.Duration
 		switch {
 		case err != nil:
-			t.noteFailure("events not delivered; retrying", "err", err)
+			t.noteFailure(slog.LevelWarn, "events not delivered; retrying", "err", err)
 		case status >= 200 && status < 300:
 			t.settleAccepted(batch, answer)
 			return
@@ -292,10 +292,10 @@ func (t *HTTPTransport) deliver(batch []pendingEvent) {
 			return
 		case retryable(status):
 			delay = retryAfter(header)
-			t.noteFailure("events not taken; retrying", "status", status, "retry_after", delay)
+			t.noteFailure(slog.LevelWarn, "events not taken; retrying", "status", status, "retry_after", delay)
 		default:
 			detail := problemDetail(answer)
-			t.log.Error("events rejected", "status", status, "events", len(batch), "detail", detail)
+			t.noteFailure(slog.LevelError, "events rejected", "status", status, "events", len(batch), "detail", detail)
 			t.settle(batch, fmt.Errorf("%w: status %d: %s", ErrRejected, status, detail))
 			return
 		}
@@ -366,15 +366,17 @@ func (t *HTTPTransport) settle(batch []pendingEvent, err error) {
 	}
 }
 
-// noteFailure logs a failure unless the same one was logged last.
-func (t *HTTPTransport) noteFailure(msg string, args ...any) {
+// noteFailure logs a failure unless the same one (message and first
+// attribute) was logged last: an outage or a wrong key logs once, not per
+// batch.
+func (t *HTTPTransport) noteFailure(level slog.Level, msg string, args ...any) {
 	key := fmt.Sprint(msg, args[:2])
 	t.mu.Lock()
 	repeated := t.failing == key
 	t.failing = key
 	t.mu.Unlock()
 	if !repeated {
-		t.log.Warn(msg, args...)
+		t.log.Log(context.Background(), level, msg, args...)
 	}
 }
 
