@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 
 	"github.com/lovoo/goka"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"golang.org/x/sync/errgroup"
 
@@ -20,9 +19,9 @@ import (
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/otlpin"
-	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/internal/users/userhttp"
 	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/middleware"
 	"github.com/inarious/inarious/processors/dedupe"
 )
 
@@ -366,13 +365,12 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	return runErr
 }
 
-// activityProducer is what the API's activity events are produced with.
-// franz-go batches per partition with less work per record than sarama's
-// producer (BENCHMARKS.md, "Cost per request"), and its events skip goka's
-// emitter and promises; both are idempotent and partition with
-// kafka.Hasher. Uncompressed, as sarama sends them: events are small, and a
-// broker validating compressed batches decompresses them, which costs it
-// more than the bytes save.
+// activityProducer is what the API's activity events are produced with:
+// the middleware package's Kafka transport, as any Go service's. franz-go
+// batches per partition with less work per record than sarama's producer
+// (BENCHMARKS.md, "Cost per request"), and its events skip goka's emitter
+// and promises; both are idempotent, partition with kafka.Hasher and send
+// uncompressed.
 func activityProducer(cfg Config, codec goka.Codec, log *slog.Logger) (api.EventProducer, error) {
 	return activityProducerTo(cfg, codecs.ActivityTopic, codec, log)
 }
@@ -380,8 +378,8 @@ func activityProducer(cfg Config, codec goka.Codec, log *slog.Logger) (api.Event
 // activityProducerTo is activityProducer to another topic keyed alike.
 func activityProducerTo(cfg Config, topic goka.Stream, codec goka.Codec, log *slog.Logger) (api.EventProducer, error) {
 	if cfg.APIProducer == kafka.ProducerFranz {
-		return stream.NewFranzEmitter(cfg.Kafka.Brokers, cfg.Kafka.ClientID, topic, codec, kafka.Hasher,
-			cfg.Kafka.FlushInterval, kgo.ProducerBatchCompression(kgo.NoCompression()))
+		return middleware.NewKafkaTransport(cfg.Kafka.Brokers, middleware.KafkaClientID(cfg.Kafka.ClientID), middleware.KafkaTopic(string(topic)),
+			middleware.KafkaLinger(cfg.Kafka.FlushInterval), middleware.KafkaCodec(codec))
 	}
 	em, err := goka.NewEmitter(cfg.Kafka.Brokers, topic, codec, cfg.Kafka.EmitterOptions(log)...)
 	if err != nil {
