@@ -37,7 +37,7 @@ func (tr *traffic) ingestProducer(a *apiProc, interval time.Duration, clients []
 			}
 			select {
 			case <-l.stop:
-				return fmt.Errorf("halted while POST /events was refused (%d, %v)", code, err)
+				return fmt.Errorf("halted while POST /events was refused (%d, %w)", code, err)
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
