@@ -132,7 +132,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target percentage (0: Go's default of 100); more trades memory for CPU; GOGC in the environment wins")
 	fs.StringVar(&cfg.OTLPClientAttribute, "otlp-client-attribute", cfg.OTLPClientAttribute, "API only: span attribute POST /v1/traces counts a call under, e.g. enduser.id (empty: the client's address, client.address)")
 	fs.DurationVar(&cfg.DedupeWindow, "dedupe-window", cfg.DedupeWindow, "how long the ids of events sent to POST /v1/traces and /events are remembered, so a retried batch is counted once; the same on the API and every worker (0: no dedupe)")
-	fs.IntVar(&cfg.DedupeMaxIDs, "dedupe-max-ids", cfg.DedupeMaxIDs, "worker only: most ids a worker remembers, 8 bytes each; past it the oldest are forgotten before the window ends (0: no cap)")
+	fs.IntVar(&cfg.DedupeMaxIDs, "dedupe-max-ids", cfg.DedupeMaxIDs, "worker only: most ids a worker remembers, 11 to 17 bytes each; past it the oldest are forgotten before the window ends (0: no cap)")
 	return fs
 }
 

@@ -17,27 +17,58 @@ import (
 
 func TestSeenSetRemembersForTheWindow(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	id := func(n int) uint64 { return eventID("c", "shop", fmt.Sprint(n)) }
 	s := newSeenSet(24 * time.Hour)
-	s.add(t0, []uint64{1, 2})
-	s.add(t0.Add(90*time.Minute), []uint64{3})
-	s.add(t0.Add(3*time.Hour), []uint64{4, 3})
-	for _, id := range []uint64{1, 2, 3, 4} {
-		if !s.has(id) {
-			t.Errorf("id %d not remembered", id)
+	s.add(t0, []uint64{id(1), id(2)})
+	s.add(t0.Add(90*time.Minute), []uint64{id(3)})
+	s.add(t0.Add(3*time.Hour), []uint64{id(4), id(3)})
+	for n := 1; n <= 4; n++ {
+		if !s.has(id(n)) {
+			t.Errorf("id %d not remembered", n)
 		}
 	}
-	if s.has(5) || s.ids != 5 { // 3 is in two slices
-		t.Errorf("has(5) = %v, ids = %d", s.has(5), s.ids)
+	if s.has(id(5)) || s.ids != 4 { // 3 is held once, in its first slice
+		t.Errorf("has(5) = %v, ids = %d", s.has(id(5)), s.ids)
 	}
-	if early := s.expire(t0.Add(24*time.Hour+59*time.Minute), 0); early != 0 || !s.has(1) {
+	if early := s.expire(t0.Add(24*time.Hour+59*time.Minute), 0); early != 0 || !s.has(id(1)) {
 		t.Fatalf("expired within the window (early %d)", early)
 	}
 	s.expire(t0.Add(25*time.Hour), 0)
-	if s.has(1) || s.has(2) || !s.has(3) || !s.has(4) {
-		t.Errorf("after the window: has 1 %v, 2 %v, 3 %v, 4 %v", s.has(1), s.has(2), s.has(3), s.has(4))
+	if s.has(id(1)) || s.has(id(2)) || !s.has(id(3)) || !s.has(id(4)) || s.ids != 2 {
+		t.Errorf("after the window: has 1 %v, 2 %v, 3 %v, 4 %v; %d held", s.has(id(1)), s.has(id(2)), s.has(id(3)), s.has(id(4)), s.ids)
 	}
-	if early := s.expire(t0.Add(25*time.Hour), 1); early != 1 || s.has(3) && s.ids > 2 {
+	if early := s.expire(t0.Add(25*time.Hour), 1); early != 1 || s.has(id(3)) || !s.has(id(4)) || s.ids != 1 {
 		t.Errorf("cap: forgot %d early, %d held", early, s.ids)
+	}
+}
+
+// The table grows as ids come and shrinks as slices leave, and never
+// loses or invents one.
+func TestSeenSetGrowsAndShrinks(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	s := newSeenSet(24 * time.Hour)
+	const perSlice = 5000
+	for sl := range 30 {
+		ids := make([]uint64, perSlice)
+		for i := range ids {
+			ids[i] = eventID("c", "", fmt.Sprint(sl*perSlice+i))
+		}
+		at := t0.Add(time.Duration(sl) * time.Hour)
+		s.add(at, ids)
+		s.expire(at, 0)
+	}
+	// Slices 0-4 ended a window ago: 5 to 29 are held (the window and the
+	// slice in progress).
+	if s.ids != 25*perSlice {
+		t.Fatalf("%d ids held, want %d", s.ids, 25*perSlice)
+	}
+	for n := 0; n < 30*perSlice; n++ {
+		if want := n >= 5*perSlice; s.has(eventID("c", "", fmt.Sprint(n))) != want {
+			t.Fatalf("id %d held: %v, want %v", n, !want, want)
+		}
+	}
+	if load := float64(s.ids) / float64(len(s.slots)); load > maxLoad || load < rebuiltLoad*0.9 {
+		t.Errorf("load %.2f", load)
 	}
 }
 
