@@ -464,6 +464,11 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/usage/alice/series?from=-1h&to=-2h", status: 400})
 	c.do(call{method: "GET", path: "/usage/alice/series?from=-49h", status: 400})
 	c.do(call{method: "GET", path: "/usage/alice/series?from=-26h", status: 400})
+	c.do(call{method: "GET", path: "/usage/alice?service=default", status: 200})
+	c.do(call{method: "GET", path: "/usage/alice?service=orders&window=5m", status: 200})
+	c.do(call{method: "GET", path: "/usage/alice/series?service=orders", status: 200})
+	c.do(call{method: "GET", path: "/usage/alice?service=", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/usage/alice?service=" + strings.Repeat("s", 129), status: 400, docRejects: true})
 
 	// An endpoint is one escaped segment (%2F inside); the document's router
 	// matches escaped paths as the API's does for these routes.
@@ -488,6 +493,21 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: users + "?window=90s", status: 400})
 	c.do(call{method: "GET", path: users + "/series?from=-10m", status: 200})
 	c.do(call{method: "GET", path: users + "/series?step=5m", status: 400})
+	c.do(call{method: "GET", path: users + "?service=default", status: 200})
+	c.do(call{method: "GET", path: users + "?service=orders", status: 404})
+	c.do(call{method: "GET", path: users + "/series?service=default", status: 200})
+	rec = c.do(call{method: "GET", path: "/endpoints?service=default&limit=1", status: 200})
+	if err := json.Unmarshal(rec.Body.Bytes(), &eps); err != nil || len(eps.Endpoints) != 1 || eps.Total != 2 || eps.NextCursor == "" {
+		t.Errorf("endpoints of the default service: %s (%v)", rec.Body, err)
+	}
+	rec = c.do(call{method: "GET", path: "/endpoints?service=orders", status: 200})
+	if err := json.Unmarshal(rec.Body.Bytes(), &eps); err != nil || len(eps.Endpoints) != 0 || eps.Total != 0 {
+		t.Errorf("endpoints of an unknown service: %s (%v)", rec.Body, err)
+	}
+	rec = c.do(call{method: "GET", path: "/services", status: 200})
+	if !strings.Contains(rec.Body.String(), `"service":"default"`) {
+		t.Errorf("GET /services: %s", rec.Body)
+	}
 
 	rec = c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"ann@example.com"}`, status: 201})
 	var ann struct{ ID, Rev string }

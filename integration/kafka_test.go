@@ -19,6 +19,7 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/alerts"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/processors/dedupe"
 	endpointsgroup "github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/processors/usage"
 )
@@ -68,7 +69,7 @@ func resetKafka(t *testing.T) {
 	t0 := time.Now()
 	adm := kafkaAdmin(t)
 	defer adm.Close()
-	groups := []string{usageGroup, string(endpointsgroup.Group), endpointsgroup.AggregatorGroup, alerts.DelivererGroup}
+	groups := []string{usageGroup, string(endpointsgroup.Group), endpointsgroup.AggregatorGroup, dedupe.Group, alerts.DelivererGroup}
 	for _, g := range groups {
 		testutil.Eventually(t, 45*time.Second, func() (bool, string) {
 			err := adm.DeleteConsumerGroup(g)
@@ -80,7 +81,7 @@ func resetKafka(t *testing.T) {
 	// inputs that must have as many partitions as this run's Users; windowed
 	// ones and the endpoints table would carry counts over from the last run.
 	var topics []string
-	for _, spec := range slices.Concat(usage.Topics(), endpointsgroup.Topics(), alerts.Topics()) {
+	for _, spec := range slices.Concat(usage.Topics(), endpointsgroup.Topics(), dedupe.New().Topics(), alerts.Topics()) {
 		if !slices.Contains(topics, spec.Name) {
 			topics = append(topics, spec.Name)
 		}

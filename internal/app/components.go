@@ -70,6 +70,7 @@ type component struct {
 var components = []component{
 	{group: usageGroup, serve: serveUsage},
 	{group: endpointsGroup, serve: serveEndpoints},
+	{group: dedupeStage},
 	{group: alertsGroup, serve: serveAlerts},
 }
 
@@ -95,7 +96,9 @@ func buildGroups(ctx context.Context, cfg Config, log *slog.Logger) ([]*workerGr
 		if err != nil {
 			return nil, err
 		}
-		groups = append(groups, g)
+		if g != nil { // a group turned off by its flags
+			groups = append(groups, g)
+		}
 	}
 	return groups, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/processors/dedupe"
 )
 
 // Config is every setting of the binary. Each has a flag and an
@@ -67,6 +68,11 @@ type Config struct {
 	// OTLPClientAttribute is the span attribute OTLP calls are counted
 	// under (empty: the client's address).
 	OTLPClientAttribute string
+	// DedupeWindow is how long the ids of ingested events are remembered
+	// (0: the ingest endpoints publish to Users, without dedupe).
+	DedupeWindow time.Duration
+	// DedupeMaxIDs caps the ids a worker's dedupe member holds (0: no cap).
+	DedupeMaxIDs int
 	// Alerts: the global webhook (rules without their own), and the
 	// deliverer's retry budget (worker).
 	AlertWebhookURL    string
@@ -135,6 +141,8 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.DurationVar(&cfg.ClientRetention, "client-retention", cfg.ClientRetention, "worker: delete the usage of clients not seen for this long (0: keep forever)")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target percentage (0: Go's default of 100); more trades memory for CPU; GOGC in the environment wins")
 	fs.StringVar(&cfg.OTLPClientAttribute, "otlp-client-attribute", cfg.OTLPClientAttribute, "API only: span attribute POST /v1/traces counts a call under, e.g. enduser.id (empty: the client's address, client.address)")
+	fs.DurationVar(&cfg.DedupeWindow, "dedupe-window", cfg.DedupeWindow, "how long the ids of events sent to POST /v1/traces and /events are remembered, so a retried batch is counted once; the same on the API and every worker (0: no dedupe)")
+	fs.IntVar(&cfg.DedupeMaxIDs, "dedupe-max-ids", cfg.DedupeMaxIDs, "worker only: most ids a worker remembers, 11 to 17 bytes each; past it the oldest are forgotten before the window ends (0: no cap)")
 	fs.StringVar(&cfg.AlertWebhookURL, "alert-webhook-url", cfg.AlertWebhookURL, "worker: webhook that receives the alerts of rules without one of their own (empty: those are dead-lettered)")
 	fs.StringVar(&cfg.AlertWebhookSecret, "alert-webhook-secret", cfg.AlertWebhookSecret, "worker: HMAC-SHA256 key of the global webhook's Inarious-Signature (prefer the environment variable)")
 	fs.IntVar(&cfg.AlertAttempts, "alert-attempts", cfg.AlertAttempts, "worker: webhook attempts per alert before it is dead-lettered")
@@ -165,6 +173,8 @@ func Defaults() Config {
 		Windows:           "1m:48h,1h:2160h,1d:17520h",
 		WindowGrace:       windows.DefaultGrace,
 		ClientRetention:   400 * 24 * time.Hour,
+		DedupeWindow:      dedupe.DefaultWindow,
+		DedupeMaxIDs:      dedupe.DefaultMaxIDs,
 		AlertAttempts:     8,
 		AlertBackoff:      250 * time.Millisecond,
 	}
@@ -249,6 +259,12 @@ func (c Config) Validate() error {
 	}
 	if c.ClientRetention < 0 {
 		return errors.New("--client-retention must not be negative")
+	}
+	if c.DedupeWindow < 0 || c.DedupeWindow > 0 && c.DedupeWindow < time.Minute {
+		return errors.New("--dedupe-window must be 0 (off) or at least 1m")
+	}
+	if c.DedupeMaxIDs < 0 {
+		return errors.New("--dedupe-max-ids must not be negative")
 	}
 	if _, err := c.WindowConfig(); err != nil {
 		return fmt.Errorf("--windows/--window-grace: %w", err)

@@ -117,6 +117,11 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatalf("%s never showed GET /usage with %d calls: %v", list, usageCalls, err)
 		}
 	}
+	// Inarious' own API is the default service, holding at least those calls.
+	services := fmt.Sprintf(`Number(document.querySelector('#services tr[data-service="default"]')?.dataset.calls) >= %d`, usageCalls)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](services, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Fatalf("the services list never showed the default service with %d calls or more: %v", usageCalls, err)
+	}
 	alert := `!document.querySelector("#alertSection").hidden && [...document.querySelectorAll("#alerts tr[data-alert]")]` +
 		`.some((tr) => tr.cells[0].textContent === "dash-alert" && tr.cells[1].textContent === "10.0.0.7")`
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](alert, chromedp.WithPollingTimeout(15*time.Second))); err != nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/problem"
 )
@@ -134,6 +135,8 @@ func parseEvent(item []byte) (*activitypb.BackendApiActivity, string) {
 	switch {
 	case ev.HttpMethod == "":
 		return nil, "without httpMethod"
+	case !codecs.ValidMethod(ev.HttpMethod):
+		return nil, "httpMethod is not an HTTP method (a token of at most 32 bytes)"
 	case ev.Client == "" && ev.ClientHost == "":
 		return nil, "without client (or clientHost)"
 	case ev.Route == "" && ev.Endpoint == "":

@@ -10,6 +10,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/internal/alerts"
+	"github.com/inarious/inarious/processors/dedupe"
 	"github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/processors/usage"
 )
@@ -25,12 +26,12 @@ func ResetTopics(ctx context.Context, brokers []string, version sarama.KafkaVers
 	}
 	defer admin.Close()
 	topics := []string{string(goka.GroupTable(BaselineGroup))}
-	for _, t := range slices.Concat(usage.Topics(), endpoints.Topics(), alerts.Topics()) { // Users, the groups' tables, loop, windowed topics, alerts, …
+	for _, t := range slices.Concat(usage.Topics(), endpoints.Topics(), dedupe.New().Topics(), alerts.Topics()) { // Users, the groups' tables, loop, windowed topics, alerts, …
 		if !slices.Contains(topics, t.Name) {
 			topics = append(topics, t.Name)
 		}
 	}
-	for _, g := range []goka.Group{usage.Group, BaselineGroup, endpoints.Group, endpoints.AggregatorGroup} {
+	for _, g := range []goka.Group{usage.Group, BaselineGroup, endpoints.Group, endpoints.AggregatorGroup, dedupe.Group} {
 		if err := admin.DeleteConsumerGroup(string(g)); err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
 			return fmt.Errorf("delete group %s: %w", g, err)
 		}
