@@ -1,0 +1,106 @@
+package enforce
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/inarious/inarious/internal/httpx"
+	"github.com/inarious/inarious/internal/problem"
+)
+
+// The headers of draft-ietf-httpapi-ratelimit-headers: the policies that
+// apply (quota q calls per window of w seconds) and where the call stands
+// (r calls remain, the window resets in t seconds), as structured-field lists.
+const (
+	PolicyHeader    = "RateLimit-Policy"
+	RateLimitHeader = "RateLimit"
+)
+
+// WriteHeaders sets the RateLimit headers of d, if a policy applied.
+func WriteHeaders(h http.Header, d Decision) {
+	if len(d.Limits) == 0 {
+		return
+	}
+	var pol, rl strings.Builder
+	for i, ls := range d.Limits {
+		if i > 0 {
+			pol.WriteString(", ")
+			rl.WriteString(", ")
+		}
+		name := quoted(ls.Name())
+		pol.WriteString(name)
+		pol.WriteString(";q=")
+		pol.WriteString(strconv.FormatUint(ls.Limit.Limit, 10))
+		pol.WriteString(";w=")
+		pol.WriteString(strconv.FormatInt(int64(ls.Step()/time.Second), 10))
+		rl.WriteString(name)
+		rl.WriteString(";r=")
+		rl.WriteString(strconv.FormatUint(ls.Remaining, 10))
+		rl.WriteString(";t=")
+		rl.WriteString(strconv.FormatInt(ls.ResetSeconds, 10))
+	}
+	h.Set(PolicyHeader, pol.String())
+	h.Set(RateLimitHeader, rl.String())
+}
+
+// quoted is s as a structured-field string (RFC 9651): quotes and
+// backslashes escaped; policy names are printable ASCII (quotas.Validate).
+func quoted(s string) string {
+	if !strings.ContainsAny(s, `"\`) {
+		return `"` + s + `"`
+	}
+	return strconv.Quote(s) // the same escapes for printable ASCII
+}
+
+// seconds is d in whole seconds, rounded up, and never negative.
+func seconds(d time.Duration) int64 {
+	return max(0, int64((d+time.Second-1)/time.Second))
+}
+
+// Refuse answers a refused call: 429, Retry-After, and a problem naming the
+// limits reached. The RateLimit headers are WriteHeaders'.
+func Refuse(w http.ResponseWriter, r *http.Request, d Decision) {
+	w.Header().Set("Retry-After", strconv.FormatInt(max(1, seconds(d.RetryAfter)), 10))
+	var reached []string
+	for _, ls := range d.Limits {
+		if ls.Remaining == 0 {
+			what := "calls"
+			if ls.Endpoint != "" {
+				what = "calls of " + ls.Endpoint
+			}
+			reached = append(reached, fmt.Sprintf("%d %s per %s", ls.Limit.Limit, what, ls.Window))
+		}
+	}
+	problem.Write(w, r, http.StatusTooManyRequests, fmt.Sprintf("over the quota of %s (policy %q); retry in %d s",
+		strings.Join(reached, " and "), d.Policy, max(1, seconds(d.RetryAfter))))
+}
+
+// Gate is the middleware the API puts on every route but those in exempt
+// (route templates): it decides each call of clientOf(r), the client the
+// call is counted under, and answers 429 when it is over a quota; allowed
+// calls carry the remaining quota in the RateLimit headers.
+func (l *Limiter) Gate(exempt []string) func(rt httpx.Route, clientOf func(*http.Request) string, next http.Handler) http.Handler {
+	return func(rt httpx.Route, clientOf func(*http.Request) string, next http.Handler) http.Handler {
+		if slices.Contains(exempt, rt.Path) {
+			return next
+		}
+		declared := rt.Method + " " + rt.Path
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			endpoint := declared
+			if r.Method != rt.Method { // HEAD on a GET route, or a route of every method
+				endpoint = r.Method + " " + rt.Path
+			}
+			d := l.Decide(clientOf(r), endpoint, true)
+			WriteHeaders(w.Header(), d)
+			if !d.Allowed {
+				Refuse(w, r, d)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
