@@ -249,8 +249,8 @@ func (h *handler) check(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reserve := true
-	if v := q.Get("reserve"); v != "" {
-		b, err := strconv.ParseBool(v)
+	if v, ok := q["reserve"]; ok {
+		b, err := strconv.ParseBool(v[0])
 		if err != nil {
 			problem.Write(w, r, http.StatusBadRequest, "reserve must be true or false")
 			return

@@ -1,13 +1,10 @@
 package quotahttp_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,46 +15,9 @@ import (
 	"github.com/inarious/inarious/internal/quotas"
 	"github.com/inarious/inarious/internal/quotas/enforce"
 	"github.com/inarious/inarious/internal/quotas/quotahttp"
+	"github.com/inarious/inarious/internal/quotas/quotastest"
 	"github.com/inarious/inarious/internal/windows"
 )
-
-// store is a policy table in memory.
-type store struct {
-	mu sync.Mutex
-	m  map[string]*quotas.Policy
-}
-
-func (s *store) Get(c string) (*quotas.Policy, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[c], nil
-}
-
-func (s *store) List() ([]*quotas.Policy, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*quotas.Policy
-	for _, p := range s.m {
-		out = append(out, p)
-	}
-	slices.SortFunc(out, func(a, b *quotas.Policy) int { return strings.Compare(a.Client, b.Client) })
-	return out, nil
-}
-
-func (s *store) Put(_ context.Context, p *quotas.Policy) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p.Updated = time.Now()
-	s.m[p.Client] = p
-	return nil
-}
-
-func (s *store) Delete(_ context.Context, c string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, c)
-	return nil
-}
 
 type noUsage struct{}
 
@@ -67,7 +27,7 @@ func (noUsage) Series(string, time.Duration, time.Time, time.Time) ([]windows.Bu
 
 func newServer(t *testing.T) http.Handler {
 	t.Helper()
-	st := &store{m: map[string]*quotas.Policy{}}
+	st := quotastest.NewStore()
 	lim := enforce.New(st, noUsage{}, enforce.Config{Refresh: time.Nanosecond, Lag: time.Second, Replicas: 1})
 	r := mux.NewRouter()
 	httpx.Mount(r, quotahttp.Routes(st, lim, windows.Default()))
