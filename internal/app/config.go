@@ -167,7 +167,7 @@ func Defaults() Config {
 		QuotaRefresh:      100 * time.Millisecond,
 		QuotaLag:          time.Second,
 		QuotaReplicas:     1,
-		QuotaExempt:       "/healthz,/readyz,/metrics",
+		QuotaExempt:       "/healthz,/readyz,/metrics,/quotas,/quotas/{client},/quotas/{client}/check",
 	}
 }
 

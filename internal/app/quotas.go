@@ -40,10 +40,9 @@ func serveQuotas(ctx context.Context, cfg Config, tables []*servedTable, log *sl
 	if err != nil {
 		return nil, err
 	}
-	lim := enforce.New(table, usage, enforce.Config{Refresh: cfg.QuotaRefresh, Lag: cfg.QuotaLag, Replicas: cfg.QuotaReplicas},
-		enforce.WithLogger(log))
-	exempt := splitList(cfg.QuotaExempt)
-	log.Info("quotas enforced", "refresh", cfg.QuotaRefresh, "lag", cfg.QuotaLag, "replicas", cfg.QuotaReplicas, "exempt", exempt)
+	lc := enforce.Config{Refresh: cfg.QuotaRefresh, Lag: cfg.QuotaLag, Replicas: cfg.QuotaReplicas, Exempt: splitList(cfg.QuotaExempt)}
+	lim := enforce.New(table, usage, lc, enforce.WithLogger(log))
+	log.Info("quotas enforced", "refresh", lc.Refresh, "lag", lc.Lag, "replicas", lc.Replicas, "exempt", lc.Exempt)
 	return &servedTable{
 		table:     quotas.Topic,
 		view:      table.Goka(),
@@ -51,7 +50,7 @@ func serveQuotas(ctx context.Context, cfg Config, tables []*servedTable, log *sl
 		routes:    quotahttp.Routes(table, lim, wcfg, quotahttp.WithLogger(log), quotahttp.WithMaxBodyBytes(cfg.MaxBodyBytes)),
 		recovered: table.Recovered,
 		counters:  lim.Counters(),
-		gate:      lim.Gate(exempt),
+		gate:      lim.Gate,
 		close: func() {
 			if err := table.Close(); err != nil {
 				log.Warn("quota policies emitter close", "err", err)

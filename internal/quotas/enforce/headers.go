@@ -79,28 +79,26 @@ func Refuse(w http.ResponseWriter, r *http.Request, d Decision) {
 		strings.Join(reached, " and "), d.Policy, max(1, seconds(d.RetryAfter))))
 }
 
-// Gate is the middleware the API puts on every route but those in exempt
-// (route templates): it decides each call of clientOf(r), the client the
-// call is counted under, and answers 429 when it is over a quota; allowed
-// calls carry the remaining quota in the RateLimit headers.
-func (l *Limiter) Gate(exempt []string) func(rt httpx.Route, clientOf func(*http.Request) string, next http.Handler) http.Handler {
-	return func(rt httpx.Route, clientOf func(*http.Request) string, next http.Handler) http.Handler {
-		if slices.Contains(exempt, rt.Path) {
-			return next
-		}
-		declared := rt.Method + " " + rt.Path
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			endpoint := declared
-			if r.Method != rt.Method { // HEAD on a GET route, or a route of every method
-				endpoint = r.Method + " " + rt.Path
-			}
-			d := l.Decide(clientOf(r), endpoint, true)
-			WriteHeaders(w.Header(), d)
-			if !d.Allowed {
-				Refuse(w, r, d)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
+// Gate is the middleware the API puts on every route but the exempt ones
+// (Config.Exempt): it decides each call of clientOf(r), the client the call
+// is counted under, and answers 429 when it is over a quota; allowed calls
+// carry the remaining quota in the RateLimit headers.
+func (l *Limiter) Gate(rt httpx.Route, clientOf func(*http.Request) string, next http.Handler) http.Handler {
+	if slices.Contains(l.cfg.Exempt, rt.Path) {
+		return next
 	}
+	declared := rt.Method + " " + rt.Path
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		endpoint := declared
+		if r.Method != rt.Method { // HEAD on a GET route, or a route of every method
+			endpoint = r.Method + " " + rt.Path
+		}
+		d := l.Decide(clientOf(r), endpoint, true)
+		WriteHeaders(w.Header(), d)
+		if !d.Allowed {
+			Refuse(w, r, d)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -39,6 +39,9 @@ type Config struct {
 	// its own calls not yet in the table that many times, standing in for
 	// the others' (with an even spread, what all replicas admitted).
 	Replicas int
+	// Exempt are the route templates ("/healthz") the gate lets through
+	// without a decision; their calls count against no limit either.
+	Exempt []string
 }
 
 // DefaultConfig reads every 100 ms and counts 1 s of lag, on one replica.

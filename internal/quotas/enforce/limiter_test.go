@@ -233,9 +233,11 @@ func TestReadsOncePerRefresh(t *testing.T) {
 
 func TestGateAnswers429WithHeaders(t *testing.T) {
 	p := policies{quotas.Default: policy(quotas.Default, quotas.Limit{Window: "1m", Limit: 2}, quotas.Limit{Window: "1h", Limit: 100})}
-	l, _ := newLimiter(p, &usage{}, enforce.DefaultConfig())
+	cfg := enforce.DefaultConfig()
+	cfg.Exempt = []string{"/healthz"}
+	l, _ := newLimiter(p, &usage{}, cfg)
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	gate := l.Gate([]string{"/healthz"})
+	gate := l.Gate
 	clientOf := func(r *http.Request) string { return r.Header.Get("X-Client") }
 	h := gate(httpx.Route{Method: http.MethodGet, Path: "/users/{id}"}, clientOf, ok)
 	call := func() *httptest.ResponseRecorder {
@@ -282,5 +284,20 @@ func TestCheckWithoutReserveOnlyLooks(t *testing.T) {
 	}
 	if got := admitted(l, "alice", "", 3); got != 1 {
 		t.Errorf("admitted %d after looking, want 1", got)
+	}
+}
+
+// Calls to exempt routes are in the table's total but count against no limit.
+func TestExemptCallsCountAgainstNoLimit(t *testing.T) {
+	u := &usage{}
+	u.set("alice", "", 12)
+	u.set("alice", "GET /healthz", 8)
+	u.set("alice", "HEAD /healthz", 2)
+	u.set("alice", "GET /x", 2)
+	cfg := enforce.DefaultConfig()
+	cfg.Exempt = []string{"/healthz"}
+	l, _ := newLimiter(policies{"alice": policy("alice", quotas.Limit{Window: "1m", Limit: 5})}, u, cfg)
+	if got := admitted(l, "alice", "GET /x", 5); got != 3 {
+		t.Errorf("admitted %d with 2 of 5 counted (10 calls exempt), want 3", got)
 	}
 }

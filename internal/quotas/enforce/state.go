@@ -1,6 +1,8 @@
 package enforce
 
 import (
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -220,12 +222,26 @@ func (l *Limiter) read(client string, now time.Time) (*quotas.Policy, []uint64, 
 		switch {
 		case b == nil:
 		case lim.Endpoint == "":
-			counts[i] = b.Total
+			counts[i] = b.Total - l.exempted(b)
 		default:
 			counts[i] = b.Endpoints[lim.Endpoint]
 		}
 	}
 	return policy, counts, true
+}
+
+// exempted is the calls of b to exempt routes, which count against no limit.
+func (l *Limiter) exempted(b *windows.Bucket) uint64 {
+	var n uint64
+	if len(l.cfg.Exempt) == 0 {
+		return 0
+	}
+	for ep, c := range b.Endpoints {
+		if _, route, ok := strings.Cut(ep, " "); ok && slices.Contains(l.cfg.Exempt, route) {
+			n += c
+		}
+	}
+	return min(n, b.Total)
 }
 
 func (l *Limiter) readFailed(what, client string, err error) {
