@@ -20,31 +20,19 @@ const (
 	RateLimitHeader = "RateLimit"
 )
 
+// The headers' keys as http.Header keeps them (textproto's canonical
+// form), so setting them costs no canonicalization.
+const (
+	policyKey    = "Ratelimit-Policy"
+	rateLimitKey = "Ratelimit"
+)
+
 // WriteHeaders sets the RateLimit headers of d, if a policy applied.
 func WriteHeaders(h http.Header, d Decision) {
-	if len(d.Limits) == 0 {
+	if d.headers[0] == nil {
 		return
 	}
-	var pol, rl strings.Builder
-	for i, ls := range d.Limits {
-		if i > 0 {
-			pol.WriteString(", ")
-			rl.WriteString(", ")
-		}
-		name := quoted(ls.Name())
-		pol.WriteString(name)
-		pol.WriteString(";q=")
-		pol.WriteString(strconv.FormatUint(ls.Limit.Limit, 10))
-		pol.WriteString(";w=")
-		pol.WriteString(strconv.FormatInt(int64(ls.Step()/time.Second), 10))
-		rl.WriteString(name)
-		rl.WriteString(";r=")
-		rl.WriteString(strconv.FormatUint(ls.Remaining, 10))
-		rl.WriteString(";t=")
-		rl.WriteString(strconv.FormatInt(ls.ResetSeconds, 10))
-	}
-	h.Set(PolicyHeader, pol.String())
-	h.Set(RateLimitHeader, rl.String())
+	h[policyKey], h[rateLimitKey] = d.headers[0], d.headers[1]
 }
 
 // quoted is s as a structured-field string (RFC 9651): quotes and
@@ -93,7 +81,7 @@ func (l *Limiter) Gate(rt httpx.Route, clientOf func(*http.Request) string, next
 		if r.Method != rt.Method { // HEAD on a GET route, or a route of every method
 			endpoint = r.Method + " " + rt.Path
 		}
-		d := l.Decide(clientOf(r), endpoint, true)
+		d := l.decide(clientOf(r), endpoint, true, false)
 		WriteHeaders(w.Header(), d)
 		if !d.Allowed {
 			Refuse(w, r, d)

@@ -100,6 +100,8 @@ func (l *Limiter) Counters() []metrics.Counter {
 // LimitState is one limit as it stands for a call.
 type LimitState struct {
 	quotas.Limit
+	// Step is the window's length.
+	Step time.Duration
 	// Remaining calls in the window after this one (if it was allowed).
 	Remaining uint64
 	// Reset is when the window ends; ResetSeconds is how long until then,
@@ -114,24 +116,32 @@ type Decision struct {
 	// Client names the policy that applied: the client, quotas.Default, or
 	// "" when none did.
 	Policy string
-	// Limits are the limits that applied, in the policy's order.
+	// Limits are the limits that applied, in the policy's order (the
+	// gate's allowed calls leave them out).
 	Limits []LimitState
 	// RetryAfter, when refused, is how long until every limit reached resets.
 	RetryAfter time.Duration
 	// At is when the call was decided.
 	At time.Time
+	// headers are the values of RateLimit-Policy and RateLimit.
+	headers [2][]string
 }
 
 // Decide decides a call of client to endpoint ("GET /users/{id}") now.
 // With reserve, an allowed call is counted as admitted by this replica
 // until the table shows it; without, Decide only looks.
 func (l *Limiter) Decide(client, endpoint string, reserve bool) Decision {
+	return l.decide(client, endpoint, reserve, true)
+}
+
+// decide is Decide, listing the limits only with detail or when refused.
+func (l *Limiter) decide(client, endpoint string, reserve, detail bool) Decision {
 	now := l.now()
 	l.sweep(now)
 	s := l.state(client, now)
-	d := s.decide(l, client, endpoint, reserve, now)
+	d := s.decide(l, client, endpoint, reserve, detail, now)
 	d.At = now
-	if len(d.Limits) > 0 && reserve {
+	if d.Policy != "" && reserve {
 		if d.Allowed {
 			l.allowed.Add(1)
 		} else {

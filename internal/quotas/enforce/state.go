@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,8 @@ type clientState struct {
 	limits     []*limitState  // parallel to policy.Limits
 	readAt     time.Time      // when the counts in limits were read (the read's start)
 	refreshing bool
+	// policyHeaders are the RateLimit-Policy values by endpoint.
+	policyHeaders map[string][]string
 }
 
 // limitState is one limit's count.
@@ -35,6 +38,10 @@ type limitState struct {
 	table   uint64 // the table's count of that window at readAt
 	admits  []slot // ring of the calls admitted here, by time
 	slotLen int64  // ns
+	// The limit in the RateLimit headers: its quoted name, and its item of
+	// RateLimit-Policy, which never changes.
+	name, policyItem string
+	used             uint64 // while a decision holds the lock
 }
 
 // slot counts the calls admitted in [idx*slotLen, (idx+1)*slotLen).
@@ -44,7 +51,8 @@ type slot struct {
 }
 
 // decide refreshes the state if it is stale, then decides the call.
-func (s *clientState) decide(l *Limiter, client, endpoint string, reserve bool, now time.Time) Decision {
+// Limits are listed when detail is set or the call is refused.
+func (s *clientState) decide(l *Limiter, client, endpoint string, reserve, detail bool, now time.Time) Decision {
 	s.refresh(l, client, now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -52,44 +60,77 @@ func (s *clientState) decide(l *Limiter, client, endpoint string, reserve bool, 
 	if s.policy == nil {
 		return d
 	}
-	d.Policy = s.policy.Client
 	cutoff := s.readAt.Add(-l.cfg.Lag).UnixNano()
 	n := uint64(l.cfg.Replicas)
-	applied := make([]*limitState, 0, len(s.limits))
-	used := make([]uint64, 0, len(s.limits))
+	applied := 0
 	for _, ls := range s.limits {
 		if !ls.applies(endpoint) {
 			continue
 		}
+		applied++
 		if b := windows.StartUnix(now.UnixNano(), ls.step); b != ls.bucket {
 			// A new window: nothing counted in it yet, and read it soon.
 			ls.bucket, ls.table = b, 0
 			clear(ls.admits)
 			s.readAt = time.Time{}
 		}
-		u := ls.table + n*ls.admitted(cutoff)
-		applied, used = append(applied, ls), append(used, u)
-		if u >= ls.limit.Limit {
+		ls.used = ls.table + n*ls.admitted(cutoff)
+		if ls.used >= ls.limit.Limit {
 			d.Allowed = false
 			d.RetryAfter = max(d.RetryAfter, ls.reset().Sub(now))
 		}
 	}
-	if len(applied) == 0 {
-		d.Policy = ""
+	if applied == 0 {
 		return d
 	}
-	d.Limits = make([]LimitState, len(applied))
-	for i, ls := range applied {
-		u := used[i]
+	d.Policy = s.policy.Client
+	if detail || !d.Allowed {
+		d.Limits = make([]LimitState, 0, applied)
+	}
+	rl := make([]byte, 0, 32*applied)
+	for _, ls := range s.limits {
+		if !ls.applies(endpoint) {
+			continue
+		}
 		if d.Allowed && reserve {
 			ls.admit(now)
-			u += n
+			ls.used += n
 		}
-		d.Limits[i] = LimitState{Limit: ls.limit, Remaining: ls.limit.Limit - min(u, ls.limit.Limit), Reset: ls.reset(),
-			ResetSeconds: seconds(ls.reset().Sub(now))}
+		remaining, reset := ls.limit.Limit-min(ls.used, ls.limit.Limit), ls.reset()
+		resetSeconds := seconds(reset.Sub(now))
+		if d.Limits != nil {
+			d.Limits = append(d.Limits, LimitState{Limit: ls.limit, Step: ls.step, Remaining: remaining, Reset: reset, ResetSeconds: resetSeconds})
+		}
+		if len(rl) > 0 {
+			rl = append(rl, ", "...)
+		}
+		rl = strconv.AppendInt(append(strconv.AppendUint(append(append(rl, ls.name...), ";r="...), remaining, 10), ";t="...), resetSeconds, 10)
 	}
+	d.headers = [2][]string{s.policyHeader(endpoint), {string(rl)}}
 	return d
 }
+
+// policyHeader is the RateLimit-Policy of a call to endpoint, made once per
+// endpoint and policy.
+func (s *clientState) policyHeader(endpoint string) []string {
+	if h, ok := s.policyHeaders[endpoint]; ok {
+		return h
+	}
+	var items []string
+	for _, ls := range s.limits {
+		if ls.applies(endpoint) {
+			items = append(items, ls.policyItem)
+		}
+	}
+	h := []string{strings.Join(items, ", ")}
+	if len(s.policyHeaders) < maxPolicyHeaders {
+		s.policyHeaders[endpoint] = h
+	}
+	return h
+}
+
+// maxPolicyHeaders bounds the endpoints a client's policy headers are kept for.
+const maxPolicyHeaders = 64
 
 // applies: a limit of all calls, or of this endpoint; limits of a service
 // wait until the usage table counts per service.
@@ -157,7 +198,7 @@ func (s *clientState) refresh(l *Limiter, client string, now time.Time) {
 // limit takes the table's count of its current window.
 func (s *clientState) install(l *Limiter, policy *quotas.Policy, counts []uint64, now time.Time) {
 	if !samePolicy(s.policy, policy) {
-		s.policy, s.limits = policy, nil
+		s.policy, s.limits, s.policyHeaders = policy, nil, map[string][]string{}
 		if policy != nil {
 			s.limits = make([]*limitState, len(policy.Limits))
 			// Slots of a refresh (at most 32 over the lag) spanning the lag
@@ -165,7 +206,10 @@ func (s *clientState) install(l *Limiter, policy *quotas.Policy, counts []uint64
 			slotLen := max(l.cfg.Refresh, l.cfg.Lag/32, time.Millisecond)
 			slots := int((l.cfg.Lag+2*l.cfg.Refresh)/slotLen) + 2
 			for i, lim := range policy.Limits {
-				s.limits[i] = &limitState{limit: lim, step: lim.Step(), slotLen: int64(slotLen), admits: make([]slot, slots)}
+				step := lim.Step()
+				name := quoted(lim.Name())
+				s.limits[i] = &limitState{limit: lim, step: step, slotLen: int64(slotLen), admits: make([]slot, slots), name: name,
+					policyItem: name + ";q=" + strconv.FormatUint(lim.Limit, 10) + ";w=" + strconv.FormatInt(int64(step/time.Second), 10)}
 			}
 		}
 	}
