@@ -11,13 +11,13 @@
 # usage table's minute buckets, which count every call by status class.
 #
 # Environment: REPLICAS [4], QUOTA_REPLICAS [1], LIMIT [1000], RATE_FACTOR
-# [20], MINUTES [3], QUOTA_LAG [1s], QUOTA_REFRESH [100ms], PORT [18580: replica i
+# [20], MINUTES [3], QUOTA_LAG [250ms], QUOTA_REFRESH [100ms], PORT [18580: replica i
 # on PORT+i], EMBEDDED_PORT [29692], BASE [/tmp/quota-overshoot],
 # BIN and LOAD [built from this tree].
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/.." && pwd)
 REPLICAS=${REPLICAS:-4} QUOTA_REPLICAS=${QUOTA_REPLICAS:-1} LIMIT=${LIMIT:-1000} RATE_FACTOR=${RATE_FACTOR:-20}
-MINUTES=${MINUTES:-3} QUOTA_LAG=${QUOTA_LAG:-1s} QUOTA_REFRESH=${QUOTA_REFRESH:-100ms}
+MINUTES=${MINUTES:-3} QUOTA_LAG=${QUOTA_LAG:-250ms} QUOTA_REFRESH=${QUOTA_REFRESH:-100ms}
 PORT=${PORT:-18580} EMBEDDED_PORT=${EMBEDDED_PORT:-29692} BASE=${BASE:-/tmp/quota-overshoot}
 case $BASE in /tmp/?*) ;; *) echo "BASE must be under /tmp (it is wiped)" >&2; exit 1 ;; esac
 rm -rf "$BASE" && mkdir -p "$BASE"
@@ -43,14 +43,14 @@ for ((i = 1; i < REPLICAS; i++)); do wait_ready "http://127.0.0.1:$((PORT + i))"
 curl -sf -o /dev/null -XPUT "http://127.0.0.1:$PORT/quotas/%2A" -H 'Content-Type: application/json' \
 	-d "{\"limits\":[{\"window\":\"1m\",\"limit\":$LIMIT}]}"
 
-# Start a second into a minute; run the whole minutes and 2 s more.
+# From a second into a minute to a second before its last one ends.
 sleep $(( (61 - $(date +%s) % 60) % 60 ))
 rate=$(awk -v l="$LIMIT" -v f="$RATE_FACTOR" -v n="$REPLICAS" 'BEGIN {printf "%.3f", l*f/60/n}')
 echo "$REPLICAS replicas (--quota-replicas $QUOTA_REPLICAS), limit $LIMIT/min, $RATE_FACTOR x: $rate req/s on each replica for $MINUTES min"
 loads=()
 for ((i = 0; i < REPLICAS; i++)); do
 	"$LOAD" -target "http://127.0.0.1:$((PORT + i))" -mix healthz -clients 1 -seed 1 -connections 8 -rate "$rate" \
-		-duration $((MINUTES * 60 + 1))s -probe-every 0 -warmup=false >"$BASE/load$i.txt" 2>&1 &
+		-duration $((MINUTES * 60 - 2))s -probe-every 0 -warmup=false >"$BASE/load$i.txt" 2>&1 &
 	loads+=($!)
 done
 for p in "${loads[@]}"; do wait "$p"; done
@@ -65,6 +65,7 @@ limit = int(sys.argv[1])
 for b in json.load(sys.stdin)["buckets"]:
     st = b.get("endpoint_status", {}).get("GET /healthz", {})
     ok, refused = st.get("2xx", 0), st.get("4xx", 0)
-    print(f"{b[\"start\"]}  served {ok:6d}  refused {refused:6d}  over the limit {ok - limit:+5d} ({(ok - limit) / limit * 100:+.2f} %)")
+    over = ok - limit
+    print("%s  served %6d  refused %6d  over the limit %+5d (%+.2f %%)" % (b["start"], ok, refused, over, over / limit * 100))
 ' "$LIMIT" | tee "$BASE/buckets.txt"
 grep -h '^codes' "$BASE"/load*.txt || true

@@ -165,7 +165,7 @@ func Defaults() Config {
 		WindowGrace:       windows.DefaultGrace,
 		ClientRetention:   400 * 24 * time.Hour,
 		QuotaRefresh:      100 * time.Millisecond,
-		QuotaLag:          time.Second,
+		QuotaLag:          250 * time.Millisecond,
 		QuotaReplicas:     1,
 		QuotaExempt:       "/healthz,/readyz,/metrics,/quotas,/quotas/{client},/quotas/{client}/check",
 	}

@@ -12,16 +12,11 @@ import (
 	"github.com/inarious/inarious/internal/problem"
 )
 
-// The headers of draft-ietf-httpapi-ratelimit-headers: the policies that
-// apply (quota q calls per window of w seconds) and where the call stands
-// (r calls remain, the window resets in t seconds), as structured-field lists.
-const (
-	PolicyHeader    = "RateLimit-Policy"
-	RateLimitHeader = "RateLimit"
-)
-
-// The headers' keys as http.Header keeps them (textproto's canonical
-// form), so setting them costs no canonicalization.
+// The headers of draft-ietf-httpapi-ratelimit-headers, RateLimit-Policy
+// (per limit: quota q calls per window of w seconds) and RateLimit (r calls
+// remain, the window resets in t seconds), structured-field lists, keyed
+// as http.Header keeps them (textproto's canonical form), so setting them
+// costs no canonicalization.
 const (
 	policyKey    = "Ratelimit-Policy"
 	rateLimitKey = "Ratelimit"

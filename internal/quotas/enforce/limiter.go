@@ -44,9 +44,9 @@ type Config struct {
 	Exempt []string
 }
 
-// DefaultConfig reads every 100 ms and counts 1 s of lag, on one replica.
+// DefaultConfig reads every 100 ms and counts 250 ms of lag, on one replica.
 func DefaultConfig() Config {
-	return Config{Refresh: 100 * time.Millisecond, Lag: time.Second, Replicas: 1}
+	return Config{Refresh: 100 * time.Millisecond, Lag: 250 * time.Millisecond, Replicas: 1}
 }
 
 // Limiter decides calls. It keeps a small state per client seen lately.
