@@ -188,20 +188,53 @@ func (p *Publisher) accept(ev *activitypb.BackendApiActivity) (produceHere, acce
 // a batch refused whole can be retried whole without counting any of it
 // twice (an OTLP exporter retries its batch on 429 and 503). Refused
 // batches are not counted as dropped: their sender is told and keeps them.
+// With ProduceOnPublish, the events that find a free in-flight slot are
+// handed to the producer here, by the caller: the publisher's one
+// goroutine would otherwise be left behind by the requests decoding
+// batches, as the scheduler gives each goroutine an even share.
 func (p *Publisher) PublishAll(evs []*activitypb.BackendApiActivity) bool {
+	here, ok := p.acceptAll(evs)
+	for _, ev := range evs[:here] {
+		p.produce(ev)
+	}
+	return ok
+}
+
+// acceptAll takes evs whole or not at all: the first here of them hold an
+// in-flight slot each, for PublishAll to produce, the rest are queued.
+func (p *Publisher) acceptAll(evs []*activitypb.BackendApiActivity) (here int, ok bool) {
 	// The write lock keeps Publish and retry out, so no event is queued
 	// while these are: the room seen here can only grow until they are in.
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || cap(p.queue)-len(p.queue) < len(evs) {
-		return false
+	if p.closed {
+		return 0, false
 	}
-	for _, ev := range evs {
+	if p.produceOnPublish && !p.holding.Load() && !p.lastFailed.Load() && len(p.queue) == 0 {
+	slots:
+		for here < len(evs) {
+			select {
+			case p.slots <- struct{}{}:
+				here++
+			default:
+				break slots
+			}
+		}
+	}
+	if cap(p.queue)-len(p.queue) < len(evs)-here {
+		for range here {
+			<-p.slots
+		}
+		return 0, false
+	}
+	for _, ev := range evs[here:] {
 		p.pending.Add(1)
 		p.queue <- ev
 		p.accepted.Add(1)
 	}
-	return true
+	p.pending.Add(here)
+	p.accepted.Add(uint64(here))
+	return here, true
 }
 
 // produce hands ev, whose slot is taken, to the producer.
