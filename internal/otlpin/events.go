@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -52,7 +53,12 @@ func (b batchReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, status, detail)
 		return
 	}
+	if !b.startWork(r) {
+		return
+	}
+	defer b.endWork()
 	evs, res, detail := ParseBatch(body, time.Now())
+	runtime.Gosched() // as for spans (see startWork)
 	if detail != "" {
 		problem.Write(w, r, http.StatusBadRequest, detail)
 		return
