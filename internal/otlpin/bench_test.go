@@ -2,7 +2,6 @@ package otlpin_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -46,30 +45,4 @@ func BenchmarkConvertOTLP(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512), "ns/span")
-}
-
-// BenchmarkConvertEvents is POST /events' work per batch of 100 events
-// before publishing.
-func BenchmarkConvertEvents(b *testing.B) {
-	var sb strings.Builder
-	sb.WriteByte('[')
-	for j := range 100 {
-		if j > 0 {
-			sb.WriteByte(',')
-		}
-		fmt.Fprintf(&sb, `{"id":"5b8efff798038103d269b633813f%04x","client":"198.18.0.%d","clientHost":"198.18.0.%d","service":"shop",`+
-			`"httpMethod":"GET","route":"/orders/{id}","endpoint":"/orders/%d","httpStatus":200,"durationUs":"1500","requestTime":"2026-12-06T12:00:00.123456789Z"}`,
-			j, j, j, j)
-	}
-	sb.WriteByte(']')
-	body := []byte(sb.String())
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		evs, _, detail := otlpin.ParseBatch(body, t0)
-		if detail != "" || len(evs) != 100 {
-			b.Fatalf("%d events: %s", len(evs), detail)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")
 }

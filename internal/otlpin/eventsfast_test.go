@@ -1,11 +1,15 @@
 package otlpin
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/inarious/inarious/codecs/activitypb"
 )
 
 var fastNow = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
@@ -81,4 +85,37 @@ func FuzzParseBatchFast(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkFastAgreesWithGeneral(t, body)
 	})
+}
+
+// BenchmarkConvertEvents is POST /events' work per batch of 100 events, as
+// the load tool sends them, before publishing: ParseBatch as served, and
+// its general path alone, which was all of it before the fast pass.
+func BenchmarkConvertEvents(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteByte('[')
+	for j := range 100 {
+		if j > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"id":"5b8efff798038103d269b633813f%04x","client":"198.18.0.%d","clientHost":"198.18.0.%d","service":"shop",`+
+			`"httpMethod":"GET","route":"/orders/{id}","endpoint":"/orders/%d","httpStatus":200,"durationUs":"1500","requestTime":"2026-12-06T12:00:00.123456789Z"}`,
+			j, j, j, j)
+	}
+	sb.WriteByte(']')
+	body := []byte(sb.String())
+	for _, c := range []struct {
+		name  string
+		parse func([]byte, time.Time) ([]*activitypb.BackendApiActivity, BatchResult, string)
+	}{{"ParseBatch", ParseBatch}, {"general path (before)", parseBatchGeneral}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if evs, _, detail := c.parse(body, fastNow); detail != "" || len(evs) != 100 {
+					b.Fatalf("%d events: %s", len(evs), detail)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")
+		})
+	}
 }
