@@ -37,6 +37,7 @@ type Server struct {
 type options struct {
 	routes     []httpx.Route
 	middleware []func(http.Handler) http.Handler
+	gates      []Gate
 	keys       *auth.Keys
 	log        *slog.Logger
 	checks     []ReadinessCheck
@@ -80,6 +81,14 @@ func WithRoutes(routes ...httpx.Route) Option {
 func WithMiddleware(mw func(http.Handler) http.Handler) Option {
 	return func(o *options) { o.middleware = append(o.middleware, mw) }
 }
+
+// Gate wraps a route's handler inside auth, knowing the route and
+// clientOf, the client a request is counted under (the API key's client,
+// else the caller's address); e.g. quota enforcement (internal/quotas/enforce).
+type Gate func(rt httpx.Route, clientOf func(*http.Request) string, next http.Handler) http.Handler
+
+// WithGate puts gate on every route, between auth and the handler.
+func WithGate(gate Gate) Option { return func(o *options) { o.gates = append(o.gates, gate) } }
 
 // WithAPIKeys turns API keys on: each route then needs a key with its
 // declared scope. With no keys the API is open.
@@ -152,11 +161,24 @@ func New(publisher *Publisher, clients *ClientResolver, opts ...Option) (*Server
 		problem.Write(w, req, http.StatusMethodNotAllowed, "method "+req.Method+" is not allowed here")
 	}))
 	mounted := slices.Clone(s.routes)
-	for i := range mounted {
-		mounted[i].Handler = observe(mounted[i].Path, authorize(mounted[i].Handler))
+	for i, rt := range mounted {
+		h := rt.Handler
+		for _, gate := range slices.Backward(o.gates) {
+			h = gate(rt, s.clientOf, h)
+		}
+		mounted[i].Handler = observe(rt.Path, authorize(h))
 	}
 	httpx.Mount(r, mounted)
 	return s, nil
+}
+
+// clientOf is the client r is counted under, as recordActivity counts it.
+func (s *Server) clientOf(r *http.Request) string {
+	if p, ok := auth.FromContext(r.Context()); ok {
+		return p.Client
+	}
+	host, _ := s.clients.Resolve(r)
+	return host
 }
 
 // ownRoutes are the routes this package serves.

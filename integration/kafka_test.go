@@ -408,6 +408,12 @@ func waitRecords(t *testing.T, tr *traffic) int64 {
 // committed returns the usage group's committed offsets of Users (-1: none).
 func committed(t *testing.T) map[int32]int64 {
 	t.Helper()
+	return committedOf(t, usageGroup, usersTopic)
+}
+
+// committedOf returns group's committed offsets of topic (-1: none).
+func committedOf(t *testing.T, group, topic string) map[int32]int64 {
+	t.Helper()
 	adm := kafkaAdmin(t)
 	defer adm.Close()
 	parts := make([]int32, partitions)
@@ -419,11 +425,11 @@ func committed(t *testing.T) map[int32]int64 {
 	var resp *sarama.OffsetFetchResponse
 	testutil.Eventually(t, 60*time.Second, func() (bool, string) {
 		var err error
-		resp, err = adm.ListConsumerGroupOffsets(usageGroup, map[string][]int32{usersTopic: parts})
+		resp, err = adm.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
 		return err == nil, fmt.Sprintf("committed offsets: %v", err)
 	})
 	out := map[int32]int64{}
-	for p, b := range resp.Blocks[usersTopic] {
+	for p, b := range resp.Blocks[topic] {
 		out[p] = b.Offset
 	}
 	return out

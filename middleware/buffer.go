@@ -171,20 +171,53 @@ func (b *Buffer) drop() {
 // a batch refused whole can be retried whole without counting any of it
 // twice (an OTLP exporter retries its batch on 429 and 503). Refused
 // batches are not counted as dropped: their sender is told and keeps them.
+// With ProduceOnPublish, the events that find a free in-flight slot are
+// handed to the transport here, by the caller: the buffer's one goroutine
+// would otherwise be left behind by the requests decoding batches, as the
+// scheduler gives each goroutine an even share.
 func (b *Buffer) PublishAll(evs []*activitypb.BackendApiActivity) bool {
+	here, ok := b.acceptAll(evs)
+	for _, ev := range evs[:here] {
+		b.produce(ev)
+	}
+	return ok
+}
+
+// acceptAll takes evs whole or not at all: the first here of them hold an
+// in-flight slot each, for PublishAll to produce, the rest are queued.
+func (b *Buffer) acceptAll(evs []*activitypb.BackendApiActivity) (here int, ok bool) {
 	// The write lock keeps Publish and retry out, so no event is queued
 	// while these are: the room seen here can only grow until they are in.
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed || cap(b.queue)-len(b.queue) < len(evs) {
-		return false
+	if b.closed {
+		return 0, false
 	}
-	for _, ev := range evs {
+	if b.produceOnPublish && !b.holding.Load() && !b.lastFailed.Load() && len(b.queue) == 0 {
+	slots:
+		for here < len(evs) {
+			select {
+			case b.slots <- struct{}{}:
+				here++
+			default:
+				break slots
+			}
+		}
+	}
+	if cap(b.queue)-len(b.queue) < len(evs)-here {
+		for range here {
+			<-b.slots
+		}
+		return 0, false
+	}
+	for _, ev := range evs[here:] {
 		b.pending.Add(1)
 		b.queue <- ev
 		b.accepted.Add(1)
 	}
-	return true
+	b.pending.Add(here)
+	b.accepted.Add(uint64(here))
+	return here, true
 }
 
 // produce hands ev, whose slot is taken, to the transport.

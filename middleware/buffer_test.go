@@ -23,9 +23,12 @@ type syncProducer struct {
 	failFirst int
 	attempts  int
 	delivered []*activitypb.BackendApiActivity
-	// inPublish counts the calls made by Publish itself rather than by
-	// the buffer's goroutine.
-	inPublish int
+	// inPublish and inPublishAll count the calls made by Publish and
+	// PublishAll themselves rather than by the publisher's goroutine.
+	inPublish, inPublishAll int
+	// held, when set, keeps every delivery unsettled until release.
+	held    bool
+	waiting []func()
 }
 
 func (s *syncProducer) Produce(key string, msg any, done func(any, error)) error {
@@ -35,6 +38,19 @@ func (s *syncProducer) Produce(key string, msg any, done func(any, error)) error
 	s.attempts++
 	if bytes.Contains(stack, []byte("middleware.(*Buffer).Publish(")) {
 		s.inPublish++
+	}
+	if bytes.Contains(stack, []byte("middleware.(*Buffer).PublishAll(")) {
+		s.inPublishAll++
+	}
+	if s.held {
+		s.waiting = append(s.waiting, func() {
+			s.mu.Lock()
+			s.delivered = append(s.delivered, msg.(*activitypb.BackendApiActivity))
+			s.mu.Unlock()
+			done(msg, nil)
+		})
+		s.mu.Unlock()
+		return nil
 	}
 	fail := s.attempts <= s.failFirst
 	if !fail {
@@ -55,6 +71,18 @@ func (s *syncProducer) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.delivered)
+}
+
+// release settles the deliveries held so far, and holds no more.
+func (s *syncProducer) release() {
+	s.mu.Lock()
+	s.held = false
+	waiting := s.waiting
+	s.waiting = nil
+	s.mu.Unlock()
+	for _, settle := range waiting {
+		settle()
+	}
 }
 
 func (s *syncProducer) producedInPublish() int {
@@ -81,6 +109,52 @@ func TestBufferProducesOnPublishWhenNothingWaits(t *testing.T) {
 	}
 	if st := buf.Stats(); st.Accepted != 10 || st.Delivered != 10 || st.Queued != 0 || st.InFlight != 0 {
 		t.Errorf("stats %+v, want 10 accepted and delivered", st)
+	}
+}
+
+// With ProduceOnPublish, PublishAll hands the events that find an
+// in-flight slot to the producer itself, queues the rest, and refuses a
+// batch whose rest does not fit, giving its slots back.
+func TestPublishAllProducesWhatFindsASlot(t *testing.T) {
+	batch := func(n int) []*activitypb.BackendApiActivity {
+		evs := make([]*activitypb.BackendApiActivity, n)
+		for i := range evs {
+			evs[i] = &activitypb.BackendApiActivity{Client: "c", HttpMethod: "GET"}
+		}
+		return evs
+	}
+	prod := &syncProducer{}
+	pub := middleware.NewBuffer(prod, 16, middleware.ProduceOnPublish())
+	if !pub.PublishAll(batch(10)) || prod.count() != 10 || prod.inPublishAll != 10 {
+		t.Fatalf("%d of 10 delivered, %d by PublishAll; want all, by PublishAll", prod.count(), prod.inPublishAll)
+	}
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	prod = &syncProducer{held: true}
+	const slots = 4096 // the buffer's in-flight bound
+	pub = middleware.NewBuffer(prod, 100, middleware.ProduceOnPublish())
+	if !pub.PublishAll(batch(slots + 100)) {
+		t.Fatal("a batch filling the slots and the queue was refused")
+	}
+	if st := pub.Stats(); st.InFlight != slots || prod.inPublishAll != slots {
+		t.Fatalf("stats %+v, %d produced by PublishAll; want %d in flight, produced by PublishAll", st, prod.inPublishAll, slots)
+	}
+	// The publisher's goroutine may have taken one queued event to wait for a slot.
+	if pub.PublishAll(batch(2)) {
+		t.Fatal("a batch was taken with no slot and no room in the queue")
+	}
+	prod.release()
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		prod.release()
+		return prod.count() == slots+100, fmt.Sprintf("%d of %d delivered", prod.count(), slots+100)
+	})
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := pub.Stats(); st.Accepted != slots+100 || st.Delivered != slots+100 || st.Dropped != 0 {
+		t.Errorf("stats %+v, want every event of the batch taken and delivered, the refused one not dropped", st)
 	}
 }
 

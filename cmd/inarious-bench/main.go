@@ -1,8 +1,8 @@
 // Command inarious-bench measures the usage worker: how fast it drains a
 // pre-filled Users topic next to a bare goka counter, and how fast it
 // recovers a large table; fill builds a large table on a running system;
-// bare-router is the floor the API's cost per request is compared with.
-// See BENCHMARKS.md.
+// bare-router is the floor the API's cost per request is compared with;
+// otlp-e2e times an OTLP export to its spans' count. See BENCHMARKS.md.
 package main
 
 import (
@@ -19,7 +19,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: inarious-bench drain|recovery|memory|fill|bare-router [flags]")
+		fmt.Fprintln(os.Stderr, "usage: inarious-bench drain|recovery|memory|fill|bare-router|otlp-e2e [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -34,6 +34,8 @@ func main() {
 		err = fill(ctx, os.Args[2:])
 	case "bare-router":
 		err = bareRouter(ctx, os.Args[2:])
+	case "otlp-e2e":
+		err = otlpE2E(ctx, os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

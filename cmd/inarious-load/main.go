@@ -2,6 +2,8 @@
 // throughput, latency percentiles and freshness (see package loadgen).
 //
 //	inarious-load --target http://127.0.0.1:8080 --mix usage-get --connections 64 --duration 10s
+//	inarious-load --mix otlp --gzip --probe-every 0          # spans/s into POST /v1/traces
+//	inarious-load --mix otlp --batch 10 --rate 100 --probe-every 1  # export to count, 1,000 spans/s
 //
 // The target must trust this host's X-Forwarded-For (--trusted-proxies 127.0.0.1).
 package main
@@ -39,7 +41,9 @@ func run(args []string) error {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "open-loop target in requests/s, latency from the intended send time; 0 = closed loop, flat out")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the run (always bounded)")
 	fs.Int64Var(&cfg.Requests, "requests", cfg.Requests, "stop after this many requests (0 = only --duration)")
-	fs.StringVar(&mix, "mix", mix, "usage-get, usage-list (GET /usage?limit=50), healthz, users-create, users-crud, endpoint-get (GET /endpoints/{endpoint}), endpoint-list (GET /endpoints?order=p99&limit=50), mixed, or weighted: usage-get:8,users-create:2")
+	fs.StringVar(&mix, "mix", mix, "usage-get, usage-list (GET /usage?limit=50), healthz, users-create, users-crud, endpoint-get (GET /endpoints/{endpoint}), endpoint-list (GET /endpoints?order=p99&limit=50), otlp (POST /v1/traces, protobuf), events (POST /events, JSON), mixed, or weighted: usage-get:8,users-create:2")
+	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, fmt.Sprintf("spans (otlp) or events (events) per request; 0 = %d spans, %d events", loadgen.DefaultOTLPBatch, loadgen.DefaultEventsBatch))
+	fs.BoolVar(&cfg.Gzip, "gzip", cfg.Gzip, "gzip the otlp and events bodies")
 	fs.IntVar(&cfg.ProbeEvery, "probe-every", cfg.ProbeEvery, "every Nth request is a freshness probe (0 = no freshness)")
 	fs.IntVar(&cfg.ProbeClients, "probe-clients", cfg.ProbeClients, "probe identities (each has one probe in flight)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", cfg.PollInterval, "how often a probe's usage is read until it shows")

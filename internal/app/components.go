@@ -49,6 +49,8 @@ type servedTable struct {
 	// source; others add panels.
 	usage     views.UsageReader
 	dashboard []dashboard.Option
+	// gate, if not nil, wraps every route of the API (quotas).
+	gate api.Gate
 }
 
 // part is something an API process runs until ctx ends.
@@ -122,6 +124,16 @@ func buildTables(ctx context.Context, cfg Config, log *slog.Logger) ([]*servedTa
 	if d := serveDashboard(tables, log); d != nil {
 		tables = append(tables, d)
 	}
+	q, err := serveQuotas(ctx, cfg, tables, log)
+	if err != nil {
+		for _, t := range tables {
+			t.close()
+		}
+		return nil, err
+	}
+	if q != nil {
+		tables = append(tables, q)
+	}
 	return tables, nil
 }
 
@@ -157,6 +169,9 @@ func tablesOptions(tables []*servedTable) []api.Option {
 	var opts []api.Option
 	for _, t := range tables {
 		opts = append(opts, api.WithRoutes(t.routes...), api.WithRecovered(t.recovered))
+		if t.gate != nil {
+			opts = append(opts, api.WithGate(t.gate))
+		}
 		for _, c := range t.checks {
 			opts = append(opts, api.WithReadinessCheck(c))
 		}

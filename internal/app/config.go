@@ -73,6 +73,14 @@ type Config struct {
 	DedupeWindow time.Duration
 	// DedupeMaxIDs caps the ids a worker's dedupe member holds (0: no cap).
 	DedupeMaxIDs int
+	// Quotas enforces the quota policies and serves /quotas (API).
+	Quotas bool
+	// QuotaRefresh, QuotaLag and QuotaReplicas tune the limiter
+	// (enforce.Config); QuotaExempt lists the route templates it leaves alone.
+	QuotaRefresh  time.Duration
+	QuotaLag      time.Duration
+	QuotaReplicas int
+	QuotaExempt   string
 	// Alerts: the global webhook (rules without their own), and the
 	// deliverer's retry budget (worker).
 	AlertWebhookURL    string
@@ -143,6 +151,11 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.OTLPClientAttribute, "otlp-client-attribute", cfg.OTLPClientAttribute, "API only: span attribute POST /v1/traces counts a call under, e.g. enduser.id (empty: the client's address, client.address)")
 	fs.DurationVar(&cfg.DedupeWindow, "dedupe-window", cfg.DedupeWindow, "how long the ids of events sent to POST /v1/traces and /events are remembered, so a retried batch is counted once; the same on the API and every worker (0: no dedupe)")
 	fs.IntVar(&cfg.DedupeMaxIDs, "dedupe-max-ids", cfg.DedupeMaxIDs, "worker only: most ids a worker remembers, 11 to 17 bytes each; past it the oldest are forgotten before the window ends (0: no cap)")
+	fs.BoolVar(&cfg.Quotas, "quotas", cfg.Quotas, "API only: enforce the quota policies (429 over a quota, RateLimit headers) and serve /quotas; needs --windows")
+	fs.DurationVar(&cfg.QuotaRefresh, "quota-refresh", cfg.QuotaRefresh, "API only: how long a client's policy and window counts, once read, decide its calls before they are read again")
+	fs.DurationVar(&cfg.QuotaLag, "quota-lag", cfg.QuotaLag, "API only: how long an admitted call may take to show in the usage table; calls admitted within it count on top of the table's count")
+	fs.IntVar(&cfg.QuotaReplicas, "quota-replicas", cfg.QuotaReplicas, "API only: API replicas sharing clients' calls; each counts its calls not yet in the table this many times, for the others'")
+	fs.StringVar(&cfg.QuotaExempt, "quota-exempt", cfg.QuotaExempt, "API only: route templates quotas never refuse, comma-separated (empty: none)")
 	fs.StringVar(&cfg.AlertWebhookURL, "alert-webhook-url", cfg.AlertWebhookURL, "worker: webhook that receives the alerts of rules without one of their own (empty: those are dead-lettered)")
 	fs.StringVar(&cfg.AlertWebhookSecret, "alert-webhook-secret", cfg.AlertWebhookSecret, "worker: HMAC-SHA256 key of the global webhook's Inarious-Signature (prefer the environment variable)")
 	fs.IntVar(&cfg.AlertAttempts, "alert-attempts", cfg.AlertAttempts, "worker: webhook attempts per alert before it is dead-lettered")
@@ -175,6 +188,10 @@ func Defaults() Config {
 		ClientRetention:   400 * 24 * time.Hour,
 		DedupeWindow:      dedupe.DefaultWindow,
 		DedupeMaxIDs:      dedupe.DefaultMaxIDs,
+		QuotaRefresh:      100 * time.Millisecond,
+		QuotaLag:          250 * time.Millisecond,
+		QuotaReplicas:     1,
+		QuotaExempt:       "/healthz,/readyz,/metrics,/quotas,/quotas/{client},/quotas/{client}/check",
 		AlertAttempts:     8,
 		AlertBackoff:      250 * time.Millisecond,
 	}
@@ -266,10 +283,28 @@ func (c Config) Validate() error {
 	if c.DedupeMaxIDs < 0 {
 		return errors.New("--dedupe-max-ids must not be negative")
 	}
-	if _, err := c.WindowConfig(); err != nil {
+	wcfg, err := c.WindowConfig()
+	if err != nil {
 		return fmt.Errorf("--windows/--window-grace: %w", err)
 	}
+	if err := c.validateQuotas(wcfg); err != nil {
+		return err
+	}
 	return c.Kafka.Validate()
+}
+
+func (c Config) validateQuotas(w windows.Config) error {
+	switch {
+	case c.QuotaRefresh <= 0:
+		return errors.New("--quota-refresh must be positive")
+	case c.QuotaLag < 0:
+		return errors.New("--quota-lag must not be negative")
+	case c.QuotaReplicas < 1:
+		return errors.New("--quota-replicas must be >= 1")
+	case c.Quotas && len(w.Specs) == 0:
+		return errors.New("--quotas needs windowed usage (--windows): quotas count calls per window")
+	}
+	return nil
 }
 
 // WindowConfig is the windowed usage of --windows and --window-grace.

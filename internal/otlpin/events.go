@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -53,7 +54,12 @@ func (b batchReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, status, detail)
 		return
 	}
+	if !b.startWork(r) {
+		return
+	}
+	defer b.endWork()
 	evs, res, detail := ParseBatch(body, time.Now())
+	runtime.Gosched() // as for spans (see startWork)
 	if detail != "" {
 		problem.Write(w, r, http.StatusBadRequest, detail)
 		return
@@ -78,6 +84,16 @@ func (b batchReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // detail is non-empty when the body as a whole is malformed (400). An
 // event without request_time happened at now.
 func ParseBatch(body []byte, now time.Time) (evs []*activitypb.BackendApiActivity, res BatchResult, detail string) {
+	res.Errors = []BatchError{}
+	if evs, ok := parseBatchFast(body, now); ok {
+		res.Accepted = len(evs)
+		return evs, res, ""
+	}
+	return parseBatchGeneral(body, now)
+}
+
+// parseBatchGeneral is ParseBatch for any body, with protojson.
+func parseBatchGeneral(body []byte, now time.Time) (evs []*activitypb.BackendApiActivity, res BatchResult, detail string) {
 	res.Errors = []BatchError{}
 	var items []json.RawMessage
 	if !json.Valid(body) || json.Unmarshal(body, &items) != nil || items == nil {
@@ -132,18 +148,27 @@ func parseEvent(item []byte) (*activitypb.BackendApiActivity, string) {
 		}
 		return nil, strings.TrimPrefix(msg, "proto: ")
 	}
+	if why := completeEvent(ev, id); why != "" {
+		return nil, why
+	}
+	return ev, ""
+}
+
+// completeEvent says what ev lacks to be counted, or gives it id as its
+// request id when it has none.
+func completeEvent(ev *activitypb.BackendApiActivity, id string) string {
 	switch {
 	case ev.HttpMethod == "":
-		return nil, "without httpMethod"
+		return "without httpMethod"
 	case !codecs.ValidMethod(ev.HttpMethod):
-		return nil, "httpMethod is not an HTTP method (a token of at most 32 bytes)"
+		return "httpMethod is not an HTTP method (a token of at most 32 bytes)"
 	case ev.Client == "" && ev.ClientHost == "":
-		return nil, "without client (or clientHost)"
+		return "without client (or clientHost)"
 	case ev.Route == "" && ev.Endpoint == "":
-		return nil, "without route or endpoint"
+		return "without route or endpoint"
 	}
 	if ev.RequestId == "" {
 		ev.RequestId = id
 	}
-	return ev, ""
+	return ""
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -89,12 +90,14 @@ type receiver struct {
 	clientAttr string
 	maxBody    int64
 	log        *slog.Logger
+	// working holds a token per request decoding and publishing a batch.
+	working chan struct{}
 }
 
 // Routes are the OTLP/HTTP traces receiver and the JSON batch ingest,
 // publishing through pub.
 func Routes(pub Publisher, opts ...Option) []httpx.Route {
-	r := &receiver{pub: pub, maxBody: DefaultMaxBodyBytes, log: slog.Default()}
+	r := &receiver{pub: pub, maxBody: DefaultMaxBodyBytes, log: slog.Default(), working: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	for _, o := range opts {
 		o(r)
 	}
@@ -122,6 +125,10 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, status, detail)
 		return
 	}
+	if !rc.startWork(r) {
+		return
+	}
+	defer rc.endWork()
 	req := ptraceotlp.NewExportRequest()
 	if mediaType == ContentTypeJSON {
 		// pdata reads the first value and ignores what follows, and takes
@@ -138,7 +145,11 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusBadRequest, "the body is no OTLP ExportTraceServiceRequest in "+mediaType)
 		return
 	}
+	// A batch is a millisecond or more of CPU: let the goroutines that
+	// deliver to Kafka run between its steps (see startWork).
+	runtime.Gosched()
 	res := Convert(req.Traces(), rc.clientAttr)
+	runtime.Gosched()
 	if len(res.Events) > 0 && !rc.pub.PublishAll(res.Events) {
 		// Kafka away: 503; only busy: 429. Both are retried by exporters.
 		status := http.StatusServiceUnavailable
@@ -170,6 +181,25 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 }
+
+// startWork waits until fewer requests than the process has cores decode
+// and publish batches, or reports false when r's client went away. On one
+// core, Go's scheduler would otherwise give each of the requests decoding
+// a batch the same share as the few goroutines that deliver events to
+// Kafka and so make room in the event queue: deliveries fall behind, the
+// queue fills, and batches are refused (429) after being decoded. With
+// the goroutines' turns between a batch's steps (runtime.Gosched), 512
+// spans per export went from 70 % refused to none (BENCHMARKS.md, "Ingest").
+func (rc *receiver) startWork(r *http.Request) bool {
+	select {
+	case rc.working <- struct{}{}:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+func (rc *receiver) endWork() { <-rc.working }
 
 // readBody reads the body within the limits, inflating a gzipped one; a
 // non-zero status says why it could not.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,9 +37,15 @@ const (
 	EndpointGet Scenario = "endpoint-get"
 	// EndpointList is GET /endpoints?order=p99&limit=50.
 	EndpointList Scenario = "endpoint-list"
+	// OTLP is POST /v1/traces: an OTLP/HTTP protobuf export of Config.Batch
+	// server spans (default 512), spread over the load clients.
+	OTLP Scenario = "otlp"
+	// Events is POST /events: a JSON batch of Config.Batch activity events
+	// (default 100), spread over the load clients.
+	Events Scenario = "events"
 )
 
-var scenarios = []Scenario{UsageGet, UsageList, Healthz, UsersCreate, UsersCRUD, EndpointGet, EndpointList}
+var scenarios = []Scenario{UsageGet, UsageList, Healthz, UsersCreate, UsersCRUD, EndpointGet, EndpointList, OTLP, Events}
 
 // WeightedScenario is one part of a Mix.
 type WeightedScenario struct {
@@ -80,7 +87,7 @@ func ParseMix(s string) (Mix, error) {
 			known = known || k == sc
 		}
 		if !known {
-			return nil, fmt.Errorf("mix: unknown scenario %q (want usage-get, usage-list, healthz, users-create, users-crud, endpoint-get, endpoint-list or mixed)", name)
+			return nil, fmt.Errorf("mix: unknown scenario %q (want usage-get, usage-list, healthz, users-create, users-crud, endpoint-get, endpoint-list, otlp, events or mixed)", name)
 		}
 		m = append(m, WeightedScenario{sc, w})
 	}
@@ -102,6 +109,16 @@ func (m Mix) String() string {
 func (m Mix) has(s Scenario) bool {
 	for _, w := range m {
 		if w.Scenario == s {
+			return true
+		}
+	}
+	return false
+}
+
+// hasOther reports whether m has a scenario other than those.
+func (m Mix) hasOther(those ...Scenario) bool {
+	for _, w := range m {
+		if !slices.Contains(those, w.Scenario) {
 			return true
 		}
 	}
@@ -136,6 +153,12 @@ type Config struct {
 	Duration time.Duration
 	Requests int64
 	Mix      Mix
+
+	// Batch is how many spans (otlp) or events (events) one request
+	// carries; 0 takes DefaultOTLPBatch or DefaultEventsBatch.
+	Batch int
+	// Gzip compresses the ingest bodies (Content-Encoding: gzip).
+	Gzip bool
 
 	// ProbeEvery makes every Nth request a freshness probe (0: no probes).
 	ProbeEvery int
@@ -194,6 +217,8 @@ func (c Config) Validate() error {
 		return errors.New("duration must be > 0: every run is bounded in time")
 	case c.Requests < 0:
 		return errors.New("requests must be >= 0")
+	case c.Batch < 0 || c.Batch > 100000:
+		return errors.New("batch must be from 0 (the scenario's default) to 100000")
 	case len(c.Mix) == 0:
 		return errors.New("mix is empty")
 	case c.ProbeEvery < 0:

@@ -48,6 +48,9 @@ type freshness struct {
 
 // FreshnessReport is the freshness part of a Report.
 type FreshnessReport struct {
+	// Since is where a probe's time starts: a request's response, or the
+	// send of a batch (otlp, events: the export to the count).
+	Since string `json:"since"`
 	// Probes is how many probe requests were answered and then looked for.
 	Probes int64 `json:"probes"`
 	// Seen is how many showed within the timeout; the percentiles are theirs.
@@ -138,23 +141,29 @@ func (f *freshness) acquire() *probeClient {
 	}
 }
 
-// answered is called when pc's request got a response at received (any
-// status: every request is counted), or failed (ok false).
-func (f *freshness) answered(ctx context.Context, pc *probeClient, received time.Time, ok bool) {
+// answered is called when pc's request got a response (ok), which adds
+// counted to pc's count from since on, or failed (ok false). A request is
+// counted whatever its status, from its response on; a batch's items are
+// counted once taken, from the batch's send on.
+func (f *freshness) answered(ctx context.Context, pc *probeClient, since time.Time, ok bool, counted uint64) {
 	if !ok {
 		f.mu.Lock()
 		f.failed++
 		f.mu.Unlock()
 		return // unknown whether it was counted: retire the identity
 	}
-	pc.expected++
+	if counted == 0 { // a refused batch: nothing to wait for
+		f.free <- pc
+		return
+	}
+	pc.expected += counted
 	f.mu.Lock()
 	f.probes++
 	f.mu.Unlock()
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		if f.await(ctx, pc, received) {
+		if f.await(ctx, pc, since) {
 			f.free <- pc
 		}
 	}()

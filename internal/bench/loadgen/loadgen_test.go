@@ -339,7 +339,7 @@ func TestFreshnessTrackerDirectly(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		fr.answered(context.Background(), pc, time.Now(), true)
+		fr.answered(context.Background(), pc, time.Now(), true, 1)
 		fr.wait()
 		if pc.expected != uint64(i+1) || fk.total(pc.id) != i+1 {
 			t.Fatalf("probe %d: expected %d, fake counted %d", i, pc.expected, fk.total(pc.id))
@@ -351,7 +351,7 @@ func TestFreshnessTrackerDirectly(t *testing.T) {
 	}
 	// A failed probe retires its identity: its count is unknown.
 	pc := fr.acquire()
-	fr.answered(context.Background(), pc, time.Now(), false)
+	fr.answered(context.Background(), pc, time.Now(), false, 0)
 	if fr.acquire() != nil || fr.report().Failed != 1 {
 		t.Error("a failed probe's identity came back")
 	}

@@ -32,7 +32,11 @@ type Report struct {
 	Codes      map[string]int64 `json:"codes"`
 	FirstError string           `json:"first_error,omitempty"`
 	Throughput float64          `json:"throughput_rps"`
-	Latency    Summary          `json:"latency"`
+	// Items are the spans and events ingest requests carried that the
+	// server took; ItemThroughput is their rate.
+	Items          int64   `json:"items,omitempty"`
+	ItemThroughput float64 `json:"items_per_s,omitempty"`
+	Latency        Summary `json:"latency"`
 	// SendLag (open loop) is how late requests left against their intended
 	// time: large values mean the generator or its connections fell behind.
 	SendLag   *Summary         `json:"send_lag,omitempty"`
@@ -60,6 +64,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("target      %s  mix %s  clients %d  connections %d  %s\n", r.Target, r.Mix, r.Clients, r.Connections, mode)
 	p("requests    %d in %.2fs = %.0f req/s\n", r.Requests, r.Elapsed, r.Throughput)
+	if r.Items > 0 {
+		p("items       %d spans or events taken = %.0f items/s\n", r.Items, r.ItemThroughput)
+	}
 	p("status      2xx %d  3xx %d  4xx %d  5xx %d  1xx %d  errors %d\n",
 		r.Status.C2xx, r.Status.C3xx, r.Status.C4xx, r.Status.C5xx, r.Status.C1xx, r.Status.Errors)
 	if len(r.Codes) > 0 {
@@ -86,7 +93,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		p("send lag    %s\n", summaryLine(*r.SendLag))
 	}
 	if f := r.Freshness; f != nil {
-		p("freshness   %s\n", summaryLine(f.Seen))
+		p("freshness   %s  [from %s]\n", summaryLine(f.Seen), f.Since)
 		p("            probes %d  timed out %d  skipped (identities busy) %d  failed %d  polls %d (%d failed)\n",
 			f.Probes, f.TimedOut, f.Skipped, f.Failed, f.Polls, f.PollErrors)
 	}

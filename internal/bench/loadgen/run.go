@@ -39,6 +39,7 @@ type workerStats struct {
 	codes    map[int]int64
 	firstErr error
 	requests int64
+	items    int64 // spans or events the server took
 }
 
 func newWorkerStats() *workerStats {
@@ -130,7 +131,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				as := ClientIdentity(c)
 				var probe *probeClient
 				if fresh != nil && s.seq%int64(cfg.ProbeEvery) == int64(cfg.ProbeEvery)-1 {
-					if probe = fresh.acquire(); probe != nil {
+					// A batch's items are the probe's; a request is counted under its caller.
+					if probe = fresh.acquire(); probe != nil && !isIngest(sc) {
 						as = probe.id
 					}
 				}
@@ -140,18 +142,38 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					from = s.intended
 					st.sendLag.Record(sent.Sub(s.intended))
 				}
-				code, err := w.do(ctx, sc, c, as)
+				var (
+					code  int
+					err   error
+					items int64
+				)
+				if isIngest(sc) {
+					probeID := ""
+					if probe != nil {
+						probeID = probe.id
+					}
+					code, items, err = w.ingest(ctx, sc, as, probeID)
+				} else {
+					code, err = w.do(ctx, sc, c, as)
+				}
 				done := time.Now()
 				st.requests++
+				st.items += items
 				st.latency.Record(done.Sub(from))
 				st.classes[min(code/100, 5)]++
 				if code != 0 {
 					st.codes[code]++
-				} else if st.firstErr == nil {
+				}
+				if err != nil && st.firstErr == nil {
 					st.firstErr = err
 				}
-				if probe != nil {
-					fresh.answered(ctx, probe, done, code != 0)
+				switch {
+				case probe == nil:
+				case isIngest(sc):
+					// From the export: the batch's items are counted from its send on.
+					fresh.answered(ctx, probe, from, code != 0 && err == nil, uint64(items))
+				default:
+					fresh.answered(ctx, probe, done, code != 0, 1)
 				}
 			}
 		}()
@@ -250,6 +272,7 @@ func buildReport(cfg Config, stats []*workerStats, elapsed time.Duration, fresh 
 		lat.Merge(st.latency)
 		lag.Merge(st.sendLag)
 		r.Requests += st.requests
+		r.Items += st.items
 		r.Status.Errors += st.classes[0]
 		r.Status.C1xx += st.classes[1]
 		r.Status.C2xx += st.classes[2]
@@ -265,6 +288,7 @@ func buildReport(cfg Config, stats []*workerStats, elapsed time.Duration, fresh 
 	}
 	if elapsed > 0 {
 		r.Throughput = float64(r.Requests) / elapsed.Seconds()
+		r.ItemThroughput = float64(r.Items) / elapsed.Seconds()
 	}
 	r.Latency = lat.Summary()
 	if cfg.Rate > 0 {
@@ -273,6 +297,13 @@ func buildReport(cfg Config, stats []*workerStats, elapsed time.Duration, fresh 
 	}
 	if fresh != nil {
 		r.Freshness = fresh.report()
+		r.Freshness.Since = "response"
+		if cfg.Mix.has(OTLP) || cfg.Mix.has(Events) {
+			r.Freshness.Since = "send of a batch, response of a request"
+			if !cfg.Mix.hasOther(OTLP, Events) {
+				r.Freshness.Since = "send"
+			}
+		}
 	}
 	return r
 }

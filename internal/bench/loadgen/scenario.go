@@ -11,6 +11,9 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
 // Identities live in 198.18.0.0/15, the range set aside for benchmarks
@@ -74,6 +77,92 @@ type worker struct {
 	n      int64 // requests made, for unique emails
 	idx    int
 	crud   crudState
+	bodies map[Scenario]*batchBody // the ingest scenarios', made on first use
+}
+
+// ingest sends one batch of sc as identity as. Its items are spread over
+// the load clients or, for a probe (probe not empty), all the probe's. It
+// returns the status and how many items the server took.
+func (w *worker) ingest(ctx context.Context, sc Scenario, as, probe string) (int, int64, error) {
+	w.n++
+	b := w.bodies[sc]
+	if b == nil {
+		n := w.cfg.batchSize(sc)
+		var err error
+		b, err = newBatchBody(sc, n, func(j int) string { return ClientIdentity((w.idx*n + j) % w.cfg.Clients) }, w.cfg.Gzip)
+		if err != nil {
+			return 0, 0, err
+		}
+		if w.bodies == nil {
+			w.bodies = map[Scenario]*batchBody{}
+		}
+		w.bodies[sc] = b
+	}
+	var (
+		body []byte
+		err  error
+	)
+	if probe != "" {
+		body, err = b.probeBody(probe, time.Now())
+	} else {
+		body, err = b.next(time.Now())
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.Target+ingestPath(sc), bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("X-Forwarded-For", as)
+	req.Header.Set("Content-Type", b.contentType())
+	if w.cfg.Gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		discard(resp.Body)
+		return resp.StatusCode, 0, nil
+	}
+	taken, err := acceptedItems(sc, resp.Body, b.n)
+	if err != nil {
+		return resp.StatusCode, 0, err
+	}
+	return resp.StatusCode, taken, nil
+}
+
+// acceptedItems reads how many of a batch of n the server took: all but
+// the rejected spans of OTLP's partial success, or the events' "accepted".
+func acceptedItems(sc Scenario, body io.Reader, n int) (int64, error) {
+	b := bufPool.Get().(*[]byte)
+	defer bufPool.Put(b)
+	read := 0
+	for read < len(*b) {
+		k, err := body.Read((*b)[read:])
+		read += k
+		if err != nil {
+			break
+		}
+	}
+	discard(body)
+	if sc == OTLP {
+		resp := ptraceotlp.NewExportResponse()
+		if err := resp.UnmarshalProto((*b)[:read]); err != nil {
+			return 0, fmt.Errorf("otlp response: %w", err)
+		}
+		return int64(n) - resp.PartialSuccess().RejectedSpans(), nil
+	}
+	var res struct {
+		Accepted int64 `json:"accepted"`
+	}
+	if err := json.Unmarshal((*b)[:read], &res); err != nil {
+		return 0, fmt.Errorf("events response: %w", err)
+	}
+	return res.Accepted, nil
 }
 
 // userResp is what the users-crud cycle needs from a response.
