@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,18 @@ type Publisher struct {
 	// failedAt (unix nanos) paces emitting while deliveries fail, so an
 	// unreachable broker does not turn retries into a busy loop.
 	failedAt atomic.Int64
+	lastErr  atomic.Pointer[string] // of the failure that set lastFailed
+	// stalledSince (unix nanos; 0: not stalled) is when the watchdog first
+	// saw events waiting with no delivery acknowledged since: the producer
+	// holds records up to its delivery timeout (30 s) before it fails them.
+	stalledSince atomic.Int64
+	stallAfter   time.Duration
+	// recoveredAt (unix nanos) is when deliveries last resumed after a
+	// logged outage; relapsed is set by a failure soon after it, the
+	// producer giving up on a straggler it held from before, which is the
+	// same outage and not logged again.
+	recoveredAt atomic.Int64
+	relapsed    atomic.Bool
 	// produceOnPublish: Publish may hand an event to the producer itself.
 	produceOnPublish bool
 	// holding is set until ready is closed.
@@ -87,6 +100,16 @@ type Publisher struct {
 // retryPause is how long the publisher waits after a failed delivery
 // before it hands the producer the next event.
 const retryPause = 200 * time.Millisecond
+
+// relapseWindow is how soon after deliveries resumed a failed delivery
+// still belongs to the outage before: records the producer held from
+// before it fail once their delivery timeout passes, just after the broker
+// is back.
+const relapseWindow = 5 * time.Second
+
+// DefaultStallAfter is how long events may wait with no delivery
+// acknowledged before the publisher reports itself unhealthy (StallAfter).
+const DefaultStallAfter = 5 * time.Second
 
 // PublisherStats are event counters since start.
 type PublisherStats struct {
@@ -104,6 +127,13 @@ type PublisherStats struct {
 // framed with.
 func HoldUntil(ready <-chan struct{}) Option {
 	return func(o *options) { o.holdUntil = ready }
+}
+
+// StallAfter makes the publisher unhealthy (Healthy, /readyz) once events
+// waited d with no delivery acknowledged by Kafka, long before the producer
+// gives up on them; DefaultStallAfter unless set.
+func StallAfter(d time.Duration) Option {
+	return func(o *options) { o.stallAfter = d }
 }
 
 // ProduceOnPublish lets Publish hand an event to the producer itself when
@@ -131,14 +161,19 @@ func NewEventPublisher(prod EventProducer, capacity int, opts ...Option) *Publis
 		log:              o.log,
 		ready:            o.holdUntil,
 		produceOnPublish: o.produceOnPublish,
+		stallAfter:       o.stallAfter,
 		queue:            make(chan *activitypb.BackendApiActivity, capacity),
 		slots:            make(chan struct{}, maxInFlight),
 		stop:             make(chan struct{}),
 		done:             make(chan struct{}),
 	}
 	p.settleFn = p.settle
+	if p.stallAfter <= 0 {
+		p.stallAfter = DefaultStallAfter
+	}
 	p.holding.Store(p.ready != nil)
 	go p.run()
+	go p.watch()
 	return p
 }
 
@@ -298,9 +333,9 @@ func (p *Publisher) settle(msg any, err error) {
 		return
 	}
 	p.delivered.Add(1)
-	// A load first: no write to the shared flag while all is well.
-	if p.lastFailed.Load() {
-		p.lastFailed.Store(false)
+	// Loads first: no write to the shared flags while all is well.
+	if p.lastFailed.Load() || p.stalledSince.Load() != 0 {
+		p.recovered()
 	}
 	p.pending.Done()
 }
@@ -321,7 +356,13 @@ func (p *Publisher) retry(ev *activitypb.BackendApiActivity, err error) {
 		return
 	}
 	if !p.lastFailed.Swap(true) {
-		p.log.Error("activity events not delivered; keeping them for retry", "err", err)
+		msg := err.Error()
+		p.lastErr.Store(&msg)
+		if time.Since(time.Unix(0, p.recoveredAt.Load())) < relapseWindow {
+			p.relapsed.Store(true)
+		} else {
+			p.log.Error("activity events not delivered; keeping them for retry", "err", err)
+		}
 	}
 	select {
 	case p.queue <- ev:
@@ -332,6 +373,48 @@ func (p *Publisher) retry(ev *activitypb.BackendApiActivity, err error) {
 	}
 }
 
+// recovered ends an outage: one line for all of it, as its start was one
+// line, not one per event.
+func (p *Publisher) recovered() {
+	failed := p.lastFailed.Swap(false)
+	stalled := p.stalledSince.Swap(0)
+	if (failed || stalled != 0) && !p.relapsed.Swap(false) {
+		p.recoveredAt.Store(time.Now().UnixNano())
+		p.log.Info("activity events delivered again", "retried_total", p.retried.Load(), "queued", len(p.queue))
+	}
+}
+
+// watch marks the publisher stalled once events waited stallAfter with no
+// delivery acknowledged, checking a few times per stallAfter. It costs
+// nothing per event and ends with the run loop.
+func (p *Publisher) watch() {
+	tick := time.NewTicker(min(time.Second, p.stallAfter/4))
+	defer tick.Stop()
+	var seen uint64     // deliveries at the last check
+	var since time.Time // waiting without a delivery since then
+	for {
+		select {
+		case <-p.done:
+			return
+		case now := <-tick.C:
+			d := p.delivered.Load()
+			waiting := !p.holding.Load() && (len(p.slots) > 0 || len(p.queue) > 0)
+			switch {
+			case !waiting || d != seen:
+				seen, since = d, time.Time{}
+			case since.IsZero():
+				since = now
+			case now.Sub(since) >= p.stallAfter && p.stalledSince.Load() == 0:
+				if p.stalledSince.CompareAndSwap(0, since.UnixNano()) {
+					p.relapsed.Store(false) // logged: so is its end
+					p.log.Warn("activity events waiting, none acknowledged by Kafka", "for", now.Sub(since).Round(time.Second),
+						"in_flight", len(p.slots), "queued", len(p.queue))
+				}
+			}
+		}
+	}
+}
+
 // Counters are the publisher's metrics.
 func (p *Publisher) Counters() []metrics.Counter {
 	return []metrics.Counter{
@@ -339,6 +422,7 @@ func (p *Publisher) Counters() []metrics.Counter {
 		{Name: "events_emitted_total", Help: "Activity events acknowledged by Kafka.", Value: p.delivered.Load},
 		{Name: "events_failed_total", Help: "Accepted activity events never delivered to Kafka because shutdown came first: still queued, or failed by the producer after shutdown began (failed deliveries before it are retried, not counted).", Value: p.failed.Load},
 		{Name: "events_dropped_total", Help: "Activity events dropped because the queue was full or closed.", Value: p.dropped.Load},
+		{Name: "events_retried_total", Help: "Activity events queued again after the producer gave up on their delivery (broker unreachable past the delivery timeout); each is delivered later or counted as failed at shutdown.", Value: p.retried.Load},
 	}
 }
 
@@ -347,8 +431,25 @@ func (p *Publisher) Gauges() []metrics.Gauge {
 	return []metrics.Gauge{{Name: "events_queued", Help: "Activity events waiting for the producer.", Value: func() float64 { return float64(len(p.queue)) }}}
 }
 
-// Healthy is false while the last delivery attempt failed.
-func (p *Publisher) Healthy() bool { return !p.lastFailed.Load() }
+// Healthy is false while the last delivery attempt failed, or events have
+// waited StallAfter with no delivery acknowledged.
+func (p *Publisher) Healthy() bool { return !p.lastFailed.Load() && p.stalledSince.Load() == 0 }
+
+// Degraded says why the publisher is not Healthy, "" when it is.
+func (p *Publisher) Degraded() string {
+	waiting := fmt.Sprintf("%d events with the producer, %d queued", len(p.slots), len(p.queue))
+	if p.lastFailed.Load() {
+		why := "unknown error"
+		if e := p.lastErr.Load(); e != nil {
+			why = *e
+		}
+		return fmt.Sprintf("activity events: the producer gave up delivering (%s); kept for retry (%d retried so far), %s", why, p.retried.Load(), waiting)
+	}
+	if since := p.stalledSince.Load(); since != 0 {
+		return fmt.Sprintf("activity events: none acknowledged by Kafka for %s, %s", time.Since(time.Unix(0, since)).Round(time.Second), waiting)
+	}
+	return ""
+}
 
 // Stats returns the counters.
 func (p *Publisher) Stats() PublisherStats {
