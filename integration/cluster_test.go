@@ -188,9 +188,7 @@ func TestClusterBrokerCrash(t *testing.T) {
 	// A failed run must not leave the cluster a node short for the next one.
 	t.Cleanup(func() { ctl.run(t, "start-node", victim) })
 
-	l := tr.background(a, 4*time.Millisecond)
-	defer l.halt(t)
-	l.waitSent(t, 30*time.Second, l.sent.Load()+500, "traffic before the kill")
+	l, rd := tr.underLoad(a, 4, "traffic before the kill")
 	tKill := time.Now()
 	ctl.run(t, "kill-node", victim)
 	t.Logf("killed node %d, leader of %d of the %d partitions of %s and %s (leaders %v)",
@@ -239,7 +237,12 @@ func TestClusterBrokerCrash(t *testing.T) {
 
 	sent := l.halt(t)
 	exact, windowsExact, endpointsExact := tr.waitAllExact(a, 90*time.Second)
+	reads := rd.halt()
+	for _, w := range reads.wrong {
+		t.Errorf("wrong read: %s", w)
+	}
 	acked, counted, dups, missing := tr.tally(a)
-	report(t, "victim_node=%d partitions_led=%d new_leaders_after=%s counted_with_node_down_after=%s node_down_for=%s isr_full_after_restart=%s background_requests=%d acknowledged=%d counted=%d duplicates=%d missing=%d counts_exact_after_stop=%s window_sums_exact_after=%s endpoints_exact_after=%s",
-		victim, leads[victim], ms(elected), ms(caughtUpDown), ms(downFor), ms(rejoined), sent, acked, counted, dups, missing, ms(exact), ms(windowsExact), ms(endpointsExact))
+	report(t, "victim_node=%d partitions_led=%d new_leaders_after=%s counted_with_node_down_after=%s node_down_for=%s isr_full_after_restart=%s background_requests=%d acknowledged=%d counted=%d duplicates=%d missing=%d reads=%d reads_200=%d reads_503=%d reads_404=%d wrong_reads=%d counts_exact_after_stop=%s window_sums_exact_after=%s endpoints_exact_after=%s",
+		victim, leads[victim], ms(elected), ms(caughtUpDown), ms(downFor), ms(rejoined), sent, acked, counted, dups, missing,
+		reads.n, reads.ok, reads.unavailable, reads.notCounted, len(reads.wrong), ms(exact), ms(windowsExact), ms(endpointsExact))
 }

@@ -95,11 +95,7 @@ func TestWorkerDiskFull(t *testing.T) {
 	gw.waitSoleOwner(w.started, "worker-1")
 	tr.waitReady(a, 60*time.Second)
 
-	l := tr.background(a, 4*time.Millisecond)
-	defer l.halt(t)
-	rd := tr.judgeReads(a, 2)
-	defer rd.halt()
-	l.waitSent(t, 30*time.Second, l.sent.Load()+500, "traffic before the disk fills")
+	l, rd := tr.underLoad(a, 2, "traffic before the disk fills")
 	tr.waitCountsOf(a, tr.snapshot(), true, 60*time.Second)
 
 	tFull := time.Now()

@@ -105,13 +105,31 @@ func expect(cs []call, w windows.Config) map[string]*expected {
 	return out
 }
 
-func run(t *testing.T, ctx context.Context, cfg kafka.Config, dir string, w windows.Config, id string) (*endpoints.Processor, chan error) {
+func run(t *testing.T, ctx context.Context, cfg kafka.Config, dir string, w windows.Config, id string, opts ...endpoints.Option) (*endpoints.Processor, chan error) {
 	t.Helper()
-	p := endpoints.New(endpoints.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), endpoints.WithWindows(w),
-		endpoints.WithFlushInterval(100*time.Millisecond), endpoints.WithTransactionalID(id))
+	base := []endpoints.Option{endpoints.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), endpoints.WithWindows(w),
+		endpoints.WithFlushInterval(100 * time.Millisecond), endpoints.WithTransactionalID(id)}
+	p := endpoints.New(append(base, opts...)...)
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx, cfg, dir, nil) }()
 	return p, done
+}
+
+// runWithView runs a member and a view of the table until the test ends;
+// the member must stop cleanly.
+func runWithView(t *testing.T, cfg kafka.Config, w windows.Config, id string, opts ...endpoints.Option) (*endpoints.Processor, *goka.View) {
+	t.Helper()
+	rctx, stop := context.WithCancel(context.Background())
+	p, done := run(t, rctx, cfg, t.TempDir(), w, id, opts...)
+	vctx, stopView := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		stopView()
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return p, view(t, vctx, cfg)
 }
 
 func view(t *testing.T, ctx context.Context, cfg kafka.Config) *goka.View {
@@ -248,17 +266,7 @@ func TestExpiredBucketsArePruned(t *testing.T) {
 	old := time.Now().Add(-3 * time.Hour).Truncate(time.Hour)
 	cs := calls(300, old)
 	produce(t, cfg, cs)
-	rctx, stop := context.WithCancel(ctx)
-	p, done := run(t, rctx, cfg, t.TempDir(), w, "prune-member")
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	vctx, stopView := context.WithCancel(ctx)
-	defer stopView()
-	v := view(t, vctx, cfg)
+	p, v := runWithView(t, cfg, w, "prune-member")
 	want := expect(cs, w)
 	testutil.Eventually(t, 30*time.Second, func() (bool, string) { return checkRows(v, want) })
 
@@ -307,27 +315,13 @@ func TestWriteFenceHoldsMerges(t *testing.T) {
 	var stale atomic.Bool
 	var asked atomic.Int64
 	stale.Store(true)
-	p := endpoints.New(endpoints.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), endpoints.WithWindows(w),
-		endpoints.WithFlushInterval(100*time.Millisecond), endpoints.WithTransactionalID("fence-member"),
-		endpoints.WithWriteFence(func() error {
-			asked.Add(1)
-			if stale.Load() {
-				return errors.New("lease stale")
-			}
-			return nil
-		}))
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- p.Run(rctx, cfg, t.TempDir(), nil) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
+	p, v := runWithView(t, cfg, w, "fence-member", endpoints.WithWriteFence(func() error {
+		asked.Add(1)
+		if stale.Load() {
+			return errors.New("lease stale")
 		}
-	}()
-	vctx, stopView := context.WithCancel(ctx)
-	defer stopView()
-	v := view(t, vctx, cfg)
+		return nil
+	}))
 
 	cs := calls(300, time.Now().Add(-5*time.Minute).Truncate(time.Minute))
 	produce(t, cfg, cs)
