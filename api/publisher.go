@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	"github.com/lovoo/goka"
 
 	"github.com/inarious/inarious/internal/metrics"
@@ -53,6 +55,17 @@ func ProduceOnPublish() Option {
 	return func(o *options) { o.produceOnPublish = true }
 }
 
+// StallAfter makes the publisher unhealthy (Healthy, /readyz) once events
+// waited d with no delivery acknowledged by Kafka, long before the producer
+// gives up on them (middleware.StallAfter; DefaultStallAfter unless set).
+func StallAfter(d time.Duration) Option {
+	return func(o *options) { o.stallAfter = d }
+}
+
+// DefaultStallAfter is how long events may wait unacknowledged before the
+// publisher reports itself unhealthy.
+const DefaultStallAfter = middleware.DefaultStallAfter
+
 // NewPublisher starts a publisher over a goka emitter with room for
 // capacity waiting events.
 func NewPublisher(em Emitter, capacity int, opts ...Option) *Publisher {
@@ -60,8 +73,8 @@ func NewPublisher(em Emitter, capacity int, opts ...Option) *Publisher {
 }
 
 // NewEventPublisher starts a publisher over prod with room for capacity
-// waiting events. Of opts it takes WithLogger, HoldUntil and
-// ProduceOnPublish; the server's options do not concern it.
+// waiting events. Of opts it takes WithLogger, HoldUntil, ProduceOnPublish
+// and StallAfter; the server's options do not concern it.
 func NewEventPublisher(prod EventProducer, capacity int, opts ...Option) *Publisher {
 	o := newOptions(opts)
 	mopts := []middleware.Option{middleware.WithLogger(o.log)}
@@ -70,6 +83,9 @@ func NewEventPublisher(prod EventProducer, capacity int, opts ...Option) *Publis
 	}
 	if o.produceOnPublish {
 		mopts = append(mopts, middleware.ProduceOnPublish())
+	}
+	if o.stallAfter > 0 {
+		mopts = append(mopts, middleware.StallAfter(o.stallAfter))
 	}
 	return &Publisher{middleware.NewBuffer(prod, capacity, mopts...)}
 }
@@ -82,6 +98,7 @@ func (p *Publisher) Counters() []metrics.Counter {
 		{Name: "events_emitted_total", Help: "Activity events acknowledged by Kafka.", Value: stat(func(s middleware.Stats) uint64 { return s.Delivered })},
 		{Name: "events_failed_total", Help: "Accepted activity events never delivered to Kafka because shutdown came first: still queued, or failed by the producer after shutdown began (failed deliveries before it are retried, not counted).", Value: stat(func(s middleware.Stats) uint64 { return s.Failed })},
 		{Name: "events_dropped_total", Help: "Activity events dropped because the queue was full or closed.", Value: stat(func(s middleware.Stats) uint64 { return s.Dropped })},
+		{Name: "events_retried_total", Help: "Activity events queued again after the producer gave up on their delivery (broker unreachable past the delivery timeout); each is delivered later or counted as failed at shutdown.", Value: stat(func(s middleware.Stats) uint64 { return s.Retried })},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -45,6 +46,7 @@ type options struct {
 	// The publisher's.
 	holdUntil        <-chan struct{}
 	produceOnPublish bool
+	stallAfter       time.Duration
 }
 
 func newOptions(opts []Option) options {
@@ -314,6 +316,8 @@ type readiness struct {
 	EmitterOK     bool           `json:"emitter_ok"`
 	Events        PublisherStats `json:"events"`
 	Checks        map[string]any `json:"checks,omitempty"`
+	// Degraded says, in words, what keeps the API from being ready.
+	Degraded []string `json:"degraded,omitempty"`
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -322,8 +326,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		EmitterOK:     s.publisher.Healthy(),
 		Events:        s.publisher.Stats(),
 	}
+	if !rd.EmitterOK {
+		rd.Degraded = append(rd.Degraded, s.publisher.Degraded())
+	}
 	for _, recovered := range s.recovered {
 		rd.ViewRecovered = rd.ViewRecovered && recovered()
+	}
+	if !rd.ViewRecovered {
+		rd.Degraded = append(rd.Degraded, "views: a table view has not caught up with its changelog (starting, or its broker is unreachable)")
 	}
 	rd.Ready = rd.ViewRecovered && rd.EmitterOK
 	for _, c := range s.checks {
@@ -333,6 +343,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		rd.Checks[c.Name] = status
 		rd.Ready = rd.Ready && ok
+		if !ok {
+			rd.Degraded = append(rd.Degraded, c.Name+": not ready (see checks)")
+		}
 	}
 	status := http.StatusOK
 	if !rd.Ready {

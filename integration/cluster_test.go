@@ -118,6 +118,21 @@ func partitionsOf(topics ...string) (map[string][]*sarama.PartitionMetadata, err
 	return out, nil
 }
 
+// waitAllExact waits, once traffic stopped, until every acknowledged event
+// is counted exactly once all-time, then in the minute buckets, then in the
+// endpoints table, and returns how long each took.
+func (tr *traffic) waitAllExact(a *apiProc, timeout time.Duration) (counts, windows, endpoints time.Duration) {
+	tr.t.Helper()
+	counts = tr.waitCounts(a, timeout)
+	var clients []string
+	for c := range tr.snapshot() {
+		clients = append(clients, c)
+	}
+	windows = tr.waitWindowsExact(a, clients, 60*time.Second)
+	endpoints = tr.waitEndpointsExact(a, simulatedEndpoints(), 60*time.Second)
+	return counts, windows, endpoints
+}
+
 // Scenario (cluster): the broker leading most partitions of Users and the
 // usage table is killed with SIGKILL under load and restarted later. With
 // replication 3 and min.insync.replicas 2 the other two take over: the API
@@ -173,9 +188,7 @@ func TestClusterBrokerCrash(t *testing.T) {
 	// A failed run must not leave the cluster a node short for the next one.
 	t.Cleanup(func() { ctl.run(t, "start-node", victim) })
 
-	l := tr.background(a, 4*time.Millisecond)
-	defer l.halt(t)
-	l.waitSent(t, 30*time.Second, l.sent.Load()+500, "traffic before the kill")
+	l, rd := tr.underLoad(a, 4, "traffic before the kill")
 	tKill := time.Now()
 	ctl.run(t, "kill-node", victim)
 	t.Logf("killed node %d, leader of %d of the %d partitions of %s and %s (leaders %v)",
@@ -223,13 +236,13 @@ func TestClusterBrokerCrash(t *testing.T) {
 	l.waitSent(t, 60*time.Second, l.sent.Load()+500, "traffic after the restart")
 
 	sent := l.halt(t)
-	exact := tr.waitCounts(a, 90*time.Second)
-	var clients []string
-	for c := range tr.snapshot() {
-		clients = append(clients, c)
+	exact, windowsExact, endpointsExact := tr.waitAllExact(a, 90*time.Second)
+	reads := rd.halt()
+	for _, w := range reads.wrong {
+		t.Errorf("wrong read: %s", w)
 	}
-	windowsExact := tr.waitWindowsExact(a, clients, 60*time.Second)
-	endpointsExact := tr.waitEndpointsExact(a, simulatedEndpoints(), 60*time.Second)
-	report(t, "victim_node=%d partitions_led=%d new_leaders_after=%s counted_with_node_down_after=%s node_down_for=%s isr_full_after_restart=%s background_requests=%d count_error=0 counts_exact_after_stop=%s window_sums_exact_after=%s endpoints_exact_after=%s",
-		victim, leads[victim], ms(elected), ms(caughtUpDown), ms(downFor), ms(rejoined), sent, ms(exact), ms(windowsExact), ms(endpointsExact))
+	acked, counted, dups, missing := tr.tally(a)
+	report(t, "victim_node=%d partitions_led=%d new_leaders_after=%s counted_with_node_down_after=%s node_down_for=%s isr_full_after_restart=%s background_requests=%d acknowledged=%d counted=%d duplicates=%d missing=%d reads=%d reads_200=%d reads_503=%d reads_404=%d wrong_reads=%d counts_exact_after_stop=%s window_sums_exact_after=%s endpoints_exact_after=%s",
+		victim, leads[victim], ms(elected), ms(caughtUpDown), ms(downFor), ms(rejoined), sent, acked, counted, dups, missing,
+		reads.n, reads.ok, reads.unavailable, reads.notCounted, len(reads.wrong), ms(exact), ms(windowsExact), ms(endpointsExact))
 }

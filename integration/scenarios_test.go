@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -251,10 +252,14 @@ func TestRestartWarmAndCold(t *testing.T) {
 		n, changelog, ms(warm), ms(cold), ms(warmJoin), ms(coldJoin))
 }
 
-// Scenario 5: the broker stops and comes back. The API keeps answering
-// quickly (users CRUD, usage reads), /readyz reports the outage, both
-// processes reconnect on their own, and every event accepted during the
-// outage is delivered and counted.
+// Scenario 5: the broker stops, for longer than the producer's delivery
+// timeout, and comes back. The API keeps answering quickly (users CRUD,
+// usage reads); /readyz says in words that the events' delivery is degraded
+// within seconds; the producer gives up on the events it held and the
+// publisher queues them again (inarious_events_retried_total); the API logs
+// the outage in a few lines, not one per event; both processes reconnect on
+// their own, and every event accepted during the outage is delivered once
+// and counted once.
 func TestBrokerOutage(t *testing.T) {
 	needKafka(t)
 	if _, _, reason := kafkaScript(); reason != "" {
@@ -292,9 +297,11 @@ func TestBrokerOutage(t *testing.T) {
 	}
 	stopTook := time.Since(tStop)
 
-	// During the outage (held for outageFor): users CRUD and usage reads,
-	// paced by a ticker, each answering fast.
-	const outageFor = 10 * time.Second
+	// During the outage (held past franz-go's 30 s delivery timeout, until
+	// the producer gave events back to the publisher): users CRUD and usage
+	// reads, paced by a ticker, each answering fast.
+	const deliveryTimeout = 30 * time.Second // stream.franzOpts
+	const outageAtLeast, outageAtMost = deliveryTimeout + 2*time.Second, deliveryTimeout + 30*time.Second
 	var worst time.Duration
 	check := func(what string, code int, lat time.Duration, err error, ok ...int) {
 		t.Helper()
@@ -315,9 +322,13 @@ func TestBrokerOutage(t *testing.T) {
 		t.Errorf("during the outage, %s: status %d, want %v", what, code, ok)
 	}
 	sentBefore := tr.sent()
-	var degradedAfter time.Duration
+	var degradedAfter, retriedAfter time.Duration
+	var degradedSaid []string
 	tick := time.NewTicker(10 * time.Millisecond)
-	for i := 0; time.Since(tStop) < outageFor; i++ {
+	for i := 0; time.Since(tStop) < outageAtLeast || retriedAfter == 0; i++ {
+		if time.Since(tStop) > outageAtMost {
+			t.Fatalf("no event went back to the publisher's queue %v into the outage: the producer's delivery timeout was not reached", outageAtMost)
+		}
 		<-tick.C
 		client := tr.clients[i%len(tr.clients)]
 		switch i % 3 {
@@ -342,18 +353,26 @@ func TestBrokerOutage(t *testing.T) {
 			code, _, lat, err := tr.do(a, "GET", "/usage/"+client, client, "", "GET /usage/{client}")
 			check("GET /usage/{client}", code, lat, err, 200)
 		}
-		if degradedAfter == 0 && i%20 == 0 {
+		if i%20 == 0 {
 			code, rd, err := tr.readyz(a)
-			if err == nil && (code == 503 || !rd.EmitterOK) {
-				degradedAfter = time.Since(tStop)
+			if err == nil && code == 503 && !rd.EmitterOK && degradedAfter == 0 {
+				degradedAfter, degradedSaid = time.Since(tStop), rd.Degraded
+			}
+			if err == nil && rd.Events.Retried > 0 && retriedAfter == 0 {
+				retriedAfter = time.Since(tStop)
 			}
 		}
 	}
 	tick.Stop()
 	outageRequests := tr.sent() - sentBefore
-	if degradedAfter == 0 {
-		t.Errorf("/readyz did not report the outage within %v", outageFor)
+	// The delivery stalled: said long before the producer gave up.
+	if degradedAfter == 0 || degradedAfter > deliveryTimeout/2 {
+		t.Errorf("/readyz said the events' delivery was degraded %v into the outage, want within %v", degradedAfter, deliveryTimeout/2)
 	}
+	if !slices.ContainsFunc(degradedSaid, func(s string) bool { return strings.Contains(s, "activity events") }) {
+		t.Errorf("/readyz degraded = %q, want a sentence on the activity events", degradedSaid)
+	}
+	t.Logf("/readyz degraded %v into the outage: %q", degradedAfter, degradedSaid)
 	code, during, err := tr.readyz(a)
 	if err != nil {
 		t.Fatal(err)
@@ -362,11 +381,8 @@ func TestBrokerOutage(t *testing.T) {
 	if !w.running() {
 		t.Fatalf("the worker exited during the outage: %v", w.exitErr())
 	}
-	// franz-go (the default producer) holds undelivered records for up to
-	// its delivery timeout and the publisher re-queues what fails (sarama
-	// fails sooner): either way some events must have waited for the broker.
-	if during.Events.Retried == 0 && during.Events.InFlight == 0 {
-		t.Errorf("no event was held for the broker or went back for redelivery: the outage was too short to test it")
+	if metric := apiMetric(t, tr, a, "inarious_events_retried_total"); metric < float64(during.Events.Retried) {
+		t.Errorf("inarious_events_retried_total = %v, /readyz said %d retried before", metric, during.Events.Retried)
 	}
 	outageLen := time.Since(tStop)
 
@@ -392,10 +408,24 @@ func TestBrokerOutage(t *testing.T) {
 	if end.Events.Dropped != 0 || end.Events.Failed != 0 {
 		t.Errorf("publisher dropped %d, failed %d events", end.Events.Dropped, end.Events.Failed)
 	}
-	waitRecords(t, tr)
-	report(t, "broker_stop=%s outage=%s requests_during_outage=%d worst_latency=%s readyz_degraded_after=%s events_accepted_during_outage=%d retried=%d broker_start=%s api_ready_after_broker_up=%s all_counted_after_broker_up=%s delivered_total=%d dropped=0 failed=0 counts_exact_after_more=%s",
-		ms(stopTook), ms(outageLen), outageRequests, ms(worst), ms(degradedAfter), during.Events.Accepted-before.Events.Accepted,
-		end.Events.Retried, ms(startTook), ms(recon), ms(counted-startTook), end.Events.Delivered, ms(after))
+	if metric := apiMetric(t, tr, a, "inarious_events_retried_total"); metric != float64(end.Events.Retried) {
+		t.Errorf("inarious_events_retried_total = %v, /readyz says %d", metric, end.Events.Retried)
+	}
+	// Users holds one record per response: no retried event written twice.
+	records := waitRecords(t, tr)
+	// The outage is a few lines of the API's log, not one per event.
+	lines := map[string]int{}
+	for _, msg := range []string{"activity events waiting, none acknowledged by the destination", "activity events not delivered; keeping them for retry", "activity events delivered again"} {
+		lines[msg] = strings.Count(a.log(), `msg="`+msg+`"`)
+		if lines[msg] != 1 {
+			t.Errorf("the API logged %q %d times for %d retried events, want once", msg, lines[msg], end.Events.Retried)
+		}
+	}
+	acked, nCounted, over, missing := tr.tally(a)
+	report(t, "broker_stop=%s outage=%s requests_during_outage=%d worst_latency=%s readyz_degraded_after=%s retried_after=%s events_accepted_during_outage=%d retried=%d broker_start=%s api_ready_after_broker_up=%s all_counted_after_broker_up=%s delivered_total=%d users_records=%d dropped=0 failed=0 counts_exact_after_more=%s acknowledged=%d counted=%d duplicates=%d missing=%d log_lines_stalled=%d log_lines_failed=%d log_lines_recovered=%d",
+		ms(stopTook), ms(outageLen), outageRequests, ms(worst), ms(degradedAfter), ms(retriedAfter), during.Events.Accepted-before.Events.Accepted,
+		end.Events.Retried, ms(startTook), ms(recon), ms(counted-startTook), end.Events.Delivered, records, ms(after), acked, nCounted, over, missing,
+		lines["activity events waiting, none acknowledged by the destination"], lines["activity events not delivered; keeping them for retry"], lines["activity events delivered again"])
 }
 
 // Scenario 6: an outside client, Kafka's own console consumer, reads the

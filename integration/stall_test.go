@@ -180,6 +180,7 @@ func TestRoutedReadsSurviveStall(t *testing.T) {
 	// It rejoins; everything is exact again, also what it serves.
 	gw.waitUntil(tCont, 45*time.Second, "both members owning partitions again", func(g groupState) bool { return g.covered(names...) })
 	tr.waitCounts(a, 30*time.Second)
+	exactAfterCont := time.Since(tCont)
 	tr.waitEndpointsExact(a, simulatedEndpoints(), 30*time.Second)
 	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		mu.Lock()
@@ -236,8 +237,9 @@ func TestRoutedReadsSurviveStall(t *testing.T) {
 	if queuedRefused == 0 {
 		t.Errorf("no direct read was queued during the stall and refused after it (%d queued): the case was not exercised", queued)
 	}
-	report(t, "clients=%d workers=2 stalled=%s survivor_owned_all_after=%s reads=%d exact=%d unavailable_503=%d wrong=0 direct_queued_in_stall=%d refused=%d direct_200_after_cont=%d",
-		len(tr.clients), ms(stalled), ms(moved), len(reads), n200, n503, queued, queuedRefused, after200)
+	acked, counted, dups, missing := tr.tally(a)
+	report(t, "clients=%d workers=2 stalled=%s survivor_owned_all_after=%s reads=%d exact=%d unavailable_503=%d wrong=0 direct_queued_in_stall=%d refused=%d direct_200_after_cont=%d acknowledged=%d counted=%d duplicates=%d missing=%d counts_exact_after_cont=%s",
+		len(tr.clients), ms(stalled), ms(moved), len(reads), n200, n503, queued, queuedRefused, after200, acked, counted, dups, missing, ms(exactAfterCont))
 }
 
 func total(eps map[string]uint64) uint64 {

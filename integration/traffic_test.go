@@ -53,6 +53,9 @@ type traffic struct {
 
 	mu   sync.Mutex
 	want map[string]map[string]uint64
+	// sentTo is requests of each client hit sent, answered or not: no
+	// count may exceed it.
+	sentTo map[string]uint64
 
 	responses atomic.Int64 // every response of any API process this traffic talked to
 	failures  atomic.Int64 // transport errors
@@ -71,7 +74,15 @@ func newTraffic(t *testing.T, k int) *traffic {
 		http:    &http.Client{Transport: tr, Timeout: 15 * time.Second},
 		clients: simClients(k),
 		want:    map[string]map[string]uint64{},
+		sentTo:  map[string]uint64{},
 	}
+}
+
+// started is how many of client's requests hit sent so far.
+func (tr *traffic) started(client string) uint64 {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.sentTo[client]
 }
 
 // call does one request as client (no X-Forwarded-For when client is "").
@@ -102,6 +113,9 @@ func (tr *traffic) call(a *apiProc, method, path, client, body string) (int, []b
 // the API emitted for it.
 func (tr *traffic) hit(a *apiProc, client string, i int) (int, time.Duration, error) {
 	ep := endpoints[i%len(endpoints)]
+	tr.mu.Lock()
+	tr.sentTo[client]++
+	tr.mu.Unlock()
 	t0 := time.Now()
 	code, _, err := tr.call(a, http.MethodGet, ep.path(i), client, "")
 	lat := time.Since(t0)
@@ -341,9 +355,10 @@ func clip(s string) string {
 
 // readyz is the body of GET /readyz.
 type readyz struct {
-	Ready         bool `json:"ready"`
-	ViewRecovered bool `json:"view_recovered"`
-	EmitterOK     bool `json:"emitter_ok"`
+	Ready         bool     `json:"ready"`
+	ViewRecovered bool     `json:"view_recovered"`
+	EmitterOK     bool     `json:"emitter_ok"`
+	Degraded      []string `json:"degraded"`
 	Events        struct {
 		Accepted  uint64 `json:"accepted"`
 		Delivered uint64 `json:"delivered"`
@@ -478,4 +493,67 @@ func (tr *traffic) originalProducer(interval time.Duration, clients []string) *l
 		}
 	}()
 	return l
+}
+
+// tally compares the API's counts with every acknowledged request: how many
+// were acknowledged and counted, and how many counted beyond (duplicates) or
+// short of (missing) them, endpoint by endpoint.
+func (tr *traffic) tally(a *apiProc) (acked, counted, duplicates, missing uint64) {
+	tr.t.Helper()
+	for client, eps := range tr.snapshot() {
+		u, err := tr.usage(a, client)
+		if err != nil {
+			tr.t.Fatalf("tally: %v", err)
+		}
+		got := map[string]uint64{}
+		if u != nil {
+			counted += u.Total
+			for k, v := range u.Endpoints {
+				got[k] = v.Count
+			}
+		}
+		for _, n := range eps {
+			acked += n
+		}
+		for ep := range mergeKeys(eps, got) {
+			switch w, g := eps[ep], got[ep]; {
+			case g > w:
+				duplicates += g - w
+			case g < w:
+				missing += w - g
+			}
+		}
+	}
+	return acked, counted, duplicates, missing
+}
+
+func mergeKeys(a, b map[string]uint64) map[string]struct{} {
+	out := make(map[string]struct{}, len(a)+len(b))
+	for k := range a {
+		out[k] = struct{}{}
+	}
+	for k := range b {
+		out[k] = struct{}{}
+	}
+	return out
+}
+
+// apiMetric reads one unlabelled series of the API's /metrics.
+func apiMetric(t *testing.T, tr *traffic, a *apiProc, name string) float64 {
+	t.Helper()
+	code, body, err := tr.call(a, http.MethodGet, "/metrics", "", "")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", code, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("%s: %q: %v", name, line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return 0
 }

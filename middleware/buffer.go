@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,19 @@ type Buffer struct {
 	// failedAt (unix nanos) paces producing while deliveries fail, so an
 	// unreachable destination does not turn retries into a busy loop.
 	failedAt atomic.Int64
+	lastErr  atomic.Pointer[string] // of the failure that set lastFailed
+	// stalledSince (unix nanos; 0: not stalled) is when the watchdog first
+	// saw events waiting with no delivery acknowledged since: a transport
+	// holds records up to its delivery timeout (franz-go: 30 s) before it
+	// fails them.
+	stalledSince atomic.Int64
+	stallAfter   time.Duration
+	// recoveredAt (unix nanos) is when deliveries last resumed after a
+	// logged outage; relapsed is set by a failure soon after it, the
+	// transport giving up on a straggler it held from before, which is the
+	// same outage and not logged again.
+	recoveredAt atomic.Int64
+	relapsed    atomic.Bool
 	// lastDrop (unix nanos) tells a new burst of drops from a running one.
 	lastDrop atomic.Int64
 	// produceOnPublish: Publish may hand an event to the transport itself.
@@ -77,6 +91,16 @@ type Buffer struct {
 	// ready, when set, must be closed before anything is produced.
 	ready <-chan struct{}
 }
+
+// relapseWindow is how soon after deliveries resumed a failed delivery
+// still belongs to the outage before: records the transport held from
+// before fail once their delivery timeout passes, just after the
+// destination is back.
+const relapseWindow = 5 * time.Second
+
+// DefaultStallAfter is how long events may wait with no delivery
+// acknowledged before the buffer reports itself unhealthy (StallAfter).
+const DefaultStallAfter = 5 * time.Second
 
 // Stats are a buffer's event counters since it started.
 type Stats struct {
@@ -102,14 +126,19 @@ func newBuffer(t Transport, capacity int, c config) *Buffer {
 		log:              c.log,
 		ready:            c.holdUntil,
 		produceOnPublish: c.produceOnPublish,
+		stallAfter:       c.stallAfter,
 		queue:            make(chan *activitypb.BackendApiActivity, capacity),
 		slots:            make(chan struct{}, MaxInFlight),
 		stop:             make(chan struct{}),
 		done:             make(chan struct{}),
 	}
 	b.settleFn = b.settle
+	if b.stallAfter <= 0 {
+		b.stallAfter = DefaultStallAfter
+	}
 	b.holding.Store(b.ready != nil)
 	go b.run()
+	go b.watch()
 	return b
 }
 
@@ -319,9 +348,9 @@ func (b *Buffer) settle(msg any, err error) {
 		return
 	}
 	b.delivered.Add(1)
-	// A load first: no write to the shared flag while all is well.
-	if b.lastFailed.Load() {
-		b.lastFailed.Store(false)
+	// Loads first: no write to the shared flags while all is well.
+	if b.lastFailed.Load() || b.stalledSince.Load() != 0 {
+		b.recovered()
 	}
 	b.pending.Done()
 }
@@ -343,7 +372,13 @@ func (b *Buffer) retry(ev *activitypb.BackendApiActivity, err error) {
 		return
 	}
 	if !b.lastFailed.Swap(true) {
-		b.log.Error("activity events not delivered; keeping them for retry", "err", err)
+		msg := err.Error()
+		b.lastErr.Store(&msg)
+		if time.Since(time.Unix(0, b.recoveredAt.Load())) < relapseWindow {
+			b.relapsed.Store(true)
+		} else {
+			b.log.Error("activity events not delivered; keeping them for retry", "err", err)
+		}
 	}
 	select {
 	case b.queue <- ev:
@@ -354,8 +389,67 @@ func (b *Buffer) retry(ev *activitypb.BackendApiActivity, err error) {
 	}
 }
 
-// Healthy is false while the last delivery attempt failed.
-func (b *Buffer) Healthy() bool { return !b.lastFailed.Load() }
+// recovered ends an outage: one line for all of it, as its start was one
+// line, not one per event.
+func (b *Buffer) recovered() {
+	failed := b.lastFailed.Swap(false)
+	stalled := b.stalledSince.Swap(0)
+	if (failed || stalled != 0) && !b.relapsed.Swap(false) {
+		b.recoveredAt.Store(time.Now().UnixNano())
+		b.log.Info("activity events delivered again", "retried_total", b.retried.Load(), "queued", len(b.queue))
+	}
+}
+
+// watch marks the buffer stalled once events waited stallAfter with no
+// delivery acknowledged, checking a few times per stallAfter. It costs
+// nothing per event and ends with the run loop.
+func (b *Buffer) watch() {
+	tick := time.NewTicker(min(time.Second, b.stallAfter/4))
+	defer tick.Stop()
+	var seen uint64     // deliveries at the last check
+	var since time.Time // waiting without a delivery since then
+	for {
+		select {
+		case <-b.done:
+			return
+		case now := <-tick.C:
+			d := b.delivered.Load()
+			waiting := !b.holding.Load() && (len(b.slots) > 0 || len(b.queue) > 0)
+			switch {
+			case !waiting || d != seen:
+				seen, since = d, time.Time{}
+			case since.IsZero():
+				since = now
+			case now.Sub(since) >= b.stallAfter && b.stalledSince.Load() == 0:
+				if b.stalledSince.CompareAndSwap(0, since.UnixNano()) {
+					b.relapsed.Store(false) // logged: so is its end
+					b.log.Warn("activity events waiting, none acknowledged by the destination", "for", now.Sub(since).Round(time.Second),
+						"in_flight", len(b.slots), "queued", len(b.queue))
+				}
+			}
+		}
+	}
+}
+
+// Healthy is false while the last delivery attempt failed, or events have
+// waited StallAfter with no delivery acknowledged.
+func (b *Buffer) Healthy() bool { return !b.lastFailed.Load() && b.stalledSince.Load() == 0 }
+
+// Degraded says why the buffer is not Healthy, "" when it is.
+func (b *Buffer) Degraded() string {
+	waiting := fmt.Sprintf("%d events with the transport, %d queued", len(b.slots), len(b.queue))
+	if b.lastFailed.Load() {
+		why := "unknown error"
+		if e := b.lastErr.Load(); e != nil {
+			why = *e
+		}
+		return fmt.Sprintf("activity events: the transport gave up delivering (%s); kept for retry (%d retried so far), %s", why, b.retried.Load(), waiting)
+	}
+	if since := b.stalledSince.Load(); since != 0 {
+		return fmt.Sprintf("activity events: none acknowledged for %s, %s", time.Since(time.Unix(0, since)).Round(time.Second), waiting)
+	}
+	return ""
+}
 
 // Stats returns the counters.
 func (b *Buffer) Stats() Stats {

@@ -31,6 +31,7 @@ type config struct {
 	bufferSize       int
 	holdUntil        <-chan struct{}
 	produceOnPublish bool
+	stallAfter       time.Duration
 	// The handler's.
 	service         string
 	client          func(*http.Request) string
@@ -74,6 +75,11 @@ func HoldUntil(ready <-chan struct{}) Option { return func(c *config) { c.holdUn
 // at once while fewer than MaxInFlight events are outstanding, as both of
 // this package's do. New turns it on.
 func ProduceOnPublish() Option { return func(c *config) { c.produceOnPublish = true } }
+
+// StallAfter makes the buffer unhealthy (Healthy, Degraded) once events
+// waited d with no delivery acknowledged, long before the transport gives
+// up on them (DefaultStallAfter unless set).
+func StallAfter(d time.Duration) Option { return func(c *config) { c.stallAfter = d } }
 
 // WithService names the service the events come from (their service
 // field), so its endpoints are kept apart from other services' ones.

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +27,6 @@ const (
 	badReadHeaderTimeout = 500 * time.Millisecond
 	badRequestTimeout    = 2 * time.Second
 )
-
-// lockedBuffer collects the system's log lines from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startBadInputSystem runs the whole system with a small body limit and a
 // short header timeout, logging into logs.
@@ -137,7 +118,7 @@ type badCase struct {
 }
 
 func TestMalformedRequestCorpus(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testutil.LogBuffer{}
 	s, addr := startBadInputSystem(t, logs)
 
 	// Accepted work before the corpus, under a client of its own.

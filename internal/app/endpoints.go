@@ -31,13 +31,17 @@ func endpointsGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerG
 	if err != nil {
 		return nil, err
 	}
+	// The lease fences the table's writes (and, with --query-listen, the
+	// routed reads), as the usage group's.
+	lease := ownership.NewLease(string(endpoints.Group), kafka.HeartbeatInterval, log.With("component", "lease"))
 	opts := []endpoints.Option{endpoints.WithLogger(log.With("group", endpoints.Group)), endpoints.WithDecoder(decoder),
-		endpoints.WithWindows(w), endpoints.WithTransactionalID(transactionalID(cfg, "inarious-endpoints-"))}
+		endpoints.WithWindows(w), endpoints.WithTransactionalID(transactionalID(cfg, "inarious-endpoints-")),
+		endpoints.WithWriteFence(func() error { return lease.Check(routing.LeaseTTL) })}
 	if e := cfg.alerting.evaluatorOrNil(); e != nil {
 		opts = append(opts, endpoints.WithAlerts(e))
 	}
 	if cfg.QueryListen == "" {
-		return &workerGroup{Component: cfg.alerting.gate(endpoints.New(opts...))}, nil
+		return &workerGroup{Component: cfg.alerting.gate(endpoints.New(opts...)), lease: lease}, nil
 	}
 	own := endpointindex.New()
 	g := endpoints.New(append(opts, endpoints.WithStorageLayer(own.Layer(string(endpoints.Table))))...)
@@ -50,7 +54,6 @@ func endpointsGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerG
 	if err != nil {
 		return nil, err
 	}
-	lease := ownership.NewLease(string(endpoints.Group), kafka.HeartbeatInterval, log.With("component", "lease"))
 	q := routing.NewEndpointWorker(n, g, own, routing.WithLogger(log.With("component", "query", "group", endpoints.Group)), routing.WithLease(lease))
 	return &workerGroup{Component: cfg.alerting.gate(g), query: q.Register, onStart: q.SetProcessor, lease: lease, queryCounters: []metrics.Counter{
 		{Name: "endpoints_query_answered_total", Help: "Endpoints reads of owned partitions this worker answered.", Value: q.Answered},

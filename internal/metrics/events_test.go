@@ -64,6 +64,9 @@ func TestEventsFailedCountsEventsLostAtShutdown(t *testing.T) {
 	if got := failed(); got != 0 {
 		t.Errorf("failed = %v while running, want 0: failures are retried", got)
 	}
+	if got, want := family(t, m, "inarious_events_retried_total").GetMetric()[0].GetCounter().GetValue(), float64(pub.Stats().Retried); got < n || got > want {
+		t.Errorf("retried = %v while running, want the %d or more retries the publisher made (%v by now)", got, n, want)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // no time to deliver anything
 	_ = pub.Close(ctx)

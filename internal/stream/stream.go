@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"hash"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -18,6 +20,12 @@ import (
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/tablestore"
 )
+
+// StorageFull reports whether err comes from local storage that ran out of
+// space (goka reports some causes by text only).
+func StorageFull(err error) bool {
+	return err != nil && (errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error()))
+}
 
 // Group is a processor group as its component package defines it.
 type Group interface {
@@ -136,6 +144,7 @@ func Run(ctx context.Context, cfg kafka.Config, g Group, dataDir string, onStart
 	s := settingsOf(opts)
 	log := s.log
 	backoff := minBackoff
+	var streak string // cause of the failures since the last long run, logged once
 	for {
 		proc, err := newProcessor(cfg, g, dataDir, s)
 		if err == nil {
@@ -153,10 +162,23 @@ func Run(ctx context.Context, cfg kafka.Config, g Group, dataDir string, onStart
 				return err
 			}
 			if time.Since(started) > time.Minute {
-				backoff = minBackoff
+				backoff, streak = minBackoff, ""
 			}
 		}
-		log.Warn("processor lost Kafka; rebuilding it", "err", err, "retry_in", backoff)
+		cause := "kafka"
+		if StorageFull(err) {
+			cause = "storage"
+		}
+		switch cause {
+		case streak: // logged when the streak began
+			log.Debug("processor failed again; rebuilding it", "cause", cause, "err", err, "retry_in", backoff)
+		case "storage":
+			log.Error("local storage full: this member stops counting (its partitions go to other members) and retries until space is freed",
+				"data_dir", dataDir, "err", err, "retry_in", backoff)
+		default:
+			log.Warn("processor lost Kafka; rebuilding it", "err", err, "retry_in", backoff)
+		}
+		streak = cause
 		select {
 		case <-ctx.Done():
 			return nil

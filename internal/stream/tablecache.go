@@ -67,11 +67,10 @@ type TableCache struct {
 	producer atomic.Pointer[goka.Producer]
 	parts    sync.Map     // int32 -> *CachedPartition
 	inFlight atomic.Int64 // records written and not yet acknowledged
-	fence    atomic.Pointer[func() error]
-	fenced   atomic.Bool // logged
+	fence    atomic.Pointer[Fence]
 }
 
-// SetFence makes every write ask fence first: while it fails, rows are held
+// SetFence makes every write ask fence first (nil: none): while it fails, rows are held
 // (and their input stays uncommitted), and a partition closed meanwhile
 // drops them with their commits failed, so the input is read again by its
 // next owner. A member that stalled past its session timeout (SIGSTOP, a
@@ -79,21 +78,9 @@ type TableCache struct {
 // without a fence its held or newly updated rows, computed from its stale
 // state, would reach the changelog after the new owner's, overwrite them,
 // and move its local recovery offset past them (ownership.Lease).
-func (c *TableCache) SetFence(fence func() error) { c.fence.Store(&fence) }
+func (c *TableCache) SetFence(fence *Fence) { c.fence.Store(fence) }
 
-func (c *TableCache) fenceErr() error {
-	f := c.fence.Load()
-	if f == nil {
-		return nil
-	}
-	err := (*f)()
-	if err != nil && c.fenced.CompareAndSwap(false, true) {
-		c.log.Warn("table cache: writes held, membership not confirmed", "table", c.topic, "err", err)
-	} else if err == nil && c.fenced.CompareAndSwap(true, false) {
-		c.log.Info("table cache: membership confirmed, writing again", "table", c.topic)
-	}
-	return err
-}
+func (c *TableCache) fenceErr() error { return c.fence.Load().Err() }
 
 // NewTableCache caches the rows of group's table, encoded with codec,
 // within limits; of opts it heeds WithLogger.

@@ -247,12 +247,12 @@ func TestTableCacheFence(t *testing.T) {
 	c, f, st := boundCache(t, manual)
 	var stale atomic.Bool
 	stale.Store(true)
-	c.SetFence(func() error {
+	c.SetFence(NewFence(func() error {
 		if stale.Load() {
 			return errors.New("lease stale")
 		}
 		return nil
-	})
+	}, "test table", nil))
 	a := &fakeContext{key: "a", run: t.Context()}
 	set(c, a, "a1")
 	c.partition(0).Flush()

@@ -166,6 +166,7 @@ func (s *Store) Flush() error {
 			batch.Put([]byte(k), e.value)
 		}
 	}
+	wroteOff := s.dirtyOff
 	if s.dirtyOff {
 		batch.Put([]byte(offsetKey), []byte(strconv.FormatInt(s.offset, 10)))
 		s.dirtyOff = false
@@ -176,10 +177,21 @@ func (s *Store) Flush() error {
 	err := s.db.Write(batch, nil)
 
 	s.mu.Lock()
-	s.flushing = nil
-	if err != nil && s.err == nil {
-		s.err = fmt.Errorf("tablestore: write batch: %w", err)
+	if err != nil {
+		// Not written (a full disk, say): the values stay visible, or a
+		// read would fall back to LevelDB's older ones and a count would go
+		// down. Later updates of a key win.
+		for k, e := range s.flushing {
+			if _, newer := s.pending[k]; !newer {
+				s.pending[k] = e
+			}
+		}
+		s.dirtyOff = s.dirtyOff || wroteOff
+		if s.err == nil {
+			s.err = fmt.Errorf("tablestore: write batch: %w", err)
+		}
 	}
+	s.flushing = nil
 	err = s.err
 	s.mu.Unlock()
 	return err

@@ -299,3 +299,34 @@ func TestFlusherSleepsWhileNothingIsPending(t *testing.T) {
 		time.Sleep(time.Second) // goleveldb's mpoolDrain, as above
 	})
 }
+
+// A batch that cannot be written (a full disk) stays visible: reads answer
+// its values, not LevelDB's older ones, and the store reports the error
+// from then on, so its owner stops instead of counting on.
+func TestFailedWriteKeepsValuesVisible(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "p0"), slow)
+	defer s.Close()
+	_ = s.Set("a", []byte("1"))
+	_ = s.SetOffset(10)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Set("a", []byte("2"))
+	_ = s.Set("b", []byte("x"))
+	_ = s.SetOffset(12)
+	if err := s.FailWrites(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err == nil {
+		t.Fatal("flush succeeded with writes failing")
+	}
+	if a, b := mustGet(t, s, "a"), mustGet(t, s, "b"); a != "2" || b != "x" {
+		t.Errorf("after the failed write a = %q, b = %q; want the unwritten 2 and x, not older values", a, b)
+	}
+	if off, err := s.GetOffset(-1); err != nil || off != 12 {
+		t.Errorf("offset %d (%v), want the unwritten 12", off, err)
+	}
+	if err := s.Set("c", []byte("y")); err == nil {
+		t.Error("Set after a failed write did not report it")
+	}
+}

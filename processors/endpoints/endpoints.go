@@ -60,6 +60,9 @@ type Processor struct {
 	// layers are storage layers of the caller's (an index of the rows).
 	layers []tablestore.Layer
 	alerts *alerts.Evaluator // nil unless WithAlerts
+	// fenceCheck, when set, holds the table's writes (stream.Fence).
+	fenceCheck func() error
+	fence      *stream.Fence
 }
 
 // Option configures the processor.
@@ -95,6 +98,12 @@ func WithStorageLayer(l tablestore.Layer) Option {
 // WithClock sets the processing-time clock (default time.Now).
 func WithClock(now func() time.Time) Option { return func(p *Processor) { p.now = now } }
 
+// WithWriteFence writes (merges and prunes) rows only while fence succeeds
+// (stream.Fence): a worker fences with its group lease, so a member that
+// resumes from a stall past its session timeout writes no row merged into
+// its stale one after the new owner's.
+func WithWriteFence(fence func() error) Option { return func(p *Processor) { p.fenceCheck = fence } }
+
 // New returns the endpoints processor.
 func New(opts ...Option) *Processor {
 	host, _ := os.Hostname()
@@ -106,6 +115,9 @@ func New(opts ...Option) *Processor {
 	}
 	if p.log == nil {
 		p.log = slog.Default()
+	}
+	if p.fenceCheck != nil {
+		p.fence = stream.NewFence(p.fenceCheck, "endpoints table", p.log)
 	}
 	p.agg.log = p.log.With("part", "aggregator")
 	p.agg.windows = p.windows
@@ -162,6 +174,10 @@ func (p *Processor) merge(ctx goka.Context, msg any) {
 	if err != nil {
 		p.invalid.Add(1)
 		p.log.Warn("skipping a partial that does not decode", "partition", ctx.Partition(), "offset", ctx.Offset(), "err", err)
+		return
+	}
+	// Every path below writes the row: not while membership is unconfirmed.
+	if !p.fence.Await(ctx) {
 		return
 	}
 	if part.Prune {

@@ -2,12 +2,14 @@ package endpoints_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,13 +105,31 @@ func expect(cs []call, w windows.Config) map[string]*expected {
 	return out
 }
 
-func run(t *testing.T, ctx context.Context, cfg kafka.Config, dir string, w windows.Config, id string) (*endpoints.Processor, chan error) {
+func run(t *testing.T, ctx context.Context, cfg kafka.Config, dir string, w windows.Config, id string, opts ...endpoints.Option) (*endpoints.Processor, chan error) {
 	t.Helper()
-	p := endpoints.New(endpoints.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), endpoints.WithWindows(w),
-		endpoints.WithFlushInterval(100*time.Millisecond), endpoints.WithTransactionalID(id))
+	base := []endpoints.Option{endpoints.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), endpoints.WithWindows(w),
+		endpoints.WithFlushInterval(100 * time.Millisecond), endpoints.WithTransactionalID(id)}
+	p := endpoints.New(append(base, opts...)...)
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx, cfg, dir, nil) }()
 	return p, done
+}
+
+// runWithView runs a member and a view of the table until the test ends;
+// the member must stop cleanly.
+func runWithView(t *testing.T, cfg kafka.Config, w windows.Config, id string, opts ...endpoints.Option) (*endpoints.Processor, *goka.View) {
+	t.Helper()
+	rctx, stop := context.WithCancel(context.Background())
+	p, done := run(t, rctx, cfg, t.TempDir(), w, id, opts...)
+	vctx, stopView := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		stopView()
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return p, view(t, vctx, cfg)
 }
 
 func view(t *testing.T, ctx context.Context, cfg kafka.Config) *goka.View {
@@ -246,17 +266,7 @@ func TestExpiredBucketsArePruned(t *testing.T) {
 	old := time.Now().Add(-3 * time.Hour).Truncate(time.Hour)
 	cs := calls(300, old)
 	produce(t, cfg, cs)
-	rctx, stop := context.WithCancel(ctx)
-	p, done := run(t, rctx, cfg, t.TempDir(), w, "prune-member")
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	vctx, stopView := context.WithCancel(ctx)
-	defer stopView()
-	v := view(t, vctx, cfg)
+	p, v := runWithView(t, cfg, w, "prune-member")
 	want := expect(cs, w)
 	testutil.Eventually(t, 30*time.Second, func() (bool, string) { return checkRows(v, want) })
 
@@ -289,4 +299,44 @@ func TestExpiredBucketsArePruned(t *testing.T) {
 	if s := p.Stats(); s.Pruned != uint64(len(minuteKeys)) {
 		t.Errorf("pruned %d rows, want %d", s.Pruned, len(minuteKeys))
 	}
+}
+
+// While the write fence fails (a member resumed from a stall, its lease
+// stale), partials are not merged into rows, so nothing computed from the
+// stale rows reaches the changelog; once it passes, every event is merged,
+// exactly.
+func TestWriteFenceHoldsMerges(t *testing.T) {
+	cfg := kafkatest.Config(t, 2)
+	ctx := context.Background()
+	if err := cfg.EnsureTopics(ctx, endpoints.Topics()...); err != nil {
+		t.Fatal(err)
+	}
+	w := windows.Config{Specs: []windows.Spec{{Step: time.Minute, Retention: time.Hour}}, Grace: time.Hour}
+	var stale atomic.Bool
+	var asked atomic.Int64
+	stale.Store(true)
+	p, v := runWithView(t, cfg, w, "fence-member", endpoints.WithWriteFence(func() error {
+		asked.Add(1)
+		if stale.Load() {
+			return errors.New("lease stale")
+		}
+		return nil
+	}))
+
+	cs := calls(300, time.Now().Add(-5*time.Minute).Truncate(time.Minute))
+	produce(t, cfg, cs)
+	// The aggregator wrote its partials (Kafka's transactions fence it);
+	// the group waits on the fence with them.
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
+		a := p.AggregatorStats()
+		return a.Events == uint64(len(cs)) && asked.Load() > 20, fmt.Sprintf("aggregated %d of %d, fence asked %d times", a.Events, len(cs), asked.Load())
+	})
+	if s := p.Stats(); s.Merged != 0 {
+		t.Fatalf("%d partials merged while fenced", s.Merged)
+	}
+	if r, err := v.Get("GET /a"); err != nil || r != nil {
+		t.Fatalf("row written while fenced: %v (%v)", r, err)
+	}
+	stale.Store(false)
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) { return checkRows(v, expect(cs, w)) })
 }

@@ -116,7 +116,8 @@ type Processor struct {
 	// (stream.TableCache): a busy client's row is encoded once, not per event.
 	writes     *stream.TableCache
 	writesOpts stream.TableCacheOptions
-	fence      func() error
+	fenceCheck func() error
+	fence      *stream.Fence // nil: none
 	decoder    *confluent.Decoder
 	windows    windows.Config
 	now        func() time.Time
@@ -194,9 +195,9 @@ func WithWindows(w windows.Config) Option { return func(p *Processor) { p.window
 // its clients by total calls (routing.Worker serves them).
 func WithTopIndex(idx *top.Index) Option { return func(p *Processor) { p.top = idx } }
 
-// WithWriteFence writes table rows only while fence succeeds
-// (stream.TableCache.SetFence): a worker fences with its group lease.
-func WithWriteFence(fence func() error) Option { return func(p *Processor) { p.fence = fence } }
+// WithWriteFence writes table rows and closed buckets only while fence
+// succeeds (stream.Fence): a worker fences with its group lease.
+func WithWriteFence(fence func() error) Option { return func(p *Processor) { p.fenceCheck = fence } }
 
 // WithClock sets the processing-time clock (default time.Now), the event
 // time of events without a request time.
@@ -214,7 +215,8 @@ func New(opts ...Option) *Processor {
 		p.log = slog.Default()
 	}
 	p.writes = stream.NewTableCache(Group, new(codecs.ClientUsage), p.writesOpts, stream.WithLogger(p.log))
-	if p.fence != nil {
+	if p.fenceCheck != nil {
+		p.fence = stream.NewFence(p.fenceCheck, "usage table and windowed topics", p.log)
 		p.writes.SetFence(p.fence)
 	}
 	p.windowTopics = make(map[int64]goka.Stream, len(p.windows.Specs))
@@ -432,17 +434,28 @@ func (p *Processor) count(ctx goka.Context, client string, ev *activitypb.Backen
 	usage := p.row(ctx, rows, client)
 	now := p.now()
 	res := Apply(usage, ev, pos, p.windows, now)
+	closed := res.Closed
 	if !res.Applied {
-		p.replays.Add(1)
 		// The local value may be ahead of the changelog (a crash between the
 		// local write and the changelog ack). Writing it again puts it in the
 		// changelog before this input offset is committed, so a member that
 		// rebuilds the table from the changelog cannot miss the event.
-		p.emitBuckets(ctx, client, usage, replayedClose(usage, pos))
-	} else {
+		closed = replayedClose(usage, pos)
+	}
+	// Closed buckets go out now, not with the row: a member that resumed
+	// from a stall must not emit them from its stale row either. The
+	// partition lost meanwhile, nothing is written and the event is read
+	// again by its next owner (the row's change is dropped with the cache).
+	if len(closed) > 0 && !p.fence.Await(ctx) {
+		rows.Unlock()
+		return
+	}
+	p.emitBuckets(ctx, client, usage, closed)
+	if res.Applied {
 		p.late.Add(uint64(res.Late))
-		p.emitBuckets(ctx, client, usage, res.Closed)
 		p.processed.Add(1)
+	} else {
+		p.replays.Add(1)
 	}
 	if p.alerts != nil {
 		p.checkAlerts(ctx, client, usage, ev, res.Applied, now)

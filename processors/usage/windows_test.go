@@ -1,9 +1,11 @@
 package usage_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/testutil"
 	"github.com/inarious/inarious/internal/windows"
 	"github.com/inarious/inarious/processors/usage"
 )
@@ -339,5 +342,43 @@ func TestWindowTopicSpecs(t *testing.T) {
 	}
 	if off := usage.New(usage.WithWindows(windows.Config{})); len(off.Topics()) != len(u.Topics())-3 {
 		t.Errorf("windows off still declares windowed topics: %v", off.Topics())
+	}
+}
+
+// A closed bucket goes to its windowed topic only while the write fence
+// passes: a member resumed from a stall, its lease stale, emits nothing
+// computed from its stale row, and emits once the lease is confirmed.
+func TestClosedBucketsWaitForTheFence(t *testing.T) {
+	var stale atomic.Bool
+	var asked atomic.Int64
+	gkt, _, _ := startWindowed(t, minutes, usage.WithWriteFence(func() error {
+		asked.Add(1)
+		if stale.Load() {
+			return errors.New("lease stale")
+		}
+		return nil
+	}))
+	out := gkt.NewQueueTracker(windows.Topic(time.Minute))
+	in := string(codecs.ActivityTopic)
+	gkt.Consume(in, "c", eventAt("c", "/a", t0))
+	gkt.Consume(in, "c", eventAt("c", "/a", t0.Add(time.Second)))
+
+	stale.Store(true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		gkt.Consume(in, "c", eventAt("c", "/a", t0.Add(3*time.Minute))) // closes t0's minute
+	}()
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		return asked.Load() > 5, fmt.Sprintf("fence asked %d times", asked.Load())
+	})
+	if _, _, ok := out.NextRaw(); ok {
+		t.Fatal("a closed bucket was emitted while fenced")
+	}
+	stale.Store(false)
+	<-done
+	got := emitted(out)
+	if vs := got[windows.Key("c", t0.Unix())]; len(vs) != 1 || vs[0].GetTotal() != 2 {
+		t.Errorf("t0's bucket emitted as %v once the fence passed, want once with 2 calls", vs)
 	}
 }
