@@ -366,6 +366,11 @@ func TestHijackThroughTheMiddleware(t *testing.T) {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Errorf("status %d, want 101", resp.StatusCode)
 	}
+	// The client reads the 101 before the handler has returned, and the
+	// call is recorded once it has.
+	testutil.Eventually(t, 5*time.Second, func() (bool, string) {
+		return m.Stats().Accepted == 1, fmt.Sprintf("%d events accepted, want 1", m.Stats().Accepted)
+	})
 	closeNow(t, m)
 	if evs := tr.got(); len(evs) != 1 || evs[0].HttpStatus != http.StatusSwitchingProtocols {
 		t.Errorf("events %v, want one of status 101", evs)
