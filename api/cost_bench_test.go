@@ -10,33 +10,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/api"
-	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/testutil"
 )
-
-// encodingProducer encodes each event as stream.FranzEmitter does and
-// acknowledges it at once, so a benchmark counts the event's encoding but
-// no Kafka client.
-type encodingProducer struct{ codec codecs.Activity }
-
-func (e *encodingProducer) Produce(key string, msg any, done func(any, error)) error {
-	if _, err := e.codec.Encode(msg); err != nil {
-		return err
-	}
-	done(msg, nil)
-	return nil
-}
-
-func (e *encodingProducer) Close() error { return nil }
-
-// discardWriter is a ResponseWriter that keeps nothing but its header map,
-// reused across requests, so the benchmark measures the handler chain alone.
-type discardWriter struct{ h http.Header }
-
-func (d *discardWriter) Header() http.Header         { return d.h }
-func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discardWriter) WriteHeader(int)             {}
 
 // BenchmarkHandlerChain is what the API does per request above net/http:
 // router, activity middleware, metrics middleware, auth (off), handler, and
@@ -50,7 +27,7 @@ func BenchmarkHandlerChain(b *testing.B) {
 	}}
 	for _, path := range []string{"/healthz", "/usage/127.0.0.1"} {
 		b.Run(path, func(b *testing.B) {
-			pub := api.NewEventPublisher(&encodingProducer{}, 1<<16, api.ProduceOnPublish())
+			pub := api.NewEventPublisher(&testutil.EncodingTransport{}, 1<<16, api.ProduceOnPublish())
 			defer func() { _ = pub.Close(context.Background()) }()
 			cr, err := api.NewClientResolver(nil)
 			if err != nil {
@@ -62,7 +39,7 @@ func BenchmarkHandlerChain(b *testing.B) {
 			}
 			req := httptest.NewRequest(http.MethodGet, path, nil)
 			req.RemoteAddr = "127.0.0.1:40000"
-			w := &discardWriter{h: http.Header{}}
+			w := testutil.NewDiscardWriter()
 			b.ReportAllocs()
 			for b.Loop() {
 				srv.ServeHTTP(w, req)

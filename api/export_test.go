@@ -1,4 +1,6 @@
 package api
 
-// MaxInFlight is maxInFlight for tests.
-const MaxInFlight = maxInFlight
+import "github.com/inarious/inarious/middleware"
+
+// MaxInFlight is the buffer's in-flight bound, for tests.
+const MaxInFlight = middleware.MaxInFlight

@@ -35,6 +35,10 @@ import (
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/otlpin"
+	"github.com/inarious/inarious/internal/quotas"
+	"github.com/inarious/inarious/internal/quotas/enforce"
+	"github.com/inarious/inarious/internal/quotas/quotahttp"
+	"github.com/inarious/inarious/internal/quotas/quotastest"
 	"github.com/inarious/inarious/internal/usagehttp"
 	"github.com/inarious/inarious/internal/users"
 	"github.com/inarious/inarious/internal/users/boltstore"
@@ -74,6 +78,8 @@ func openAPIServer(t *testing.T, opts ...api.Option) *api.Server {
 			Status: map[string]codecs.StatusCounts{"GET /usage/{client}": {codecs.Class2xx: 1, codecs.Class4xx: 1}, "POST /users": {codecs.Class5xx: 1}}},
 		{Start: t0.Add(time.Minute), Step: time.Minute, Total: 1, Endpoints: map[string]uint64{"POST /users": 1}},
 	})
+	policies := quotastest.NewStore()
+	routes = append(routes, quotahttp.Routes(policies, enforce.New(policies, windowed, enforce.DefaultConfig()), windows.Default())...)
 	srv, err := newAPI(windowed, pub, cr, append([]api.Option{api.WithRoutes(routes...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -284,10 +290,16 @@ const eventsBatch = `[{"id":"e1","client":"alice","httpMethod":"GET","route":"/o
 // eventsExample is the document's example request of POST /events.
 func eventsExample(t *testing.T, doc *openapi3.T) string {
 	t.Helper()
-	ex := doc.Paths.Value("/events").Post.RequestBody.Value.Content["application/json"].Example
+	return requestExample(t, doc, http.MethodPost, "/events")
+}
+
+// requestExample is the document's example JSON request of method path.
+func requestExample(t *testing.T, doc *openapi3.T, method, path string) string {
+	t.Helper()
+	ex := doc.Paths.Value(path).GetOperation(method).RequestBody.Value.Content["application/json"].Example
 	b, err := json.Marshal(ex)
 	if err != nil || ex == nil {
-		t.Fatalf("POST /events has no example request: %v", err)
+		t.Fatalf("%s %s has no example request: %v", method, path, err)
 	}
 	return string(b)
 }
@@ -429,6 +441,11 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/usage/alice/series?from=-1h&to=-2h", status: 400})
 	c.do(call{method: "GET", path: "/usage/alice/series?from=-49h", status: 400})
 	c.do(call{method: "GET", path: "/usage/alice/series?from=-26h", status: 400})
+	c.do(call{method: "GET", path: "/usage/alice?service=default", status: 200})
+	c.do(call{method: "GET", path: "/usage/alice?service=orders&window=5m", status: 200})
+	c.do(call{method: "GET", path: "/usage/alice/series?service=orders", status: 200})
+	c.do(call{method: "GET", path: "/usage/alice?service=", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/usage/alice?service=" + strings.Repeat("s", 129), status: 400, docRejects: true})
 
 	// An endpoint is one escaped segment (%2F inside); the document's router
 	// matches escaped paths as the API's does for these routes.
@@ -453,6 +470,21 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: users + "?window=90s", status: 400})
 	c.do(call{method: "GET", path: users + "/series?from=-10m", status: 200})
 	c.do(call{method: "GET", path: users + "/series?step=5m", status: 400})
+	c.do(call{method: "GET", path: users + "?service=default", status: 200})
+	c.do(call{method: "GET", path: users + "?service=orders", status: 404})
+	c.do(call{method: "GET", path: users + "/series?service=default", status: 200})
+	rec = c.do(call{method: "GET", path: "/endpoints?service=default&limit=1", status: 200})
+	if err := json.Unmarshal(rec.Body.Bytes(), &eps); err != nil || len(eps.Endpoints) != 1 || eps.Total != 2 || eps.NextCursor == "" {
+		t.Errorf("endpoints of the default service: %s (%v)", rec.Body, err)
+	}
+	rec = c.do(call{method: "GET", path: "/endpoints?service=orders", status: 200})
+	if err := json.Unmarshal(rec.Body.Bytes(), &eps); err != nil || len(eps.Endpoints) != 0 || eps.Total != 0 {
+		t.Errorf("endpoints of an unknown service: %s (%v)", rec.Body, err)
+	}
+	rec = c.do(call{method: "GET", path: "/services", status: 200})
+	if !strings.Contains(rec.Body.String(), `"service":"default"`) {
+		t.Errorf("GET /services: %s", rec.Body)
+	}
 
 	rec = c.do(call{method: "POST", path: "/users", body: `{"name":"Ann","email":"ann@example.com"}`, status: 201})
 	var ann struct{ ID, Rev string }
@@ -548,6 +580,30 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/dashboard/endpoints/series?endpoint=" + url.QueryEscape("GET /users/{id}"), status: 200})
 	c.do(call{method: "GET", path: "/dashboard/endpoints/series", status: 400, docRejects: true})
 
+	// The document's example policy is taken as it is; limits the document
+	// refuses are refused.
+	policy := requestExample(t, doc, http.MethodPut, "/quotas/{client}")
+	c.do(call{method: "PUT", path: "/quotas/alice", body: policy, status: 201})
+	c.do(call{method: "PUT", path: "/quotas/alice", body: policy, status: 200})
+	c.do(call{method: "PUT", path: "/quotas/*", body: `{"limits":[{"window":"1h","limit":5}]}`, status: 201})
+	c.do(call{method: "GET", path: "/quotas", status: 200})
+	c.do(call{method: "GET", path: "/quotas/alice", status: 200})
+	c.do(call{method: "GET", path: "/quotas/bob", status: 404})
+	c.do(call{method: "GET", path: "/quotas/" + strings.Repeat("x", 257), status: 400, docRejects: true})
+	c.do(call{method: "PUT", path: "/quotas/alice", body: `{"limits":[{"window":"5m","limit":1}]}`, status: 400}) // only the windows kept can tell
+	c.do(call{method: "PUT", path: "/quotas/alice", body: `{"limits":[{"window":"1m","limit":-1}]}`, status: 400, docRejects: true})
+	c.do(call{method: "PUT", path: "/quotas/alice", body: `{"limits":[{"window":"1m","limit":1,"burst":2}]}`, status: 400, docRejects: true})
+	c.do(call{method: "PUT", path: "/quotas/alice", body: `{"limits":[]}`, status: 400, docRejects: true})
+	c.do(call{method: "PUT", path: "/quotas/alice", body: policy, status: 415, docRejects: true, header: map[string]string{"Content-Type": "text/plain"}})
+	rec = c.do(call{method: "GET", path: "/quotas/alice/check?endpoint=POST%20%2Fusers", status: 200})
+	if got := rec.Header().Get("RateLimit"); !strings.Contains(got, `"1m POST /users";r=`) || !strings.Contains(rec.Body.String(), `"allowed":true`) {
+		t.Errorf("check: RateLimit %q, body %s", got, rec.Body)
+	}
+	c.do(call{method: "GET", path: "/quotas/bob/check?reserve=false", status: 200})
+	c.do(call{method: "GET", path: "/quotas/alice/check?endpoint=users", status: 400, docRejects: true})
+	c.do(call{method: "DELETE", path: "/quotas/alice", status: 204})
+	c.do(call{method: "DELETE", path: "/quotas/alice", status: 404})
+
 	// Every operation the router mounts was exercised at least once.
 	exercised := map[string]bool{}
 	for s := range c.statuses {
@@ -557,6 +613,36 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 		if !exercised[op] {
 			t.Errorf("%s was not exercised against the document", op)
 		}
+	}
+}
+
+// TestOpenAPIQuotaAnswersConform: with quotas enforced, an allowed call's
+// RateLimit headers and a refused call's 429 are as the document says, on
+// every route the gate covers, and an exempt route is left alone.
+func TestOpenAPIQuotaAnswersConform(t *testing.T) {
+	policies := quotastest.NewStore(&quotas.Policy{Client: quotas.Default, Limits: []quotas.Limit{{Window: "1h", Limit: 1}}})
+	cfg := enforce.DefaultConfig()
+	cfg.Exempt = []string{"/healthz", "/openapi.json"}
+	srv := openAPIServer(t, api.WithGate(enforce.New(policies, viewstest.NewWindowed(fakeUsage{}, nil), cfg).Gate))
+	router, err := gorillamux.NewRouter(loadDocument(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &conformance{t: t, srv: srv, router: router, statuses: map[string]bool{}}
+	if rec := c.do(call{method: "GET", path: "/usage/alice", status: 200}); !strings.HasPrefix(rec.Header().Get("RateLimit"), `"1h";r=0;t=`) {
+		t.Errorf("allowed call: RateLimit %q", rec.Header().Get("RateLimit"))
+	}
+	for _, k := range []call{
+		{method: "GET", path: "/usage/alice", status: 429},
+		{method: "POST", path: "/users", body: `{"name":"Ann","email":"ann@example.com"}`, status: 429},
+		{method: "GET", path: "/quotas", status: 429},
+	} {
+		if rec := c.do(k); rec.Header().Get("Retry-After") == "" || rec.Header().Get("RateLimit-Policy") != `"1h";q=1;w=3600` {
+			t.Errorf("%s %s refused without its headers: %v", k.method, k.path, rec.Header())
+		}
+	}
+	if rec := c.do(call{method: "GET", path: "/healthz", status: 200}); rec.Header().Get("RateLimit") != "" {
+		t.Errorf("exempt /healthz carries RateLimit %q", rec.Header().Get("RateLimit"))
 	}
 }
 
@@ -628,8 +714,11 @@ func TestOpenAPIAuthResponsesConform(t *testing.T) {
 			want = http.StatusOK // every open route is a plain GET
 		}
 		body := bodies[rt.Method]
-		if rt.Path == otlpin.EventsPath {
+		switch rt.Path {
+		case otlpin.EventsPath:
 			body = eventsBatch
+		case "/quotas/{client}":
+			body = `{"limits":[{"window":"1m","limit":1}]}`
 		}
 		c.do(call{method: rt.Method, path: concrete.Replace(rt.Path) + requiredQuery[rt.Path], body: body, status: want})
 	}

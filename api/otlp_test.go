@@ -71,7 +71,7 @@ func TestOTLPReceiverScope(t *testing.T) {
 	var spans, shopCalls int
 	for _, ev := range em.emitted() {
 		switch {
-		case codecs.EndpointKey(ev) == "GET /orders/{id}":
+		case codecs.EndpointKey(ev) == "shop: GET /orders/{id}":
 			spans++
 			if codecs.ClientOf(ev) != "192.0.2.4" || ev.Service != "shop" {
 				t.Errorf("span event %v", ev)

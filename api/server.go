@@ -1,7 +1,7 @@
 // Package api is the HTTP server of Inarious' API: it mounts the routes the
 // components declare (httpx.Route), with auth, the activity middleware that
-// emits an event per request, /healthz, /readyz and the API document. See the
-// README for the rest.
+// emits an event per request (package middleware, as any Go service's),
+// /healthz, /readyz and the API document. See the README for the rest.
 package api
 
 import (
@@ -19,6 +19,7 @@ import (
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/middleware"
 )
 
 // Server holds what the handlers need.
@@ -30,15 +31,13 @@ type Server struct {
 	log       *slog.Logger
 	checks    []ReadinessCheck
 	recovered []func() bool
-	// countUnderKey: API keys are on, so the auth middleware may name the
-	// client an event is counted under (setClient).
-	countUnderKey bool
 }
 
 // options are what New is given besides its own routes.
 type options struct {
 	routes     []httpx.Route
 	middleware []func(http.Handler) http.Handler
+	gates      []Gate
 	keys       *auth.Keys
 	log        *slog.Logger
 	checks     []ReadinessCheck
@@ -83,6 +82,14 @@ func WithMiddleware(mw func(http.Handler) http.Handler) Option {
 	return func(o *options) { o.middleware = append(o.middleware, mw) }
 }
 
+// Gate wraps a route's handler inside auth, knowing the route and
+// clientOf, the client a request is counted under (the API key's client,
+// else the caller's address); e.g. quota enforcement (internal/quotas/enforce).
+type Gate func(rt httpx.Route, clientOf func(*http.Request) string, next http.Handler) http.Handler
+
+// WithGate puts gate on every route, between auth and the handler.
+func WithGate(gate Gate) Option { return func(o *options) { o.gates = append(o.gates, gate) } }
+
 // WithAPIKeys turns API keys on: each route then needs a key with its
 // declared scope. With no keys the API is open.
 func WithAPIKeys(keys *auth.Keys) Option { return func(o *options) { o.keys = keys } }
@@ -123,15 +130,22 @@ func New(publisher *Publisher, clients *ClientResolver, opts ...Option) (*Server
 	// Router.Use, which makes mux build it anew for every request
 	// (closures and allocations on the hot path). Each layer still runs
 	// inside the router, so mux.CurrentRoute is known to it.
-	s.countUnderKey = o.keys.Len() > 0
-	authorize := auth.Middleware(o.keys, policy, setClient)
+	activityOpts := []middleware.Option{middleware.WithClientAddress(clients.Resolve), middleware.WithLogger(o.log)}
+	if o.keys.Len() > 0 {
+		// The auth middleware counts a request under its key's client.
+		activityOpts = append(activityOpts, middleware.WithSetClient())
+	}
+	activity := middleware.NewWithBuffer(publisher.Buffer, activityOpts...)
+	authorize := auth.Middleware(o.keys, policy, middleware.SetClient)
 	// route is the template of the route h serves, "" where mux decides
-	// (not found, method not allowed).
+	// (not found, method not allowed). The activity middleware is the
+	// outermost: its status recorder, with the start and route on it, is
+	// shared by the layers inside (httpx.Recorder).
 	observe := func(route string, h http.Handler) http.Handler {
 		for i := len(o.middleware) - 1; i >= 0; i-- {
 			h = o.middleware[i](h)
 		}
-		return s.recordActivity(route, h)
+		return activity.WrapRoute(route, h)
 	}
 	// Auth is innermost: inside the activity middleware, which then counts
 	// an authenticated request under the key's client name, and inside the
@@ -147,11 +161,24 @@ func New(publisher *Publisher, clients *ClientResolver, opts ...Option) (*Server
 		problem.Write(w, req, http.StatusMethodNotAllowed, "method "+req.Method+" is not allowed here")
 	}))
 	mounted := slices.Clone(s.routes)
-	for i := range mounted {
-		mounted[i].Handler = observe(mounted[i].Path, authorize(mounted[i].Handler))
+	for i, rt := range mounted {
+		h := rt.Handler
+		for _, gate := range slices.Backward(o.gates) {
+			h = gate(rt, s.clientOf, h)
+		}
+		mounted[i].Handler = observe(rt.Path, authorize(h))
 	}
 	httpx.Mount(r, mounted)
 	return s, nil
+}
+
+// clientOf is the client r is counted under, as recordActivity counts it.
+func (s *Server) clientOf(r *http.Request) string {
+	if p, ok := auth.FromContext(r.Context()); ok {
+		return p.Client
+	}
+	host, _ := s.clients.Resolve(r)
+	return host
 }
 
 // ownRoutes are the routes this package serves.

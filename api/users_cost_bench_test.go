@@ -17,14 +17,15 @@ import (
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/testutil"
 	"github.com/inarious/inarious/internal/users/boltstore"
 	"github.com/inarious/inarious/internal/users/userhttp"
 )
 
-// statusWriter is a discardWriter that keeps the last status, so the
+// statusWriter is a testutil.DiscardWriter that keeps the last status, so the
 // benchmark can check that every POST was a 201.
 type statusWriter struct {
-	discardWriter
+	testutil.DiscardWriter
 	status int
 }
 
@@ -38,7 +39,7 @@ func postUsersServer(b *testing.B) (*api.Server, *boltstore.Store) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = store.Close() })
-	pub := api.NewEventPublisher(&encodingProducer{}, 1<<16, api.ProduceOnPublish())
+	pub := api.NewEventPublisher(&testutil.EncodingTransport{}, 1<<16, api.ProduceOnPublish())
 	b.Cleanup(func() { _ = pub.Close(context.Background()) })
 	cr, err := api.NewClientResolver(nil)
 	if err != nil {
@@ -71,7 +72,7 @@ func BenchmarkPostUsers(b *testing.B) {
 		req := httptest.NewRequest(http.MethodPost, "/users", nil)
 		req.RemoteAddr = "127.0.0.1:40000"
 		req.Header.Set("Content-Type", "application/json")
-		w := &statusWriter{discardWriter: discardWriter{h: http.Header{}}}
+		w := &statusWriter{DiscardWriter: *testutil.NewDiscardWriter()}
 		buf := make([]byte, 0, 128)
 		for pb.Next() {
 			n := next.Add(1)

@@ -2,7 +2,9 @@ package codecs_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
@@ -49,4 +51,54 @@ func ExampleEndpointKey() {
 	}
 	fmt.Println(codecs.ClientOf(ev), codecs.EndpointKey(ev))
 	// Output: 10.0.0.1 DELETE /users/{id}
+}
+
+// Keys of named services carry the service; SplitEndpointKey and InService
+// part them again, however the route looks.
+func TestServiceKeys(t *testing.T) {
+	cases := []struct {
+		service, method, route, key, wantService string
+	}{
+		{"", "GET", "/users/{id}", "GET /users/{id}", codecs.DefaultService},
+		{"default", "GET", "/a", "GET /a", codecs.DefaultService},
+		{"orders", "GET", "/orders/{id}", "orders: GET /orders/{id}", "orders"},
+		{"svc:v2", "POST", "/a: b c", "svc:v2: POST /a: b c", "svc:v2"},
+		{"my shop\n", "GET", "/x", "my_shop_: GET /x", "my_shop_"},
+		{"", "GET", "/x: y", "GET /x: y", codecs.DefaultService},
+	}
+	for _, c := range cases {
+		ev := &activitypb.BackendApiActivity{Service: c.service, HttpMethod: c.method, Route: c.route}
+		key := codecs.EndpointKey(ev)
+		if key != c.key {
+			t.Errorf("EndpointKey(%q, %q %q) = %q, want %q", c.service, c.method, c.route, key, c.key)
+		}
+		svc, ep := codecs.SplitEndpointKey(key)
+		if svc != c.wantService || ep != c.method+" "+c.route {
+			t.Errorf("SplitEndpointKey(%q) = %q, %q", key, svc, ep)
+		}
+		if !codecs.InService(key, codecs.NormalService(c.wantService)) {
+			t.Errorf("%q not in service %q", key, c.wantService)
+		}
+		for _, other := range []string{"", "orders", "svc", "my_shop"} {
+			if other != codecs.NormalService(c.wantService) && codecs.InService(key, other) {
+				t.Errorf("%q in service %q too", key, other)
+			}
+		}
+		if got := codecs.ServiceEndpointKey(c.service, c.method+" "+c.route); got != key {
+			t.Errorf("ServiceEndpointKey(%q, ...) = %q, want %q", c.service, got, key)
+		}
+	}
+	long := strings.Repeat("é", 100)
+	if got := codecs.NormalService(long + " "); len(got) > codecs.MaxServiceLen || !utf8.ValidString(got) {
+		t.Errorf("NormalService of a long name: %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+}
+
+func TestValidMethod(t *testing.T) {
+	for m, want := range map[string]bool{"GET": true, "PROPFIND": true, "M-SEARCH": true, "": false, "GE T": false,
+		"GET:": false, "ÜBER": false, strings.Repeat("A", 33): false} {
+		if codecs.ValidMethod(m) != want {
+			t.Errorf("ValidMethod(%q) = %v", m, !want)
+		}
+	}
 }

@@ -53,6 +53,19 @@ func AddClass(packed []uint64, class int, n uint64) []uint64 {
 // omitzero a StatusCounts without calls is left out.
 type StatusCounts [NumStatusClasses]uint64
 
+// ErrorRates are the shares of the calls with a known status that failed
+// (4xx and 5xx) and that failed with a 5xx; 0 without such calls.
+func (s StatusCounts) ErrorRates() (failed, serverFailed float64) {
+	var known uint64
+	for _, n := range s {
+		known += n
+	}
+	if known == 0 {
+		return 0, 0
+	}
+	return float64(s[Class4xx]+s[Class5xx]) / float64(known), float64(s[Class5xx]) / float64(known)
+}
+
 // StatusCountsOf reads packed class counts; classes beyond the known ones
 // are ignored.
 func StatusCountsOf(packed []uint64) StatusCounts {

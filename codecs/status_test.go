@@ -89,7 +89,7 @@ func TestUsageDocWithoutClasses(t *testing.T) {
 		t.Fatalf("decoded %v", u)
 	}
 	b, _ := json.Marshal(codecs.UsageDocOf(u))
-	if want := `{"client":"c","total":5,"endpoints":{"GET /a":{"count":5}}}`; string(b) != want {
+	if want := `{"client":"c","total":5,"endpoints":{"GET /a":{"service":"default","count":5}}}`; string(b) != want {
 		t.Errorf("JSON %s, want %s", b, want)
 	}
 }
@@ -104,7 +104,7 @@ func TestUsageDocStatus(t *testing.T) {
 		t.Errorf("client status %v, want %v", doc.Status, want)
 	}
 	b, _ := json.Marshal(doc.Endpoints["GET /a"])
-	if want := `{"count":4,"status":{"2xx":3,"4xx":1}}`; string(b) != want {
+	if want := `{"service":"default","count":4,"status":{"2xx":3,"4xx":1}}`; string(b) != want {
 		t.Errorf("endpoint JSON %s, want %s", b, want)
 	}
 }

@@ -23,7 +23,10 @@ type UsageDoc struct {
 
 // EndpointDoc is one endpoint's calls in a UsageDoc.
 type EndpointDoc struct {
-	Count uint64 `json:"count"`
+	// Service is the service the endpoint belongs to (its key's prefix, or
+	// DefaultService).
+	Service string `json:"service"`
+	Count   uint64 `json:"count"`
 	// Status is the calls by status class; calls whose status is not known
 	// are in Count only (StatusClass).
 	Status   StatusCounts `json:"status,omitzero"`
@@ -40,9 +43,29 @@ func UsageDocOf(u *activitypb.ClientUsage) UsageDoc {
 		Endpoints: make(map[string]EndpointDoc, len(u.GetEndpoints())),
 	}
 	for k, e := range u.GetEndpoints() {
-		d := EndpointDoc{Count: e.GetCount(), Status: StatusCountsOf(e.GetStatusClasses()), LastSeen: TimeOf(e.GetLastSeen())}
+		svc, _ := SplitEndpointKey(k)
+		d := EndpointDoc{Service: svc, Count: e.GetCount(), Status: StatusCountsOf(e.GetStatusClasses()), LastSeen: TimeOf(e.GetLastSeen())}
 		out.Status.Add(d.Status)
 		out.Endpoints[k] = d
+	}
+	return out
+}
+
+// OfService is d narrowed to the endpoints of service (a name as
+// NormalService makes it), its totals summed over them. A row keeps no
+// first call per service: FirstSeen is left out.
+func (d UsageDoc) OfService(service string) UsageDoc {
+	out := UsageDoc{Client: d.Client, Endpoints: make(map[string]EndpointDoc)}
+	for k, e := range d.Endpoints {
+		if !InService(k, service) {
+			continue
+		}
+		out.Endpoints[k] = e
+		out.Total += e.Count
+		out.Status.Add(e.Status)
+		if e.LastSeen != nil && (out.LastSeen == nil || e.LastSeen.After(*out.LastSeen)) {
+			out.LastSeen = e.LastSeen
+		}
 	}
 	return out
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/processors/dedupe"
 	endpointsgroup "github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/processors/usage"
 )
@@ -67,7 +68,7 @@ func resetKafka(t *testing.T) {
 	t0 := time.Now()
 	adm := kafkaAdmin(t)
 	defer adm.Close()
-	groups := []string{usageGroup, string(endpointsgroup.Group), endpointsgroup.AggregatorGroup}
+	groups := []string{usageGroup, string(endpointsgroup.Group), endpointsgroup.AggregatorGroup, dedupe.Group}
 	for _, g := range groups {
 		testutil.Eventually(t, 45*time.Second, func() (bool, string) {
 			err := adm.DeleteConsumerGroup(g)
@@ -79,7 +80,7 @@ func resetKafka(t *testing.T) {
 	// inputs that must have as many partitions as this run's Users; windowed
 	// ones and the endpoints table would carry counts over from the last run.
 	var topics []string
-	for _, spec := range append(usage.Topics(), endpointsgroup.Topics()...) {
+	for _, spec := range slices.Concat(usage.Topics(), endpointsgroup.Topics(), dedupe.New().Topics()) {
 		if !slices.Contains(topics, spec.Name) {
 			topics = append(topics, spec.Name)
 		}
@@ -406,6 +407,12 @@ func waitRecords(t *testing.T, tr *traffic) int64 {
 // committed returns the usage group's committed offsets of Users (-1: none).
 func committed(t *testing.T) map[int32]int64 {
 	t.Helper()
+	return committedOf(t, usageGroup, usersTopic)
+}
+
+// committedOf returns group's committed offsets of topic (-1: none).
+func committedOf(t *testing.T, group, topic string) map[int32]int64 {
+	t.Helper()
 	adm := kafkaAdmin(t)
 	defer adm.Close()
 	parts := make([]int32, partitions)
@@ -417,11 +424,11 @@ func committed(t *testing.T) map[int32]int64 {
 	var resp *sarama.OffsetFetchResponse
 	testutil.Eventually(t, 60*time.Second, func() (bool, string) {
 		var err error
-		resp, err = adm.ListConsumerGroupOffsets(usageGroup, map[string][]int32{usersTopic: parts})
+		resp, err = adm.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
 		return err == nil, fmt.Sprintf("committed offsets: %v", err)
 	})
 	out := map[int32]int64{}
-	for p, b := range resp.Blocks[usersTopic] {
+	for p, b := range resp.Blocks[topic] {
 		out[p] = b.Offset
 	}
 	return out

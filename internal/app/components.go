@@ -49,6 +49,8 @@ type servedTable struct {
 	// source; others add panels.
 	usage     views.UsageReader
 	dashboard []dashboard.Option
+	// gate, if not nil, wraps every route of the API (quotas).
+	gate api.Gate
 }
 
 // part is something an API process runs until ctx ends.
@@ -70,6 +72,7 @@ type component struct {
 var components = []component{
 	{group: usageGroup, serve: serveUsage},
 	{group: endpointsGroup, serve: serveEndpoints},
+	{group: dedupeStage},
 }
 
 // workerGroup is a processor group as a worker runs it.
@@ -94,7 +97,9 @@ func buildGroups(ctx context.Context, cfg Config, log *slog.Logger) ([]*workerGr
 		if err != nil {
 			return nil, err
 		}
-		groups = append(groups, g)
+		if g != nil { // a group turned off by its flags
+			groups = append(groups, g)
+		}
 	}
 	return groups, nil
 }
@@ -117,6 +122,16 @@ func buildTables(ctx context.Context, cfg Config, log *slog.Logger) ([]*servedTa
 	}
 	if d := serveDashboard(tables, log); d != nil {
 		tables = append(tables, d)
+	}
+	q, err := serveQuotas(ctx, cfg, tables, log)
+	if err != nil {
+		for _, t := range tables {
+			t.close()
+		}
+		return nil, err
+	}
+	if q != nil {
+		tables = append(tables, q)
 	}
 	return tables, nil
 }
@@ -153,6 +168,9 @@ func tablesOptions(tables []*servedTable) []api.Option {
 	var opts []api.Option
 	for _, t := range tables {
 		opts = append(opts, api.WithRoutes(t.routes...), api.WithRecovered(t.recovered))
+		if t.gate != nil {
+			opts = append(opts, api.WithGate(t.gate))
+		}
 		for _, c := range t.checks {
 			opts = append(opts, api.WithReadinessCheck(c))
 		}

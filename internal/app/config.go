@@ -14,6 +14,7 @@ import (
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/processors/dedupe"
 )
 
 // Config is every setting of the binary. Each has a flag and an
@@ -67,6 +68,19 @@ type Config struct {
 	// OTLPClientAttribute is the span attribute OTLP calls are counted
 	// under (empty: the client's address).
 	OTLPClientAttribute string
+	// DedupeWindow is how long the ids of ingested events are remembered
+	// (0: the ingest endpoints publish to Users, without dedupe).
+	DedupeWindow time.Duration
+	// DedupeMaxIDs caps the ids a worker's dedupe member holds (0: no cap).
+	DedupeMaxIDs int
+	// Quotas enforces the quota policies and serves /quotas (API).
+	Quotas bool
+	// QuotaRefresh, QuotaLag and QuotaReplicas tune the limiter
+	// (enforce.Config); QuotaExempt lists the route templates it leaves alone.
+	QuotaRefresh  time.Duration
+	QuotaLag      time.Duration
+	QuotaReplicas int
+	QuotaExempt   string
 }
 
 // Where the API reads usage from (--usage-source).
@@ -125,6 +139,13 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.DurationVar(&cfg.ClientRetention, "client-retention", cfg.ClientRetention, "worker: delete the usage of clients not seen for this long (0: keep forever)")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target percentage (0: Go's default of 100); more trades memory for CPU; GOGC in the environment wins")
 	fs.StringVar(&cfg.OTLPClientAttribute, "otlp-client-attribute", cfg.OTLPClientAttribute, "API only: span attribute POST /v1/traces counts a call under, e.g. enduser.id (empty: the client's address, client.address)")
+	fs.DurationVar(&cfg.DedupeWindow, "dedupe-window", cfg.DedupeWindow, "how long the ids of events sent to POST /v1/traces and /events are remembered, so a retried batch is counted once; the same on the API and every worker (0: no dedupe)")
+	fs.IntVar(&cfg.DedupeMaxIDs, "dedupe-max-ids", cfg.DedupeMaxIDs, "worker only: most ids a worker remembers, 11 to 17 bytes each; past it the oldest are forgotten before the window ends (0: no cap)")
+	fs.BoolVar(&cfg.Quotas, "quotas", cfg.Quotas, "API only: enforce the quota policies (429 over a quota, RateLimit headers) and serve /quotas; needs --windows")
+	fs.DurationVar(&cfg.QuotaRefresh, "quota-refresh", cfg.QuotaRefresh, "API only: how long a client's policy and window counts, once read, decide its calls before they are read again")
+	fs.DurationVar(&cfg.QuotaLag, "quota-lag", cfg.QuotaLag, "API only: how long an admitted call may take to show in the usage table; calls admitted within it count on top of the table's count")
+	fs.IntVar(&cfg.QuotaReplicas, "quota-replicas", cfg.QuotaReplicas, "API only: API replicas sharing clients' calls; each counts its calls not yet in the table this many times, for the others'")
+	fs.StringVar(&cfg.QuotaExempt, "quota-exempt", cfg.QuotaExempt, "API only: route templates quotas never refuse, comma-separated (empty: none)")
 	return fs
 }
 
@@ -151,6 +172,12 @@ func Defaults() Config {
 		Windows:           "1m:48h,1h:2160h,1d:17520h",
 		WindowGrace:       windows.DefaultGrace,
 		ClientRetention:   400 * 24 * time.Hour,
+		DedupeWindow:      dedupe.DefaultWindow,
+		DedupeMaxIDs:      dedupe.DefaultMaxIDs,
+		QuotaRefresh:      100 * time.Millisecond,
+		QuotaLag:          250 * time.Millisecond,
+		QuotaReplicas:     1,
+		QuotaExempt:       "/healthz,/readyz,/metrics,/quotas,/quotas/{client},/quotas/{client}/check",
 	}
 }
 
@@ -228,10 +255,34 @@ func (c Config) Validate() error {
 	if c.ClientRetention < 0 {
 		return errors.New("--client-retention must not be negative")
 	}
-	if _, err := c.WindowConfig(); err != nil {
+	if c.DedupeWindow < 0 || c.DedupeWindow > 0 && c.DedupeWindow < time.Minute {
+		return errors.New("--dedupe-window must be 0 (off) or at least 1m")
+	}
+	if c.DedupeMaxIDs < 0 {
+		return errors.New("--dedupe-max-ids must not be negative")
+	}
+	wcfg, err := c.WindowConfig()
+	if err != nil {
 		return fmt.Errorf("--windows/--window-grace: %w", err)
 	}
+	if err := c.validateQuotas(wcfg); err != nil {
+		return err
+	}
 	return c.Kafka.Validate()
+}
+
+func (c Config) validateQuotas(w windows.Config) error {
+	switch {
+	case c.QuotaRefresh <= 0:
+		return errors.New("--quota-refresh must be positive")
+	case c.QuotaLag < 0:
+		return errors.New("--quota-lag must not be negative")
+	case c.QuotaReplicas < 1:
+		return errors.New("--quota-replicas must be >= 1")
+	case c.Quotas && len(w.Specs) == 0:
+		return errors.New("--quotas needs windowed usage (--windows): quotas count calls per window")
+	}
+	return nil
 }
 
 // WindowConfig is the windowed usage of --windows and --window-grace.

@@ -3,10 +3,8 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,23 +24,7 @@ func startSystem(t *testing.T, dataDir string) *system {
 
 func (s *system) call(t *testing.T, method, path, client, body string) int {
 	t.Helper()
-	req, err := http.NewRequest(method, s.Base+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if client != "" {
-		req.Header.Set("X-Forwarded-For", client)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return callAs(t, method, s.Base+path, client, body).status
 }
 
 // usage reads GET /usage/{client}; nil when the client is unknown.

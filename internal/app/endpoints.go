@@ -32,7 +32,7 @@ func endpointsGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerG
 		return nil, err
 	}
 	opts := []endpoints.Option{endpoints.WithLogger(log.With("group", endpoints.Group)), endpoints.WithDecoder(decoder),
-		endpoints.WithWindows(w), endpoints.WithTransactionalID(transactionalID(cfg))}
+		endpoints.WithWindows(w), endpoints.WithTransactionalID(transactionalID(cfg, "inarious-endpoints-"))}
 	if cfg.QueryListen == "" {
 		return &workerGroup{Component: endpoints.New(opts...)}, nil
 	}
@@ -55,18 +55,19 @@ func endpointsGroup(ctx context.Context, cfg Config, log *slog.Logger) (*workerG
 	}}, nil
 }
 
-// transactionalID names a worker's aggregator transactions after its host
-// and data directory: a worker restarted on its storage (after a kill -9,
-// say) ends the transaction it left open as it starts, and two workers
-// never share storage, so never an ID.
-func transactionalID(cfg Config) string {
+// transactionalID names a worker's transactions (the endpoints aggregator's,
+// the dedupe stage's; prefix tells them apart) after its host and data
+// directory: a worker restarted on its storage (after a kill -9, say) ends
+// the transaction it left open as it starts, and two workers never share
+// storage, so never an ID.
+func transactionalID(cfg Config, prefix string) string {
 	host, _ := os.Hostname()
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		dir = cfg.DataDir
 	}
 	sum := sha256.Sum256([]byte(host + "\x00" + dir))
-	return "inarious-endpoints-" + hex.EncodeToString(sum[:8])
+	return prefix + hex.EncodeToString(sum[:8])
 }
 
 // serveEndpoints is the endpoints group's read side: a local view of its

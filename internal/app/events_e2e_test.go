@@ -16,8 +16,8 @@ import (
 
 // TestEventBatchesAreCountedPerClientAndEndpoint: a batch of another API's
 // events on POST /events is counted in GET /usage/{client} per client and
-// endpoint; rejected items are not, and a batch sent twice (the second
-// time gzipped) is counted twice, as the README says.
+// endpoint; rejected items are not. Sent twice (the second time gzipped),
+// its events with an id are counted once, those without twice.
 func TestEventBatchesAreCountedPerClientAndEndpoint(t *testing.T) {
 	s := &system{apptest.Start(t, nil)}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
@@ -26,7 +26,7 @@ func TestEventBatchesAreCountedPerClientAndEndpoint(t *testing.T) {
 	for i := range 6 {
 		items = append(items, map[string]any{"id": fmt.Sprintf("e%d", i), "client": "batch-alice", "httpMethod": "GET",
 			"route": "/orders/{id}", "endpoint": fmt.Sprintf("/orders/%d", i), "httpStatus": 200, "durationUs": 1200, "requestTime": now, "service": "shop"})
-		want["batch-alice"]["GET /orders/{id}"] += 2
+		want["batch-alice"]["shop: GET /orders/{id}"]++ // has an id
 	}
 	for i := range 3 { // snake_case names, no route, no request time
 		items = append(items, map[string]any{"client": "batch-bob", "http_method": "POST", "endpoint": fmt.Sprintf("/carts/%d/items", 1000+i), "http_status": 201})

@@ -53,10 +53,18 @@ func (o *observed) addProcessor(proc *goka.Processor) {
 // --debug-pages, goka's pages and Go's profiler; every served table adds its
 // counters, gauges, consumer lag and views. The returned func releases what
 // it opened.
-func (o *observed) apiOptions(cfg Config, log *slog.Logger, pub *api.Publisher, tables []*servedTable) ([]api.Option, func()) {
+func (o *observed) apiOptions(cfg Config, log *slog.Logger, pub, ingest *api.Publisher, tables []*servedTable) ([]api.Option, func()) {
 	m := o.metrics
 	m.WatchCounters(pub.Counters()...)
 	m.WatchGauges(pub.Gauges()...)
+	if ingest != pub {
+		for _, c := range ingest.Counters() {
+			m.WatchCounters(metrics.Counter{Name: "ingest_" + c.Name, Help: "Ingest endpoints: " + c.Help, Value: c.Value})
+		}
+		for _, g := range ingest.Gauges() {
+			m.WatchGauges(metrics.Gauge{Name: "ingest_" + g.Name, Help: "Ingest endpoints: " + g.Help, Value: g.Value})
+		}
+	}
 	var lagSources []metrics.LagSource
 	var viewed []func() bool
 	for _, t := range tables {

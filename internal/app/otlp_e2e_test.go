@@ -50,13 +50,13 @@ func TestOTLPSpansAreCountedPerClientAndEndpoint(t *testing.T) {
 		n++
 		serverSpan(spans, n, map[string]any{"http.request.method": "GET", "http.route": "/orders/{id}", "url.path": fmt.Sprintf("/orders/%d", i),
 			"http.response.status_code": 200, "client.address": "198.51.100.77", "enduser.id": "otlp-alice"})
-		want["otlp-alice"]["GET /orders/{id}"]++
+		want["otlp-alice"]["shop: GET /orders/{id}"]++
 	}
 	for i := 0; i < 3; i++ {
 		n++ // the older attribute names, and no enduser.id: counted under the address
 		serverSpan(spans, n, map[string]any{"http.method": "POST", "http.target": fmt.Sprintf("/carts/%d/items", 1000+i),
 			"http.status_code": 201, "net.peer.ip": "198.51.100.77"})
-		want["198.51.100.77"]["POST /carts/{id}/items"]++
+		want["198.51.100.77"]["shop: POST /carts/{id}/items"]++
 	}
 	n++
 	serverSpan(spans, n, map[string]any{"http.route": "/orders/{id}", "client.address": "198.51.100.77"}) // no method: rejected

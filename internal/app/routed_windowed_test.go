@@ -25,6 +25,14 @@ import (
 func startRoutedAPI(t *testing.T, cfg app.Config) string {
 	t.Helper()
 	cfg.UsageSource = app.UsageFromWorkers
+	return startAPI(t, cfg, "routed API")
+}
+
+// startAPI runs an API alone (no worker, no query server) on cfg's brokers,
+// on a free port and data directory of its own, stopped when the test
+// ends, and returns its base URL once /readyz answers 200.
+func startAPI(t *testing.T, cfg app.Config, name string) string {
+	t.Helper()
 	cfg.QueryListen = ""
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -39,17 +47,17 @@ func startRoutedAPI(t *testing.T, cfg app.Config) string {
 		base = "http://" + a
 	case err := <-done:
 		cancel()
-		t.Fatalf("routed API did not start: %v", err)
+		t.Fatalf("%s did not start: %v", name, err)
 	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("routed API stopped with: %v", err)
+			t.Errorf("%s stopped with: %v", name, err)
 		}
 	})
 	testutil.Eventually(t, apptest.StartTimeout, func() (bool, string) {
 		code := apptest.Status(base + "/readyz")
-		return code == http.StatusOK, fmt.Sprintf("routed API /readyz = %d", code)
+		return code == http.StatusOK, fmt.Sprintf("%s /readyz = %d", name, code)
 	})
 	return base
 }

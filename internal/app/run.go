@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 
 	"github.com/lovoo/goka"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"golang.org/x/sync/errgroup"
 
@@ -20,9 +19,10 @@ import (
 	"github.com/inarious/inarious/internal/embedkafka"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/otlpin"
-	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/internal/users/userhttp"
 	"github.com/inarious/inarious/internal/windows"
+	"github.com/inarious/inarious/middleware"
+	"github.com/inarious/inarious/processors/dedupe"
 )
 
 // registryClient is the schema registry's client, nil without --schema-registry.
@@ -169,6 +169,9 @@ func runAPI(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr s
 type apiParts struct {
 	tables []*servedTable
 	pub    *api.Publisher
+	// ingest publishes the ingest endpoints' events: pub itself without
+	// dedupe.
+	ingest *api.Publisher
 	// registrar registers the activity schema (nil without --schema-registry).
 	registrar *confluent.Registrar
 	handler   http.Handler
@@ -237,6 +240,16 @@ func buildHandler(ctx context.Context, cfg Config, log *slog.Logger, obs *observ
 		pubOpts = append(pubOpts, api.ProduceOnPublish())
 	}
 	pub := api.NewEventPublisher(prod, cfg.EventBuffer, append(pubOpts, api.WithLogger(log))...)
+	// Ingested events are retried by their senders: with dedupe they go
+	// through the dedupe stage, on their own topic and publisher.
+	ingest := pub
+	if cfg.DedupeWindow > 0 {
+		iprod, err := activityProducerTo(cfg, dedupe.IngestTopic, eventCodec, log)
+		if err != nil {
+			return nil, fmt.Errorf("ingest emitter: %w", err)
+		}
+		ingest = api.NewEventPublisher(iprod, cfg.EventBuffer, append(pubOpts, api.WithLogger(log.With("publisher", "ingest")))...)
+	}
 	clients, err := newClientResolver(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
@@ -249,7 +262,7 @@ func buildHandler(ctx context.Context, cfg Config, log *slog.Logger, obs *observ
 	if err != nil {
 		return nil, err
 	}
-	obsOpts, releaseObs := obs.apiOptions(cfg, log, pub, tables)
+	obsOpts, releaseObs := obs.apiOptions(cfg, log, pub, ingest, tables)
 	release := func() {
 		releaseObs()
 		if err := store.Close(); err != nil {
@@ -260,7 +273,7 @@ func buildHandler(ctx context.Context, cfg Config, log *slog.Logger, obs *observ
 		api.WithLogger(log),
 		api.WithAPIKeys(keys),
 		api.WithRoutes(userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))...),
-		api.WithRoutes(otlpin.Routes(pub, otlpin.WithLogger(log.With("component", "otlp")),
+		api.WithRoutes(otlpin.Routes(ingest, otlpin.WithLogger(log.With("component", "otlp")),
 			otlpin.WithMaxBodyBytes(cfg.MaxBodyBytes), otlpin.WithClientAttribute(cfg.OTLPClientAttribute))...),
 	}
 	opts = append(append(append(opts, tablesOptions(tables)...), obsOpts...), apiOpts...)
@@ -269,7 +282,7 @@ func buildHandler(ctx context.Context, cfg Config, log *slog.Logger, obs *observ
 		release()
 		return nil, err
 	}
-	return &apiParts{tables: tables, pub: pub, registrar: registrar, handler: handler, release: release}, nil
+	return &apiParts{tables: tables, pub: pub, ingest: ingest, registrar: registrar, handler: handler, release: release}, nil
 }
 
 // serve runs the tables' parts (views, owners trackers, dashboard hub) and
@@ -338,6 +351,13 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 		runErr = errors.Join(runErr, err)
 	}
 	st := p.pub.Stats()
+	if p.ingest != p.pub {
+		if err := p.ingest.Close(sctx); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+		in := p.ingest.Stats()
+		log.Info("ingest publisher stopped", "events_accepted", in.Accepted, "delivered", in.Delivered, "failed", in.Failed, "dropped", in.Dropped)
+	}
 	log.Info("api stopped", "events_accepted", st.Accepted, "delivered", st.Delivered, "failed", st.Failed, "dropped", st.Dropped)
 	if !running.stop(cfg.ShutdownTimeout) {
 		log.Warn("views did not stop in time")
@@ -345,19 +365,23 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	return runErr
 }
 
-// activityProducer is what the API's activity events are produced with.
-// franz-go batches per partition with less work per record than sarama's
-// producer (BENCHMARKS.md, "Cost per request"), and its events skip goka's
-// emitter and promises; both are idempotent and partition with
-// kafka.Hasher. Uncompressed, as sarama sends them: events are small, and a
-// broker validating compressed batches decompresses them, which costs it
-// more than the bytes save.
+// activityProducer is what the API's activity events are produced with:
+// the middleware package's Kafka transport, as any Go service's. franz-go
+// batches per partition with less work per record than sarama's producer
+// (BENCHMARKS.md, "Cost per request"), and its events skip goka's emitter
+// and promises; both are idempotent, partition with kafka.Hasher and send
+// uncompressed.
 func activityProducer(cfg Config, codec goka.Codec, log *slog.Logger) (api.EventProducer, error) {
+	return activityProducerTo(cfg, codecs.ActivityTopic, codec, log)
+}
+
+// activityProducerTo is activityProducer to another topic keyed alike.
+func activityProducerTo(cfg Config, topic goka.Stream, codec goka.Codec, log *slog.Logger) (api.EventProducer, error) {
 	if cfg.APIProducer == kafka.ProducerFranz {
-		return stream.NewFranzEmitter(cfg.Kafka.Brokers, cfg.Kafka.ClientID, codecs.ActivityTopic, codec, kafka.Hasher,
-			cfg.Kafka.FlushInterval, kgo.ProducerBatchCompression(kgo.NoCompression()))
+		return middleware.NewKafkaTransport(cfg.Kafka.Brokers, middleware.KafkaClientID(cfg.Kafka.ClientID), middleware.KafkaTopic(string(topic)),
+			middleware.KafkaLinger(cfg.Kafka.FlushInterval), middleware.KafkaCodec(codec))
 	}
-	em, err := goka.NewEmitter(cfg.Kafka.Brokers, codecs.ActivityTopic, codec, cfg.Kafka.EmitterOptions(log)...)
+	em, err := goka.NewEmitter(cfg.Kafka.Brokers, topic, codec, cfg.Kafka.EmitterOptions(log)...)
 	if err != nil {
 		return nil, err
 	}

@@ -102,7 +102,7 @@ func TestImports(t *testing.T) {
 		why           string
 	}{
 		{
-			from:          []string{"processors/...", "views/...", "codecs/...", "api/...", "internal/..."},
+			from:          []string{"processors/...", "views/...", "codecs/...", "api/...", "middleware/...", "internal/..."},
 			exceptFrom:    []string{"internal/app/..."},
 			mustNotImport: []string{"internal/app"},
 			why:           "internal/app is the composition root: it imports the components, never the other way round",
@@ -129,6 +129,11 @@ func TestImports(t *testing.T) {
 			from:          []string{"api/..."},
 			mustNotImport: []string{"views/...", "internal/usagehttp", "internal/endpointshttp", "internal/dashboard", "internal/routing"},
 			why:           "the API server knows no table: each served table hands it routes and readiness as values (internal/app lists them)",
+		},
+		{
+			from:          []string{"middleware/..."},
+			mustNotImport: []string{"api/...", "processors/...", "views/...", "internal/otlpin", "internal/metrics", "internal/users/...", "internal/windows"},
+			why:           "the middleware is a library other services import: it sends events, and needs none of the server",
 		},
 		{
 			from:          []string{"internal/metrics", "internal/dashboard", "internal/users/userhttp", "internal/usagehttp", "internal/endpointshttp", "internal/otlpin"},

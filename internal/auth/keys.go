@@ -38,6 +38,9 @@ const (
 	// EventsWrite sends activity events of another API: POST /v1/traces
 	// (OTLP) and POST /events (JSON batches). It reads nothing.
 	EventsWrite Scope = "events:write"
+	// QuotasCheck asks whether any client's call is within its quota:
+	// GET /quotas/{client}/check, for services enforcing Inarious' quotas.
+	QuotasCheck Scope = "quotas:check"
 	// Admin may do everything: any client's usage, the usage list, the dashboard.
 	Admin Scope = "admin"
 	// Public marks a route open to every caller, with or without a key. It
@@ -45,7 +48,7 @@ const (
 	Public Scope = "public"
 )
 
-var knownScopes = []Scope{UsageRead, UsersRead, UsersWrite, EventsWrite, Admin}
+var knownScopes = []Scope{UsageRead, UsersRead, UsersWrite, EventsWrite, QuotasCheck, Admin}
 
 // Principal is who a key belongs to.
 type Principal struct {

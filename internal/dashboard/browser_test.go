@@ -100,6 +100,11 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatalf("%s never showed GET /usage with %d calls: %v", list, usageCalls, err)
 		}
 	}
+	// Inarious' own API is the default service, holding at least those calls.
+	services := fmt.Sprintf(`Number(document.querySelector('#services tr[data-service="default"]')?.dataset.calls) >= %d`, usageCalls)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](services, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Fatalf("the services list never showed the default service with %d calls or more: %v", usageCalls, err)
+	}
 	chart := `document.querySelector("#latencyFig").dataset.endpoint === "GET /usage" && Number(document.querySelector("#latencyFig").dataset.points) >= 1`
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](chart, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
 		t.Fatalf("the latency chart never showed GET /usage: %v", err)

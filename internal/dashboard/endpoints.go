@@ -50,6 +50,16 @@ type EndpointsPanel struct {
 	Windowed bool `json:"windowed"`
 	// Chart is Busiest's latency chart, so most pages need no request.
 	Chart *LatencyChart `json:"chart,omitempty"`
+	// Services are the services whose calls the table holds, busiest first.
+	Services []ServiceRow `json:"services"`
+}
+
+// ServiceRow is one service of the panel.
+type ServiceRow struct {
+	Service   string  `json:"service"`
+	Endpoints int     `json:"endpoints"`
+	Calls     uint64  `json:"calls"`
+	ErrorRate float64 `json:"error_rate"`
 }
 
 // EndpointRow is one endpoint of a list.
@@ -129,14 +139,18 @@ func (h *Hub) readPanel(now time.Time) (*EndpointsPanel, error) {
 		}
 		p.Endpoints = page.Endpoints
 	}
-	busiest, err := h.eps.Endpoints(views.ByCalls, nil, 1)
+	services, busiest, err := views.ServicesAndBusiest(h.eps)
 	if err != nil {
 		return nil, err
 	}
-	if len(busiest.Rows) == 0 || !p.Windowed {
+	p.Services = make([]ServiceRow, len(services))
+	for i, svc := range services {
+		p.Services[i] = ServiceRow{Service: svc.Service, Endpoints: svc.Endpoints, Calls: svc.Calls, ErrorRate: svc.ErrorRate}
+	}
+	if busiest == nil || !p.Windowed {
 		return p, nil
 	}
-	p.Busiest = busiest.Rows[0].Endpoint
+	p.Busiest = busiest.Endpoint
 	if p.Chart, err = h.readChart(p.Busiest, now); err != nil {
 		return nil, err
 	}

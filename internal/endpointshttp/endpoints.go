@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/auth"
 	"github.com/inarious/inarious/internal/httpx"
 	"github.com/inarious/inarious/internal/problem"
@@ -89,15 +90,24 @@ func Routes(reader views.EndpointReader, opts ...Option) []httpx.Route {
 		{Method: http.MethodGet, Path: "/endpoints", Scope: auth.UsageRead, Handler: http.HandlerFunc(h.list)},
 		{Method: http.MethodGet, Path: "/endpoints/{endpoint}", Scope: auth.UsageRead, Escaped: true, Handler: http.HandlerFunc(h.get)},
 		{Method: http.MethodGet, Path: "/endpoints/{endpoint}/series", Scope: auth.UsageRead, Escaped: true, Handler: http.HandlerFunc(h.series)},
+		{Method: http.MethodGet, Path: "/services", Scope: auth.UsageRead, Handler: http.HandlerFunc(h.services)},
 	}
 }
 
-// endpointOf reads the {endpoint} variable, or answers 400.
+// endpointOf reads the {endpoint} variable, or answers 400. With
+// ?service= it is that service's endpoint.
 func endpointOf(w http.ResponseWriter, r *http.Request) (string, bool) {
 	e, ok := httpx.EscapedVar(r, "endpoint")
 	if !ok || e == "" || len(e) > maxEndpointLen || !utf8.ValidString(e) {
 		problem.Write(w, r, http.StatusBadRequest, "endpoint must be URL-escaped valid UTF-8 of at most 512 bytes, e.g. GET%20%2Fusers%2F%7Bid%7D")
 		return "", false
+	}
+	service, narrowed, ok := httpx.ServiceParam(w, r)
+	if !ok {
+		return "", false
+	}
+	if narrowed {
+		e = codecs.ServiceEndpointKey(service, e)
 	}
 	return e, true
 }
@@ -190,12 +200,22 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		after = &k
 	}
+	service, narrowed, ok := httpx.ServiceParam(w, r)
+	if !ok {
+		return
+	}
 	// Before recovery the index holds part of the table.
 	if !h.reader.Recovered() {
 		problem.Write(w, r, http.StatusServiceUnavailable, "endpoints table is not available")
 		return
 	}
-	p, err := h.reader.Endpoints(order, after, limit+1) // one more tells whether a next page exists
+	var p views.EndpointPage
+	var err error
+	if narrowed {
+		p, err = h.serviceEndpoints(service, order, after, limit+1)
+	} else {
+		p, err = h.reader.Endpoints(order, after, limit+1) // one more tells whether a next page exists
+	}
 	if err != nil {
 		h.fail(w, r, "", err)
 		return
@@ -208,6 +228,30 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	}
 	page.Endpoints = append(make([]endpoints.Summary, 0, len(rows)), rows...)
 	httpx.WriteJSON(w, http.StatusOK, page)
+}
+
+// serviceEndpoints is the page of order's list after after narrowed to
+// service's endpoints, Endpoints counting all of them. The index ranks all
+// services together, so this reads the whole list: fine for the thousands
+// of endpoints a table holds.
+func (h *handler) serviceEndpoints(service string, order views.EndpointOrder, after *views.EndpointCursor, limit int) (views.EndpointPage, error) {
+	var page views.EndpointPage
+	err := views.ScanEndpoints(h.reader, order, after, func(s endpoints.Summary) bool {
+		if codecs.InService(s.Endpoint, service) {
+			page.Rows = append(page.Rows, s)
+		}
+		return len(page.Rows) < limit
+	})
+	if err != nil {
+		return page, err
+	}
+	err = views.ScanEndpoints(h.reader, order, nil, func(s endpoints.Summary) bool {
+		if codecs.InService(s.Endpoint, service) {
+			page.Endpoints++
+		}
+		return true
+	})
+	return page, err
 }
 
 // fail answers a reader's error: 400 for a query it cannot answer, else as
@@ -257,3 +301,21 @@ var errBadCursor = errors.New("cursor is not valid")
 
 // maxCursorLen bounds what is decoded: a cursor of the longest endpoint.
 var maxCursorLen = base64.RawURLEncoding.EncodedLen(2 + 8 + maxEndpointLen)
+
+// ServiceList is GET /services.
+type ServiceList struct {
+	Services []views.ServiceSummary `json:"services"`
+}
+
+func (h *handler) services(w http.ResponseWriter, r *http.Request) {
+	if !h.reader.Recovered() {
+		problem.Write(w, r, http.StatusServiceUnavailable, "endpoints table is not available")
+		return
+	}
+	list, err := views.Services(h.reader)
+	if err != nil {
+		h.fail(w, r, "", err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, ServiceList{Services: list})
+}

@@ -3,7 +3,9 @@
 package httpx
 
 import (
+	"bufio"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -161,6 +163,16 @@ func (s *StatusRecorder) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// Hijack lets handlers that take over the connection (WebSockets) do so
+// through the recorder, also those that assert http.Hijacker rather than
+// use http.ResponseController.
+func (s *StatusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if s.status == 0 {
+		s.status = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(s.ResponseWriter).Hijack()
 }
 
 // RouteTemplate is the template of the route mux matched for r ("/users/{id}"),

@@ -101,6 +101,9 @@ func convertSpan(sp ptrace.Span, service, clientAttr string) (*activitypb.Backen
 	if method == "" {
 		return nil, "without http.request.method (or http.method)"
 	}
+	if !codecs.ValidMethod(method) {
+		return nil, "whose http.request.method is not an HTTP method (a token of at most 32 bytes)"
+	}
 	path := firstString(attrs, pathAttrs)
 	route := firstString(attrs, []string{routeAttr})
 	if route == "" && path != "" {

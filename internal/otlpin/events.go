@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/problem"
 )
@@ -159,6 +160,8 @@ func completeEvent(ev *activitypb.BackendApiActivity, id string) string {
 	switch {
 	case ev.HttpMethod == "":
 		return "without httpMethod"
+	case !codecs.ValidMethod(ev.HttpMethod):
+		return "httpMethod is not an HTTP method (a token of at most 32 bytes)"
 	case ev.Client == "" && ev.ClientHost == "":
 		return "without client (or clientHost)"
 	case ev.Route == "" && ev.Endpoint == "":

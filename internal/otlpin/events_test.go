@@ -55,7 +55,7 @@ func TestParseBatch(t *testing.T) {
 		}
 	}
 	a, b := evs[0], evs[1]
-	if a.Client != "alice" || codecs.EndpointKey(a) != "GET /orders/{id}" || a.HttpStatus != 200 || a.DurationUs != 1500 ||
+	if a.Client != "alice" || codecs.EndpointKey(a) != "shop: GET /orders/{id}" || a.HttpStatus != 200 || a.DurationUs != 1500 ||
 		!a.RequestTime.AsTime().Equal(t0) || a.Service != "shop" || a.RequestId != "e1" {
 		t.Errorf("first event %v", a)
 	}

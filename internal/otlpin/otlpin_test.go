@@ -83,7 +83,7 @@ func TestConvertStableAndOldNames(t *testing.T) {
 		t.Fatalf("rejected %d (%s), %d events; want 0, 3", res.Rejected, res.Reason, len(res.Events))
 	}
 	stable, old, sock := res.Events[0], res.Events[1], res.Events[2]
-	if got := codecs.EndpointKey(stable); got != "GET /orders/{id}" {
+	if got := codecs.EndpointKey(stable); got != "shop: GET /orders/{id}" {
 		t.Errorf("stable endpoint %q", got)
 	}
 	if stable.HttpStatus != 200 || stable.ClientHost != "203.0.113.7" || stable.ClientPort != "5555" || codecs.ClientOf(stable) != "203.0.113.7" ||
@@ -91,7 +91,7 @@ func TestConvertStableAndOldNames(t *testing.T) {
 		!stable.RequestTime.AsTime().Equal(t0) || stable.RequestId != "5b8efff798038103d269b633813fc60c-eee19b7ec3c1b174" {
 		t.Errorf("stable = %v", stable)
 	}
-	if got := codecs.EndpointKey(old); got != "POST /carts/{id}/items" {
+	if got := codecs.EndpointKey(old); got != "legacy: POST /carts/{id}/items" {
 		t.Errorf("old endpoint %q (route %q)", got, old.Route)
 	}
 	if old.HttpStatus != 201 || codecs.ClientOf(old) != "198.51.100.2" || old.Service != "legacy" {
@@ -231,7 +231,7 @@ func TestEncodings(t *testing.T) {
 				if ps := resp.PartialSuccess(); ps.RejectedSpans() != 1 || !strings.Contains(ps.ErrorMessage(), "1 server spans without http.request.method") {
 					t.Errorf("partial success %d %q", ps.RejectedSpans(), ps.ErrorMessage())
 				}
-				if len(pub.events) != 1 || codecs.EndpointKey(pub.events[0]) != "GET /a" || pub.events[0].Service != "shop" {
+				if len(pub.events) != 1 || codecs.EndpointKey(pub.events[0]) != "shop: GET /a" || pub.events[0].Service != "shop" {
 					t.Errorf("published %v", pub.events)
 				}
 			})
@@ -259,7 +259,7 @@ func TestOTLPJSONHexIDsAndIntegerKinds(t *testing.T) {
 		t.Fatalf("published %v", pub.events)
 	}
 	ev := pub.events[0]
-	if codecs.EndpointKey(ev) != "GET /users/{id}" || ev.HttpStatus != 404 || ev.DurationUs != 250 || ev.Service != "shop" ||
+	if codecs.EndpointKey(ev) != "shop: GET /users/{id}" || ev.HttpStatus != 404 || ev.DurationUs != 250 || ev.Service != "shop" ||
 		ev.RequestId != "5b8efff798038103d269b633813fc60c-eee19b7ec3c1b174" || ev.RequestTime.AsTime().UnixNano() != 1544712660000000000 {
 		t.Errorf("event %v", ev)
 	}

@@ -54,6 +54,10 @@ func (h *handler) getSeries(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusBadRequest, "client must be valid UTF-8 of at most 256 bytes")
 		return
 	}
+	service, narrowed, ok := httpx.ServiceParam(w, r)
+	if !ok {
+		return
+	}
 	q := r.URL.Query()
 	step, from, to, err := h.usage.Windows().ParseSeries(q.Get("step"), q.Get("from"), q.Get("to"), time.Now())
 	if err != nil {
@@ -67,6 +71,9 @@ func (h *handler) getSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	out := Series{Client: client, Step: windows.FormatDuration(step), From: from.UTC(), To: to.UTC(), Buckets: make([]Bucket, len(buckets))}
 	for i, b := range buckets {
+		if narrowed {
+			b = b.OfService(service)
+		}
 		out.Buckets[i] = Bucket{Start: b.Start, End: b.End(), Total: b.Total, Status: codecs.SumStatus(b.Status), Endpoints: b.Endpoints,
 			EndpointStatus: nonZero(b.Status), Final: b.Final}
 	}
@@ -74,7 +81,7 @@ func (h *handler) getSeries(w http.ResponseWriter, r *http.Request) {
 }
 
 // getUsageWindow is GET /usage/{client}?window=5m, for a known client.
-func (h *handler) getUsageWindow(w http.ResponseWriter, r *http.Request, client string) {
+func (h *handler) getUsageWindow(w http.ResponseWriter, r *http.Request, client, service string, narrowed bool) {
 	d, err := h.usage.Windows().ParseWindow(r.URL.Query().Get("window"), time.Now())
 	if err != nil {
 		problem.Write(w, r, http.StatusBadRequest, err.Error())
@@ -85,13 +92,17 @@ func (h *handler) getUsageWindow(w http.ResponseWriter, r *http.Request, client 
 		h.windowError(w, r, client, err)
 		return
 	}
+	if narrowed {
+		sum = sum.OfService(service)
+	}
 	out := WindowUsage{
 		ClientUsage: ClientUsage{Client: client, Total: sum.Total, Status: codecs.SumStatus(sum.Status),
 			Endpoints: make(map[string]EndpointCount, len(sum.Endpoints))},
 		Window: windows.FormatDuration(d), From: sum.From, To: sum.To.UTC(),
 	}
 	for k, n := range sum.Endpoints {
-		out.Endpoints[k] = EndpointCount{Count: n, Status: sum.Status[k]}
+		svc, _ := codecs.SplitEndpointKey(k)
+		out.Endpoints[k] = EndpointCount{Service: svc, Count: n, Status: sum.Status[k]}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 }

@@ -55,9 +55,9 @@ func TestAnswersShowStatusClasses(t *testing.T) {
 	// The client's classes, then each endpoint's JSON.
 	for path, want := range map[string][4]string{
 		"/usage/alice": {`{"2xx":3,"4xx":1,"5xx":1}`,
-			`{"count":4,"status":{"2xx":3,"4xx":1}}`, `{"count":2,"status":{"5xx":1}}`, `{"count":1}`},
+			`{"count":4,"service":"default","status":{"2xx":3,"4xx":1}}`, `{"count":2,"service":"default","status":{"5xx":1}}`, `{"count":1,"service":"default"}`},
 		"/usage/alice?window=5m": {`{"2xx":2,"4xx":1,"5xx":1}`,
-			`{"count":3,"status":{"2xx":2,"4xx":1}}`, `{"count":1,"status":{"5xx":1}}`, `{"count":2}`},
+			`{"count":3,"service":"default","status":{"2xx":2,"4xx":1}}`, `{"count":1,"service":"default","status":{"5xx":1}}`, `{"count":2,"service":"default"}`},
 	} {
 		rec := get(t, s, path)
 		if rec.Code != http.StatusOK {

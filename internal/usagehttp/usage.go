@@ -89,11 +89,19 @@ func (h *handler) getUsage(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusNotFound, "no usage recorded for client "+strconv.Quote(client))
 		return
 	}
-	if r.URL.Query().Has("window") {
-		h.getUsageWindow(w, r, client)
+	service, narrowed, ok := httpx.ServiceParam(w, r)
+	if !ok {
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, codecs.UsageDocOf(u))
+	if r.URL.Query().Has("window") {
+		h.getUsageWindow(w, r, client, service, narrowed)
+		return
+	}
+	doc := codecs.UsageDocOf(u)
+	if narrowed {
+		doc = doc.OfService(service)
+	}
+	httpx.WriteJSON(w, http.StatusOK, doc)
 }
 
 const (
@@ -143,6 +151,10 @@ func (h *handler) listUsage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		limit = n
+	}
+	if q.Has("service") {
+		problem.Write(w, r, http.StatusBadRequest, "service is not supported here: the list ranks clients by their calls to every service; narrow one client's usage with /usage/{client}?service=, or list a service's endpoints with /endpoints?service=")
+		return
 	}
 	if q.Has("offset") {
 		problem.Write(w, r, http.StatusBadRequest, "offset is not supported: page with cursor, the next_cursor of the previous page")

@@ -253,6 +253,39 @@ type Bucket struct {
 // End is when the bucket ends.
 func (b Bucket) End() time.Time { return b.Start.Add(b.Step) }
 
+// OfService is b narrowed to the endpoints of service (a name as
+// codecs.NormalService makes it), its total summed over them.
+func (b Bucket) OfService(service string) Bucket {
+	b.Total, b.Endpoints, b.Status = narrow(b.Endpoints, b.Status, service)
+	return b
+}
+
+// OfService is s narrowed to the endpoints of service, as Bucket.OfService.
+func (s Sum) OfService(service string) Sum {
+	s.Total, s.Endpoints, s.Status = narrow(s.Endpoints, s.Status, service)
+	return s
+}
+
+func narrow(counts map[string]uint64, status map[string]codecs.StatusCounts, service string) (uint64, map[string]uint64, map[string]codecs.StatusCounts) {
+	var total uint64
+	outCounts := make(map[string]uint64)
+	var outStatus map[string]codecs.StatusCounts
+	for k, n := range counts {
+		if !codecs.InService(k, service) {
+			continue
+		}
+		outCounts[k] = n
+		total += n
+		if c, ok := status[k]; ok {
+			if outStatus == nil {
+				outStatus = make(map[string]codecs.StatusCounts)
+			}
+			outStatus[k] = c
+		}
+	}
+	return total, outCounts, outStatus
+}
+
 // Sum is usage summed over a range of buckets.
 type Sum struct {
 	Step      time.Duration

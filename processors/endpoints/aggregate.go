@@ -17,6 +17,7 @@ import (
 	"github.com/inarious/inarious/codecs/confluent"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/sketch"
+	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/internal/windows"
 )
 
@@ -24,13 +25,6 @@ import (
 // its partials: the endpoints table lags Users by about this much, and a
 // member writes about one partial per endpoint, granularity and interval.
 const DefaultFlushInterval = time.Second
-
-// transactionTimeout bounds how long a member that died inside a
-// transaction holds back the partials after it (read_committed readers stop
-// at an open transaction). A transaction is open only while a flush
-// produces, milliseconds; a restart with the same transactional ID ends it
-// at once.
-const transactionTimeout = 10 * time.Second
 
 // Aggregator consumes Users in the consumer group AggregatorGroup and, per
 // flush interval, writes what it counted of each endpoint as partials,
@@ -61,9 +55,6 @@ type AggregatorStats struct {
 	Aborted  uint64 // flushes aborted (a rebalance, a produce error): their events are read again
 }
 
-// flushTimeout bounds the last flush at shutdown.
-const flushTimeout = 15 * time.Second
-
 // run is one session of the aggregator: it ends with ctx (after a last
 // flush) or with an error the caller retries after a pause.
 func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
@@ -75,7 +66,7 @@ func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.TransactionalID(a.txnID),
-		kgo.TransactionTimeout(transactionTimeout),
+		kgo.TransactionTimeout(stream.TransactionTimeout),
 		kgo.ConsumerGroup(AggregatorGroup),
 		kgo.SessionTimeout(kafka.SessionTimeout),
 		kgo.HeartbeatInterval(kafka.HeartbeatInterval),
@@ -112,25 +103,15 @@ func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
 		if ctx.Err() != nil {
 			// Count what was read with this poll too: the last flush
 			// commits the offsets of everything polled.
-			fctx, stop := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+			fctx, stop := context.WithTimeout(context.WithoutCancel(ctx), stream.EndTimeout)
 			defer stop()
 			if err := a.addAll(fctx, acc, fetches); err != nil {
 				return a.abort(ctx, sess, acc)
 			}
 			return a.flushOrAbort(ctx, sess, acc)
 		}
-		var fatal error
-		fetches.EachError(func(topic string, p int32, err error) {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return
-			}
-			a.log.Warn("fetch failed", "topic", topic, "partition", p, "err", err)
-			if errors.Is(err, kgo.ErrClientClosed) {
-				fatal = err
-			}
-		})
-		if fatal != nil {
-			return fatal
+		if err := stream.FetchFailure(fetches, a.log); err != nil {
+			return err
 		}
 		wasEmpty := acc.empty()
 		if err := a.addAll(ctx, acc, fetches); err != nil {
@@ -140,7 +121,7 @@ func (a *Aggregator) run(ctx context.Context, cfg kafka.Config) error {
 			if err := a.abort(ctx, sess, acc); err != nil {
 				return err
 			}
-			if err := sleep(ctx, time.Second); err != nil {
+			if err := stream.Sleep(ctx, time.Second); err != nil {
 				return nil
 			}
 			continue
@@ -206,7 +187,7 @@ func (a *Aggregator) flushOrAbort(ctx context.Context, sess *kgo.GroupTransactSe
 	}
 	// A transaction is ended even when the member is stopping: canceling
 	// End would leave the client in an unknown state (kgo's docs).
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stream.EndTimeout)
 	defer cancel()
 	if err := sess.Begin(); err != nil {
 		return err
@@ -256,25 +237,8 @@ func (a *Aggregator) flushOrAbort(ctx context.Context, sess *kgo.GroupTransactSe
 // abort drops what was counted since the last flush and rewinds to it.
 func (a *Aggregator) abort(ctx context.Context, sess *kgo.GroupTransactSession, acc *accumulator) error {
 	acc.reset()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
-	defer cancel()
-	if err := sess.Begin(); err != nil {
-		return err
-	}
-	_, err := sess.End(ctx, kgo.TryAbort)
 	a.aborted.Add(1)
-	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return stream.AbortTransaction(ctx, sess)
 }
 
 // accumulator is what a member counted since its last flush: per
@@ -296,7 +260,7 @@ type accumulator struct {
 
 // routeKey finds an endpoint's accumulator from the decoded event's own
 // strings, without building its name for every event.
-type routeKey struct{ method, route, path string }
+type routeKey struct{ service, method, route, path string }
 
 // endpointAcc is one endpoint's partials. Its clients are kept as hashes
 // with the rows they called in (bit 0 the all-time row, bit i+1
@@ -371,14 +335,14 @@ func (acc *accumulator) add(ev *activitypb.BackendApiActivity, partition int32, 
 }
 
 func (acc *accumulator) endpoint(ev *activitypb.BackendApiActivity) *endpointAcc {
-	k := routeKey{method: ev.GetHttpMethod(), route: ev.GetRoute()}
+	k := routeKey{service: ev.GetService(), method: ev.GetHttpMethod(), route: ev.GetRoute()}
 	if k.route == "" {
 		k.path = ev.GetEndpoint()
 	}
 	ea := acc.endpoints[k]
 	if ea == nil {
 		// The event's strings point into the record: keep copies.
-		k = routeKey{method: strings.Clone(k.method), route: strings.Clone(k.route), path: strings.Clone(k.path)}
+		k = routeKey{service: strings.Clone(k.service), method: strings.Clone(k.method), route: strings.Clone(k.route), path: strings.Clone(k.path)}
 		ea = &endpointAcc{name: strings.Clone(endpointName(codecs.EndpointKey(ev))), all: newPartialRow(), clients: map[uint64]uint64{}}
 		acc.endpoints[k] = ea
 	}

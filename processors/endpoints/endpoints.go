@@ -220,16 +220,5 @@ func (p *Processor) Counters() []metrics.Counter {
 // Run runs the aggregator until ctx ends, starting a new session after a
 // pause when Kafka fails it.
 func (a *Aggregator) Run(ctx context.Context, cfg kafka.Config) error {
-	backoff := time.Second
-	for {
-		err := a.run(ctx, cfg)
-		if ctx.Err() != nil {
-			return err
-		}
-		a.log.Warn("aggregator session failed; starting a new one", "err", err, "retry_in", backoff)
-		if sleep(ctx, backoff) != nil {
-			return nil
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
+	return stream.RetrySessions(ctx, a.log, func(ctx context.Context) error { return a.run(ctx, cfg) })
 }

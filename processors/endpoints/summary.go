@@ -11,9 +11,14 @@ import (
 // range of buckets: its calls, classes, error rates, latency quantiles and
 // distinct clients.
 type Summary struct {
-	Endpoint string              `json:"endpoint"`
-	Calls    uint64              `json:"calls"`
-	Status   codecs.StatusCounts `json:"status,omitzero"`
+	// Endpoint is the table's key: "METHOD /route", prefixed by its service
+	// unless that is the default one (codecs.EndpointKey).
+	Endpoint string `json:"endpoint"`
+	// Service is the endpoint's service (codecs.DefaultService when its
+	// key names none).
+	Service string              `json:"service"`
+	Calls   uint64              `json:"calls"`
+	Status  codecs.StatusCounts `json:"status,omitzero"`
 	// ErrorRate is the share of calls with a known status that failed
 	// (4xx and 5xx); ServerErrorRate the share that failed with a 5xx.
 	ErrorRate       float64 `json:"error_rate"`
@@ -46,16 +51,9 @@ var (
 
 // Summarize answers for endpoint from its row.
 func Summarize(endpoint string, r *Row) Summary {
-	s := Summary{Endpoint: endpoint, Calls: r.Calls, Status: r.Status, FirstSeen: r.FirstSeen, LastSeen: r.LastSeen}
-	var known uint64
-	for _, n := range r.Status {
-		known += n
-	}
-	if known > 0 {
-		failed := r.Status[codecs.Class4xx] + r.Status[codecs.Class5xx]
-		s.ErrorRate = float64(failed) / float64(known)
-		s.ServerErrorRate = float64(r.Status[codecs.Class5xx]) / float64(known)
-	}
+	service, _ := codecs.SplitEndpointKey(endpoint)
+	s := Summary{Endpoint: endpoint, Service: service, Calls: r.Calls, Status: r.Status, FirstSeen: r.FirstSeen, LastSeen: r.LastSeen}
+	s.ErrorRate, s.ServerErrorRate = r.Status.ErrorRates()
 	if n := r.Latency.Count(); n > 0 {
 		ms := func(q float64) float64 { return r.Latency.Quantile(q) / 1000 }
 		s.Latency = Quantiles{P50: ms(0.5), P90: ms(0.9), P95: ms(0.95), P99: ms(0.99), Timed: n}

@@ -512,7 +512,7 @@ func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos
 	ep := usage.Endpoints[key]
 	if ep == nil {
 		if len(usage.Endpoints) >= MaxEndpoints {
-			key = ev.GetHttpMethod() + " " + OtherEndpoint
+			key = codecs.ServiceEndpointKey(ev.GetService(), ev.GetHttpMethod()+" "+OtherEndpoint)
 			ep = usage.Endpoints[key]
 		}
 		if ep == nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 
+	"github.com/inarious/inarious/processors/dedupe"
 	"github.com/inarious/inarious/processors/endpoints"
 	"github.com/inarious/inarious/processors/usage"
 )
@@ -24,12 +25,12 @@ func ResetTopics(ctx context.Context, brokers []string, version sarama.KafkaVers
 	}
 	defer admin.Close()
 	topics := []string{string(goka.GroupTable(BaselineGroup))}
-	for _, t := range append(usage.Topics(), endpoints.Topics()...) { // Users, the groups' tables, loop, windowed topics, …
+	for _, t := range slices.Concat(usage.Topics(), endpoints.Topics(), dedupe.New().Topics()) { // Users, the groups' tables, loop, windowed topics, …
 		if !slices.Contains(topics, t.Name) {
 			topics = append(topics, t.Name)
 		}
 	}
-	for _, g := range []goka.Group{usage.Group, BaselineGroup, endpoints.Group, endpoints.AggregatorGroup} {
+	for _, g := range []goka.Group{usage.Group, BaselineGroup, endpoints.Group, endpoints.AggregatorGroup, dedupe.Group} {
 		if err := admin.DeleteConsumerGroup(string(g)); err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
 			return fmt.Errorf("delete group %s: %w", g, err)
 		}

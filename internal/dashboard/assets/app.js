@@ -251,10 +251,22 @@
     }
   }
 
+  function renderServices(services) {
+    const trs = (services || []).map((s) => {
+      const tr = document.createElement("tr");
+      tr.dataset.service = s.service;
+      tr.dataset.calls = String(s.calls);
+      tr.append(cell(s.service), cell(fmt.format(s.endpoints), "num"), cell(fmtPct.format(s.error_rate), "num"), cell(fmt.format(s.calls), "num"));
+      return tr;
+    });
+    $("services").replaceChildren(...trs);
+  }
+
   function renderEndpoints(p) {
     $("epSection").hidden = !p;
     panel = p || null;
     if (!p) return;
+    renderServices(p.services);
     const shown = picked || p.busiest || "";
     renderList("epByP99", p.by_p99, (r) => [`${fmtMs.format(r.p99_ms)} ms`, r.p99_ms], shown);
     renderList("epByErrorRate", p.by_error_rate, (r) => [fmtPct.format(r.error_rate), r.error_rate], shown);

@@ -22,6 +22,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/inarious/inarious/codecs"
 )
 
 // ClientAttribute is the span attribute the service records its caller
@@ -58,7 +60,7 @@ type Service struct {
 	caller *http.Client
 
 	mu     sync.Mutex
-	served map[string]map[string]uint64 // client → endpoint → answered calls
+	served map[string]map[string]uint64 // client → endpoint key → answered calls
 }
 
 // Start runs the service named name, exporting its spans to inarious (a
@@ -129,7 +131,7 @@ func (s *Service) Call(t testing.TB, client string, r Route, path string) {
 	if s.served[client] == nil {
 		s.served[client] = map[string]uint64{}
 	}
-	s.served[client][r.Endpoint()]++
+	s.served[client][codecs.ServiceEndpointKey(s.Name, r.Endpoint())]++
 }
 
 // Flush exports every span ended so far; it fails t if an export failed.
@@ -142,7 +144,8 @@ func (s *Service) Flush(t testing.TB) {
 	}
 }
 
-// Served is what the service answered, per client and endpoint.
+// Served is what the service answered, per client and endpoint key (the
+// endpoint prefixed by the service's name, as the usage table keys it).
 func (s *Service) Served() map[string]map[string]uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,7 +2,6 @@ package userhttp
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -11,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/inarious/inarious/internal/problem"
+	"github.com/inarious/inarious/internal/jsonbody"
 	"github.com/inarious/inarious/internal/users"
 )
 
@@ -19,34 +18,7 @@ import (
 // decoded by encoding/json's stream decoder only. decode must answer every
 // body as it does.
 func referenceDecode(w http.ResponseWriter, r *http.Request, maxBody int64, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	var raw json.RawMessage
-	err := dec.Decode(&raw)
-	if err == nil {
-		if err = dec.Decode(&struct{}{}); err == io.EOF {
-			if len(raw) == 0 || raw[0] != '{' {
-				err = errNotObject
-			} else if !wellFormedText(raw) {
-				err = errBadText
-			} else {
-				d := json.NewDecoder(bytes.NewReader(raw))
-				d.DisallowUnknownFields()
-				err = d.Decode(v)
-			}
-		} else if err == nil || !isTooLarge(err) {
-			problem.Write(w, r, http.StatusBadRequest, "request body must contain a single JSON object")
-			return false
-		}
-	}
-	switch {
-	case err == nil:
-		return true
-	case isTooLarge(err):
-		problem.Write(w, r, http.StatusRequestEntityTooLarge, "request body is too large")
-	default:
-		problem.Write(w, r, http.StatusBadRequest, decodeMessage(err))
-	}
-	return false
+	return jsonbody.Decode(w, r, maxBody, v)
 }
 
 // failingBody yields its bytes, then fails.

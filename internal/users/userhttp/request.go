@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf16"
-	"unicode/utf8"
 
+	"github.com/inarious/inarious/internal/jsonbody"
 	"github.com/inarious/inarious/internal/problem"
 	"github.com/inarious/inarious/internal/users"
 )
@@ -25,7 +22,7 @@ const (
 // decode reads exactly one JSON value with no unknown fields into v and
 // writes the 4xx itself when it returns false.
 func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, accept ...string) bool {
-	if !contentTypeOK(r.Header.Get("Content-Type"), accept) {
+	if !jsonbody.ContentTypeOK(r.Header.Get("Content-Type"), accept) {
 		problem.Write(w, r, http.StatusUnsupportedMediaType, "Content-Type must be "+strings.Join(accept, " or "))
 		return false
 	}
@@ -44,7 +41,7 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, accept .
 		if err == nil {
 			return true
 		}
-		problem.Write(w, r, http.StatusBadRequest, decodeMessage(err))
+		problem.Write(w, r, http.StatusBadRequest, jsonbody.Message(err))
 		return false
 	}
 	// Anything else answers as before: the stream decoder reads what was
@@ -86,46 +83,16 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 // decodeStream decodes body, a stream of at most maxBody bytes, as decode
 // promises.
 func decodeStream(w http.ResponseWriter, r *http.Request, body io.Reader, v any) bool {
-	dec := json.NewDecoder(body)
-	var raw json.RawMessage
-	err := dec.Decode(&raw)
-	if err == nil {
-		// Anything after the first value (even another object) is rejected.
-		if err = dec.Decode(&struct{}{}); errors.Is(err, io.EOF) {
-			err = decodeObject(raw, v)
-		} else if err == nil || !isTooLarge(err) {
-			problem.Write(w, r, http.StatusBadRequest, "request body must contain a single JSON object")
-			return false
-		}
-	}
-	switch {
-	case err == nil:
-		return true
-	case isTooLarge(err):
-		problem.Write(w, r, http.StatusRequestEntityTooLarge, "request body is too large")
-	default:
-		problem.Write(w, r, http.StatusBadRequest, decodeMessage(err))
-	}
-	return false
+	return jsonbody.DecodeStream(w, r, body, v, decodeObject)
 }
-
-var errNotObject = errors.New("body is not a JSON object")
 
 // decodeObject rejects null, arrays and scalars up front: they would
 // otherwise decode as an empty (and, for PATCH, valid) document.
 func decodeObject(raw json.RawMessage, v any) error {
-	if len(raw) == 0 || raw[0] != '{' {
-		return errNotObject
-	}
-	if !wellFormedText(raw) {
-		return errBadText
-	}
-	if in, ok := v.(*users.NewUser); ok && decodePlainNewUser(raw, in) {
+	if in, ok := v.(*users.NewUser); ok && len(raw) > 0 && raw[0] == '{' && jsonbody.WellFormed(raw) && decodePlainNewUser(raw, in) {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
+	return jsonbody.Object(raw, v)
 }
 
 // decodePlainNewUser decodes the body POST and PUT usually get, an object
@@ -195,90 +162,6 @@ func skipSpace(raw []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-var errBadText = errors.New("body is not well-formed Unicode")
-
-// wellFormedText reports whether raw, a valid JSON value, is UTF-8 and has no
-// \u escape of a lone surrogate. encoding/json would otherwise store U+FFFD
-// in their place, so what is stored would not be what the client sent.
-func wellFormedText(raw []byte) bool {
-	if !utf8.Valid(raw) {
-		return false
-	}
-	// In valid JSON a backslash only starts an escape inside a string.
-	for i := 0; i < len(raw)-1; i++ {
-		if raw[i] != '\\' {
-			continue
-		}
-		i++
-		if raw[i] != 'u' {
-			continue
-		}
-		r := hexRune(raw[i+1 : i+5])
-		i += 4
-		if !utf16.IsSurrogate(r) {
-			continue
-		}
-		if r >= 0xdc00 || len(raw)-i < 7 || raw[i+1] != '\\' || raw[i+2] != 'u' ||
-			utf16.DecodeRune(r, hexRune(raw[i+3:i+7])) == utf8.RuneError {
-			return false
-		}
-		i += 6
-	}
-	return true
-}
-
-func hexRune(b []byte) rune {
-	n, _ := strconv.ParseUint(string(b), 16, 32)
-	return rune(n)
-}
-
-func isTooLarge(err error) bool {
-	var mbe *http.MaxBytesError
-	return errors.As(err, &mbe)
-}
-
-// decodeMessage describes a JSON error without echoing internal details.
-func decodeMessage(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.Is(err, io.EOF):
-		return "request body must not be empty"
-	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):
-		return "request body is not valid JSON"
-	case errors.Is(err, errNotObject):
-		return "request body must be a JSON object"
-	case errors.Is(err, errBadText):
-		return "request body must be UTF-8 with no unpaired surrogate escapes"
-	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return "field " + typ.Field + " has the wrong type"
-		}
-		return "request body must be a JSON object"
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// encoding/json has no typed error for this; the text names the field.
-		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
-	}
-	return "request body could not be decoded"
-}
-
-// contentTypeOK accepts the listed media types, with an optional UTF-8 charset.
-func contentTypeOK(header string, accept []string) bool {
-	mt, params, err := mime.ParseMediaType(header)
-	if err != nil {
-		return false
-	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return false
-	}
-	for _, a := range accept {
-		if mt == a {
-			return true
-		}
-	}
-	return false
 }
 
 // ifMatch returns the revision of a single strong entity tag, "" for none or

@@ -1,4 +1,4 @@
-package stream
+package middleware_test
 
 import (
 	"testing"
@@ -10,13 +10,15 @@ import (
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/kafka/kafkatest"
+	"github.com/inarious/inarious/internal/stream"
+	"github.com/inarious/inarious/middleware"
 )
 
 // BenchmarkActivityEmit compares what the API pays per activity event to
 // hand it to franz-go: through goka's emitter over FranzProducerBuilder (the
-// former path) and through FranzEmitter. Both run against the in-process
+// former path) and through the middleware's KafkaTransport. Both run against the in-process
 // broker, whose work is the same for both; at most 4096 events are
-// outstanding, as in the publisher.
+// outstanding, as in the buffer.
 func BenchmarkActivityEmit(b *testing.B) {
 	const topic = string(codecs.ActivityTopic)
 	c := kafkatest.Start(b, topic, 4)
@@ -34,7 +36,7 @@ func BenchmarkActivityEmit(b *testing.B) {
 	}
 	b.Run("goka-emitter", func(b *testing.B) {
 		em, err := goka.NewEmitter(c.Addrs, codecs.ActivityTopic, new(codecs.Activity), goka.WithEmitterHasher(kafka.Hasher),
-			goka.WithEmitterProducerBuilder(FranzProducerBuilder(5*time.Millisecond, nil)))
+			goka.WithEmitterProducerBuilder(stream.FranzProducerBuilder(5*time.Millisecond, nil)))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -50,8 +52,8 @@ func BenchmarkActivityEmit(b *testing.B) {
 		}
 		wait()
 	})
-	b.Run("franz-emitter", func(b *testing.B) {
-		em, err := NewFranzEmitter(c.Addrs, "bench", codecs.ActivityTopic, new(codecs.Activity), kafka.Hasher, 5*time.Millisecond)
+	b.Run("kafka-transport", func(b *testing.B) {
+		em, err := middleware.NewKafkaTransport(c.Addrs, middleware.KafkaLinger(5*time.Millisecond))
 		if err != nil {
 			b.Fatal(err)
 		}

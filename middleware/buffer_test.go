@@ -1,4 +1,4 @@
-package api_test
+package middleware_test
 
 import (
 	"bytes"
@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/middleware"
 )
 
 // syncProducer settles every event before Produce returns, as a producer
@@ -36,10 +36,10 @@ func (s *syncProducer) Produce(key string, msg any, done func(any, error)) error
 	stack = stack[:runtime.Stack(stack, false)]
 	s.mu.Lock()
 	s.attempts++
-	if bytes.Contains(stack, []byte("api.(*Publisher).Publish(")) {
+	if bytes.Contains(stack, []byte("middleware.(*Buffer).Publish(")) {
 		s.inPublish++
 	}
-	if bytes.Contains(stack, []byte("api.(*Publisher).PublishAll(")) {
+	if bytes.Contains(stack, []byte("middleware.(*Buffer).PublishAll(")) {
 		s.inPublishAll++
 	}
 	if s.held {
@@ -93,21 +93,21 @@ func (s *syncProducer) producedInPublish() int {
 
 // With ProduceOnPublish and nothing waiting, Publish hands the event over
 // itself: it is with the producer when Publish returns.
-func TestPublisherProducesOnPublishWhenNothingWaits(t *testing.T) {
+func TestBufferProducesOnPublishWhenNothingWaits(t *testing.T) {
 	prod := &syncProducer{}
-	pub := api.NewEventPublisher(prod, 16, api.ProduceOnPublish())
+	buf := middleware.NewBuffer(prod, 16, middleware.ProduceOnPublish())
 	for i := range 10 {
-		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
+		if !buf.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
 			t.Fatalf("event %d not accepted", i)
 		}
 		if got := prod.producedInPublish(); got != i+1 {
 			t.Fatalf("after %d publishes Publish handed %d events to the producer, want each", i+1, got)
 		}
 	}
-	if err := pub.Close(context.Background()); err != nil {
+	if err := buf.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if st := pub.Stats(); st.Accepted != 10 || st.Delivered != 10 || st.Queued != 0 || st.InFlight != 0 {
+	if st := buf.Stats(); st.Accepted != 10 || st.Delivered != 10 || st.Queued != 0 || st.InFlight != 0 {
 		t.Errorf("stats %+v, want 10 accepted and delivered", st)
 	}
 }
@@ -124,7 +124,7 @@ func TestPublishAllProducesWhatFindsASlot(t *testing.T) {
 		return evs
 	}
 	prod := &syncProducer{}
-	pub := api.NewEventPublisher(prod, 16, api.ProduceOnPublish())
+	pub := middleware.NewBuffer(prod, 16, middleware.ProduceOnPublish())
 	if !pub.PublishAll(batch(10)) || prod.count() != 10 || prod.inPublishAll != 10 {
 		t.Fatalf("%d of 10 delivered, %d by PublishAll; want all, by PublishAll", prod.count(), prod.inPublishAll)
 	}
@@ -133,8 +133,8 @@ func TestPublishAllProducesWhatFindsASlot(t *testing.T) {
 	}
 
 	prod = &syncProducer{held: true}
-	const slots = 4096 // the publisher's in-flight bound
-	pub = api.NewEventPublisher(prod, 100, api.ProduceOnPublish())
+	const slots = 4096 // the buffer's in-flight bound
+	pub = middleware.NewBuffer(prod, 100, middleware.ProduceOnPublish())
 	if !pub.PublishAll(batch(slots + 100)) {
 		t.Fatal("a batch filling the slots and the queue was refused")
 	}
@@ -159,14 +159,14 @@ func TestPublishAllProducesWhatFindsASlot(t *testing.T) {
 }
 
 // Until ready, events wait in the queue even with ProduceOnPublish.
-func TestPublisherProducesOnPublishOnlyOnceReady(t *testing.T) {
+func TestBufferProducesOnPublishOnlyOnceReady(t *testing.T) {
 	prod := &syncProducer{}
 	ready := make(chan struct{})
-	pub := api.NewEventPublisher(prod, 16, api.ProduceOnPublish(), api.HoldUntil(ready))
+	buf := middleware.NewBuffer(prod, 16, middleware.ProduceOnPublish(), middleware.HoldUntil(ready))
 	for range 3 {
-		pub.Publish(&activitypb.BackendApiActivity{Client: "c"})
+		buf.Publish(&activitypb.BackendApiActivity{Client: "c"})
 	}
-	if got, st := prod.count(), pub.Stats(); got != 0 || st.Queued != 3 {
+	if got, st := prod.count(), buf.Stats(); got != 0 || st.Queued != 3 {
 		t.Fatalf("before ready: %d produced, stats %+v; want 3 queued, none produced", got, st)
 	}
 	close(ready)
@@ -176,11 +176,11 @@ func TestPublisherProducesOnPublishOnlyOnceReady(t *testing.T) {
 	if got := prod.producedInPublish(); got != 0 {
 		t.Errorf("Publish handed %d events to the producer before ready", got)
 	}
-	pub.Publish(&activitypb.BackendApiActivity{Client: "c"})
+	buf.Publish(&activitypb.BackendApiActivity{Client: "c"})
 	if got := prod.producedInPublish(); got != 1 {
 		t.Errorf("Publish handed %d events to the producer after ready, want the new one", got)
 	}
-	if err := pub.Close(context.Background()); err != nil {
+	if err := buf.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -188,60 +188,60 @@ func TestPublisherProducesOnPublishOnlyOnceReady(t *testing.T) {
 // Failures settled inside Produce, on the publishing goroutine, are kept
 // and retried like any other, and stop handing events over in Publish
 // until a delivery succeeds.
-func TestPublisherProducingOnPublishRetriesFailures(t *testing.T) {
+func TestBufferProducingOnPublishRetriesFailures(t *testing.T) {
 	prod := &syncProducer{failFirst: 3}
-	pub := api.NewEventPublisher(prod, 64, api.WithLogger(slog.New(slog.DiscardHandler)), api.ProduceOnPublish())
+	buf := middleware.NewBuffer(prod, 64, middleware.WithLogger(slog.New(slog.DiscardHandler)), middleware.ProduceOnPublish())
 	const n = 20
 	for i := range n {
-		if !pub.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
+		if !buf.Publish(&activitypb.BackendApiActivity{Client: "c"}) {
 			t.Fatalf("event %d not accepted", i)
 		}
 	}
 	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
-		st := pub.Stats()
+		st := buf.Stats()
 		return st.Delivered == n, fmt.Sprintf("delivered %d of %d (retried %d)", st.Delivered, n, st.Retried)
 	})
-	if err := pub.Close(context.Background()); err != nil {
+	if err := buf.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if st := pub.Stats(); st.Retried != 3 || st.Failed != 0 || st.Dropped != 0 || prod.count() != n || !pub.Healthy() {
-		t.Errorf("stats %+v, %d produced, healthy %v; want each of %d delivered once after 3 retries", st, prod.count(), pub.Healthy(), n)
+	if st := buf.Stats(); st.Retried != 3 || st.Failed != 0 || st.Dropped != 0 || prod.count() != n || !buf.Healthy() {
+		t.Errorf("stats %+v, %d produced, healthy %v; want each of %d delivered once after 3 retries", st, prod.count(), buf.Healthy(), n)
 	}
 }
 
 // Publishing from many goroutines while Close runs accepts or refuses each
 // event, and every accepted one is settled by the time Close returns.
-func TestPublisherProducingOnPublishRacesClose(t *testing.T) {
+func TestBufferProducingOnPublishRacesClose(t *testing.T) {
 	prod := &syncProducer{}
-	pub := api.NewEventPublisher(prod, 1024, api.ProduceOnPublish())
+	buf := middleware.NewBuffer(prod, 1024, middleware.ProduceOnPublish())
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
 			for range 500 {
-				pub.Publish(&activitypb.BackendApiActivity{Client: "c"})
+				buf.Publish(&activitypb.BackendApiActivity{Client: "c"})
 			}
 		})
 	}
-	if err := pub.Close(context.Background()); err != nil {
+	if err := buf.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	st := pub.Stats()
+	st := buf.Stats()
 	wg.Wait()
 	if st.Accepted != st.Delivered+st.Failed || st.InFlight != 0 || st.Queued != 0 {
 		t.Errorf("stats at Close %+v: accepted events left unsettled", st)
 	}
-	if got := pub.Stats(); got.Accepted != st.Accepted || got.Accepted+got.Dropped != 8*500 {
+	if got := buf.Stats(); got.Accepted != st.Accepted || got.Accepted+got.Dropped != 8*500 {
 		t.Errorf("stats %+v after Close, %+v at Close: want nothing accepted after Close, every event accepted or dropped", got, st)
 	}
 }
 
 // TestPublishAllTakesAWholeBatchOrNone: a batch that does not fit in the
 // queue is refused whole, not counted as dropped, and the events already
-// queued are delivered once the publisher runs.
+// queued are delivered once the buffer runs.
 func TestPublishAllTakesAWholeBatchOrNone(t *testing.T) {
 	prod := &syncProducer{}
 	ready := make(chan struct{})
-	p := api.NewEventPublisher(prod, 3, api.HoldUntil(ready))
+	p := middleware.NewBuffer(prod, 3, middleware.HoldUntil(ready))
 	batch := func(n int) []*activitypb.BackendApiActivity {
 		evs := make([]*activitypb.BackendApiActivity, n)
 		for i := range evs {
@@ -266,6 +266,6 @@ func TestPublishAllTakesAWholeBatchOrNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p.PublishAll(batch(1)) {
-		t.Error("a closed publisher took a batch")
+		t.Error("a closed buffer took a batch")
 	}
 }
