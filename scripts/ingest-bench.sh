@@ -6,8 +6,10 @@
 # /v1/traces (512 server spans per export, protobuf, plain and gzipped) and
 # POST /events (100 JSON events per batch); the order of the binaries
 # reverses every other round. Per measurement: req/s, spans or events taken
-# per second, 429s, and the API's CPU per item (utime+stime from /proc over
-# the run). Medians at the end; raw lines in $OUT.
+# per second, 429s, and the API's CPU per item and share of its core
+# (utime+stime from /proc over the run). Medians at the end, with items per
+# second of API CPU (what a core of its own would take, whoever else uses
+# the machine); raw lines in $OUT.
 #
 #   INGEST_BROKERS=127.0.0.1:59092 KAFKA_PID=$(cat .cache/kafka/kafka.pid) \
 #     scripts/ingest-bench.sh [NAME=BINARY ...]   (default: current=<built from this tree>)
@@ -76,14 +78,15 @@ measure() { # name round mix
 import json, sys
 r = json.loads(sys.argv[1]); ticks, hz = int(sys.argv[2]), int(sys.argv[3])
 n = r.get("items") or r["requests"]
-print("%.0f\t%.0f\t%d\t%d\t%.2f" % (r["throughput_rps"], r.get("items_per_s", 0), r["codes"].get("429", 0),
-    r["requests"] - r["status"]["2xx"], 1e6 * ticks / hz / n if n else 0))
+cpu = ticks / hz
+print("%.0f\t%.0f\t%d\t%d\t%.2f\t%.0f" % (r["throughput_rps"], r.get("items_per_s", 0), r["codes"].get("429", 0),
+    r["requests"] - r["status"]["2xx"], 1e6 * cpu / n if n else 0, 100 * cpu / r["elapsed_s"]))
 ' "$json" "$((b - a))" "$HZ")
 	say "$(printf '%s\t%s\t%s\t%s\tload=%s' "$2" "$1" "$3" "$out" "$(cut -d' ' -f1 /proc/loadavg)")"
 }
 
 if [ -n "${KAFKA_PID:-}" ]; then taskset -a -p -c "$LOADER_CPU" "$KAFKA_PID" >/dev/null; fi
-say "# round	binary	mix	req/s	items/s	429s	non-2xx	API CPU µs per item (per request for healthz)	1-min load"
+say "# round	binary	mix	req/s	items/s	429s	non-2xx	API CPU µs per item (per request for healthz)	API CPU % of its core	1-min load"
 for round in $(seq 1 "$RUNS"); do
 	order=("${names[@]}")
 	if ((round % 2 == 0)); then
@@ -106,10 +109,11 @@ rows = {}
 for line in open(sys.argv[1]):
     if line.startswith("#"):
         continue
-    rnd, name, mix, rps, items, r429, non2xx, cpu, _ = line.rstrip("\n").split("\t")
-    rows.setdefault((name, mix), []).append((float(rps), float(items), int(r429), int(non2xx), float(cpu)))
-print("binary\tmix\treq/s\titems/s\t429s\tnon-2xx\tAPI CPU µs/item")
+    rnd, name, mix, rps, items, r429, non2xx, cpu, util, _ = line.rstrip("\n").split("\t")
+    rows.setdefault((name, mix), []).append((float(rps), float(items), int(r429), int(non2xx), float(cpu), float(util)))
+# Per API CPU second: what the API does with a core of its own, whoever else shares the machine.
+print("binary\tmix\treq/s\titems/s\t429s\tnon-2xx\tAPI CPU µs/item\tAPI CPU %\titems (requests) per API CPU second")
 for (name, mix), v in rows.items():
     med = lambda i: statistics.median(x[i] for x in v)
-    print(f"{name}\t{mix}\t{med(0):.0f}\t{med(1):.0f}\t{med(2):.0f}\t{med(3):.0f}\t{med(4):.2f}")
+    print(f"{name}\t{mix}\t{med(0):.0f}\t{med(1):.0f}\t{med(2):.0f}\t{med(3):.0f}\t{med(4):.2f}\t{med(5):.0f}\t{1e6 / med(4):.0f}")
 EOF

@@ -1,13 +1,18 @@
 package otlpin_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/bench/loadgen"
 	"github.com/inarious/inarious/internal/otlpin"
 )
@@ -45,4 +50,51 @@ func BenchmarkConvertOTLP(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512), "ns/span")
+}
+
+// discardPub takes every batch and keeps nothing.
+type discardPub struct{}
+
+func (discardPub) PublishAll([]*activitypb.BackendApiActivity) bool { return true }
+func (discardPub) Healthy() bool                                    { return true }
+
+// BenchmarkReceiveOTLP is the receiver's whole work per export of 512
+// spans, plain and gzipped, the publisher taking the events for free.
+func BenchmarkReceiveOTLP(b *testing.B) {
+	raw := benchExport(b, 512)
+	h := otlpin.Routes(discardPub{}, otlpin.WithMaxBodyBytes(1<<20))[0].Handler
+	for _, c := range []struct {
+		name, enc string
+		body      []byte
+	}{{"plain", "", raw}, {"gzip", "gzip", gzipBytes(b, raw)}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httptest.NewRequest(http.MethodPost, otlpin.Path, bytes.NewReader(c.body))
+				r.Header.Set("Content-Type", otlpin.ContentTypeProtobuf)
+				if c.enc != "" {
+					r.Header.Set("Content-Encoding", c.enc)
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					b.Fatalf("%d: %s", w.Code, w.Body)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512), "ns/span")
+		})
+	}
+}
+
+func gzipBytes(b *testing.B, raw []byte) []byte {
+	b.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(raw); err != nil {
+		b.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
 }

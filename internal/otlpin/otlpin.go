@@ -8,7 +8,7 @@ package otlpin
 
 import (
 	"bytes"
-	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,8 +18,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/inarious/inarious/codecs/activitypb"
@@ -204,7 +206,7 @@ func (rc *receiver) endWork() { <-rc.working }
 // readBody reads the body within the limits, inflating a gzipped one; a
 // non-zero status says why it could not.
 func (rc *receiver) readBody(w http.ResponseWriter, r *http.Request) (body []byte, status int, detail string) {
-	body, err := readAtMost(http.MaxBytesReader(w, r.Body, rc.maxBody), rc.maxBody)
+	body, err := readAtMost(http.MaxBytesReader(w, r.Body, rc.maxBody), rc.maxBody, r.ContentLength)
 	if err != nil {
 		status, detail = bodyError(err, rc.maxBody)
 		return nil, status, detail
@@ -213,11 +215,20 @@ func (rc *receiver) readBody(w http.ResponseWriter, r *http.Request) (body []byt
 	case "", "identity":
 		return body, 0, ""
 	case "gzip":
-		gz, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
+		zr, _ := gzipReaders.Get().(*gzip.Reader)
+		if zr == nil {
+			zr = new(gzip.Reader)
+		}
+		defer gzipReaders.Put(zr)
+		if err := zr.Reset(bytes.NewReader(body)); err != nil {
 			return nil, http.StatusBadRequest, "the body is not valid gzip"
 		}
-		if body, err = readAtMost(gz, rc.maxBody*inflateRatio); err != nil {
+		// A gzip member ends with its inflated size (mod 4 GiB): a hint only.
+		var inflated int64
+		if len(body) >= 4 {
+			inflated = int64(binary.LittleEndian.Uint32(body[len(body)-4:]))
+		}
+		if body, err = readAtMost(zr, rc.maxBody*inflateRatio, inflated); err != nil {
 			status, detail = bodyError(err, rc.maxBody*inflateRatio)
 			return nil, status, detail
 		}
@@ -226,6 +237,9 @@ func (rc *receiver) readBody(w http.ResponseWriter, r *http.Request) (body []byt
 		return nil, http.StatusUnsupportedMediaType, "Content-Encoding must be gzip or none, not " + enc
 	}
 }
+
+// gzipReaders are inflaters to reuse: each holds some 40 KiB of state.
+var gzipReaders sync.Pool
 
 // bodyError answers a failed read: 413 past limit, else 400.
 func bodyError(err error, limit int64) (int, string) {
@@ -236,11 +250,28 @@ func bodyError(err error, limit int64) (int, string) {
 	return http.StatusBadRequest, "the body could not be read (truncated, or not valid gzip)"
 }
 
-// readAtMost reads all of in, or errTooLarge past limit bytes.
-func readAtMost(in io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(in, limit+1))
-	if err != nil {
-		return nil, err
+// readAtMost reads all of in, or errTooLarge past limit bytes. sizeHint,
+// when positive, is what in is expected to hold (Content-Length), so the
+// body is read into one buffer of its size rather than a growing one.
+func readAtMost(in io.Reader, limit, sizeHint int64) ([]byte, error) {
+	size := int64(512)
+	if sizeHint > 0 {
+		size = min(sizeHint, limit) + 1 // + 1: room to see the end without growing
+	}
+	b := make([]byte, 0, size)
+	in = io.LimitReader(in, limit+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := in.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if int64(len(b)) > limit {
 		return nil, errTooLarge

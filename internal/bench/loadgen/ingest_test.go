@@ -94,7 +94,8 @@ func TestIngestScenariosSendBatchesTheReceiversTake(t *testing.T) {
 				ids[ev.RequestId] = true
 				client := codecs.ClientOf(ev)
 				if !strings.HasPrefix(client, "198.18.") || ev.Service != LoadService || ev.HttpStatus != 200 ||
-					!strings.HasPrefix(codecs.EndpointKey(ev), LoadService+": GET /bench/") || ev.DurationUs != 1500 {
+					!strings.HasPrefix(ev.Route, "/bench/") || codecs.EndpointKey(ev) != codecs.ServiceEndpointKey(LoadService, "GET "+ev.Route) ||
+					ev.DurationUs != 1500 {
 					t.Fatalf("event %v", ev)
 				}
 				if at := ev.RequestTime.AsTime(); at.Before(started) || at.After(time.Now()) {
