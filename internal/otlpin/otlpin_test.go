@@ -168,7 +168,7 @@ func encode(t *testing.T, ct string, gz bool) []byte {
 	return b
 }
 
-func gzipped(t *testing.T, b []byte) []byte {
+func gzipped(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
