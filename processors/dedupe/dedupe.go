@@ -373,6 +373,7 @@ func (s *Stage) flush(ctx context.Context, sess *kgo.GroupTransactSession, ss *s
 	}
 	s.flushes.Add(1)
 	s.forwarded.Add(uint64(forwarded))
+	s.log.Debug("dedupe flush", "forwarded", forwarded, "took", s.now().Sub(at))
 	s.expire(ss, at)
 	return nil
 }
