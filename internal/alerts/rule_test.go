@@ -122,3 +122,21 @@ func TestAlertIDIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// An endpoint of another service is named by its table key, service
+// first: its rules are its own, not the default service's same route.
+func TestEndpointRulesOfAService(t *testing.T) {
+	r := alerts.Rule{Name: "shop-p99", Kind: alerts.EndpointP99, Endpoint: "shop: GET /x", Window: "1m", Thresholds: []float64{250}}
+	if err := r.Validate(windows.Default()); err != nil {
+		t.Fatalf("a rule on another service's endpoint: %v", err)
+	}
+	rules := alerts.NewRules()
+	rules.Set(r)
+	s := rules.Current()
+	if own, _ := s.ForEndpoint("shop: GET /x"); len(own) != 1 {
+		t.Errorf("shop's GET /x has %d rules, want 1", len(own))
+	}
+	if own, _ := s.ForEndpoint("GET /x"); len(own) != 0 {
+		t.Errorf("the default service's GET /x has shop's rule: %+v", own)
+	}
+}
