@@ -13,7 +13,9 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/quotas"
 	"github.com/inarious/inarious/internal/windows"
 )
 
@@ -24,12 +26,38 @@ type Compiled struct {
 	Step time.Duration
 	// Limits are the thresholds in the unit of the observed value: calls
 	// (ClientUsage: the share of Limit, rounded up), a fraction (rates) or
-	// milliseconds (EndpointP99).
+	// milliseconds (EndpointP99). A rule on a quota has none: its limit is
+	// the client's (Calls).
 	Limits []float64
+	// OnQuota is, for a rule on a quota, which calls it counts; nil else.
+	OnQuota *QuotaScope
 }
+
+// QuotaScope is the limit a rule on a quota watches, as the usage row
+// keys its calls.
+type QuotaScope struct {
+	// Scope is the policy limit's (quotas.Limit.Scope).
+	Scope string
+	// EndpointKey, for a limit of one endpoint, is its key in the usage
+	// row (codecs.ServiceEndpointKey).
+	EndpointKey string
+	// Service, for a limit of a service's calls (and no endpoint), is
+	// that service as the row's keys carry it ("" for the default).
+	Service   string
+	OfService bool
+}
+
+// AllCalls is whether the limit counts every call of the client.
+func (q *QuotaScope) AllCalls() bool { return q.EndpointKey == "" && !q.OfService }
 
 // StepSeconds is the rule's bucket step in seconds, as buckets give it.
 func (c *Compiled) StepSeconds() int64 { return int64(c.Step / time.Second) }
+
+// Calls is threshold i of a ClientUsage rule in calls: its share of limit,
+// rounded up.
+func (c *Compiled) Calls(i int, limit uint64) float64 {
+	return math.Ceil(float64(limit) * c.Thresholds[i] / 100)
+}
 
 func compile(r Rule) (*Compiled, bool) {
 	step, err := windows.ParseDuration(r.Window)
@@ -37,10 +65,21 @@ func compile(r Rule) (*Compiled, bool) {
 		return nil, false
 	}
 	c := &Compiled{Rule: r, Step: step, Limits: make([]float64, len(r.Thresholds))}
-	for i, t := range r.Thresholds {
+	if r.Quota != "" {
+		l, err := quotas.ParseLimitName(r.Quota)
+		if err != nil || r.Kind != ClientUsage || l.Step() != step {
+			return nil, false
+		}
+		c.Limits = nil
+		c.OnQuota = &QuotaScope{Scope: l.Scope(), OfService: l.Service != "", Service: codecs.NormalService(l.Service)}
+		if l.Endpoint != "" {
+			c.OnQuota.EndpointKey = codecs.ServiceEndpointKey(l.Service, l.Endpoint)
+		}
+	}
+	for i, t := range r.Thresholds[:len(c.Limits)] {
 		switch r.Kind {
 		case ClientUsage:
-			c.Limits[i] = math.Ceil(float64(r.Limit) * t / 100)
+			c.Limits[i] = c.Calls(i, r.Limit)
 		case ClientErrorRate, EndpointErrorRate:
 			c.Limits[i] = t / 100
 		default:

@@ -8,6 +8,7 @@ import (
 	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/alerts"
+	"github.com/inarious/inarious/internal/quotas"
 	"github.com/inarious/inarious/internal/windows"
 )
 
@@ -17,11 +18,11 @@ import (
 func WithAlerts(e *alerts.Evaluator) Option { return func(p *Processor) { p.alerts = e } }
 
 // checkAlerts fires the client's rules whose threshold ev crossed in its
-// bucket of the rule's step. A replayed event (applied false) fires those
-// already crossed in the open buckets and the last closed ones: the crash
-// may have lost their alerts (same IDs). Without rules on any client it
-// costs one atomic load.
-func (p *Processor) checkAlerts(ctx goka.Context, client string, usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, applied bool, now time.Time) {
+// bucket of the rule's step; endpoint is the window id ev was counted
+// under. A replayed event (applied false) fires those already crossed in
+// the open buckets and the last closed ones: the crash may have lost their
+// alerts (same IDs). Without rules on any client it costs one atomic load.
+func (p *Processor) checkAlerts(ctx goka.Context, client string, usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, applied bool, endpoint uint32, now time.Time) {
 	rules := p.alerts.Rules()
 	if !rules.HasClientRules() {
 		return
@@ -32,30 +33,115 @@ func (p *Processor) checkAlerts(ctx goka.Context, client string, usage *activity
 	}
 	at := eventTime(ev, now, p.windows.Grace)
 	class, classed := codecs.StatusClass(ev.GetHttpStatus())
-	check := func(c *alerts.Compiled, b *activitypb.WindowBucket) {
-		if b.StepSeconds != c.StepSeconds() {
-			return
-		}
-		added := applied && b.StartUnix == windows.StartUnix(at, c.Step)
-		before, value := observe(c, b, added, class, classed)
-		for i := range c.Limits {
-			if c.Crossed(i, before, value, applied) {
-				p.alerts.Fire(ctx, c, i, client, b.StartUnix, value)
-			}
-		}
-	}
+	// The client's quota policy, looked up for the first rule on a quota.
+	var policy quotas.InForce
+	looked := false
 	for _, set := range [2][]*alerts.Compiled{own, every} {
 		for _, c := range set {
+			if c.OnQuota != nil {
+				if !looked {
+					policy, looked = p.alerts.QuotaFor(client), true
+				}
+				p.checkQuota(ctx, c, client, usage, policy, applied, endpoint, at)
+				continue
+			}
 			for _, b := range usage.OpenBuckets {
-				check(c, b)
+				p.checkBucket(ctx, c, client, b, applied && b.StartUnix == windows.StartUnix(at, c.Step), class, classed, applied)
 			}
 			if !applied {
 				for _, b := range usage.GetLastClosed().GetBuckets() {
-					check(c, b)
+					p.checkBucket(ctx, c, client, b, false, class, classed, applied)
 				}
 			}
 		}
 	}
+}
+
+// checkBucket fires c's thresholds that b crossed (added: the event was
+// counted in b).
+func (p *Processor) checkBucket(ctx goka.Context, c *alerts.Compiled, client string, b *activitypb.WindowBucket, added bool, class int, classed, applied bool) {
+	if b.StepSeconds != c.StepSeconds() {
+		return
+	}
+	before, value := observe(c, b, added, class, classed)
+	for i := range c.Limits {
+		if c.Crossed(i, before, value, applied) {
+			p.alerts.Fire(ctx, c, i, client, b.StartUnix, value)
+		}
+	}
+}
+
+// checkQuota fires the thresholds of c, a rule on a quota, that the
+// client's calls in the quota's scope reached, as shares of the limit of
+// the policy in force now (README, "Alerts": a policy changed mid-window).
+// No policy, or none with that limit, or a limit of 0, fires nothing.
+func (p *Processor) checkQuota(ctx goka.Context, c *alerts.Compiled, client string, usage *activitypb.ClientUsage, policy quotas.InForce, applied bool, endpoint uint32, at int64) {
+	limit, ok := policy.Limit(c.OnQuota.Scope)
+	if !ok || limit == 0 {
+		return
+	}
+	lowest := c.Calls(0, limit)
+	check := func(b *activitypb.WindowBucket, added bool) {
+		if b.StepSeconds != c.StepSeconds() || float64(b.Total) < lowest {
+			return // the scope's calls are at most the bucket's
+		}
+		calls, inScope := scopeCalls(c.OnQuota, usage, b, endpoint)
+		value, before := float64(calls), float64(calls)
+		if added && inScope {
+			before--
+		}
+		// Strict for an event applied in a window the policy was in force
+		// all along; after a change (or on a replay), what the limit in
+		// force says is reached fires, once (Fire remembers it, and its
+		// ID is the same).
+		strict := applied && policy.Since < b.StartUnix*int64(time.Second)
+		for i := range c.Thresholds {
+			if alerts.Crosses(c.Calls(i, limit), before, value, strict) {
+				p.alerts.FireQuota(ctx, c, i, client, b.StartUnix, value, limit, policy.Policy.Client)
+			}
+		}
+	}
+	start := windows.StartUnix(at, c.Step)
+	for _, b := range usage.OpenBuckets {
+		check(b, applied && b.StartUnix == start)
+	}
+	if !applied {
+		for _, b := range usage.GetLastClosed().GetBuckets() {
+			check(b, false)
+		}
+	}
+}
+
+// scopeCalls are the calls of b in q's scope, and whether the endpoint of
+// window id endpoint is in it.
+func scopeCalls(q *alerts.QuotaScope, usage *activitypb.ClientUsage, b *activitypb.WindowBucket, endpoint uint32) (calls uint64, inScope bool) {
+	switch {
+	case q.AllCalls():
+		return b.Total, true
+	case q.EndpointKey != "":
+		ep := usage.Endpoints[q.EndpointKey]
+		if ep == nil {
+			return 0, false
+		}
+		return countOf(b, ep.WindowId), ep.WindowId == endpoint
+	}
+	for key, ep := range usage.Endpoints {
+		if codecs.InService(key, q.Service) {
+			calls += countOf(b, ep.WindowId)
+			inScope = inScope || ep.WindowId == endpoint
+		}
+	}
+	return calls, inScope
+}
+
+// countOf is b's calls of the endpoint of window id id.
+func countOf(b *activitypb.WindowBucket, id uint32) uint64 {
+	for i, k := range b.EndpointIds {
+		if k == id && i < len(b.Counts) {
+			return b.Counts[i]
+		}
+	}
+	return 0
 }
 
 // unobserved is a value no threshold fires on: a rate over fewer calls

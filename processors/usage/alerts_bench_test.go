@@ -32,7 +32,7 @@ func BenchmarkCheckAlerts(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				p.checkAlerts(nil, "c", u, ev, true, now)
+				p.checkAlerts(nil, "c", u, ev, true, 1, now)
 			}
 		})
 	}
