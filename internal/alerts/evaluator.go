@@ -107,8 +107,31 @@ func (e *Evaluator) FireQuota(ctx goka.Context, c *Compiled, i int, client strin
 	e.fire(ctx, c, i, client, startUnix, calls, limit, policy)
 }
 
+// FireQuotaReached is FireQuota for thresholds 0 to reached-1, all reached
+// at calls, that this member has not fired yet: those above the highest it
+// has (counts only grow, so it fired those below too). While a window's
+// count stays past its thresholds, that is one look-up per event.
+func (e *Evaluator) FireQuotaReached(ctx goka.Context, c *Compiled, reached int, client string, startUnix int64, calls float64, limit uint64, policy string) {
+	from := reached
+	e.mu.Lock()
+	for from > 0 {
+		if _, ok := e.fired[e.firing(c, from-1, client, startUnix, limit)]; ok {
+			break
+		}
+		from--
+	}
+	e.mu.Unlock()
+	for i := from; i < reached; i++ {
+		e.fire(ctx, c, i, client, startUnix, calls, limit, policy)
+	}
+}
+
+func (e *Evaluator) firing(c *Compiled, i int, key string, startUnix int64, limit uint64) firing {
+	return firing{rule: c.Name, kind: c.Kind, key: key, quota: c.Quota, step: c.Step, start: startUnix, threshold: c.Thresholds[i], limit: limit}
+}
+
 func (e *Evaluator) fire(ctx goka.Context, c *Compiled, i int, key string, startUnix int64, value float64, limit uint64, policy string) {
-	f := firing{rule: c.Name, kind: c.Kind, key: key, quota: c.Quota, step: c.Step, start: startUnix, threshold: c.Thresholds[i], limit: limit}
+	f := e.firing(c, i, key, startUnix, limit)
 	if !e.remember(f, startUnix+c.StepSeconds()) {
 		return
 	}

@@ -184,8 +184,7 @@ type Rules struct {
 	changed chan struct{}
 	// recovered is closed once the view has read the whole topic (or at
 	// once without a view).
-	recovered     chan struct{}
-	recoveredOnce sync.Once
+	recovered *kafka.Latch
 	// cfg, if not nil, is where Run follows RulesTopic.
 	cfg *kafka.Config
 }
@@ -193,12 +192,12 @@ type Rules struct {
 // NewRules holds no rules and is recovered: Set fills it.
 func NewRules() *Rules {
 	r := newRules(slog.Default())
-	r.markRecovered()
+	r.recovered.Close()
 	return r
 }
 
 func newRules(log *slog.Logger) *Rules {
-	r := &Rules{log: log, all: map[string]Rule{}, changed: make(chan struct{}), recovered: make(chan struct{})}
+	r := &Rules{log: log, all: map[string]Rule{}, changed: make(chan struct{}), recovered: kafka.NewLatch()}
 	r.snap.Store(newSnapshot(nil))
 	return r
 }
@@ -220,45 +219,15 @@ func (r *Rules) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	opts := append(r.cfg.ViewOptions(r.log),
-		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
-		goka.WithViewCallback(r.update))
-	v, err := goka.NewView(r.cfg.Brokers, RulesTable, RuleCodec{}, opts...)
-	if err != nil {
-		return err
-	}
-	go func() {
-		select {
-		case <-v.WaitRunning():
-			r.markRecovered()
-		case <-ctx.Done():
-		}
-	}()
-	return v.Run(ctx)
+	return r.cfg.RunMemoryView(ctx, r.log, RulesTable, RuleCodec{}, r.update, r.recovered)
 }
-
-func (r *Rules) markRecovered() { r.recoveredOnce.Do(func() { close(r.recovered) }) }
 
 // Recovered is whether the whole topic has been read.
-func (r *Rules) Recovered() bool {
-	select {
-	case <-r.recovered:
-		return true
-	default:
-		return false
-	}
-}
+func (r *Rules) Recovered() bool { return r.recovered.Closed() }
 
 // WaitRecovered waits until the whole topic has been read, so no crossing
 // is missed for want of its rule.
-func (r *Rules) WaitRecovered(ctx context.Context) error {
-	select {
-	case <-r.recovered:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (r *Rules) WaitRecovered(ctx context.Context) error { return r.recovered.Wait(ctx) }
 
 // update is the view's callback: it stores the record and applies it.
 func (r *Rules) update(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {

@@ -28,8 +28,7 @@ type Index struct {
 	owners   atomic.Int64
 	fallback atomic.Pointer[indexed] // Default's
 
-	recovered     chan struct{}
-	recoveredOnce sync.Once
+	recovered *kafka.Latch
 }
 
 // indexed is one client's record: its policy (nil once deleted), the scope
@@ -42,8 +41,8 @@ type indexed struct {
 
 // NewIndex is an empty index that Put and Delete fill (tests, benchmarks).
 func NewIndex() *Index {
-	ix := &Index{log: slog.Default(), recovered: make(chan struct{})}
-	ix.markRecovered()
+	ix := &Index{log: slog.Default(), recovered: kafka.NewLatch()}
+	ix.recovered.Close()
 	return ix
 }
 
@@ -52,7 +51,7 @@ func NewIndexView(cfg kafka.Config, log *slog.Logger) *Index {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Index{log: log, cfg: &cfg, recovered: make(chan struct{})}
+	return &Index{log: log, cfg: &cfg, recovered: kafka.NewLatch()}
 }
 
 // Run follows the topic until ctx ends, in a view held in memory.
@@ -61,35 +60,12 @@ func (ix *Index) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	opts := append(ix.cfg.ViewOptions(ix.log),
-		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
-		goka.WithViewCallback(ix.update))
-	v, err := goka.NewView(ix.cfg.Brokers, Topic, new(Codec), opts...)
-	if err != nil {
-		return err
-	}
-	go func() {
-		select {
-		case <-v.WaitRunning():
-			ix.markRecovered()
-		case <-ctx.Done():
-		}
-	}()
-	return v.Run(ctx)
+	return ix.cfg.RunMemoryView(ctx, ix.log, Topic, new(Codec), ix.update, ix.recovered)
 }
-
-func (ix *Index) markRecovered() { ix.recoveredOnce.Do(func() { close(ix.recovered) }) }
 
 // WaitRecovered waits until the whole topic has been read, so that no
 // event is judged without its client's policy.
-func (ix *Index) WaitRecovered(ctx context.Context) error {
-	select {
-	case <-ix.recovered:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (ix *Index) WaitRecovered(ctx context.Context) error { return ix.recovered.Wait(ctx) }
 
 // update is the view's callback. The index is the only copy kept: the
 // view's storage is not written.

@@ -91,15 +91,23 @@ func (p *Processor) checkQuota(ctx goka.Context, c *alerts.Compiled, client stri
 			before--
 		}
 		// Strict for an event applied in a window the policy was in force
-		// all along; after a change (or on a replay), what the limit in
-		// force says is reached fires, once (Fire remembers it, and its
-		// ID is the same).
-		strict := applied && policy.Since < b.StartUnix*int64(time.Second)
-		for i := range c.Thresholds {
-			if alerts.Crosses(c.Calls(i, limit), before, value, strict) {
-				p.alerts.FireQuota(ctx, c, i, client, b.StartUnix, value, limit, policy.Policy.Client)
+		// all along: a threshold fires when the event crosses it. After a
+		// change (or on a replay), what the limit in force says is reached
+		// fires, once: the evaluator remembers what it fired (and the ID
+		// would be the same).
+		if applied && policy.Since < b.StartUnix*int64(time.Second) {
+			for i := range c.Thresholds {
+				if alerts.Crosses(c.Calls(i, limit), before, value, true) {
+					p.alerts.FireQuota(ctx, c, i, client, b.StartUnix, value, limit, policy.Policy.Client)
+				}
 			}
+			return
 		}
+		reached := 0
+		for reached < len(c.Thresholds) && value >= c.Calls(reached, limit) {
+			reached++
+		}
+		p.alerts.FireQuotaReached(ctx, c, reached, client, b.StartUnix, value, limit, policy.Policy.Client)
 	}
 	start := windows.StartUnix(at, c.Step)
 	for _, b := range usage.OpenBuckets {
