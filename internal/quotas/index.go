@@ -120,15 +120,22 @@ func (ix *Index) store(client string, e *indexed) {
 	}
 }
 
-// InForce is the policy in force for a client.
+// InForce is the policy in force for a client (two words: it is passed
+// by value on the hot path).
 type InForce struct {
-	// Policy is the client's own, else Default's; nil when neither exists.
-	Policy *Policy
+	e *indexed
 	// Since is when it came into force for the client, Unix ns: when it
 	// was written, or when the client's own policy was deleted (falling
 	// back to Default), whichever is later.
-	Since  int64
-	scopes []string
+	Since int64
+}
+
+// Policy is the client's own, else Default's; nil when neither exists.
+func (p InForce) Policy() *Policy {
+	if p.e == nil {
+		return nil
+	}
+	return p.e.policy
 }
 
 // For is the policy in force for client.
@@ -140,7 +147,7 @@ func (ix *Index) For(client string) InForce {
 		}
 	}
 	if own != nil && own.policy != nil {
-		return InForce{Policy: own.policy, Since: own.at, scopes: own.scopes}
+		return InForce{e: own, Since: own.at}
 	}
 	d := ix.fallback.Load()
 	if d == nil || d.policy == nil {
@@ -150,15 +157,18 @@ func (ix *Index) For(client string) InForce {
 	if own != nil {
 		since = max(since, own.at)
 	}
-	return InForce{Policy: d.policy, Since: since, scopes: d.scopes}
+	return InForce{e: d, Since: since}
 }
 
 // Limit is the count of the policy's limit of scope (Limit.Scope); false
 // when the policy has none (or there is no policy).
 func (p InForce) Limit(scope string) (uint64, bool) {
-	for i, s := range p.scopes {
+	if p.e == nil {
+		return 0, false
+	}
+	for i, s := range p.e.scopes {
 		if s == scope {
-			return p.Policy.Limits[i].Limit, true
+			return p.e.policy.Limits[i].Limit, true
 		}
 	}
 	return 0, false

@@ -39,19 +39,19 @@ func TestParseLimitNameReadsWhatNameWrites(t *testing.T) {
 func TestIndexPolicyInForce(t *testing.T) {
 	ix := quotas.NewIndex()
 	t0 := time.Unix(1700000000, 0)
-	if p := ix.For("alice"); p.Policy != nil {
+	if p := ix.For("alice"); p.Policy() != nil {
 		t.Fatalf("no policy at all: %+v", p)
 	}
 	minute := quotas.Limit{Window: "1m"}.Scope()
 	ix.Put(quotas.Default, &quotas.Policy{Limits: []quotas.Limit{{Window: "60s", Limit: 100}}}, t0)
-	if p := ix.For("alice"); p.Policy.Client != quotas.Default || p.Since != t0.UnixNano() {
+	if p := ix.For("alice"); p.Policy().Client != quotas.Default || p.Since != t0.UnixNano() {
 		t.Errorf("alice under the default: %+v", p)
 	} else if n, ok := p.Limit(minute); !ok || n != 100 {
 		t.Errorf("the default's minute (written 60s): %d %v", n, ok)
 	}
 	ix.Put("alice", &quotas.Policy{Limits: []quotas.Limit{{Window: "1d", Limit: 5}, {Window: "1m", Endpoint: "POST /users", Limit: 3}}}, t0.Add(time.Second))
 	p := ix.For("alice")
-	if p.Policy.Client != "alice" || p.Since != t0.Add(time.Second).UnixNano() {
+	if p.Policy().Client != "alice" || p.Since != t0.Add(time.Second).UnixNano() {
 		t.Errorf("alice's own: %+v", p)
 	}
 	if _, ok := p.Limit(minute); ok {
@@ -60,16 +60,16 @@ func TestIndexPolicyInForce(t *testing.T) {
 	if n, ok := p.Limit(quotas.Limit{Window: "1m", Endpoint: "POST /users"}.Scope()); !ok || n != 3 {
 		t.Errorf("alice's POST /users per minute: %d %v", n, ok)
 	}
-	if p := ix.For("bob"); p.Policy.Client != quotas.Default {
+	if p := ix.For("bob"); p.Policy().Client != quotas.Default {
 		t.Errorf("bob: %+v", p)
 	}
 	// Deleted: back to the default, in force for her since the deletion.
 	ix.Delete("alice", t0.Add(time.Minute))
-	if p := ix.For("alice"); p.Policy.Client != quotas.Default || p.Since != t0.Add(time.Minute).UnixNano() {
+	if p := ix.For("alice"); p.Policy().Client != quotas.Default || p.Since != t0.Add(time.Minute).UnixNano() {
 		t.Errorf("alice after her policy's deletion: %+v", p)
 	}
 	ix.Delete(quotas.Default, t0.Add(time.Hour))
-	if p := ix.For("alice"); p.Policy != nil {
+	if p := ix.For("alice"); p.Policy() != nil {
 		t.Errorf("no policy left: %+v", p)
 	}
 }

@@ -46,23 +46,24 @@ func (p *Processor) checkAlerts(ctx goka.Context, client string, usage *activity
 				continue
 			}
 			for _, b := range usage.OpenBuckets {
-				p.checkBucket(ctx, c, client, b, applied && b.StartUnix == windows.StartUnix(at, c.Step), class, classed, applied)
+				p.checkBucket(ctx, c, client, b, at, class, classed, applied)
 			}
 			if !applied {
 				for _, b := range usage.GetLastClosed().GetBuckets() {
-					p.checkBucket(ctx, c, client, b, false, class, classed, applied)
+					p.checkBucket(ctx, c, client, b, at, class, classed, applied)
 				}
 			}
 		}
 	}
 }
 
-// checkBucket fires c's thresholds that b crossed (added: the event was
-// counted in b).
-func (p *Processor) checkBucket(ctx goka.Context, c *alerts.Compiled, client string, b *activitypb.WindowBucket, added bool, class int, classed, applied bool) {
+// checkBucket fires c's thresholds that b crossed (the event, at at, was
+// counted in its bucket if applied).
+func (p *Processor) checkBucket(ctx goka.Context, c *alerts.Compiled, client string, b *activitypb.WindowBucket, at int64, class int, classed, applied bool) {
 	if b.StepSeconds != c.StepSeconds() {
 		return
 	}
+	added := applied && b.StartUnix == windows.StartUnix(at, c.Step)
 	before, value := observe(c, b, added, class, classed)
 	for i := range c.Limits {
 		if c.Crossed(i, before, value, applied) {
@@ -98,7 +99,7 @@ func (p *Processor) checkQuota(ctx goka.Context, c *alerts.Compiled, client stri
 		if applied && policy.Since < b.StartUnix*int64(time.Second) {
 			for i := range c.Thresholds {
 				if alerts.Crosses(c.Calls(i, limit), before, value, true) {
-					p.alerts.FireQuota(ctx, c, i, client, b.StartUnix, value, limit, policy.Policy.Client)
+					p.alerts.FireQuota(ctx, c, i, client, b.StartUnix, value, limit, policy.Policy().Client)
 				}
 			}
 			return
@@ -107,7 +108,7 @@ func (p *Processor) checkQuota(ctx goka.Context, c *alerts.Compiled, client stri
 		for reached < len(c.Thresholds) && value >= c.Calls(reached, limit) {
 			reached++
 		}
-		p.alerts.FireQuotaReached(ctx, c, reached, client, b.StartUnix, value, limit, policy.Policy.Client)
+		p.alerts.FireQuotaReached(ctx, c, reached, client, b.StartUnix, value, limit, policy.Policy().Client)
 	}
 	start := windows.StartUnix(at, c.Step)
 	for _, b := range usage.OpenBuckets {
