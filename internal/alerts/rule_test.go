@@ -93,7 +93,10 @@ func TestRuleOnAQuota(t *testing.T) {
 	}
 	rules := alerts.NewRules()
 	rules.Set(r)
-	_, every := rules.Current().ForClient("alice")
+	if own, every := rules.Current().ForClient("alice"); len(own)+len(every) != 0 {
+		t.Errorf("a rule on a quota among the others: %+v %+v", own, every)
+	}
+	_, every := rules.Current().QuotaRulesFor("alice")
 	if len(every) != 1 || every[0].OnQuota == nil || len(every[0].Limits) != 0 || every[0].Step != time.Hour {
 		t.Fatalf("compiled %+v", every)
 	}

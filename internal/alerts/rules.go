@@ -95,15 +95,19 @@ func compile(r Rule) (*Compiled, bool) {
 // Snapshot is the rules at one moment, indexed by what they watch. It is
 // never changed: Rules replaces it.
 type Snapshot struct {
-	byName      map[string]*Compiled
-	clients     map[string][]*Compiled
-	anyClient   []*Compiled
-	endpoints   map[string][]*Compiled
-	anyEndpoint []*Compiled
+	byName    map[string]*Compiled
+	clients   map[string][]*Compiled
+	anyClient []*Compiled
+	// Rules on a quota, apart: the others' check stays as it was.
+	quotaClients   map[string][]*Compiled
+	anyClientQuota []*Compiled
+	endpoints      map[string][]*Compiled
+	anyEndpoint    []*Compiled
 }
 
 func newSnapshot(rules map[string]Rule) *Snapshot {
-	s := &Snapshot{byName: map[string]*Compiled{}, clients: map[string][]*Compiled{}, endpoints: map[string][]*Compiled{}}
+	s := &Snapshot{byName: map[string]*Compiled{}, clients: map[string][]*Compiled{}, quotaClients: map[string][]*Compiled{},
+		endpoints: map[string][]*Compiled{}}
 	for _, r := range rules {
 		c, ok := compile(r)
 		if !ok {
@@ -111,6 +115,10 @@ func newSnapshot(rules map[string]Rule) *Snapshot {
 		}
 		s.byName[r.Name] = c
 		switch {
+		case c.OnQuota != nil && r.Client == Any:
+			s.anyClientQuota = append(s.anyClientQuota, c)
+		case c.OnQuota != nil:
+			s.quotaClients[r.Client] = append(s.quotaClients[r.Client], c)
 		case r.Kind.ForClients() && r.Client == Any:
 			s.anyClient = append(s.anyClient, c)
 		case r.Kind.ForClients():
@@ -126,15 +134,28 @@ func newSnapshot(rules map[string]Rule) *Snapshot {
 
 // HasClientRules is whether any rule watches clients.
 func (s *Snapshot) HasClientRules() bool {
-	return s != nil && (len(s.clients) > 0 || len(s.anyClient) > 0)
+	return s != nil && (len(s.clients) > 0 || len(s.anyClient) > 0 || len(s.quotaClients) > 0 || len(s.anyClientQuota) > 0)
 }
 
-// ForClient are the rules watching client: its own, and those on every client.
+// ForClient are the rules watching client, but for those on a quota: its
+// own, and those on every client.
 func (s *Snapshot) ForClient(client string) (own, every []*Compiled) {
 	if s == nil {
 		return nil, nil
 	}
 	return s.clients[client], s.anyClient
+}
+
+// QuotaRulesFor are the rules on a quota watching client: its own, and
+// those on every client.
+func (s *Snapshot) QuotaRulesFor(client string) (own, every []*Compiled) {
+	if s == nil {
+		return nil, nil
+	}
+	if len(s.quotaClients) > 0 {
+		own = s.quotaClients[client]
+	}
+	return own, s.anyClientQuota
 }
 
 // HasEndpointRules is whether any rule watches endpoints.

@@ -27,47 +27,46 @@ func (p *Processor) checkAlerts(ctx goka.Context, client string, usage *activity
 	if !rules.HasClientRules() {
 		return
 	}
-	own, every := rules.ForClient(client)
-	if len(own)+len(every) == 0 {
-		return
+	if own, every := rules.ForClient(client); len(own)+len(every) > 0 {
+		p.checkRules(ctx, own, every, client, usage, ev, applied, now)
 	}
-	at := eventTime(ev, now, p.windows.Grace)
-	class, classed := codecs.StatusClass(ev.GetHttpStatus())
-	// The client's quota policy, looked up for the first rule on a quota.
-	var policy quotas.InForce
-	looked := false
-	for _, set := range [2][]*alerts.Compiled{own, every} {
-		for _, c := range set {
-			if c.OnQuota != nil {
-				if !looked {
-					policy, looked = p.alerts.QuotaFor(client), true
-				}
+	if own, every := rules.QuotaRulesFor(client); len(own)+len(every) > 0 {
+		policy := p.alerts.QuotaFor(client)
+		at := eventTime(ev, now, p.windows.Grace)
+		for _, set := range [2][]*alerts.Compiled{own, every} {
+			for _, c := range set {
 				p.checkQuota(ctx, c, client, usage, policy, applied, endpoint, at)
-				continue
-			}
-			for _, b := range usage.OpenBuckets {
-				p.checkBucket(ctx, c, client, b, at, class, classed, applied)
-			}
-			if !applied {
-				for _, b := range usage.GetLastClosed().GetBuckets() {
-					p.checkBucket(ctx, c, client, b, at, class, classed, applied)
-				}
 			}
 		}
 	}
 }
 
-// checkBucket fires c's thresholds that b crossed (the event, at at, was
-// counted in its bucket if applied).
-func (p *Processor) checkBucket(ctx goka.Context, c *alerts.Compiled, client string, b *activitypb.WindowBucket, at int64, class int, classed, applied bool) {
-	if b.StepSeconds != c.StepSeconds() {
-		return
+// checkRules checks the rules other than those on a quota: own and every.
+func (p *Processor) checkRules(ctx goka.Context, own, every []*alerts.Compiled, client string, usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, applied bool, now time.Time) {
+	at := eventTime(ev, now, p.windows.Grace)
+	class, classed := codecs.StatusClass(ev.GetHttpStatus())
+	check := func(c *alerts.Compiled, b *activitypb.WindowBucket) {
+		if b.StepSeconds != c.StepSeconds() {
+			return
+		}
+		added := applied && b.StartUnix == windows.StartUnix(at, c.Step)
+		before, value := observe(c, b, added, class, classed)
+		for i := range c.Limits {
+			if c.Crossed(i, before, value, applied) {
+				p.alerts.Fire(ctx, c, i, client, b.StartUnix, value)
+			}
+		}
 	}
-	added := applied && b.StartUnix == windows.StartUnix(at, c.Step)
-	before, value := observe(c, b, added, class, classed)
-	for i := range c.Limits {
-		if c.Crossed(i, before, value, applied) {
-			p.alerts.Fire(ctx, c, i, client, b.StartUnix, value)
+	for _, set := range [2][]*alerts.Compiled{own, every} {
+		for _, c := range set {
+			for _, b := range usage.OpenBuckets {
+				check(c, b)
+			}
+			if !applied {
+				for _, b := range usage.GetLastClosed().GetBuckets() {
+					check(c, b)
+				}
+			}
 		}
 	}
 }
