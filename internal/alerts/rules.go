@@ -53,10 +53,12 @@ func (q *QuotaScope) AllCalls() bool { return q.EndpointKey == "" && !q.OfServic
 // StepSeconds is the rule's bucket step in seconds, as buckets give it.
 func (c *Compiled) StepSeconds() int64 { return int64(c.Step / time.Second) }
 
-// Calls is threshold i of a ClientUsage rule in calls: its share of limit,
-// rounded up.
+// Calls is threshold i of a ClientUsage rule as a count of calls: its
+// share of limit. Counts are whole, so a count reaches it exactly when it
+// reaches it rounded up (as Limits have it); the hot path of rules on a
+// quota saves the rounding.
 func (c *Compiled) Calls(i int, limit uint64) float64 {
-	return math.Ceil(float64(limit) * c.Thresholds[i] / 100)
+	return float64(limit) * c.Thresholds[i] / 100
 }
 
 func compile(r Rule) (*Compiled, bool) {
@@ -79,7 +81,7 @@ func compile(r Rule) (*Compiled, bool) {
 	for i, t := range r.Thresholds[:len(c.Limits)] {
 		switch r.Kind {
 		case ClientUsage:
-			c.Limits[i] = c.Calls(i, r.Limit)
+			c.Limits[i] = math.Ceil(c.Calls(i, r.Limit))
 		case ClientErrorRate, EndpointErrorRate:
 			c.Limits[i] = t / 100
 		default:

@@ -27,13 +27,18 @@ func (p *Processor) checkAlerts(ctx goka.Context, client string, usage *activity
 	if !rules.HasClientRules() {
 		return
 	}
-	if own, every := rules.ForClient(client); len(own)+len(every) > 0 {
-		p.checkRules(ctx, own, every, client, usage, ev, applied, now)
+	own, every := rules.ForClient(client)
+	ownQuota, everyQuota := rules.QuotaRulesFor(client)
+	if len(own)+len(every)+len(ownQuota)+len(everyQuota) == 0 {
+		return
 	}
-	if own, every := rules.QuotaRulesFor(client); len(own)+len(every) > 0 {
+	at := eventTime(ev, now, p.windows.Grace)
+	if len(own)+len(every) > 0 {
+		p.checkRules(ctx, own, every, client, usage, ev, applied, at)
+	}
+	if len(ownQuota)+len(everyQuota) > 0 {
 		policy := p.alerts.QuotaFor(client)
-		at := eventTime(ev, now, p.windows.Grace)
-		for _, set := range [2][]*alerts.Compiled{own, every} {
+		for _, set := range [2][]*alerts.Compiled{ownQuota, everyQuota} {
 			for _, c := range set {
 				p.checkQuota(ctx, c, client, usage, policy, applied, endpoint, at)
 			}
@@ -41,9 +46,9 @@ func (p *Processor) checkAlerts(ctx goka.Context, client string, usage *activity
 	}
 }
 
-// checkRules checks the rules other than those on a quota: own and every.
-func (p *Processor) checkRules(ctx goka.Context, own, every []*alerts.Compiled, client string, usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, applied bool, now time.Time) {
-	at := eventTime(ev, now, p.windows.Grace)
+// checkRules checks the rules other than those on a quota: own and every
+// (ev was counted at at, if applied).
+func (p *Processor) checkRules(ctx goka.Context, own, every []*alerts.Compiled, client string, usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, applied bool, at int64) {
 	class, classed := codecs.StatusClass(ev.GetHttpStatus())
 	check := func(c *alerts.Compiled, b *activitypb.WindowBucket) {
 		if b.StepSeconds != c.StepSeconds() {
