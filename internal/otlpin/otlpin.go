@@ -1,7 +1,8 @@
 // Package otlpin ingests other producers' API calls: OpenTelemetry traces
 // over OTLP/HTTP (POST /v1/traces, protobuf or JSON, optionally gzipped)
-// or OTLP/gRPC (NewGRPCServer), each server span becoming an activity event on the Users topic, and
-// batches of activity events as JSON (POST /events). Either way another
+// or OTLP/gRPC (NewGRPCServer), each server span becoming an activity
+// event on the Users topic, and batches of activity events as JSON
+// (POST /events). Either way another
 // API's calls are counted as Inarious' own. See the README, "Send us your
 // API's calls".
 package otlpin
