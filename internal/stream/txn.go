@@ -96,32 +96,39 @@ const slowTxnRetryBackoff = 5
 // is slow, logs once how to make every transaction faster. It is advice
 // only: a broker that does not answer (ACLs, an old version) is skipped.
 func LogTxnRetryBackoff(ctx context.Context, cl *kgo.Client, log *slog.Logger) {
+	if ms, ok := TxnRetryBackoff(ctx, cl); ok && ms > slowTxnRetryBackoff {
+		log.Info("broker paces transactions slowly; set "+txnRetryBackoffConfig+" to 1-5 on the brokers for faster flushes (README, \"Retries are counted once\")",
+			"value_ms", ms)
+	}
+}
+
+// TxnRetryBackoff is a broker's txnRetryBackoffConfig in milliseconds; ok
+// is false when the broker does not tell.
+func TxnRetryBackoff(ctx context.Context, cl *kgo.Client) (ms int, ok bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
 	if err != nil || len(meta.Brokers) == 0 {
-		return
+		return 0, false
 	}
-	id := meta.Brokers[0].NodeID
 	req := kmsg.NewPtrDescribeConfigsRequest()
 	res := kmsg.NewDescribeConfigsRequestResource()
 	res.ResourceType = kmsg.ConfigResourceTypeBroker
-	res.ResourceName = strconv.Itoa(int(id))
+	res.ResourceName = strconv.Itoa(int(meta.Brokers[0].NodeID))
 	res.ConfigNames = []string{txnRetryBackoffConfig}
 	req.Resources = append(req.Resources, res)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return
+		return 0, false
 	}
 	for _, r := range resp.Resources {
 		for _, c := range r.Configs {
-			if c.Name != txnRetryBackoffConfig || c.Value == nil {
-				continue
-			}
-			if ms, err := strconv.Atoi(*c.Value); err == nil && ms > slowTxnRetryBackoff {
-				log.Info("broker paces transactions slowly; set "+txnRetryBackoffConfig+" to 1-5 on the brokers for faster flushes (README, \"Retries are counted once\")",
-					"broker", id, "value_ms", ms)
+			if c.Name == txnRetryBackoffConfig && c.Value != nil {
+				if ms, err := strconv.Atoi(*c.Value); err == nil {
+					return ms, true
+				}
 			}
 		}
 	}
+	return 0, false
 }
