@@ -133,7 +133,7 @@ func (m *Middleware) QuotaStats() QuotaStats {
 
 // allow decides r's call by its client's quota, answering it when refused.
 func (m *Middleware) allow(w http.ResponseWriter, r *http.Request, route string, next http.Handler) bool {
-	d := m.quota.Decide(m.quotaClient(r), m.cfg.service, r.Method+" "+routeBefore(route, next, r), true)
+	d := m.quota.Admit(m.quotaClient(r), m.cfg.service, r.Method+" "+routeBefore(route, next, r))
 	enforce.WriteHeaders(w.Header(), d)
 	if !d.Allowed {
 		enforce.Refuse(w, r, d)

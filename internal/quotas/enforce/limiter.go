@@ -170,6 +170,12 @@ func (l *Limiter) Decide(client, service, endpoint string, reserve bool) Decisio
 	return l.decide(client, call{service: codecs.NormalService(service), endpoint: endpoint}, reserve, true)
 }
 
+// Admit is Decide reserving, for a gate: the limits are listed only when
+// the call is refused, which spares an allocation per allowed call.
+func (l *Limiter) Admit(client, service, endpoint string) Decision {
+	return l.decide(client, call{service: codecs.NormalService(service), endpoint: endpoint}, true, false)
+}
+
 // Look lists every limit of client's policy that applies to some call of
 // service, whatever its endpoint, with what remains of it, reserving
 // nothing: what a caller needs to decide the service's calls itself.

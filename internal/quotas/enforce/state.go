@@ -29,8 +29,8 @@ type clientState struct {
 	readAt     time.Time      // when the counts in limits were read (the read's start)
 	refreshing bool
 	failed     bool // the latest read failed
-	// policyHeaders are the RateLimit-Policy values by endpoint.
-	policyHeaders map[string][]string
+	// policyHeaders are the RateLimit-Policy values by service and endpoint.
+	policyHeaders map[headerKey][]string
 }
 
 // limitState is one limit's count.
@@ -125,7 +125,7 @@ func (s *clientState) decide(l *Limiter, client string, c call, reserve, detail 
 // policyHeader is the RateLimit-Policy of c, made once per endpoint (of a
 // service) and policy.
 func (s *clientState) policyHeader(c call) []string {
-	key := codecs.ServiceEndpointKey(c.service, c.endpoint)
+	key := headerKey{c.service, c.endpoint}
 	if h, ok := s.policyHeaders[key]; ok {
 		return h
 	}
@@ -141,6 +141,9 @@ func (s *clientState) policyHeader(c call) []string {
 	}
 	return h
 }
+
+// headerKey is a call's service and endpoint (a struct: no key to build).
+type headerKey struct{ service, endpoint string }
 
 // maxPolicyHeaders bounds the endpoints a client's policy headers are kept for.
 const maxPolicyHeaders = 64
@@ -224,7 +227,7 @@ func (s *clientState) refresh(l *Limiter, client string, now time.Time) {
 // limit takes the table's count of its current window.
 func (s *clientState) install(l *Limiter, policy *quotas.Policy, counts []uint64, now time.Time) {
 	if !samePolicy(s.policy, policy) {
-		s.policy, s.limits, s.policyHeaders = policy, nil, map[string][]string{}
+		s.policy, s.limits, s.policyHeaders = policy, nil, map[headerKey][]string{}
 		if policy != nil {
 			s.limits = make([]*limitState, len(policy.Limits))
 			// Slots of a refresh (at most 32 over the lag) spanning the lag
