@@ -109,7 +109,6 @@ func (l *Limiter) Counters() []metrics.Counter {
 		{Name: "quota_allowed_total", Help: "Calls a quota policy applied to that were allowed.", Value: l.allowed.Load},
 		{Name: "quota_refused_total", Help: "Calls refused with 429 for being over a quota.", Value: l.refused.Load},
 		{Name: "quota_read_errors_total", Help: "Reads of a policy or of usage that failed (the call was decided on what was read before, or allowed).", Value: l.readErrors.Load},
-		{Name: "quota_unavailable_total", Help: "Calls refused because their client's quota could not be read (fail closed).", Value: l.unavailable.Load},
 		{Name: "quota_clients_evicted_total", Help: "Client states dropped while their calls still counted, the limiter being full (MaxClients).", Value: l.evicted.Load},
 	}
 }
