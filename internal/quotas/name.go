@@ -24,7 +24,7 @@ func ParseLimitName(name string) (Limit, error) {
 		l.Endpoint = rest
 	default:
 		l.Service, l.Endpoint, _ = strings.Cut(rest, " ")
-		if !validService(l.Service) || l.Service == "" {
+		if !ValidService(l.Service) {
 			return Limit{}, fmt.Errorf(`after the window, a service (1 to %d letters, digits or . _ -) or an endpoint ("GET /users/{id}")`, maxServiceLen)
 		}
 	}
