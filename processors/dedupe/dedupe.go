@@ -241,7 +241,7 @@ func (s *Stage) run(ctx context.Context, cfg kafka.Config) error {
 			continue
 		}
 		if !stopping {
-			fetches = topUp(ctx, sess, fetches)
+			fetches = topUp(ctx, sess, fetches, TopUpWait)
 		}
 		// At shutdown the records polled are still handled: the flush
 		// commits the offsets of everything polled.
@@ -281,13 +281,13 @@ func (s *Stage) run(ctx context.Context, cfg kafka.Config) error {
 // latency").
 const TopUpWait = 3 * time.Millisecond
 
-// topUp adds to fetches what one more poll brings within TopUpWait.
-func topUp(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) kgo.Fetches {
+// topUp adds to fetches what one more poll brings within wait.
+func topUp(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, wait time.Duration) kgo.Fetches {
 	n := fetches.NumRecords()
 	if n >= maxPoll {
 		return fetches
 	}
-	ctx, cancel := context.WithTimeout(ctx, TopUpWait)
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	// Polling past the wait yields only the context's error: nothing to add.
 	if more := sess.PollRecords(ctx, maxPoll-n); more.NumRecords() > 0 {
