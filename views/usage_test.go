@@ -127,7 +127,7 @@ func TestIndexFollowsViewThroughColdAndWarmStarts(t *testing.T) {
 	matches := func(v *views.Usage) func() bool {
 		return func() bool {
 			rows, sum := expect()
-			return v.Clients() == len(want) && v.Requests() == sum && slices.Equal(clients(v.Page(nil, 1000)), rows)
+			return v.Clients() == len(want) && v.Requests() == sum && slices.Equal(clients(v.Top(top.AllCalls, nil, 1000).Rows), rows)
 		}
 	}
 
@@ -143,7 +143,7 @@ func TestIndexFollowsViewThroughColdAndWarmStarts(t *testing.T) {
 	delete(want, "10.0.1.1")
 	tb.put("10.0.1.1", 0)
 	waitFor(t, "index after live updates", matches(v))
-	if top := v.Page(nil, 1); top[0].Client != "10.0.0.1" {
+	if top := v.Top(top.AllCalls, nil, 1).Rows; top[0].Client != "10.0.0.1" {
 		t.Errorf("top client %v, want 10.0.0.1", top)
 	}
 	stop()
@@ -152,7 +152,7 @@ func TestIndexFollowsViewThroughColdAndWarmStarts(t *testing.T) {
 	v, stop = runView(t, cfg, dir)
 	if !matches(v)() {
 		rows, _ := expect()
-		t.Fatalf("warm start index: %d clients %v…, want %d %v…", v.Clients(), head(clients(v.Page(nil, 1000))), len(want), head(rows))
+		t.Fatalf("warm start index: %d clients %v…, want %d %v…", v.Clients(), head(clients(v.Top(top.AllCalls, nil, 1000).Rows)), len(want), head(rows))
 	}
 	want["10.0.0.2"] = 99
 	tb.put("10.0.0.2", 99)

@@ -39,7 +39,7 @@ func benchRecovery(b *testing.B, staged bool) {
 			}
 		}
 		for i, c := range names {
-			top.Set(int32(i%8), c, 1, int64(i))
+			top.Set(int32(i%8), c, Usage{Total: 1, LastSeen: int64(i)})
 		}
 		for p := range int32(8) {
 			top.Recovered(p)
@@ -59,13 +59,13 @@ func cpuTime() time.Duration {
 // a warm start does, and ranks them.
 func BenchmarkTopSeed(b *testing.B) {
 	const n = 1_000_000
-	rows := make([][]Row, 8)
+	rows := make([][]Stored, 8)
 	for i := range n {
 		c := fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff)
-		rows[i%8] = append(rows[i%8], Row{Client: c, Total: uint64(1 + i%3), LastSeen: int64(i)})
+		rows[i%8] = append(rows[i%8], Stored{Client: c, Usage: Usage{Total: uint64(1 + i%3), LastSeen: int64(i)}})
 	}
 	for _, r := range rows {
-		slices.SortFunc(r, func(a, b Row) int { return strings.Compare(a.Client, b.Client) })
+		slices.SortFunc(r, func(a, b Stored) int { return strings.Compare(a.Client, b.Client) })
 	}
 	b.ResetTimer()
 	cpu := cpuTime()
@@ -93,13 +93,13 @@ func BenchmarkTopMemory(b *testing.B) {
 			top.Recovering(p)
 		}
 		for i := range n {
-			top.Set(int32(i%8), fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), 1, int64(i))
+			top.Set(int32(i%8), fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), Usage{Total: 1, LastSeen: int64(i)})
 		}
 		for p := range int32(8) {
 			top.Recovered(p)
 		}
 		for i := range n {
-			top.Set(int32(i%8), fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), 2, int64(i))
+			top.Set(int32(i%8), fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), Usage{Total: 2, LastSeen: int64(i)})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

@@ -34,7 +34,7 @@ func (l *liveUsage) set(client string, total uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.totals[client] = total
-	l.top.Set(int32(len(client)%4), client, total, 0)
+	l.top.Set(int32(len(client)%4), client, top.Usage{Total: total})
 }
 
 func (l *liveUsage) Get(c string) (*activitypb.ClientUsage, error) {
@@ -46,8 +46,8 @@ func (l *liveUsage) Get(c string) (*activitypb.ClientUsage, error) {
 	return nil, nil
 }
 
-func (l *liveUsage) Top(after *top.Key, limit int) (top.Page, error) {
-	return top.Page{Rows: l.top.Page(after, limit), Clients: l.top.Clients(), Requests: l.top.Requests()}, nil
+func (l *liveUsage) Top(r top.Ranking, after *top.Key, limit int) (top.Page, error) {
+	return l.top.Top(r, after, limit), nil
 }
 func (l *liveUsage) Recovered() bool { return l.recovered }
 
