@@ -174,8 +174,15 @@ func (w *wire) skip(num protowire.Number, typ protowire.Type) {
 // serviceOfKey is the service of an endpoint key as SplitEndpointKey parts
 // it, empty for the default service.
 func serviceOfKey(key []byte) []byte {
-	if i := bytes.IndexByte(key, ' '); i > 0 && key[i-1] == ':' {
-		return key[:i-1]
+	// The first space is near: after a method or a service name. A loop
+	// costs less than a call here.
+	for i, c := range key {
+		if c == ' ' {
+			if i > 0 && key[i-1] == ':' {
+				return key[:i-1]
+			}
+			break
+		}
 	}
 	return key[:0]
 }
@@ -184,6 +191,9 @@ func serviceOfKey(key []byte) []byte {
 // EndpointUsage's count and last_seen (Unix ns, 0 if unset). A malformed
 // entry sets outer's bad.
 func parseEndpointEntry(outer *wire, entry []byte) (key []byte, count uint64, lastSeen int64) {
+	if key, count, lastSeen, ok := endpointEntryAsWritten(entry); ok {
+		return key, count, lastSeen
+	}
 	var value []byte
 	f := wire{b: entry}
 	for {
@@ -224,6 +234,96 @@ func parseEndpointEntry(outer *wire, entry []byte) (key []byte, count uint64, la
 		lastSeen = secs*1e9 + nanos
 	}
 	return key, count, lastSeen
+}
+
+// endpointEntryAsWritten reads an entry laid out as the table writes it
+// (vtprotobuf: fields in order, zero values left out, short lengths), in
+// a few branches and no calls for most of it: every write of the table
+// reads every entry of the row. ok is false for any other layout, which
+// the general parse reads instead.
+func endpointEntryAsWritten(e []byte) (key []byte, count uint64, lastSeen int64, ok bool) {
+	const (
+		keyTag      = fieldEntryKey<<3 | 2
+		valueTag    = fieldEntryValue<<3 | 2
+		countTag    = fieldCount<<3 | 0
+		lastSeenTag = fieldEpLastSeen<<3 | 2
+		windowTag   = 3<<3 | 0 // EndpointUsage.window_id
+		classesTag  = 4<<3 | 2 // EndpointUsage.status_classes, packed
+		secondsTag  = fieldSeconds<<3 | 0
+		nanosTag    = fieldNanos<<3 | 0
+	)
+	if len(e) < 2 || e[0] != keyTag || e[1] >= 0x80 {
+		return nil, 0, 0, false
+	}
+	k := 2 + int(e[1])
+	if k+2 > len(e) || e[k] != valueTag || e[k+1] >= 0x80 || k+2+int(e[k+1]) != len(e) {
+		return nil, 0, 0, false
+	}
+	key, v := e[2:k], e[k+2:]
+	i := 0
+	if i < len(v) && v[i] == countTag {
+		if count, i = varintAt(v, i+1); i < 0 {
+			return nil, 0, 0, false
+		}
+	}
+	var secs, nanos uint64
+	if i < len(v) && v[i] == lastSeenTag {
+		if i+1 >= len(v) || v[i+1] >= 0x80 || i+2+int(v[i+1]) > len(v) {
+			return nil, 0, 0, false
+		}
+		ts := v[i+2 : i+2+int(v[i+1])]
+		i += 2 + len(ts)
+		j := 0
+		if j < len(ts) && ts[j] == secondsTag {
+			if secs, j = varintAt(ts, j+1); j < 0 {
+				return nil, 0, 0, false
+			}
+		}
+		if j < len(ts) && ts[j] == nanosTag {
+			if nanos, j = varintAt(ts, j+1); j < 0 {
+				return nil, 0, 0, false
+			}
+		}
+		if j != len(ts) {
+			return nil, 0, 0, false
+		}
+	}
+	if i < len(v) && v[i] == windowTag {
+		if _, i = varintAt(v, i+1); i < 0 {
+			return nil, 0, 0, false
+		}
+	}
+	if i < len(v) && v[i] == classesTag {
+		if i+1 >= len(v) || v[i+1] >= 0x80 {
+			return nil, 0, 0, false
+		}
+		i += 2 + int(v[i+1])
+	}
+	if i != len(v) {
+		return nil, 0, 0, false
+	}
+	if secs != 0 || nanos != 0 {
+		lastSeen = int64(secs)*1e9 + int64(int32(nanos))
+	}
+	return key, count, lastSeen, true
+}
+
+// varintAt reads the varint at b[i:]: its value and the index after it,
+// -1 when malformed. Small enough to be inlined: no call per varint.
+func varintAt(b []byte, i int) (uint64, int) {
+	var v uint64
+	for shift := uint(0); i < len(b); shift += 7 {
+		c := b[i]
+		i++
+		if shift == 63 && c > 1 {
+			break // past 64 bits
+		}
+		v |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return v, i
+		}
+	}
+	return 0, -1
 }
 
 // serviceAcc sums endpoints by service: a row's endpoints mostly belong to

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/codecs/activitypb"
@@ -210,4 +211,42 @@ func BenchmarkUsageByService(b *testing.B) {
 			_, _, _, _ = UsageByService(row, into[:0])
 		}
 	})
+}
+
+// TestUsageByServiceReadsAnyFieldOrder: an entry laid out otherwise than
+// the table writes it (value before key, last_seen before count, a count
+// repeated, long lengths) is read as a full decode reads it.
+func TestUsageByServiceReadsAnyFieldOrder(t *testing.T) {
+	ts := protowire.AppendTag(nil, 1, protowire.VarintType)
+	ts = protowire.AppendVarint(ts, 1_700_000_000)
+	ts = protowire.AppendTag(ts, 2, protowire.VarintType)
+	ts = protowire.AppendVarint(ts, 5)
+	var value []byte
+	value = protowire.AppendTag(value, 2, protowire.BytesType)
+	value = protowire.AppendBytes(value, ts)
+	value = protowire.AppendTag(value, 1, protowire.VarintType)
+	value = protowire.AppendVarint(value, 3)
+	value = protowire.AppendTag(value, 1, protowire.VarintType)
+	value = protowire.AppendVarint(value, 4) // the last one counts
+	key := "shop: GET /" + strings.Repeat("x", 200)
+	var entry []byte
+	entry = protowire.AppendTag(entry, 2, protowire.BytesType)
+	entry = protowire.AppendBytes(entry, value)
+	entry = protowire.AppendTag(entry, 1, protowire.BytesType)
+	entry = protowire.AppendString(entry, key)
+	var row []byte
+	row = protowire.AppendTag(row, 2, protowire.BytesType)
+	row = protowire.AppendBytes(row, entry)
+	row = protowire.AppendTag(row, 3, protowire.VarintType)
+	row = protowire.AppendVarint(row, 4)
+
+	var full activitypb.ClientUsage
+	if err := full.UnmarshalVT(row); err != nil || full.Endpoints[key].GetCount() != 4 {
+		t.Fatalf("the row does not decode as meant: %v %v", err, full.Endpoints)
+	}
+	_, _, got, err := UsageByService(row, nil)
+	want := ServiceCalls{Service: []byte("shop"), Calls: 4, LastSeen: 1_700_000_000*1e9 + 5}
+	if err != nil || len(got) != 1 || !bytes.Equal(got[0].Service, want.Service) || got[0].Calls != want.Calls || got[0].LastSeen != want.LastSeen {
+		t.Fatalf("got %+v (%v), want %+v", got, err, want)
+	}
 }

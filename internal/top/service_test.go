@@ -70,7 +70,7 @@ func rankings(t *testing.T, top *Index) int {
 		}
 		s.mu.Lock()
 		for name, r := range s.services {
-			if !s.recovering && r.tree.Len() == 0 {
+			if !s.recovering && r != s.sole && r.tree.Len() == 0 {
 				t.Fatalf("partition %d keeps an empty ranking of service %q", p, name)
 			}
 			n++
@@ -84,11 +84,18 @@ func rankings(t *testing.T, top *Index) int {
 // one service, services gained and lost, rows rewritten, deletes) and
 // partitions rebuilt (seeded, then recovered), every service's ranking
 // lists its clients with their calls to it, in order, paged, with its
-// counts, and no empty ranking is kept.
+// counts, and no empty ranking is kept. Half the seeds call one service
+// but rarely, so that shards go from one service to several and back.
 func TestServiceRankingsMatchReference(t *testing.T) {
-	services := []string{"", "shop", "billing", "search", "auth"}
-	for seed := uint64(1); seed <= 10; seed++ {
+	for seed := uint64(1); seed <= 12; seed++ {
+		services := []string{"", "shop", "billing", "search", "auth"}
 		rng := rand.New(rand.NewPCG(seed, 42))
+		draw := func() string {
+			if seed%2 == 0 && rng.IntN(400) > 0 {
+				return ""
+			}
+			return services[rng.IntN(len(services))]
+		}
 		top, ref := New(), serviceReference{}
 		const partitions, clients = 4, 300
 		write := func(c string, row serviceRow) {
@@ -125,8 +132,9 @@ func TestServiceRankingsMatchReference(t *testing.T) {
 						continue
 					}
 					row := serviceRow{calls: maps.Clone(ref[c].calls), seen: maps.Clone(ref[c].seen)}
-					row.calls["search"]++
-					row.seen["search"] = int64(i)
+					svc := draw()
+					row.calls[svc]++
+					row.seen[svc] = int64(i)
 					write(c, row)
 				}
 				top.Recovered(rp)
@@ -155,14 +163,14 @@ func TestServiceRankingsMatchReference(t *testing.T) {
 				// A row rewritten: services dropped and added.
 				row = serviceRow{calls: map[string]uint64{}, seen: map[string]int64{}}
 				for range 1 + rng.IntN(3) {
-					svc := services[rng.IntN(len(services))]
+					svc := draw()
 					row.calls[svc] += uint64(1 + rng.IntN(9))
 					row.seen[svc] = int64(rng.IntN(i + 1))
 				}
 				write(c, row)
 			default:
 				// One call, mostly to the service the client already calls.
-				svc := services[rng.IntN(len(services))]
+				svc := draw()
 				if len(row.calls) > 0 && rng.IntN(4) > 0 {
 					svc = slices.Sorted(maps.Keys(row.calls))[0]
 				}
@@ -232,10 +240,13 @@ func TestServiceRankingOfOneServiceClients(t *testing.T) {
 	if m := s.clients["a"]; m.services != shop.whole || s.clients["b"].services != shop.whole {
 		t.Fatalf("one-service clients do not share the service's list")
 	}
+	if s.sole != shop {
+		t.Fatalf("a shard of one service's whole clients keeps a tree for it")
+	}
 	// An older request time came last: the row's last call is not the
 	// service's.
 	top.Set(0, "a", Usage{Total: 4, LastSeen: 20, Services: []codecs.ServiceCalls{{Service: []byte("shop"), Calls: 4, LastSeen: 30}}})
-	if m := s.clients["a"]; m.services == shop.whole {
+	if m := s.clients["a"]; m.services == shop.whole || s.sole != nil {
 		t.Fatalf("a client whose service was last called after its row's last call shares the list")
 	}
 	got := top.Top(ByService("shop"), nil, 10).Rows
@@ -257,5 +268,17 @@ func TestServiceRankingOfOneServiceClients(t *testing.T) {
 	}
 	if got := top.Top(ByService("shop"), nil, 10); len(got.Rows) != 0 || got.Clients != 0 {
 		t.Fatalf("a service without clients: %+v", got)
+	}
+
+	// A shard of one service emptied, then written again.
+	top.Set(1, "c", one("shop", 2, 20))
+	s = (*top.shards.Load())[1]
+	top.Delete(1, "c")
+	if len(s.services) != 0 || s.sole != nil {
+		t.Fatalf("an emptied shard keeps service %v", s.services)
+	}
+	top.Set(1, "d", one("billing", 1, 10))
+	if got := top.Top(ByService("billing"), nil, 10); s.sole == nil || len(got.Rows) != 1 || got.Rows[0] != (Row{Client: "d", Total: 1, LastSeen: 10}) {
+		t.Fatalf("billing after the shard was emptied: %+v", got)
 	}
 }

@@ -221,6 +221,13 @@ type topShard struct {
 	clients map[string]meta
 	// services are the per-service rankings, by name.
 	services map[string]*serviceRanking
+	// sole, when set, is the shard's one service, and every client's calls
+	// all went to it (each client has its whole list): its ranking is the
+	// ranking by all calls, so it keeps no tree of its own, and a write
+	// costs what it cost before services. The first client of another list
+	// gives it a tree, a copy-on-write copy of all's (O(1)); a rebuild
+	// (Recovered, Seed) checks again.
+	sole *serviceRanking
 	// While the partition recovers only clients (and services, empty) is
 	// kept up to date, and the Index's counters leave the shard out; the
 	// trees are built and the shard counted in one sorted pass when
@@ -305,18 +312,18 @@ func (t *Index) Set(partition int32, client string, u Usage) {
 // services it had and has (in, any order) and returns its new list. While
 // the shard recovers only the lists are kept.
 func (s *topShard) setServices(client string, old, m meta, in []codecs.ServiceCalls) *[]serviceCalls {
-	in = slices.DeleteFunc(in, func(c codecs.ServiceCalls) bool { return c.Calls == 0 })
 	// Most rows: one service, all calls, the row's last call. A client that
 	// had the same one moves in its tree and keeps the shared list.
-	if len(in) == 1 && in[0].Calls == m.total && in[0].LastSeen == m.lastSeen && old.services != nil &&
+	if len(in) == 1 && in[0].Calls == m.total && m.total > 0 && in[0].LastSeen == m.lastSeen && old.services != nil &&
 		len(*old.services) == 1 && (*old.services)[0].svc.name == string(in[0].Service) {
 		c := &(*old.services)[0]
-		if !s.recovering {
+		if !s.recovering && c.svc != s.sole {
 			calls, _ := c.of(old)
 			c.svc.move(client, calls, m.total, true)
 		}
 		return c.svc.whole
 	}
+	in = slices.DeleteFunc(in, func(c codecs.ServiceCalls) bool { return c.Calls == 0 })
 	if len(in) > 1 {
 		slices.SortFunc(in, func(a, b codecs.ServiceCalls) int { return bytes.Compare(a.Service, b.Service) })
 	}
@@ -337,6 +344,15 @@ func (s *topShard) setServices(client string, old, m meta, in []codecs.ServiceCa
 		list = &l
 	}
 	if s.recovering {
+		return list
+	}
+	switch {
+	case s.sole != nil && list == s.sole.whole:
+		return list // a new client of the sole service: still its only one
+	case s.sole != nil:
+		s.unalias(client, old)
+	case len(s.clients) == 0 && list != nil && (*list)[0].whole:
+		s.sole = (*list)[0].svc // the shard's first client
 		return list
 	}
 	var now []serviceCalls
@@ -382,6 +398,16 @@ func (s *topShard) service(name []byte, was []serviceCalls) *serviceRanking {
 	return r
 }
 
+// unalias gives the sole service a tree of its own, as it stood before
+// this write of client (of meta old), which Set has taken out of all's.
+func (s *topShard) unalias(client string, old meta) {
+	r := s.sole
+	r.tree, r.sum, s.sole = s.all.tree.Copy(), s.all.sum, nil
+	if old.services != nil {
+		r.tree.Set(newItem(client, old.total))
+	}
+}
+
 // drop takes client out of a service's ranking, and the ranking out of the
 // shard once it has no client left.
 func (s *topShard) drop(r *serviceRanking, client string, calls uint64) {
@@ -403,7 +429,12 @@ func (t *Index) Delete(partition int32, client string) {
 			return
 		}
 		s.all.remove(client, old.total)
-		if old.services != nil {
+		if s.sole != nil {
+			if len(s.clients) == 0 {
+				delete(s.services, s.sole.name)
+				s.sole = nil
+			}
+		} else if old.services != nil {
 			for _, c := range *old.services {
 				calls, _ := c.of(old)
 				s.drop(c.svc, client, calls)
@@ -427,7 +458,7 @@ func (t *Index) Recovering(partition int32) {
 	if !s.recovering {
 		oldN, oldSum = int64(len(s.clients)), s.all.sum
 	}
-	s.all, s.clients, s.services, s.recovering = ranking{tree: newTree()}, make(map[string]meta), make(map[string]*serviceRanking), true
+	s.all, s.clients, s.services, s.sole, s.recovering = ranking{tree: newTree()}, make(map[string]meta), make(map[string]*serviceRanking), nil, true
 	s.mu.Unlock()
 	t.clients.Add(-oldN)
 	t.sum.Add(-oldSum)
@@ -495,9 +526,24 @@ func (t *Index) rank(s *topShard, clients iter.Seq2[string, meta]) {
 	items := make([]item, 0, len(s.clients))
 	byService := make(map[*serviceRanking][]item, len(s.services))
 	var sum uint64
+	var sole *serviceRanking // while every client so far has one's whole list
 	for c, m := range clients {
 		items = append(items, newItem(c, m.total))
 		sum += m.total
+		if len(items) == 1 && m.services != nil && (*m.services)[0].whole {
+			sole = (*m.services)[0].svc
+		}
+		if sole != nil && m.services == sole.whole {
+			continue // its items are all's, if every client's are
+		}
+		if sole != nil {
+			// Not sole after all: the clients before were its whole ones.
+			for _, it := range items[:len(items)-1] {
+				byService[sole] = append(byService[sole], it)
+			}
+			sole.sum = sum - m.total
+			sole = nil
+		}
 		if m.services == nil {
 			continue
 		}
@@ -509,7 +555,11 @@ func (t *Index) rank(s *topShard, clients iter.Seq2[string, meta]) {
 		}
 	}
 	s.all = ranking{tree: load(items), sum: sum}
+	s.sole = sole
 	for name, r := range s.services {
+		if r == sole {
+			continue
+		}
 		if len(byService[r]) == 0 {
 			delete(s.services, name)
 			continue
@@ -607,10 +657,14 @@ func (t *Index) Partition(r Ranking, partition int32) (clients int, requests uin
 	case !r.byService:
 		return len(s.clients), s.all.sum, true
 	}
-	if svc := s.services[r.service]; svc != nil {
+	switch svc := s.services[r.service]; {
+	case svc == nil:
+		return 0, 0, true
+	case svc == s.sole:
+		return len(s.clients), s.all.sum, true
+	default:
 		return svc.tree.Len(), svc.sum, true
 	}
-	return 0, 0, true
 }
 
 // PageOf is a page of r's ranking over the given partitions only.
@@ -669,10 +723,14 @@ func (s *topShard) page(r Ranking, after *Key, limit int) []Row {
 	defer s.mu.Unlock()
 	tree, svc := s.all.tree, (*serviceRanking)(nil)
 	if r.byService {
-		if svc = s.services[r.service]; svc == nil {
+		switch svc = s.services[r.service]; svc {
+		case nil:
 			return nil
+		case s.sole:
+			svc = nil // all's rows, last calls included
+		default:
+			tree = svc.tree
 		}
-		tree = svc.tree
 	}
 	n := min(limit, tree.Len())
 	if n == 0 {
