@@ -3,6 +3,7 @@ package codecs
 import (
 	"bytes"
 	"errors"
+	"iter"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -59,11 +60,7 @@ func parseUsage(b []byte, withServices bool, list []ServiceCalls) (total uint64,
 	var secs, nanos int64
 	acc := serviceAcc{first: len(list), last: -1}
 	f := wire{b: b}
-	for {
-		num, typ, ok := f.next()
-		if !ok {
-			break
-		}
+	for num, typ := range f.fields() {
 		switch {
 		case num == fieldTotal && typ == protowire.VarintType:
 			total = f.varint()
@@ -82,10 +79,7 @@ func parseUsage(b []byte, withServices bool, list []ServiceCalls) (total uint64,
 	if f.bad {
 		return 0, 0, list, errMalformedUsage
 	}
-	if secs != 0 || nanos != 0 {
-		lastSeen = secs*1e9 + nanos
-	}
-	return total, lastSeen, list, nil
+	return total, unixNano(secs, nanos), list, nil
 }
 
 // wire reads a message's fields. Its fast paths take one-byte tags,
@@ -95,6 +89,27 @@ func parseUsage(b []byte, withServices bool, list []ServiceCalls) (total uint64,
 type wire struct {
 	b   []byte
 	bad bool
+}
+
+// fields are the message's fields, up to its end or a malformed one.
+func (w *wire) fields() iter.Seq2[protowire.Number, protowire.Type] {
+	return func(yield func(protowire.Number, protowire.Type) bool) {
+		for {
+			num, typ, ok := w.next()
+			if !ok || !yield(num, typ) {
+				return
+			}
+		}
+	}
+}
+
+// unixNano is a Timestamp's seconds and nanos in Unix nanoseconds; 0 for
+// an unset one.
+func unixNano(secs, nanos int64) int64 {
+	if secs == 0 && nanos == 0 {
+		return 0
+	}
+	return secs*1e9 + nanos
 }
 
 func (w *wire) fail() {
@@ -196,11 +211,7 @@ func parseEndpointEntry(outer *wire, entry []byte) (key []byte, count uint64, la
 	}
 	var value []byte
 	f := wire{b: entry}
-	for {
-		num, typ, ok := f.next()
-		if !ok {
-			break
-		}
+	for num, typ := range f.fields() {
 		switch {
 		case num == fieldEntryKey && typ == protowire.BytesType:
 			key = f.bytes()
@@ -212,11 +223,7 @@ func parseEndpointEntry(outer *wire, entry []byte) (key []byte, count uint64, la
 	}
 	var secs, nanos int64
 	v := wire{b: value, bad: f.bad}
-	for {
-		num, typ, ok := v.next()
-		if !ok {
-			break
-		}
+	for num, typ := range v.fields() {
 		switch {
 		case num == fieldCount && typ == protowire.VarintType:
 			count = v.varint()
@@ -230,10 +237,7 @@ func parseEndpointEntry(outer *wire, entry []byte) (key []byte, count uint64, la
 		outer.fail()
 		return nil, 0, 0
 	}
-	if secs != 0 || nanos != 0 {
-		lastSeen = secs*1e9 + nanos
-	}
-	return key, count, lastSeen
+	return key, count, unixNano(secs, nanos)
 }
 
 // endpointEntryAsWritten reads an entry laid out as the table writes it
@@ -242,15 +246,16 @@ func parseEndpointEntry(outer *wire, entry []byte) (key []byte, count uint64, la
 // reads every entry of the row. ok is false for any other layout, which
 // the general parse reads instead.
 func endpointEntryAsWritten(e []byte) (key []byte, count uint64, lastSeen int64, ok bool) {
+	// One-byte tags: field number and wire type.
 	const (
-		keyTag      = fieldEntryKey<<3 | 2
-		valueTag    = fieldEntryValue<<3 | 2
-		countTag    = fieldCount<<3 | 0
-		lastSeenTag = fieldEpLastSeen<<3 | 2
-		windowTag   = 3<<3 | 0 // EndpointUsage.window_id
-		classesTag  = 4<<3 | 2 // EndpointUsage.status_classes, packed
-		secondsTag  = fieldSeconds<<3 | 0
-		nanosTag    = fieldNanos<<3 | 0
+		keyTag      = byte(fieldEntryKey<<3 | protowire.BytesType)
+		valueTag    = byte(fieldEntryValue<<3 | protowire.BytesType)
+		countTag    = byte(fieldCount<<3 | protowire.VarintType)
+		lastSeenTag = byte(fieldEpLastSeen<<3 | protowire.BytesType)
+		windowTag   = byte(3<<3 | protowire.VarintType) // EndpointUsage.window_id
+		classesTag  = byte(4<<3 | protowire.BytesType)  // EndpointUsage.status_classes, packed
+		secondsTag  = byte(fieldSeconds<<3 | protowire.VarintType)
+		nanosTag    = byte(fieldNanos<<3 | protowire.VarintType)
 	)
 	if len(e) < 2 || e[0] != keyTag || e[1] >= 0x80 {
 		return nil, 0, 0, false
@@ -302,10 +307,7 @@ func endpointEntryAsWritten(e []byte) (key []byte, count uint64, lastSeen int64,
 	if i != len(v) {
 		return nil, 0, 0, false
 	}
-	if secs != 0 || nanos != 0 {
-		lastSeen = int64(secs)*1e9 + int64(int32(nanos))
-	}
-	return key, count, lastSeen, true
+	return key, count, unixNano(int64(secs), int64(int32(nanos))), true
 }
 
 // varintAt reads the varint at b[i:]: its value and the index after it,
@@ -382,11 +384,7 @@ func (a *serviceAcc) find(list []ServiceCalls, service []byte) int {
 // malformed one sets outer's bad.
 func parseTimestamp(outer *wire, b []byte, secs, nanos int64) (int64, int64) {
 	f := wire{b: b}
-	for {
-		num, typ, ok := f.next()
-		if !ok {
-			break
-		}
+	for num, typ := range f.fields() {
 		switch {
 		case num == fieldSeconds && typ == protowire.VarintType:
 			secs = int64(f.varint())

@@ -538,9 +538,7 @@ func (t *Index) rank(s *topShard, clients iter.Seq2[string, meta]) {
 		}
 		if sole != nil {
 			// Not sole after all: the clients before were its whole ones.
-			for _, it := range items[:len(items)-1] {
-				byService[sole] = append(byService[sole], it)
-			}
+			byService[sole] = append(byService[sole], items[:len(items)-1]...)
 			sole.sum = sum - m.total
 			sole = nil
 		}
@@ -657,10 +655,10 @@ func (t *Index) Partition(r Ranking, partition int32) (clients int, requests uin
 	case !r.byService:
 		return len(s.clients), s.all.sum, true
 	}
-	switch svc := s.services[r.service]; {
-	case svc == nil:
+	switch svc := s.services[r.service]; svc {
+	case nil:
 		return 0, 0, true
-	case svc == s.sole:
+	case s.sole:
 		return len(s.clients), s.all.sum, true
 	default:
 		return svc.tree.Len(), svc.sum, true
