@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -340,6 +341,29 @@ func requestExample(t *testing.T, doc *openapi3.T, method, path string) string {
 	return string(b)
 }
 
+// parameterExample is a request of the GET at path made of its parameters'
+// examples: the path's filled in, the query's appended.
+func parameterExample(t *testing.T, doc *openapi3.T, path string) string {
+	t.Helper()
+	item := doc.Paths.Value(path)
+	q := url.Values{}
+	for _, ps := range []openapi3.Parameters{item.Parameters, item.Get.Parameters} {
+		for _, p := range ps {
+			switch v := p.Value; {
+			case v.Example == nil:
+			case v.In == "path":
+				path = strings.ReplaceAll(path, "{"+v.Name+"}", url.PathEscape(fmt.Sprint(v.Example)))
+			case v.In == "query":
+				q.Set(v.Name, fmt.Sprint(v.Example))
+			}
+		}
+	}
+	if strings.Contains(path, "{") {
+		t.Fatalf("GET %s: a path parameter has no example", path)
+	}
+	return path + "?" + q.Encode()
+}
+
 // otlpBodies are otlpSpans as OTLP/JSON, protobuf and gzipped protobuf.
 func otlpBodies(t *testing.T) (jsonBody, protoBody, gzipBody string) {
 	t.Helper()
@@ -662,12 +686,24 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "PUT", path: "/quotas/alice", body: `{"limits":[{"window":"1m","limit":1,"burst":2}]}`, status: 400, docRejects: true})
 	c.do(call{method: "PUT", path: "/quotas/alice", body: `{"limits":[]}`, status: 400, docRejects: true})
 	c.do(call{method: "PUT", path: "/quotas/alice", body: policy, status: 415, docRejects: true, header: map[string]string{"Content-Type": "text/plain"}})
+	// With a limit of another service's endpoint too (before any check, which
+	// would keep the policy read for the limiter's refresh).
+	c.do(call{method: "PUT", path: "/quotas/alice", status: 200,
+		body: strings.TrimSuffix(policy, "]}") + `,{"window":"1m","limit":10,"service":"shop","endpoint":"GET /orders/{id}"}]}`})
 	rec = c.do(call{method: "GET", path: "/quotas/alice/check?endpoint=POST%20%2Fusers", status: 200})
 	if got := rec.Header().Get("RateLimit"); !strings.Contains(got, `"1m POST /users";r=`) || !strings.Contains(rec.Body.String(), `"allowed":true`) {
 		t.Errorf("check: RateLimit %q, body %s", got, rec.Body)
 	}
 	c.do(call{method: "GET", path: "/quotas/bob/check?reserve=false", status: 200})
 	c.do(call{method: "GET", path: "/quotas/alice/check?endpoint=users", status: 400, docRejects: true})
+	// The check's example request, built from its parameters' examples, is
+	// sent as is: the limit of the service's endpoint applies to it.
+	rec = c.do(call{method: "GET", path: parameterExample(t, doc, "/quotas/{client}/check"), status: 200})
+	if got := rec.Header().Get("RateLimit"); !strings.Contains(got, `"1m shop GET /orders/{id}";r=9;`) || !strings.Contains(rec.Body.String(), `"service":"shop"`) {
+		t.Errorf("the check's example: RateLimit %q, body %s; want shop's endpoint limit applied", got, rec.Body)
+	}
+	c.do(call{method: "GET", path: "/quotas/alice/check?service=shop&all=true&reserve=false", status: 200})
+	c.do(call{method: "GET", path: "/quotas/alice/check?service=no%20space", status: 400, docRejects: true})
 	c.do(call{method: "DELETE", path: "/quotas/alice", status: 204})
 	c.do(call{method: "DELETE", path: "/quotas/alice", status: 404})
 

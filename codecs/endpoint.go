@@ -18,17 +18,26 @@ const IDSegment = "{id}"
 // events from producers that know no routes (the original FastAPI service
 // sends the full URL) are named by the URL's path, without scheme, host,
 // query or trailing slash, with segments that look like identifiers
-// replaced by {id}.
+// replaced by {id}. A method that is no token (ValidMethod) is named
+// OtherMethod, so that no producer's method reads as a service.
 func EndpointKey(ev *activitypb.BackendApiActivity) string {
 	route := ev.GetRoute()
 	if route == "" {
 		route = PathTemplate(ev.GetEndpoint())
 	}
-	if svc := ServiceOf(ev); svc != "" {
-		return svc + serviceSeparator + ev.GetHttpMethod() + " " + route
+	method := ev.GetHttpMethod()
+	if method != "" && !ValidMethod(method) {
+		method = OtherMethod
 	}
-	return ev.GetHttpMethod() + " " + route
+	if svc := ServiceOf(ev); svc != "" {
+		return svc + serviceSeparator + method + " " + route
+	}
+	return method + " " + route
 }
+
+// OtherMethod stands for a method that cannot be part of a key, as
+// OpenTelemetry's http.request.method does for methods it does not know.
+const OtherMethod = "_OTHER"
 
 // MaxMethodLen bounds an HTTP method in keys.
 const MaxMethodLen = 32
@@ -41,13 +50,21 @@ func ValidMethod(m string) bool {
 		return false
 	}
 	for i := 0; i < len(m); i++ {
-		c := m[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+		if !tokenChar[m[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// tokenChar marks the bytes of an RFC 9110 token; every event's key
+// checks its method with it.
+var tokenChar = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
+	}
+	return t
+}()
 
 // DefaultService names the service of events that carry none: those of the
 // original schema, and Inarious' own API's unless it is given a name. Its

@@ -42,6 +42,18 @@ func TestEndpointKeyPrefersTheRouteTemplate(t *testing.T) {
 	}
 }
 
+// A producer writing Users itself may send any method: one that is no
+// token is named _OTHER, so that "FOO:" never reads as a service.
+func TestEndpointKeyOfAMethodThatIsNoToken(t *testing.T) {
+	for _, method := range []string{"FOO:", "GET /x", "B\tAD", strings.Repeat("M", codecs.MaxMethodLen+1)} {
+		ev := &activitypb.BackendApiActivity{HttpMethod: method, Route: "/a"}
+		key := codecs.EndpointKey(ev)
+		if svc, ep := codecs.SplitEndpointKey(key); key != "_OTHER /a" || svc != codecs.DefaultService || ep != "_OTHER /a" {
+			t.Errorf("method %q: key %q, split into %q and %q", method, key, svc, ep)
+		}
+	}
+}
+
 // Events of the original FastAPI service carry fields 1-4 only: the client
 // is the caller's host and the endpoint is named by the URL's path.
 func ExampleEndpointKey() {

@@ -245,13 +245,20 @@ func TestCompose(t *testing.T) {
 				wantSlice("worker command", worker.Command, "worker"),
 			)
 		}},
-		{"api publishes container port 8080", func() error {
+		{"api publishes container port 8080, and 4317 where its OTLP/gRPC receiver listens", func() error {
+			published := map[uint32]bool{}
 			for _, port := range api.Ports {
-				if port.Target == 8080 && port.Published != "" {
-					return nil
+				if port.Published != "" {
+					published[port.Target] = true
 				}
 			}
-			return fmt.Errorf("ports %+v: none publishes 8080", api.Ports)
+			if !published[8080] || !published[4317] {
+				return fmt.Errorf("ports %+v: 8080 and 4317 are not both published", api.Ports)
+			}
+			if l := env(api)["INARIOUS_OTLP_GRPC_LISTEN"]; l != "0.0.0.0:4317" {
+				return fmt.Errorf("INARIOUS_OTLP_GRPC_LISTEN = %q, want 0.0.0.0:4317", l)
+			}
+			return nil
 		}},
 		{"worker can be scaled: no published ports, no container_name", func() error {
 			var errs []error
@@ -733,13 +740,13 @@ func TestDockerfile(t *testing.T) {
 			}
 			return fmt.Errorf("no RUN chown %s /data", users[len(users)-1].args)
 		}},
-		{"entrypoint is the binary, port 8080 exposed", func() error {
+		{"entrypoint is the binary, ports 8080 (HTTP) and 4317 (OTLP/gRPC) exposed", func() error {
 			var errs []error
 			if eps := find(final, "ENTRYPOINT"); len(eps) != 1 || eps[0].args != `["/inarious"]` {
 				errs = append(errs, fmt.Errorf("ENTRYPOINT %+v, want one [\"/inarious\"]", eps))
 			}
-			if ex := find(final, "EXPOSE"); len(ex) != 1 || ex[0].args != "8080" {
-				errs = append(errs, fmt.Errorf("EXPOSE %+v, want 8080", ex))
+			if ex := find(final, "EXPOSE"); len(ex) != 1 || ex[0].args != "8080 4317" {
+				errs = append(errs, fmt.Errorf("EXPOSE %+v, want 8080 4317", ex))
 			}
 			return errors.Join(errs...)
 		}},

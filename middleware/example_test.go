@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -170,4 +171,44 @@ func ExampleNewHTTPTransport() {
 	// Output:
 	// POST /events key: shop-key events: 3
 	// {Accepted:3 Delivered:3 Failed:0 Dropped:0 Retried:0 Rejected:0 Queued:0 InFlight:0}
+}
+
+// With quotas: the middleware asks Inarious for the client's limits
+// (GET /quotas/{client}/check, here a stand-in allowing 2 calls an hour)
+// and answers the calls past them with 429, as Inarious' own API does.
+func Example_quotas() {
+	inarious := http.NewServeMux()
+	inarious.HandleFunc("GET /quotas/{client}/check", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"client":%q,"service":%q,"allowed":true,"policy":"*","limits":[{"window":"1h","limit":2,"service":"shop","remaining":2}]}`,
+			r.PathValue("client"), r.URL.Query().Get("service"))
+	})
+	inarious.HandleFunc("POST /events", func(w http.ResponseWriter, r *http.Request) {
+		var batch []map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&batch)
+		fmt.Fprintf(w, `{"accepted":%d,"rejected":0,"errors":[]}`, len(batch))
+	})
+	server := httptest.NewServer(inarious)
+	defer server.Close()
+
+	m := middleware.New(middleware.NewHTTPTransport(server.URL+"/events"), middleware.WithService("shop"),
+		middleware.WithClient(func(r *http.Request) string { return r.Header.Get("X-Tenant") }),
+		middleware.WithQuotas(server.URL, middleware.QuotaAPIKey("shop-key"))) // a key with the scope quotas:check
+	routes := http.NewServeMux()
+	routes.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {})
+	h := m.Wrap(routes)
+	for range 3 {
+		req := httptest.NewRequest(http.MethodGet, "/orders/42", nil)
+		req.Header.Set("X-Tenant", "acme")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		remaining, _, _ := strings.Cut(rec.Header().Get("RateLimit"), ";t=")
+		fmt.Println(rec.Code, rec.Header().Get("RateLimit-Policy"), remaining, "retry after:", rec.Header().Get("Retry-After") != "")
+	}
+	_ = m.Close(context.Background())
+	fmt.Printf("%+v\n", m.QuotaStats())
+	// Output:
+	// 200 "1h shop";q=2;w=3600 "1h shop";r=1 retry after: false
+	// 200 "1h shop";q=2;w=3600 "1h shop";r=0 retry after: false
+	// 429 "1h shop";q=2;w=3600 "1h shop";r=0 retry after: true
+	// {Allowed:2 Refused:1 Unavailable:0 CheckErrors:0}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -23,23 +22,13 @@ import (
 	"github.com/inarious/inarious/middleware"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // Over the Kafka transport (the API's producer), events the producer gives
 // up on while the broker is unreachable are kept, and delivered once each
 // when it is back, keyed by their client and placed by murmur2 as Kafka's
 // Java client places them.
 func TestKafkaTransportDeliversAfterOutage(t *testing.T) {
 	const partitions = 4
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	addrs := []string{fmt.Sprintf("127.0.0.1:%d", port)}
 	prod, err := middleware.NewKafkaTransport(addrs, middleware.KafkaLinger(time.Millisecond),
 		middleware.KafkaClientOpts(kgo.RecordDeliveryTimeout(time.Second))) // kgo's least: the outage is short

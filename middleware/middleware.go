@@ -12,6 +12,7 @@ import (
 
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/httpx"
+	"github.com/inarious/inarious/internal/quotas/enforce"
 )
 
 // UnmatchedRoute is the route of requests no route matched, so arbitrary
@@ -38,6 +39,7 @@ type config struct {
 	address         func(*http.Request) (host, port string)
 	setClient       bool
 	requestIDHeader string
+	quotas          *quotaConfig
 }
 
 func newConfig(opts []Option) config {
@@ -114,8 +116,9 @@ func WithRequestIDHeader(name string) Option {
 
 // Middleware turns each request into an activity event for its Buffer.
 type Middleware struct {
-	buf *Buffer
-	cfg config
+	buf   *Buffer
+	cfg   config
+	quota *enforce.Limiter // WithQuotas'
 }
 
 // New starts a buffer over t and returns the middleware that fills it;
@@ -123,13 +126,14 @@ type Middleware struct {
 func New(t Transport, opts ...Option) *Middleware {
 	c := newConfig(opts)
 	c.produceOnPublish = true
-	return &Middleware{buf: newBuffer(t, c.bufferSize, c), cfg: c}
+	return &Middleware{buf: newBuffer(t, c.bufferSize, c), cfg: c, quota: newQuotaLimiter(c)}
 }
 
 // NewWithBuffer is a middleware over a buffer that others fill too (Inarious'
 // API puts ingested batches in the one its middleware fills).
 func NewWithBuffer(buf *Buffer, opts ...Option) *Middleware {
-	return &Middleware{buf: buf, cfg: newConfig(opts)}
+	c := newConfig(opts)
+	return &Middleware{buf: buf, cfg: c, quota: newQuotaLimiter(c)}
 }
 
 // Buffer is the buffer m fills.
@@ -140,7 +144,12 @@ func (m *Middleware) Stats() Stats { return m.buf.Stats() }
 
 // Close stops accepting events and waits, until ctx ends, for every
 // accepted event to be delivered. Call it after the HTTP server's Shutdown.
-func (m *Middleware) Close(ctx context.Context) error { return m.buf.Close(ctx) }
+func (m *Middleware) Close(ctx context.Context) error {
+	if m.cfg.quotas != nil {
+		m.cfg.quotas.client.CloseIdleConnections()
+	}
+	return m.buf.Close(ctx)
+}
 
 // Wrap records every request next serves. The route is the template
 // gorilla/mux matched (use router.Use(m.Wrap), so the route is known) or
@@ -193,7 +202,9 @@ func (m *Middleware) serve(route string, next http.Handler, w http.ResponseWrite
 		who = new(identity)
 		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, who))
 	}
-	next.ServeHTTP(rec, r)
+	if m.quota == nil || m.allow(rec, r, route, next) {
+		next.ServeHTTP(rec, r)
+	}
 
 	var host, port string
 	if m.cfg.address != nil {
@@ -245,11 +256,17 @@ func RouteTemplate(r *http.Request) string {
 	if t := httpx.RouteTemplate(r); t != "" {
 		return t
 	}
-	if p := r.Pattern; p != "" {
-		// A pattern is [METHOD ][HOST]/[PATH]: the path starts at the first slash.
-		if i := strings.IndexByte(p, '/'); i >= 0 {
-			return p[i:]
-		}
+	if p := patternPath(r.Pattern); p != "" {
+		return p
 	}
 	return UnmatchedRoute
+}
+
+// patternPath is the path of a ServeMux pattern, [METHOD ][HOST]/[PATH]:
+// from the first slash; "" if none.
+func patternPath(p string) string {
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[i:]
+	}
+	return ""
 }

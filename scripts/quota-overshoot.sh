@@ -2,7 +2,7 @@
 # How far past its limit a client gets through several API replicas
 # (BENCHMARKS.md, "Quotas (issue 26)"): the one-command inarious (embedded
 # broker, worker, API replica 1) and REPLICAS-1 more `inarious api` on its
-# broker, every replica with --quotas, nothing exempt, and QUOTA_REPLICAS as
+# broker (or, with BROKERS set, all of them on that Apache Kafka), every replica with --quotas, nothing exempt, and QUOTA_REPLICAS as
 # --quota-replicas; a default policy of LIMIT calls per minute; one client
 # (inarious-load, one identity) sending RATE_FACTOR times its limit per
 # minute on GET /healthz, spread evenly over the replicas (one open-loop
@@ -12,13 +12,13 @@
 #
 # Environment: REPLICAS [4], QUOTA_REPLICAS [1], LIMIT [1000], RATE_FACTOR
 # [20], MINUTES [3], QUOTA_LAG [250ms], QUOTA_REFRESH [100ms], PORT [18580: replica i
-# on PORT+i], EMBEDDED_PORT [29692], BASE [/tmp/quota-overshoot],
+# on PORT+i], EMBEDDED_PORT [29692], BROKERS [unset: the embedded broker], BASE [/tmp/quota-overshoot],
 # BIN and LOAD [built from this tree].
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/.." && pwd)
 REPLICAS=${REPLICAS:-4} QUOTA_REPLICAS=${QUOTA_REPLICAS:-1} LIMIT=${LIMIT:-1000} RATE_FACTOR=${RATE_FACTOR:-20}
 MINUTES=${MINUTES:-3} QUOTA_LAG=${QUOTA_LAG:-250ms} QUOTA_REFRESH=${QUOTA_REFRESH:-100ms}
-PORT=${PORT:-18580} EMBEDDED_PORT=${EMBEDDED_PORT:-29692} BASE=${BASE:-/tmp/quota-overshoot}
+PORT=${PORT:-18580} EMBEDDED_PORT=${EMBEDDED_PORT:-29692} BASE=${BASE:-/tmp/quota-overshoot} BROKERS=${BROKERS:-}
 case $BASE in /tmp/?*) ;; *) echo "BASE must be under /tmp (it is wiped)" >&2; exit 1 ;; esac
 rm -rf "$BASE" && mkdir -p "$BASE"
 if [ -z "${BIN:-}" ] || [ -z "${LOAD:-}" ]; then
@@ -32,11 +32,16 @@ quota=(--quotas --quota-exempt= --quota-replicas "$QUOTA_REPLICAS" --quota-lag "
 wait_ready() {
 	until curl -sf -o /dev/null "$1/readyz"; do sleep 0.1; done
 }
-"$BIN" --data-dir "$BASE/r0" --listen 127.0.0.1:$PORT --embedded-kafka-port "$EMBEDDED_PORT" "${quota[@]}" >"$BASE/r0.log" 2>&1 &
+if [ -n "$BROKERS" ]; then
+	kafka=(--brokers "$BROKERS")
+else
+	kafka=(--embedded-kafka-port "$EMBEDDED_PORT") BROKERS=127.0.0.1:$EMBEDDED_PORT
+fi
+"$BIN" --data-dir "$BASE/r0" --listen 127.0.0.1:$PORT "${kafka[@]}" "${quota[@]}" >"$BASE/r0.log" 2>&1 &
 pids+=($!)
 wait_ready "http://127.0.0.1:$PORT"
 for ((i = 1; i < REPLICAS; i++)); do
-	"$BIN" api --brokers 127.0.0.1:$EMBEDDED_PORT --data-dir "$BASE/r$i" --listen 127.0.0.1:$((PORT + i)) "${quota[@]}" >"$BASE/r$i.log" 2>&1 &
+	"$BIN" api --brokers "$BROKERS" --data-dir "$BASE/r$i" --listen 127.0.0.1:$((PORT + i)) "${quota[@]}" >"$BASE/r$i.log" 2>&1 &
 	pids+=($!)
 done
 for ((i = 1; i < REPLICAS; i++)); do wait_ready "http://127.0.0.1:$((PORT + i))"; done
@@ -46,7 +51,7 @@ curl -sf -o /dev/null -XPUT "http://127.0.0.1:$PORT/quotas/%2A" -H 'Content-Type
 # From a second into a minute to a second before its last one ends.
 sleep $(( (61 - $(date +%s) % 60) % 60 ))
 rate=$(awk -v l="$LIMIT" -v f="$RATE_FACTOR" -v n="$REPLICAS" 'BEGIN {printf "%.3f", l*f/60/n}')
-echo "$REPLICAS replicas (--quota-replicas $QUOTA_REPLICAS), limit $LIMIT/min, $RATE_FACTOR x: $rate req/s on each replica for $MINUTES min"
+echo "$REPLICAS replicas on $BROKERS (--quota-replicas $QUOTA_REPLICAS), limit $LIMIT/min, $RATE_FACTOR x: $rate req/s on each replica for $MINUTES min"
 loads=()
 for ((i = 0; i < REPLICAS; i++)); do
 	"$LOAD" -target "http://127.0.0.1:$((PORT + i))" -mix healthz -clients 1 -seed 1 -connections 8 -rate "$rate" \

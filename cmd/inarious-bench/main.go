@@ -2,7 +2,8 @@
 // pre-filled Users topic next to a bare goka counter, and how fast it
 // recovers a large table; fill builds a large table on a running system;
 // bare-router is the floor the API's cost per request is compared with;
-// otlp-e2e times an OTLP export to its spans' count. See BENCHMARKS.md.
+// otlp-e2e times an OTLP export to its spans' count; txn times the Kafka
+// transactions the dedupe stage runs. See BENCHMARKS.md.
 package main
 
 import (
@@ -19,7 +20,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: inarious-bench drain|recovery|memory|fill|bare-router|otlp-e2e [flags]")
+		fmt.Fprintln(os.Stderr, "usage: inarious-bench drain|recovery|memory|fill|bare-router|otlp-e2e|txn [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -36,6 +37,8 @@ func main() {
 		err = bareRouter(ctx, os.Args[2:])
 	case "otlp-e2e":
 		err = otlpE2E(ctx, os.Args[2:])
+	case "txn":
+		err = txnBench(ctx, os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

@@ -68,6 +68,9 @@ type Config struct {
 	// OTLPClientAttribute is the span attribute OTLP calls are counted
 	// under (empty: the client's address).
 	OTLPClientAttribute string
+	// OTLPGRPCListen is where the OTLP/gRPC traces receiver listens
+	// (empty: off).
+	OTLPGRPCListen string
 	// DedupeWindow is how long the ids of ingested events are remembered
 	// (0: the ingest endpoints publish to Users, without dedupe).
 	DedupeWindow time.Duration
@@ -149,6 +152,7 @@ func FlagSet(name string, cfg *Config) *flag.FlagSet {
 	fs.DurationVar(&cfg.ClientRetention, "client-retention", cfg.ClientRetention, "worker: delete the usage of clients not seen for this long (0: keep forever)")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target percentage (0: Go's default of 100); more trades memory for CPU; GOGC in the environment wins")
 	fs.StringVar(&cfg.OTLPClientAttribute, "otlp-client-attribute", cfg.OTLPClientAttribute, "API only: span attribute POST /v1/traces counts a call under, e.g. enduser.id (empty: the client's address, client.address)")
+	fs.StringVar(&cfg.OTLPGRPCListen, "otlp-grpc-listen", cfg.OTLPGRPCListen, "API only: address of the OTLP/gRPC traces receiver, e.g. :4317, the same as POST /v1/traces over gRPC (empty: off)")
 	fs.DurationVar(&cfg.DedupeWindow, "dedupe-window", cfg.DedupeWindow, "how long the ids of events sent to POST /v1/traces and /events are remembered, so a retried batch is counted once; the same on the API and every worker (0: no dedupe)")
 	fs.IntVar(&cfg.DedupeMaxIDs, "dedupe-max-ids", cfg.DedupeMaxIDs, "worker only: most ids a worker remembers, 11 to 17 bytes each; past it the oldest are forgotten before the window ends (0: no cap)")
 	fs.BoolVar(&cfg.Quotas, "quotas", cfg.Quotas, "API only: enforce the quota policies (429 over a quota, RateLimit headers) and serve /quotas; needs --windows")

@@ -108,11 +108,32 @@ func TestOTLPSpansAreCountedPerClientAndEndpoint(t *testing.T) {
 // per client (the attribute the service sets) and endpoint exactly.
 func TestOTelSDKServiceIsCountedExactly(t *testing.T) {
 	s := &system{apptest.Start(t, nil, func(c *app.Config) { c.OTLPClientAttribute = otlpintest.ClientAttribute })}
-	svc := otlpintest.Start(t, s.Base, "shop", nil)
-	for c := range 3 {
-		for i := range 5 + c {
+	callAndCheck(t, s, otlpintest.Start(t, s.Base, "shop", nil), "sdk-client", 3)
+	// Per service: once the service is part of every key (issue 24), also
+	// assert that svc.Name's counts are these under ?service=shop.
+}
+
+// TestOTelSDKServiceOverGRPC: the same service exporting with the SDK's
+// otlptracegrpc exporter to --otlp-grpc-listen is counted exactly, as over
+// HTTP.
+func TestOTelSDKServiceOverGRPC(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	s := &system{apptest.Start(t, nil, func(c *app.Config) {
+		c.OTLPClientAttribute = otlpintest.ClientAttribute
+		c.OTLPGRPCListen = addr
+	})}
+	callAndCheck(t, s, otlpintest.StartGRPC(t, addr, "grpcshop", nil), "grpc-client", 2)
+}
+
+// callAndCheck calls every route of svc a few times as each of clients
+// clients named prefix-N, flushes its spans, and waits until s counts
+// exactly what svc answered.
+func callAndCheck(t *testing.T, s *system, svc *otlpintest.Service, prefix string, clients int) {
+	t.Helper()
+	for c := range clients {
+		for i := range 3 + c {
 			for _, r := range otlpintest.Routes {
-				svc.Call(t, fmt.Sprintf("sdk-client-%d", c), r, strings.ReplaceAll(r.Pattern, "{id}", fmt.Sprint(i)))
+				svc.Call(t, fmt.Sprintf("%s-%d", prefix, c), r, strings.ReplaceAll(r.Pattern, "{id}", fmt.Sprint(i)))
 			}
 		}
 	}
@@ -120,6 +141,4 @@ func TestOTelSDKServiceIsCountedExactly(t *testing.T) {
 	for client, want := range svc.Served() {
 		testutil.Eventually(t, 30*time.Second, s.counts(t, client, want))
 	}
-	// Per service: once the service is part of every key (issue 24), also
-	// assert that svc.Name's counts are these under ?service=shop.
 }

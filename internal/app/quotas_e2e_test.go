@@ -1,10 +1,12 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/inarious/inarious/internal/kafka/kafkatest"
 	"github.com/inarious/inarious/internal/quotas/quotahttp"
 	"github.com/inarious/inarious/internal/testutil"
+	"github.com/inarious/inarious/middleware"
 )
 
 // quotaCall is one call's answer: status, body and header.
@@ -46,10 +49,11 @@ func callAs(t *testing.T, method, url, client, body string) quotaCall {
 	return quotaCall{resp.StatusCode, string(b), resp.Header}
 }
 
-// checkOf is GET /quotas/{client}/check?reserve=false on base.
-func checkOf(t *testing.T, base, client string) quotahttp.Check {
+// checkOf is GET /quotas/{client}/check?reserve=false on base, with the
+// query parameters of more ("service=shop").
+func checkOf(t *testing.T, base, client string, more ...string) quotahttp.Check {
 	t.Helper()
-	c := callAs(t, "GET", base+"/quotas/"+client+"/check?reserve=false", "", "")
+	c := callAs(t, "GET", base+"/quotas/"+client+"/check?"+strings.Join(append([]string{"reserve=false"}, more...), "&"), "", "")
 	var out quotahttp.Check
 	if err := json.Unmarshal([]byte(c.body), &out); err != nil || c.status != http.StatusOK {
 		t.Fatalf("check %s = %d %s (%v)", client, c.status, c.body, err)
@@ -123,5 +127,56 @@ func TestQuotasTwoReplicasAgree(t *testing.T) {
 	// Every replica lists the same policies.
 	if ca, cb := callAs(t, "GET", a.Base+"/quotas", "", ""), callAs(t, "GET", b+"/quotas", "", ""); ca.body != `{"quotas":[]}`+"\n" || cb.body != ca.body {
 		t.Errorf("lists: A %s, B %s; want both empty", ca.body, cb.body)
+	}
+}
+
+// A Go service with the middleware enforces Inarious' quotas: a limit of
+// its service (and one of another service, which it ignores) through
+// GET /quotas/{client}/check, its calls counted as its events reach the
+// usage table; a second replica of the service, which admitted none of
+// them, refuses the client once the table shows them.
+func TestQuotasThroughTheMiddleware(t *testing.T) {
+	a := apptest.Start(t, nil, func(c *app.Config) { c.Quotas, c.QuotaRefresh = true, 20*time.Millisecond })
+	const client = "acme"
+	if c := callAs(t, "PUT", a.Base+"/quotas/"+client, "",
+		`{"limits":[{"window":"1d","limit":5,"service":"shop"},{"window":"1d","limit":0,"service":"billing"}]}`); c.status != http.StatusCreated {
+		t.Fatalf("PUT = %d %s", c.status, c.body)
+	}
+	replica := func() (*middleware.Middleware, http.Handler) {
+		m := middleware.New(middleware.NewHTTPTransport(a.Base+"/events", middleware.HTTPLinger(time.Millisecond)),
+			middleware.WithService("shop"), middleware.WithClient(func(r *http.Request) string { return r.Header.Get("X-Tenant") }),
+			middleware.WithQuotas(a.Base, middleware.QuotaTimeout(5*time.Second)))
+		t.Cleanup(func() { _ = m.Close(context.Background()) })
+		routes := http.NewServeMux()
+		routes.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {})
+		return m, m.Wrap(routes)
+	}
+	order := func(h http.Handler) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/orders/7", nil)
+		req.Header.Set("X-Tenant", client)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	_, one := replica()
+	for i := range 5 {
+		if rec := order(one); rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("RateLimit"), fmt.Sprintf(`"1d shop";r=%d;t=`, 4-i)) {
+			t.Fatalf("call %d = %d %v, want 200 with %d left", i+1, rec.Code, rec.Header(), 4-i)
+		}
+	}
+	if rec := order(one); rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("sixth call = %d %v, want 429", rec.Code, rec.Header())
+	}
+	// Inarious counts them as their events reach the usage table.
+	testutil.Eventually(t, 20*time.Second, func() (bool, string) {
+		c := checkOf(t, a.Base, client, "service=shop")
+		u := callAs(t, "GET", a.Base+"/usage/"+client+"/series?step=1d", "", "")
+		return !c.Allowed, fmt.Sprintf("Inarious' check for shop: %+v; usage %s", c, u.body)
+	})
+	// A second replica, which admitted none of them, knows of them only
+	// through Inarious: it refuses the client's first call.
+	_, two := replica()
+	if rec := order(two); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("the second replica answers %d %v, want 429", rec.Code, rec.Header())
 	}
 }

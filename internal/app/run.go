@@ -12,6 +12,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/sr"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/inarious/inarious/api"
 	"github.com/inarious/inarious/codecs"
@@ -176,6 +177,8 @@ type apiParts struct {
 	// registrar registers the activity schema (nil without --schema-registry).
 	registrar *confluent.Registrar
 	handler   http.Handler
+	// otlpGRPC is the OTLP/gRPC receiver (nil without --otlp-grpc-listen).
+	otlpGRPC *grpc.Server
 	// release closes what building opened (tables, users store, metrics
 	// client), after everything has stopped.
 	release func()
@@ -270,12 +273,13 @@ func buildHandler(ctx context.Context, cfg Config, log *slog.Logger, obs *observ
 			log.Warn("users store close", "err", err)
 		}
 	}
+	otlpOpts := []otlpin.Option{otlpin.WithLogger(log.With("component", "otlp")),
+		otlpin.WithMaxBodyBytes(cfg.MaxBodyBytes), otlpin.WithClientAttribute(cfg.OTLPClientAttribute)}
 	opts := []api.Option{
 		api.WithLogger(log),
 		api.WithAPIKeys(keys),
 		api.WithRoutes(userhttp.Routes(store, userhttp.WithLogger(log), userhttp.WithMaxBodyBytes(cfg.MaxBodyBytes))...),
-		api.WithRoutes(otlpin.Routes(ingest, otlpin.WithLogger(log.With("component", "otlp")),
-			otlpin.WithMaxBodyBytes(cfg.MaxBodyBytes), otlpin.WithClientAttribute(cfg.OTLPClientAttribute))...),
+		api.WithRoutes(otlpin.Routes(ingest, otlpOpts...)...),
 	}
 	opts = append(append(append(opts, tablesOptions(tables)...), obsOpts...), apiOpts...)
 	handler, err := api.New(pub, clients, opts...)
@@ -283,7 +287,11 @@ func buildHandler(ctx context.Context, cfg Config, log *slog.Logger, obs *observ
 		release()
 		return nil, err
 	}
-	return &apiParts{tables: tables, pub: pub, ingest: ingest, registrar: registrar, handler: handler, release: release}, nil
+	parts := &apiParts{tables: tables, pub: pub, ingest: ingest, registrar: registrar, handler: handler, release: release}
+	if cfg.OTLPGRPCListen != "" {
+		parts.otlpGRPC = otlpin.NewGRPCServer(ingest, append(otlpOpts, otlpin.WithAPIKeys(keys))...)
+	}
+	return parts, nil
 }
 
 // serve runs the tables' parts (views, owners trackers, dashboard hub) and
@@ -300,6 +308,13 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	var gln net.Listener
+	if p.otlpGRPC != nil {
+		if gln, err = net.Listen("tcp", cfg.OTLPGRPCListen); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen %s: %w", cfg.OTLPGRPCListen, err)
+		}
 	}
 	srv := &http.Server{
 		Handler:           p.handler,
@@ -328,9 +343,13 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	}
 	running := start(ctx, parts)
 
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ln) }()
+	serveDone := make(chan error, 2)
+	go func() { serveDone <- fmt.Errorf("http server: %w", srv.Serve(ln)) }()
 	log.Info("api listening", "addr", ln.Addr().String(), "brokers", cfg.Kafka.Brokers)
+	if gln != nil {
+		go func() { serveDone <- fmt.Errorf("otlp/grpc server: %w", p.otlpGRPC.Serve(gln)) }()
+		log.Info("otlp/grpc listening", "addr", gln.Addr().String())
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -339,7 +358,7 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	select {
 	case <-ctx.Done():
 	case err := <-serveDone:
-		runErr = fmt.Errorf("http server: %w", err)
+		runErr = err
 	case runErr = <-running.failed:
 	}
 
@@ -347,6 +366,9 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown", "err", err)
+	}
+	if p.otlpGRPC != nil {
+		stopGRPC(sctx, p.otlpGRPC, log)
 	}
 	if err := p.pub.Close(sctx); err != nil {
 		runErr = errors.Join(runErr, err)
@@ -364,6 +386,23 @@ func (p *apiParts) serve(ctx context.Context, cfg Config, log *slog.Logger, read
 		log.Warn("views did not stop in time")
 	}
 	return runErr
+}
+
+// stopGRPC lets running exports finish, as the HTTP server's Shutdown does,
+// and ends those still running when ctx ends.
+func stopGRPC(ctx context.Context, srv *grpc.Server, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		log.Warn("otlp/grpc shutdown: exports still running were ended")
+		srv.Stop()
+		<-done
+	}
 }
 
 // activityProducer is what the API's activity events are produced with:

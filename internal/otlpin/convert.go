@@ -28,9 +28,8 @@ var (
 const (
 	routeAttr   = "http.route"
 	serviceAttr = "service.name"
-	// otherMethod is what instrumentations record for a method outside the
-	// known set; the method sent is then in methodOriginalAttr.
-	otherMethod        = "_OTHER"
+	// methodOriginalAttr holds the method sent when instrumentations
+	// record codecs.OtherMethod for a method outside the known set.
 	methodOriginalAttr = "http.request.method_original"
 )
 
@@ -93,7 +92,7 @@ func Convert(td ptrace.Traces, clientAttr string) Result {
 func convertSpan(sp ptrace.Span, service, clientAttr string) (*activitypb.BackendApiActivity, string) {
 	attrs := sp.Attributes()
 	method := firstString(attrs, methodAttrs)
-	if method == otherMethod {
+	if method == codecs.OtherMethod {
 		if orig := firstString(attrs, []string{methodOriginalAttr}); orig != "" {
 			method = orig
 		}

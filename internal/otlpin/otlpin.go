@@ -1,7 +1,8 @@
 // Package otlpin ingests other producers' API calls: OpenTelemetry traces
-// over OTLP/HTTP (POST /v1/traces, protobuf or JSON, optionally gzipped),
-// each server span becoming an activity event on the Users topic, and
-// batches of activity events as JSON (POST /events). Either way another
+// over OTLP/HTTP (POST /v1/traces, protobuf or JSON, optionally gzipped)
+// or OTLP/gRPC (NewGRPCServer), each server span becoming an activity
+// event on the Users topic, and batches of activity events as JSON
+// (POST /events). Either way another
 // API's calls are counted as Inarious' own. See the README, "Send us your
 // API's calls".
 package otlpin
@@ -92,6 +93,7 @@ type receiver struct {
 	clientAttr string
 	maxBody    int64
 	log        *slog.Logger
+	keys       *auth.Keys
 	// working holds a token per request decoding and publishing a batch.
 	working chan struct{}
 }
@@ -99,14 +101,19 @@ type receiver struct {
 // Routes are the OTLP/HTTP traces receiver and the JSON batch ingest,
 // publishing through pub.
 func Routes(pub Publisher, opts ...Option) []httpx.Route {
-	r := &receiver{pub: pub, maxBody: DefaultMaxBodyBytes, log: slog.Default(), working: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	for _, o := range opts {
-		o(r)
-	}
+	r := newReceiver(pub, opts)
 	return []httpx.Route{
 		{Method: http.MethodPost, Path: Path, Scope: auth.EventsWrite, Handler: r},
 		{Method: http.MethodPost, Path: EventsPath, Scope: auth.EventsWrite, Handler: batchReceiver{r}},
 	}
+}
+
+func newReceiver(pub Publisher, opts []Option) *receiver {
+	r := &receiver{pub: pub, maxBody: DefaultMaxBodyBytes, log: slog.Default(), working: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
 var (

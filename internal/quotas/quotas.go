@@ -122,8 +122,8 @@ func (p Policy) Validate(w windows.Config) map[string]string {
 		if l.Endpoint != "" && !ValidEndpoint(l.Endpoint) {
 			bad[field+"endpoint"] = `endpoint must be a method, a space and a route, e.g. "GET /users/{id}"`
 		}
-		if l.Service != "" && !validService(l.Service) {
-			bad[field+"service"] = fmt.Sprintf("service must be 1 to %d letters, digits or . _ -", maxServiceLen)
+		if l.Service != "" && !ValidService(l.Service) {
+			bad[field+"service"] = ServiceRule
 		}
 		if j, dup := seen[l.Name()]; dup {
 			bad[field+"window"] = fmt.Sprintf("limits[%d] has the same window, endpoint and service", j)
@@ -161,8 +161,13 @@ var endpointSyntax = regexp.MustCompile(EndpointPattern)
 // ValidEndpoint reports whether e is an endpoint a limit may name.
 func ValidEndpoint(e string) bool { return len(e) <= MaxEndpointLen && endpointSyntax.MatchString(e) }
 
-func validService(s string) bool {
-	if len(s) > maxServiceLen {
+// ServiceRule says what a service a limit names may be.
+var ServiceRule = fmt.Sprintf("service must be 1 to %d letters, digits or . _ -", maxServiceLen)
+
+// ValidService reports whether s is a service a limit may name (and a
+// check ask about).
+func ValidService(s string) bool {
+	if s == "" || len(s) > maxServiceLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -8,9 +8,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TransactionTimeout bounds how long a member that died inside a
@@ -79,4 +81,54 @@ func AbortTransaction(ctx context.Context, sess *kgo.GroupTransactSession) error
 	}
 	_, err := sess.End(ctx, kgo.TryAbort)
 	return err
+}
+
+// txnRetryBackoffConfig is the broker setting that paces a transaction's
+// first produce while the previous one's markers are being written
+// (transaction.version 2); Kafka's default, 20 ms, adds up to that much
+// to every transaction of a member that commits back to back.
+const txnRetryBackoffConfig = "add.partitions.to.txn.retry.backoff.ms"
+
+// slowTxnRetryBackoff is the value from which LogTxnRetryBackoff advises.
+const slowTxnRetryBackoff = 5
+
+// LogTxnRetryBackoff reads the broker's txnRetryBackoffConfig and, when it
+// is slow, logs once how to make every transaction faster. It is advice
+// only: a broker that does not answer (ACLs, an old version) is skipped.
+func LogTxnRetryBackoff(ctx context.Context, cl *kgo.Client, log *slog.Logger) {
+	if ms, ok := TxnRetryBackoff(ctx, cl); ok && ms > slowTxnRetryBackoff {
+		log.Info("broker paces transactions slowly; set "+txnRetryBackoffConfig+" to 1-5 on the brokers for faster flushes (README, \"Retries are counted once\")",
+			"value_ms", ms)
+	}
+}
+
+// TxnRetryBackoff is a broker's txnRetryBackoffConfig in milliseconds; ok
+// is false when the broker does not tell.
+func TxnRetryBackoff(ctx context.Context, cl *kgo.Client) (ms int, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil || len(meta.Brokers) == 0 {
+		return 0, false
+	}
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	res := kmsg.NewDescribeConfigsRequestResource()
+	res.ResourceType = kmsg.ConfigResourceTypeBroker
+	res.ResourceName = strconv.Itoa(int(meta.Brokers[0].NodeID))
+	res.ConfigNames = []string{txnRetryBackoffConfig}
+	req.Resources = append(req.Resources, res)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return 0, false
+	}
+	for _, r := range resp.Resources {
+		for _, c := range r.Configs {
+			if c.Name == txnRetryBackoffConfig && c.Value != nil {
+				if ms, err := strconv.Atoi(*c.Value); err == nil {
+					return ms, true
+				}
+			}
+		}
+	}
+	return 0, false
 }

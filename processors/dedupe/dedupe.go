@@ -74,6 +74,7 @@ type Stage struct {
 	maxIDs  int
 	txnID   string
 	now     func() time.Time
+	advised sync.Once
 
 	forwarded, duplicates, withoutID, flushes, aborted, restored, forgotten atomic.Uint64
 }
@@ -226,6 +227,7 @@ func (s *Stage) run(ctx context.Context, cfg kafka.Config) error {
 		return err
 	}
 	defer reader.Close()
+	s.advised.Do(func() { stream.LogTxnRetryBackoff(ctx, reader, s.log) })
 	for {
 		fetches := sess.PollRecords(ctx, maxPoll)
 		stopping := ctx.Err() != nil
@@ -309,7 +311,7 @@ func (s *Stage) decideOne(ctx context.Context, ss *session, set *seenSet, r *kgo
 	} else if derr == nil {
 		s.withoutID.Add(1)
 	}
-	ss.out = append(ss.out, &kgo.Record{Topic: string(codecs.ActivityTopic), Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: r.Headers})
+	ss.out = append(ss.out, &kgo.Record{Topic: string(codecs.ActivityTopic), Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp})
 	return nil
 }
 

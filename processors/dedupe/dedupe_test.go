@@ -88,6 +88,10 @@ func event(client, id string) *activitypb.BackendApiActivity {
 	return &activitypb.BackendApiActivity{Client: client, HttpMethod: "GET", Route: "/a", RequestId: id, Service: "shop"}
 }
 
+// acceptedAt is the time of every ingest record: Users keeps it, as the
+// time the API took the event.
+var acceptedAt = time.UnixMilli(1_700_000_000_123)
+
 // produceIngest produces evs to the ingest topic keyed by client, noting
 // the partition of each id in partitions.
 func produceIngest(t *testing.T, cl *kgo.Client, evs []*activitypb.BackendApiActivity, partitions map[string]int32) {
@@ -98,7 +102,7 @@ func produceIngest(t *testing.T, cl *kgo.Client, evs []*activitypb.BackendApiAct
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &kgo.Record{Topic: string(IngestTopic), Key: []byte(codecs.ClientOf(ev)), Value: v}
+		r := &kgo.Record{Topic: string(IngestTopic), Key: []byte(codecs.ClientOf(ev)), Value: v, Timestamp: acceptedAt}
 		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +113,8 @@ func produceIngest(t *testing.T, cl *kgo.Client, evs []*activitypb.BackendApiAct
 }
 
 // forwardedIDs reads Users as the usage group does (read_committed): how
-// often each id arrived, and whether every event stayed in its partition.
+// often each id arrived, and whether every event stayed in its partition
+// and kept its time.
 func forwardedIDs(t *testing.T, cfg kafka.Config, ingestPartition map[string]int32) (map[string]int, int) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(string(codecs.ActivityTopic)),
@@ -137,6 +142,9 @@ func forwardedIDs(t *testing.T, cfg kafka.Config, ingestPartition map[string]int
 			total++
 			if p, ok := ingestPartition[ev.GetRequestId()]; ok && p != r.Partition {
 				t.Errorf("event %s in partition %d of Users, %d of the ingest topic", ev.GetRequestId(), r.Partition, p)
+			}
+			if !r.Timestamp.Equal(acceptedAt) {
+				t.Errorf("event %s at %v in Users, %v in the ingest topic", ev.GetRequestId(), r.Timestamp, acceptedAt)
 			}
 		})
 	}

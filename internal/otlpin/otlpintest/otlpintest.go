@@ -1,7 +1,7 @@
 // Package otlpintest runs a small HTTP service instrumented with the
 // OpenTelemetry Go SDK, as a user's service would be: otelhttp records a
 // server span per request and otlptracehttp exports the spans to an
-// Inarious' POST /v1/traces. The service remembers what it answered, per
+// Inarious' POST /v1/traces (or otlptracegrpc to its OTLP/gRPC receiver). The service remembers what it answered, per
 // client and endpoint, for tests to compare with the usage table.
 package otlpintest
 
@@ -18,6 +18,7 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -74,7 +75,23 @@ func Start(t testing.TB, inarious, name string, wrap func(sdktrace.SpanExporter)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e sdktrace.SpanExporter = exp
+	return start(t, exp, name, wrap)
+}
+
+// StartGRPC is Start with the otlptracegrpc exporter, sending to the
+// OTLP/gRPC receiver at addr (host:port, no TLS), gzipped.
+func StartGRPC(t testing.TB, addr, name string, wrap func(sdktrace.SpanExporter) sdktrace.SpanExporter) *Service {
+	t.Helper()
+	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(addr), otlptracegrpc.WithInsecure(),
+		otlptracegrpc.WithCompressor("gzip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start(t, exp, name, wrap)
+}
+
+func start(t testing.TB, exp sdktrace.SpanExporter, name string, wrap func(sdktrace.SpanExporter) sdktrace.SpanExporter) *Service {
+	var e = exp
 	if wrap != nil {
 		e = wrap(exp)
 	}

@@ -45,9 +45,14 @@ func seconds(d time.Duration) int64 {
 }
 
 // Refuse answers a refused call: 429, Retry-After, and a problem naming the
-// limits reached. The RateLimit headers are WriteHeaders'.
+// limits reached; or, when the quota could not be read (d.Unavailable),
+// 503. The RateLimit headers are WriteHeaders'.
 func Refuse(w http.ResponseWriter, r *http.Request, d Decision) {
 	w.Header().Set("Retry-After", strconv.FormatInt(max(1, seconds(d.RetryAfter)), 10))
+	if d.Unavailable {
+		problem.Write(w, r, http.StatusServiceUnavailable, "the quota of this call cannot be checked now; retry shortly")
+		return
+	}
 	var reached []string
 	for _, ls := range d.Limits {
 		if ls.Remaining == 0 {
@@ -76,7 +81,7 @@ func (l *Limiter) Gate(rt httpx.Route, clientOf func(*http.Request) string, next
 		if r.Method != rt.Method { // HEAD on a GET route, or a route of every method
 			endpoint = r.Method + " " + rt.Path
 		}
-		d := l.decide(clientOf(r), endpoint, true, false)
+		d := l.decide(clientOf(r), call{endpoint: endpoint}, true, false)
 		WriteHeaders(w.Header(), d)
 		if !d.Allowed {
 			Refuse(w, r, d)

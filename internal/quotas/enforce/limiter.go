@@ -11,20 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/quotas"
-	"github.com/inarious/inarious/internal/windows"
 )
-
-// Policies reads the policy table (quotas.Table).
-type Policies interface {
-	Get(client string) (*quotas.Policy, error)
-}
-
-// Usage reads a client's windowed usage (views.UsageReader).
-type Usage interface {
-	Series(client string, step time.Duration, from, to time.Time) ([]windows.Bucket, error)
-}
 
 // Config tunes the limiter.
 type Config struct {
@@ -42,7 +32,18 @@ type Config struct {
 	// Exempt are the route templates ("/healthz") the gate lets through
 	// without a decision; their calls count against no limit either.
 	Exempt []string
+	// FailClosed refuses a client's calls (Decision.Unavailable) while its
+	// latest read failed. By default quotas fail open: the calls are
+	// decided on the last good read plus the calls admitted here since
+	// (allowed, for a client never read).
+	FailClosed bool
+	// MaxClients bounds the clients whose state is kept (0: DefaultMaxClients).
+	// Past it, the states of clients idle for the lag are dropped, then any.
+	MaxClients int
 }
+
+// DefaultMaxClients is how many clients' states a limiter keeps by default.
+const DefaultMaxClients = 100_000
 
 // DefaultConfig reads every 100 ms and counts 250 ms of lag, on one replica.
 func DefaultConfig() Config {
@@ -51,16 +52,22 @@ func DefaultConfig() Config {
 
 // Limiter decides calls. It keeps a small state per client seen lately.
 type Limiter struct {
-	policies Policies
-	usage    Usage
-	cfg      Config
-	now      func() time.Time
-	log      *slog.Logger
+	src Source
+	cfg Config
+	now func() time.Time
+	log *slog.Logger
 
 	clients   sync.Map // client → *clientState
+	size      atomic.Int64
 	lastSweep atomic.Int64
 
-	allowed, refused, readErrors atomic.Uint64
+	// failing is set from a failed read to the next good one: an outage,
+	// logged once when it starts and once when it ends.
+	failing       atomic.Bool
+	outageFailed  atomic.Uint64
+	outageStarted atomic.Int64
+
+	allowed, refused, readErrors, unavailable, evicted atomic.Uint64
 }
 
 // Option configures New.
@@ -72,16 +79,24 @@ func WithNow(now func() time.Time) Option { return func(l *Limiter) { l.now = no
 // WithLogger logs to log (default slog.Default()).
 func WithLogger(log *slog.Logger) Option { return func(l *Limiter) { l.log = log } }
 
-// New decides calls by policies and usage.
+// New decides calls by the policy table and the windowed usage table.
 func New(policies Policies, usage Usage, cfg Config, opts ...Option) *Limiter {
+	return NewWithSource(&tableSource{policies: policies, usage: usage, exempt: cfg.Exempt}, cfg, opts...)
+}
+
+// NewWithSource decides calls by what src reads.
+func NewWithSource(src Source, cfg Config, opts ...Option) *Limiter {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultConfig().Refresh
 	}
 	if cfg.Lag < 0 {
 		cfg.Lag = 0
 	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = DefaultMaxClients
+	}
 	cfg.Replicas = max(cfg.Replicas, 1)
-	l := &Limiter{policies: policies, usage: usage, cfg: cfg, now: time.Now, log: slog.Default()}
+	l := &Limiter{src: src, cfg: cfg, now: time.Now, log: slog.Default()}
 	for _, o := range opts {
 		o(l)
 	}
@@ -94,7 +109,22 @@ func (l *Limiter) Counters() []metrics.Counter {
 		{Name: "quota_allowed_total", Help: "Calls a quota policy applied to that were allowed.", Value: l.allowed.Load},
 		{Name: "quota_refused_total", Help: "Calls refused with 429 for being over a quota.", Value: l.refused.Load},
 		{Name: "quota_read_errors_total", Help: "Reads of a policy or of usage that failed (the call was decided on what was read before, or allowed).", Value: l.readErrors.Load},
+		{Name: "quota_clients_evicted_total", Help: "Client states dropped while their calls still counted, the limiter being full (MaxClients).", Value: l.evicted.Load},
 	}
+}
+
+// Totals are the limiter's counts so far.
+type Totals struct {
+	// Allowed and Refused are the reserving decisions a policy applied to;
+	// Unavailable the calls refused because reads failed (FailClosed).
+	Allowed, Refused, Unavailable uint64
+	// ReadErrors are the reads that failed.
+	ReadErrors uint64
+}
+
+// Totals are the limiter's counts so far.
+func (l *Limiter) Totals() Totals {
+	return Totals{Allowed: l.allowed.Load(), Refused: l.refused.Load(), Unavailable: l.unavailable.Load(), ReadErrors: l.readErrors.Load()}
 }
 
 // LimitState is one limit as it stands for a call.
@@ -113,6 +143,9 @@ type LimitState struct {
 // Decision is the answer for one call.
 type Decision struct {
 	Allowed bool
+	// Unavailable: refused because the client's quota could not be read
+	// (Config.FailClosed), not for being over it.
+	Unavailable bool
 	// Client names the policy that applied: the client, quotas.Default, or
 	// "" when none did.
 	Policy string
@@ -127,21 +160,46 @@ type Decision struct {
 	headers [2][]string
 }
 
-// Decide decides a call of client to endpoint ("GET /users/{id}") now.
-// With reserve, an allowed call is counted as admitted by this replica
-// until the table shows it; without, Decide only looks.
-func (l *Limiter) Decide(client, endpoint string, reserve bool) Decision {
-	return l.decide(client, endpoint, reserve, true)
+// Decide decides a call of client to endpoint ("GET /users/{id}") of
+// service ("" or codecs.DefaultService: Inarious' own API) now: the limits
+// of all calls, of the service's calls and of that endpoint apply. With
+// reserve, an allowed call is counted as admitted by this replica until
+// the table shows it; without, Decide only looks.
+func (l *Limiter) Decide(client, service, endpoint string, reserve bool) Decision {
+	return l.decide(client, call{service: codecs.NormalService(service), endpoint: endpoint}, reserve, true)
+}
+
+// Admit is Decide reserving, for a gate: the limits are listed only when
+// the call is refused, which spares an allocation per allowed call.
+func (l *Limiter) Admit(client, service, endpoint string) Decision {
+	return l.decide(client, call{service: codecs.NormalService(service), endpoint: endpoint}, true, false)
+}
+
+// Look lists every limit of client's policy that applies to some call of
+// service, whatever its endpoint, with what remains of it, reserving
+// nothing: what a caller needs to decide the service's calls itself.
+func (l *Limiter) Look(client, service string) Decision {
+	return l.decide(client, call{service: codecs.NormalService(service), anyEndpoint: true}, false, true)
+}
+
+// call is what a decision is about.
+type call struct {
+	service     string // normalized: "" is the default service
+	endpoint    string
+	anyEndpoint bool // Look: the limits of every endpoint apply
 }
 
 // decide is Decide, listing the limits only with detail or when refused.
-func (l *Limiter) decide(client, endpoint string, reserve, detail bool) Decision {
+func (l *Limiter) decide(client string, c call, reserve, detail bool) Decision {
 	now := l.now()
 	l.sweep(now)
 	s := l.state(client, now)
-	d := s.decide(l, client, endpoint, reserve, detail, now)
+	d := s.decide(l, client, c, reserve, detail, now)
 	d.At = now
-	if d.Policy != "" && reserve {
+	switch {
+	case d.Unavailable:
+		l.unavailable.Add(1)
+	case d.Policy != "" && reserve:
 		if d.Allowed {
 			l.allowed.Add(1)
 		} else {
@@ -155,11 +213,41 @@ func (l *Limiter) decide(client, endpoint string, reserve, detail bool) Decision
 func (l *Limiter) state(client string, now time.Time) *clientState {
 	v, ok := l.clients.Load(client)
 	if !ok {
-		v, _ = l.clients.LoadOrStore(client, &clientState{loaded: make(chan struct{})})
+		v, ok = l.clients.LoadOrStore(client, &clientState{loaded: make(chan struct{})})
+		if !ok && l.size.Add(1) > int64(l.cfg.MaxClients) {
+			l.evict(client, now)
+		}
 	}
 	s := v.(*clientState)
 	s.lastUse.Store(now.UnixNano())
 	return s
+}
+
+// Clients is how many clients' states the limiter keeps.
+func (l *Limiter) Clients() int { return int(l.size.Load()) }
+
+// evict makes room under MaxClients for keep: first by dropping the
+// states of clients idle for longer than their calls count (the lag and
+// two refreshes), which loses nothing; failing that, any others, whose
+// admitted calls are then forgotten (counted in evicted).
+func (l *Limiter) evict(keep string, now time.Time) {
+	idle := now.Add(-l.cfg.Lag - 2*l.cfg.Refresh).UnixNano()
+	for _, lossy := range []bool{false, true} {
+		l.clients.Range(func(k, v any) bool {
+			if k != keep && (lossy || v.(*clientState).lastUse.Load() < idle) {
+				if _, gone := l.clients.LoadAndDelete(k); gone {
+					l.size.Add(-1)
+					if lossy {
+						l.evicted.Add(1)
+					}
+				}
+			}
+			return l.size.Load() > int64(l.cfg.MaxClients)
+		})
+		if l.size.Load() <= int64(l.cfg.MaxClients) {
+			return
+		}
+	}
 }
 
 // idleAfter is how long a client's state is kept without calls; after it,
@@ -178,8 +266,34 @@ func (l *Limiter) sweep(now time.Time) {
 	cutoff := now.Add(-idle).UnixNano()
 	l.clients.Range(func(k, v any) bool {
 		if v.(*clientState).lastUse.Load() < cutoff {
-			l.clients.Delete(k)
+			if _, gone := l.clients.LoadAndDelete(k); gone {
+				l.size.Add(-1)
+			}
 		}
 		return true
 	})
+}
+
+// readFailed counts a failed read and logs the outage it starts, once.
+func (l *Limiter) readFailed(client string, err error, now time.Time) {
+	l.readErrors.Add(1)
+	l.outageFailed.Add(1)
+	if l.failing.Load() || !l.failing.CompareAndSwap(false, true) {
+		return
+	}
+	l.outageStarted.Store(now.UnixNano())
+	then := "deciding on the last good read and the calls admitted since (fail open)"
+	if l.cfg.FailClosed {
+		then = "refusing the calls of clients not read (fail closed)"
+	}
+	l.log.Warn("quota: reads fail; "+then+" until they succeed again", "client", client, "err", err)
+}
+
+// readSucceeded ends an outage, logging how long it lasted.
+func (l *Limiter) readSucceeded(now time.Time) {
+	if !l.failing.Load() || !l.failing.CompareAndSwap(true, false) {
+		return
+	}
+	l.log.Info("quota: reads succeed again", "failed_reads", l.outageFailed.Swap(0),
+		"outage", now.Sub(time.Unix(0, l.outageStarted.Load())).Round(time.Millisecond))
 }

@@ -1,8 +1,13 @@
 package enforce_test
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,7 +81,7 @@ func newLimiter(p policies, u *usage, cfg enforce.Config) (*enforce.Limiter, *cl
 func admitted(l *enforce.Limiter, client, endpoint string, n int) int {
 	ok := 0
 	for range n {
-		if l.Decide(client, endpoint, true).Allowed {
+		if l.Decide(client, "", endpoint, true).Allowed {
 			ok++
 		}
 	}
@@ -85,7 +90,7 @@ func admitted(l *enforce.Limiter, client, endpoint string, n int) int {
 
 func TestNoPolicyAllowsWithoutLimits(t *testing.T) {
 	l, _ := newLimiter(policies{}, &usage{}, enforce.DefaultConfig())
-	d := l.Decide("alice", "GET /x", true)
+	d := l.Decide("alice", "", "GET /x", true)
 	if !d.Allowed || d.Policy != "" || len(d.Limits) != 0 {
 		t.Errorf("decision = %+v, want allowed with no limits", d)
 	}
@@ -98,7 +103,7 @@ func TestReservationAdmitsExactlyTheLimitBeforeTheTableShowsAny(t *testing.T) {
 	if got := admitted(l, "alice", "GET /x", 20); got != 5 {
 		t.Errorf("admitted %d of 20, want 5", got)
 	}
-	d := l.Decide("alice", "GET /x", true)
+	d := l.Decide("alice", "", "GET /x", true)
 	if d.Allowed || d.RetryAfter != 50*time.Second || d.Limits[0].Remaining != 0 || d.Limits[0].ResetSeconds != 50 {
 		t.Errorf("decision = %+v, want refused, retry after the minute's last 50 s", d)
 	}
@@ -119,7 +124,7 @@ func TestDefaultPolicyAppliesToClientsWithoutTheirOwn(t *testing.T) {
 	if got := admitted(l, "bob", "GET /x", 10); got != 3 {
 		t.Errorf("bob (own policy) admitted %d, want 3", got)
 	}
-	if d := l.Decide("alice", "GET /x", false); d.Policy != quotas.Default {
+	if d := l.Decide("alice", "", "GET /x", false); d.Policy != quotas.Default {
 		t.Errorf("alice's policy = %q, want the default", d.Policy)
 	}
 }
@@ -135,11 +140,11 @@ func TestAdmittedCallsCountUntilTheLagHasPassed(t *testing.T) {
 	}
 	u.set("alice", "", 4) // the table shows them
 	c.add(200 * time.Millisecond)
-	if d := l.Decide("alice", "GET /x", false); d.Limits[0].Remaining != 2 {
+	if d := l.Decide("alice", "", "GET /x", false); d.Limits[0].Remaining != 2 {
 		t.Errorf("within the lag: remaining %d, want 2 (4 in the table, 4 admitted here counted again)", d.Limits[0].Remaining)
 	}
 	c.add(1500 * time.Millisecond)
-	if d := l.Decide("alice", "GET /x", false); d.Limits[0].Remaining != 6 {
+	if d := l.Decide("alice", "", "GET /x", false); d.Limits[0].Remaining != 6 {
 		t.Errorf("after the lag: remaining %d, want 6 (the table's 4 only)", d.Limits[0].Remaining)
 	}
 	// Calls other replicas admitted show in the table.
@@ -169,11 +174,11 @@ func TestEndpointLimitAppliesToItsEndpointOnly(t *testing.T) {
 	if got := admitted(l, "alice", "POST /users", 5); got != 2 {
 		t.Errorf("POST /users admitted %d, want 2", got)
 	}
-	d := l.Decide("alice", "GET /users", true)
+	d := l.Decide("alice", "", "GET /users", true)
 	if !d.Allowed || len(d.Limits) != 1 || d.Limits[0].Remaining != 97 {
 		t.Errorf("GET /users: %+v, want allowed under the 100 limit only, 97 remaining", d)
 	}
-	refused := l.Decide("alice", "POST /users", true)
+	refused := l.Decide("alice", "", "POST /users", true)
 	if refused.Allowed || len(refused.Limits) != 2 || refused.Limits[1].Remaining != 0 {
 		t.Errorf("POST /users: %+v, want refused by its own limit", refused)
 	}
@@ -209,12 +214,12 @@ func TestPolicyChangeApplies(t *testing.T) {
 	}
 	p["alice"] = &quotas.Policy{Client: "alice", Limits: []quotas.Limit{{Window: "1m", Limit: 0}}, Updated: time.Unix(2, 0)}
 	c.add(time.Second)
-	if d := l.Decide("alice", "GET /x", true); d.Allowed || d.Limits[0].Limit.Limit != 0 {
+	if d := l.Decide("alice", "", "GET /x", true); d.Allowed || d.Limits[0].Limit.Limit != 0 {
 		t.Errorf("after the change: %+v, want refused by a limit of 0", d)
 	}
 	delete(p, "alice")
 	c.add(time.Second)
-	if d := l.Decide("alice", "GET /x", true); !d.Allowed || len(d.Limits) != 0 {
+	if d := l.Decide("alice", "", "GET /x", true); !d.Allowed || len(d.Limits) != 0 {
 		t.Errorf("after the delete: %+v, want allowed without limits", d)
 	}
 }
@@ -278,7 +283,7 @@ func TestGateAnswers429WithHeaders(t *testing.T) {
 func TestCheckWithoutReserveOnlyLooks(t *testing.T) {
 	l, _ := newLimiter(policies{"alice": policy("alice", quotas.Limit{Window: "1m", Limit: 1})}, &usage{}, enforce.DefaultConfig())
 	for range 3 {
-		if d := l.Decide("alice", "", false); !d.Allowed || d.Limits[0].Remaining != 1 {
+		if d := l.Decide("alice", "", "", false); !d.Allowed || d.Limits[0].Remaining != 1 {
 			t.Fatalf("look = %+v, want allowed with the 1 call left", d)
 		}
 	}
@@ -324,5 +329,165 @@ func TestServiceLimitsCountTheirServiceOnly(t *testing.T) {
 	l, _ = newLimiter(p, u, enforce.DefaultConfig())
 	if got := admitted(l, "alice", "GET /x", 2); got != 2 {
 		t.Errorf("shop's GET /x limit refused the API's GET /x: admitted %d of 2", got)
+	}
+}
+
+// A call of a service is decided by the limits of every call, of its
+// service and of its endpoint in that service; not by another service's,
+// nor by the default service's endpoint limits.
+func TestServiceCallsAreDecidedByTheirServiceLimits(t *testing.T) {
+	u := &usage{}
+	u.set("alice", "", 10)
+	u.set("alice", "shop: GET /orders/{id}", 4)
+	p := policies{"alice": policy("alice",
+		quotas.Limit{Window: "1h", Limit: 100},                                              // every call: 10 used
+		quotas.Limit{Window: "1m", Limit: 6, Service: "shop"},                               // shop's: 4 used
+		quotas.Limit{Window: "1m", Limit: 5, Service: "shop", Endpoint: "GET /orders/{id}"}, // 4 used
+		quotas.Limit{Window: "1m", Limit: 0, Service: "billing"},
+		quotas.Limit{Window: "1m", Limit: 0, Endpoint: "GET /orders/{id}"})} // the API's own route
+	l, _ := newLimiter(p, u, enforce.DefaultConfig())
+	d := l.Decide("alice", "shop", "GET /orders/{id}", true)
+	if !d.Allowed || len(d.Limits) != 3 || d.Limits[0].Remaining != 89 || d.Limits[1].Remaining != 1 || d.Limits[2].Remaining != 0 {
+		t.Fatalf("shop's order: %+v, want allowed under 3 limits, 89, 1 and 0 left", d)
+	}
+	if d := l.Decide("alice", "shop", "GET /orders/{id}", true); d.Allowed {
+		t.Errorf("shop's second order: %+v, want refused by its endpoint limit", d)
+	}
+	if d := l.Decide("alice", "shop", "GET /carts", true); !d.Allowed || d.Limits[1].Remaining != 0 {
+		t.Errorf("shop's cart: %+v, want the last of shop's 6", d)
+	}
+	if d := l.Decide("alice", "shop", "GET /carts", true); d.Allowed {
+		t.Errorf("shop past 6: %+v, want refused", d)
+	}
+	if d := l.Decide("alice", "billing", "GET /x", true); d.Allowed {
+		t.Errorf("billing: %+v, want refused by its limit of 0", d)
+	}
+	if d := l.Decide("alice", "default", "GET /orders/{id}", true); d.Allowed || len(d.Limits) != 2 {
+		t.Errorf("the API's own GET /orders/{id}: %+v, want refused by its limit of 0 (and counted under every call's)", d)
+	}
+	look := l.Look("alice", "shop")
+	if look.Policy != "alice" || len(look.Limits) != 3 || look.Limits[2].Endpoint != "GET /orders/{id}" || look.Limits[1].Remaining != 0 {
+		t.Errorf("look at shop: %+v, want every call's, shop's and shop's endpoint limit", look)
+	}
+}
+
+// source fails while down is set.
+type source struct {
+	mu    sync.Mutex
+	down  bool
+	reads int
+	inner enforce.Source
+}
+
+func (s *source) Read(client string, now time.Time) (*quotas.Policy, []uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	if s.down {
+		return nil, nil, errors.New("connection refused")
+	}
+	return s.inner.Read(client, now)
+}
+
+func (s *source) setDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
+}
+
+type tableSource struct {
+	p policies
+	u *usage
+}
+
+func (t tableSource) Read(client string, now time.Time) (*quotas.Policy, []uint64, error) {
+	p := t.p[client]
+	if p == nil {
+		return nil, nil, nil
+	}
+	counts := make([]uint64, len(p.Limits))
+	for i := range counts {
+		counts[i] = t.u.counts[client][""]
+	}
+	return p, counts, nil
+}
+
+func TestReadFailuresFailOpenOrClosedAndLogOncePerOutage(t *testing.T) {
+	for _, closed := range []bool{false, true} {
+		var logs bytes.Buffer
+		src := &source{inner: tableSource{p: policies{"alice": policy("alice", quotas.Limit{Window: "1m", Limit: 3})}, u: &usage{}}}
+		cfg := enforce.DefaultConfig()
+		cfg.FailClosed = closed
+		c := &clock{t: t0}
+		l := enforce.NewWithSource(src, cfg, enforce.WithNow(c.now), enforce.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		if got := admitted(l, "alice", "GET /x", 2); got != 2 {
+			t.Fatalf("closed=%v: admitted %d before the outage, want 2", closed, got)
+		}
+		src.setDown(true)
+		var allowed, unavailable int
+		for range 10 {
+			c.add(time.Second) // a read per call, each failing
+			d := l.Decide("alice", "", "GET /x", true)
+			if d.Allowed {
+				allowed++
+			}
+			if d.Unavailable {
+				unavailable++
+			}
+			if got := l.Decide("bob", "", "GET /x", true); got.Allowed == closed || got.Unavailable != closed {
+				t.Errorf("closed=%v: bob, never read: %+v", closed, got)
+			}
+		}
+		if closed && (allowed != 0 || unavailable != 10) {
+			t.Errorf("fail closed: %d allowed, %d unavailable of 10, want 0 and 10", allowed, unavailable)
+		}
+		if !closed && (allowed != 1 || unavailable != 0) {
+			t.Errorf("fail open: %d allowed, want 1 (the last read's count, 2 of 3, and the calls admitted since)", allowed)
+		}
+		src.setDown(false)
+		c.add(time.Second)
+		if d := l.Decide("alice", "", "GET /x", false); d.Unavailable || d.Policy != "alice" {
+			t.Errorf("closed=%v: after the outage: %+v", closed, d)
+		}
+		if n := strings.Count(logs.String(), "reads fail"); n != 1 {
+			t.Errorf("closed=%v: the outage logged %d times, want once:\n%s", closed, n, logs.String())
+		}
+		if !strings.Contains(logs.String(), "reads succeed again") || !strings.Contains(logs.String(), "failed_reads=20") {
+			t.Errorf("closed=%v: the outage's end not logged with its 20 failed reads:\n%s", closed, logs.String())
+		}
+		src.setDown(true)
+		c.add(time.Second)
+		if d := l.Decide("alice", "", "GET /x", true); closed {
+			rec := httptest.NewRecorder()
+			enforce.Refuse(rec, httptest.NewRequest(http.MethodGet, "/x", nil), d)
+			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" {
+				t.Errorf("fail closed answers %d, Retry-After %q; want 503 after 1 s", rec.Code, rec.Header().Get("Retry-After"))
+			}
+		}
+	}
+}
+
+// The states kept are bounded: past MaxClients, idle clients go first.
+func TestClientStatesAreBounded(t *testing.T) {
+	cfg := enforce.DefaultConfig()
+	cfg.MaxClients = 3
+	p := policies{quotas.Default: policy(quotas.Default, quotas.Limit{Window: "1m", Limit: 2})}
+	l, c := newLimiter(p, &usage{}, cfg)
+	admitted(l, "a", "GET /x", 2)
+	c.add(time.Second) // a is idle for longer than its calls count
+	for _, client := range []string{"b", "c", "d"} {
+		admitted(l, client, "GET /x", 1)
+	}
+	if l.Clients() != 3 {
+		t.Errorf("%d states kept, want 3", l.Clients())
+	}
+	if got := admitted(l, "b", "GET /x", 2); got != 1 {
+		t.Errorf("b, kept: admitted %d more, want 1 (its first call still counted)", got)
+	}
+	for i := range 20 {
+		admitted(l, fmt.Sprint("e", i), "GET /x", 1)
+	}
+	if l.Clients() > 3 {
+		t.Errorf("%d states kept after 20 new clients, want at most 3", l.Clients())
 	}
 }

@@ -1,6 +1,7 @@
 package enforce
 
 import (
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,8 +28,9 @@ type clientState struct {
 	limits     []*limitState  // parallel to policy.Limits
 	readAt     time.Time      // when the counts in limits were read (the read's start)
 	refreshing bool
-	// policyHeaders are the RateLimit-Policy values by endpoint.
-	policyHeaders map[string][]string
+	failed     bool // the latest read failed
+	// policyHeaders are the RateLimit-Policy values by service and endpoint.
+	policyHeaders map[headerKey][]string
 }
 
 // limitState is one limit's count.
@@ -42,6 +44,7 @@ type limitState struct {
 	// The limit in the RateLimit headers: its quoted name, and its item of
 	// RateLimit-Policy, which never changes.
 	name, policyItem string
+	service          string // the limit's, normalized
 	used             uint64 // while a decision holds the lock
 }
 
@@ -53,10 +56,13 @@ type slot struct {
 
 // decide refreshes the state if it is stale, then decides the call.
 // Limits are listed when detail is set or the call is refused.
-func (s *clientState) decide(l *Limiter, client, endpoint string, reserve, detail bool, now time.Time) Decision {
+func (s *clientState) decide(l *Limiter, client string, c call, reserve, detail bool, now time.Time) Decision {
 	s.refresh(l, client, now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.failed && l.cfg.FailClosed {
+		return Decision{Unavailable: true, RetryAfter: l.cfg.Refresh}
+	}
 	d := Decision{Allowed: true}
 	if s.policy == nil {
 		return d
@@ -65,7 +71,7 @@ func (s *clientState) decide(l *Limiter, client, endpoint string, reserve, detai
 	n := uint64(l.cfg.Replicas)
 	applied := 0
 	for _, ls := range s.limits {
-		if !ls.applies(endpoint) {
+		if !ls.applies(c) {
 			continue
 		}
 		applied++
@@ -90,7 +96,7 @@ func (s *clientState) decide(l *Limiter, client, endpoint string, reserve, detai
 	}
 	rl := make([]byte, 0, 32*applied)
 	for _, ls := range s.limits {
-		if !ls.applies(endpoint) {
+		if !ls.applies(c) {
 			continue
 		}
 		if d.Allowed && reserve {
@@ -102,41 +108,55 @@ func (s *clientState) decide(l *Limiter, client, endpoint string, reserve, detai
 		if d.Limits != nil {
 			d.Limits = append(d.Limits, LimitState{Limit: ls.limit, Step: ls.step, Remaining: remaining, Reset: reset, ResetSeconds: resetSeconds})
 		}
+		if c.anyEndpoint {
+			continue // a list, not a call: no headers
+		}
 		if len(rl) > 0 {
 			rl = append(rl, ", "...)
 		}
 		rl = strconv.AppendInt(append(strconv.AppendUint(append(append(rl, ls.name...), ";r="...), remaining, 10), ";t="...), resetSeconds, 10)
 	}
-	d.headers = [2][]string{s.policyHeader(endpoint), {string(rl)}}
+	if !c.anyEndpoint {
+		d.headers = [2][]string{s.policyHeader(c), {string(rl)}}
+	}
 	return d
 }
 
-// policyHeader is the RateLimit-Policy of a call to endpoint, made once per
-// endpoint and policy.
-func (s *clientState) policyHeader(endpoint string) []string {
-	if h, ok := s.policyHeaders[endpoint]; ok {
+// policyHeader is the RateLimit-Policy of c, made once per endpoint (of a
+// service) and policy.
+func (s *clientState) policyHeader(c call) []string {
+	key := headerKey{c.service, c.endpoint}
+	if h, ok := s.policyHeaders[key]; ok {
 		return h
 	}
 	var items []string
 	for _, ls := range s.limits {
-		if ls.applies(endpoint) {
+		if ls.applies(c) {
 			items = append(items, ls.policyItem)
 		}
 	}
 	h := []string{strings.Join(items, ", ")}
 	if len(s.policyHeaders) < maxPolicyHeaders {
-		s.policyHeaders[endpoint] = h
+		s.policyHeaders[key] = h
 	}
 	return h
 }
 
+// headerKey is a call's service and endpoint (a struct: no key to build).
+type headerKey struct{ service, endpoint string }
+
 // maxPolicyHeaders bounds the endpoints a client's policy headers are kept for.
 const maxPolicyHeaders = 64
 
-// applies: a limit of all calls, or of this endpoint, of the service the
-// calls decided here belong to: Inarious' own API, the default service.
-func (ls *limitState) applies(endpoint string) bool {
-	return codecs.NormalService(ls.limit.Service) == "" && (ls.limit.Endpoint == "" || ls.limit.Endpoint == endpoint)
+// applies: a limit of every call (no service, no endpoint), or of c's
+// service (a limit without a service names the default one when it names
+// an endpoint, as the usage table keys endpoints), of all its calls or of
+// c's endpoint.
+func (ls *limitState) applies(c call) bool {
+	if ls.limit.Service == "" && ls.limit.Endpoint == "" {
+		return true
+	}
+	return ls.service == c.service && (ls.limit.Endpoint == "" || c.anyEndpoint || ls.limit.Endpoint == c.endpoint)
 }
 
 func (ls *limitState) reset() time.Time { return time.Unix(ls.bucket, 0).Add(ls.step) }
@@ -179,14 +199,22 @@ func (s *clientState) refresh(l *Limiter, client string, now time.Time) {
 	s.refreshing = true
 	s.mu.Unlock()
 
-	policy, counts, ok := l.read(client, now)
+	policy, counts, err := l.src.Read(client, now)
+	if err != nil {
+		l.readFailed(client, err, now)
+	} else {
+		l.readSucceeded(now)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refreshing = false
 	s.readAt = now
-	if ok {
+	s.failed = err != nil
+	if err == nil {
 		s.install(l, policy, counts, now)
+	} else {
+		s.keepAdmitted()
 	}
 	select {
 	case <-s.loaded:
@@ -199,7 +227,7 @@ func (s *clientState) refresh(l *Limiter, client string, now time.Time) {
 // limit takes the table's count of its current window.
 func (s *clientState) install(l *Limiter, policy *quotas.Policy, counts []uint64, now time.Time) {
 	if !samePolicy(s.policy, policy) {
-		s.policy, s.limits, s.policyHeaders = policy, nil, map[string][]string{}
+		s.policy, s.limits, s.policyHeaders = policy, nil, map[headerKey][]string{}
 		if policy != nil {
 			s.limits = make([]*limitState, len(policy.Limits))
 			// Slots of a refresh (at most 32 over the lag) spanning the lag
@@ -209,7 +237,7 @@ func (s *clientState) install(l *Limiter, policy *quotas.Policy, counts []uint64
 			for i, lim := range policy.Limits {
 				step := lim.Step()
 				name := quoted(lim.Name())
-				s.limits[i] = &limitState{limit: lim, step: step, slotLen: int64(slotLen), admits: make([]slot, slots), name: name,
+				s.limits[i] = &limitState{limit: lim, step: step, slotLen: int64(slotLen), admits: make([]slot, slots), name: name, service: codecs.NormalService(lim.Service),
 					policyItem: name + ";q=" + strconv.FormatUint(lim.Limit, 10) + ";w=" + strconv.FormatInt(int64(step/time.Second), 10)}
 			}
 		}
@@ -226,74 +254,21 @@ func (s *clientState) install(l *Limiter, policy *quotas.Policy, counts []uint64
 	}
 }
 
+// samePolicy: the same write of the same limits (a Source that is not the
+// table may know no time of writing).
+// keepAdmitted, after a failed read, takes the calls admitted here as
+// counted, so they keep counting however long reads fail: the client is
+// decided on the last good read plus every call admitted since.
+func (s *clientState) keepAdmitted() {
+	for _, ls := range s.limits {
+		ls.table += ls.admitted(math.MinInt64)
+		clear(ls.admits)
+	}
+}
+
 func samePolicy(a, b *quotas.Policy) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return a.Client == b.Client && a.Updated.Equal(b.Updated)
-}
-
-// read is client's policy (its own, else the default) and, per limit, the
-// table's count of the window holding now; ok is false when a read failed.
-func (l *Limiter) read(client string, now time.Time) (*quotas.Policy, []uint64, bool) {
-	policy, err := l.policies.Get(client)
-	if err == nil && policy == nil {
-		policy, err = l.policies.Get(quotas.Default)
-	}
-	if err != nil {
-		l.readFailed("quota policy", client, err)
-		return nil, nil, false
-	}
-	if policy == nil {
-		return nil, nil, true
-	}
-	counts := make([]uint64, len(policy.Limits))
-	byStep := map[time.Duration]*windows.Bucket{}
-	for i, lim := range policy.Limits {
-		step := lim.Step()
-		b, seen := byStep[step]
-		if !seen {
-			start := time.Unix(windows.StartUnix(now.UnixNano(), step), 0)
-			buckets, err := l.usage.Series(client, step, start, start)
-			if err != nil {
-				l.readFailed("usage", client, err)
-				return nil, nil, false
-			}
-			if len(buckets) > 0 {
-				b = &buckets[0]
-			}
-			byStep[step] = b
-		}
-		service := codecs.NormalService(lim.Service)
-		switch {
-		case b == nil:
-		case lim.Endpoint != "":
-			counts[i] = b.Endpoints[codecs.ServiceEndpointKey(service, lim.Endpoint)]
-		case lim.Service != "": // the default service's too: none of the others'
-			only := b.OfService(service)
-			counts[i] = only.Total - l.exempted(&only)
-		default:
-			counts[i] = b.Total - l.exempted(b)
-		}
-	}
-	return policy, counts, true
-}
-
-// exempted is the calls of b to exempt routes, which count against no limit.
-func (l *Limiter) exempted(b *windows.Bucket) uint64 {
-	var n uint64
-	if len(l.cfg.Exempt) == 0 {
-		return 0
-	}
-	for ep, c := range b.Endpoints {
-		if _, route, ok := strings.Cut(ep, " "); ok && slices.Contains(l.cfg.Exempt, route) {
-			n += c
-		}
-	}
-	return min(n, b.Total)
-}
-
-func (l *Limiter) readFailed(what, client string, err error) {
-	l.readErrors.Add(1)
-	l.log.Warn("quota: read failed; deciding on the last read", "read", what, "client", client, "err", err)
+	return a.Client == b.Client && a.Updated.Equal(b.Updated) && slices.Equal(a.Limits, b.Limits)
 }

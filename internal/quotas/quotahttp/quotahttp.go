@@ -38,7 +38,8 @@ type Store interface {
 
 // Checker decides a call (enforce.Limiter).
 type Checker interface {
-	Decide(client, endpoint string, reserve bool) enforce.Decision
+	Decide(client, service, endpoint string, reserve bool) enforce.Decision
+	Look(client, service string) enforce.Decision
 }
 
 type handler struct {
@@ -221,11 +222,15 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
 
 // Check is the body of GET /quotas/{client}/check.
 type Check struct {
-	Client  string `json:"client"`
+	Client string `json:"client"`
+	// Service is the service asked about, if one was.
+	Service string `json:"service,omitempty"`
 	Allowed bool   `json:"allowed"`
 	// Policy is the policy that applied: the client's, "*" (the default),
 	// or "" when none did.
-	Policy string       `json:"policy"`
+	Policy string `json:"policy"`
+	// Limits are those that applied to the call or, with all=true, every
+	// limit of the policy that applies to a call of the service.
 	Limits []CheckLimit `json:"limits"`
 }
 
@@ -248,22 +253,50 @@ func (h *handler) check(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusBadRequest, `endpoint must be a method, a space and a route, e.g. "GET /users/{id}"`)
 		return
 	}
-	reserve := true
-	if v, ok := q["reserve"]; ok {
-		b, err := strconv.ParseBool(v[0])
-		if err != nil {
-			problem.Write(w, r, http.StatusBadRequest, "reserve must be true or false")
-			return
-		}
-		reserve = b
+	service := q.Get("service")
+	if q.Has("service") && !quotas.ValidService(service) {
+		problem.Write(w, r, http.StatusBadRequest, quotas.ServiceRule)
+		return
 	}
-	d := h.checker.Decide(c, endpoint, reserve)
+	reserve, ok := boolParam(w, r, "reserve", true)
+	if !ok {
+		return
+	}
+	all, ok := boolParam(w, r, "all", false)
+	if !ok {
+		return
+	}
+	d := h.checker.Decide(c, service, endpoint, reserve)
+	if d.Unavailable {
+		h.unavailable(w, r, "read", errors.New("the client's quota could not be read"))
+		return
+	}
 	enforce.WriteHeaders(w.Header(), d)
-	out := Check{Client: c, Allowed: d.Allowed, Policy: d.Policy, Limits: make([]CheckLimit, len(d.Limits))}
-	for i, ls := range d.Limits {
+	listed, policy := d.Limits, d.Policy
+	if all { // the policy too: the call may have no limit where others of the service do
+		look := h.checker.Look(c, service)
+		listed, policy = look.Limits, look.Policy
+	}
+	out := Check{Client: c, Service: service, Allowed: d.Allowed, Policy: policy, Limits: make([]CheckLimit, len(listed))}
+	for i, ls := range listed {
 		out.Limits[i] = CheckLimit{Limit: ls.Limit, Remaining: ls.Remaining, Reset: ls.Reset.UTC(), ResetSeconds: ls.ResetSeconds}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// boolParam is the query parameter name as true or false (def when
+// absent), or a 400 written.
+func boolParam(w http.ResponseWriter, r *http.Request, name string, def bool) (bool, bool) {
+	v, ok := r.URL.Query()[name]
+	if !ok {
+		return def, true
+	}
+	b, err := strconv.ParseBool(v[0])
+	if err != nil {
+		problem.Write(w, r, http.StatusBadRequest, name+" must be true or false")
+		return false, false
+	}
+	return b, true
 }
 
 // unavailable answers a failed read or write of the table with 503.

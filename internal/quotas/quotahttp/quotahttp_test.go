@@ -123,17 +123,21 @@ func TestPutValidation(t *testing.T) {
 	}
 }
 
+// checkAlice asks GET /quotas/alice/check with query, which must answer 200.
+func checkAlice(t *testing.T, h http.Handler, query string) (quotahttp.Check, *httptest.ResponseRecorder) {
+	t.Helper()
+	rec := do(t, h, "GET", "/quotas/alice/check"+query, "")
+	var c quotahttp.Check
+	if err := json.Unmarshal(rec.Body.Bytes(), &c); err != nil || rec.Code != 200 {
+		t.Fatalf("check%s = %d %s", query, rec.Code, rec.Body)
+	}
+	return c, rec
+}
+
 func TestCheck(t *testing.T) {
 	h := newServer(t)
 	do(t, h, "PUT", "/quotas/alice", `{"limits":[{"window":"1m","limit":2},{"window":"1m","limit":1,"endpoint":"POST /orders"}]}`)
-	check := func(query string) (quotahttp.Check, *httptest.ResponseRecorder) {
-		rec := do(t, h, "GET", "/quotas/alice/check"+query, "")
-		var c quotahttp.Check
-		if err := json.Unmarshal(rec.Body.Bytes(), &c); err != nil || rec.Code != 200 {
-			t.Fatalf("check%s = %d %s", query, rec.Code, rec.Body)
-		}
-		return c, rec
-	}
+	check := func(query string) (quotahttp.Check, *httptest.ResponseRecorder) { return checkAlice(t, h, query) }
 	if c, _ := check("?reserve=false"); !c.Allowed || c.Policy != "alice" || len(c.Limits) != 1 || c.Limits[0].Remaining != 2 {
 		t.Errorf("look: %+v", c)
 	}
@@ -158,6 +162,44 @@ func TestCheck(t *testing.T) {
 		t.Errorf("bob, without a policy: %+v (%v), want allowed without limits", bob, err)
 	}
 	for _, q := range []string{"?endpoint=orders", "?reserve=maybe"} {
+		if rec := do(t, h, "GET", "/quotas/alice/check"+q, ""); rec.Code != http.StatusBadRequest {
+			t.Errorf("%s = %d, want 400", q, rec.Code)
+		}
+	}
+}
+
+// A check names the service asking, so the limits of that service (and of
+// its endpoints) refuse its calls; all=true lists every limit of the
+// service, for a caller that decides its calls itself.
+func TestCheckOfAService(t *testing.T) {
+	h := newServer(t)
+	do(t, h, "PUT", "/quotas/alice", `{"limits":[{"window":"1h","limit":100},{"window":"1m","limit":2,"service":"shop"},`+
+		`{"window":"1m","limit":1,"service":"shop","endpoint":"POST /orders"},{"window":"1m","limit":0,"service":"billing"}]}`)
+	check := func(query string) (quotahttp.Check, *httptest.ResponseRecorder) { return checkAlice(t, h, query) }
+	c, rec := check("?service=shop&endpoint=POST%20/orders")
+	if !c.Allowed || c.Service != "shop" || len(c.Limits) != 3 || c.Limits[2].Remaining != 0 {
+		t.Errorf("shop's first order: %+v", c)
+	}
+	if got := rec.Header().Get("RateLimit-Policy"); got != `"1h";q=100;w=3600, "1m shop";q=2;w=60, "1m shop POST /orders";q=1;w=60` {
+		t.Errorf("RateLimit-Policy = %q", got)
+	}
+	if c, _ := check("?service=shop&endpoint=POST%20/orders"); c.Allowed {
+		t.Errorf("shop's second order: %+v, want refused by the endpoint limit", c)
+	}
+	if c, _ := check("?service=shop&endpoint=GET%20/carts"); !c.Allowed || c.Limits[1].Remaining != 0 {
+		t.Errorf("shop's cart: %+v, want the last of shop's 2", c)
+	}
+	if c, _ := check("?service=billing"); c.Allowed {
+		t.Errorf("billing: %+v, want refused by its limit of 0", c)
+	}
+	if c, _ := check(""); !c.Allowed || len(c.Limits) != 1 {
+		t.Errorf("no service (the API's own): %+v, want allowed under the every-call limit only", c)
+	}
+	c, _ = check("?service=shop&all=true&reserve=false")
+	if c.Policy != "alice" || len(c.Limits) != 3 || c.Limits[2].Endpoint != "POST /orders" || c.Limits[0].Remaining != 97 { // 3 of the calls above were allowed
+		t.Errorf("all of shop's limits: %+v", c)
+	}
+	for _, q := range []string{"?service=", "?service=sh%20op", "?all=maybe"} {
 		if rec := do(t, h, "GET", "/quotas/alice/check"+q, ""); rec.Code != http.StatusBadRequest {
 			t.Errorf("%s = %d, want 400", q, rec.Code)
 		}
