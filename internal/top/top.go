@@ -331,6 +331,17 @@ func (s *topShard) setServices(client string, old, m meta, in []codecs.ServiceCa
 	if old.services != nil {
 		was = *old.services
 	}
+	if own := old.services != nil && !was[0].whole; own && sameServices(was, in) && !(len(in) == 1 && in[0].Calls == m.total && in[0].LastSeen == m.lastSeen) {
+		// The same services as before, not as a whole list: the client's
+		// own list is updated in place, no allocation per write.
+		for i := range was {
+			if !s.recovering {
+				was[i].svc.move(client, was[i].calls, in[i].Calls, true)
+			}
+			was[i].calls, was[i].lastSeen = in[i].Calls, in[i].LastSeen
+		}
+		return old.services
+	}
 	var list *[]serviceCalls
 	switch {
 	case len(in) == 0:
@@ -379,6 +390,20 @@ func (s *topShard) setServices(client string, old, m meta, in []codecs.ServiceCa
 		}
 	}
 	return list
+}
+
+// sameServices reports whether a client's list names the services of in
+// (both ordered by name).
+func sameServices(list []serviceCalls, in []codecs.ServiceCalls) bool {
+	if len(list) != len(in) {
+		return false
+	}
+	for i := range list {
+		if list[i].svc.name != string(in[i].Service) {
+			return false
+		}
+	}
+	return true
 }
 
 // service is the shard's ranking of the named service, made if new; was

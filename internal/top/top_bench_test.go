@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/inarious/inarious/codecs"
 )
 
 // BenchmarkTopRecovery applies one update per client in changelog order
@@ -81,29 +83,52 @@ func BenchmarkTopSeed(b *testing.B) {
 }
 
 // BenchmarkTopMemory reports the live heap the index holds per client,
-// names included, after a cold recovery of 1M clients and one update each.
+// names included, after a cold recovery of 1M clients and one update each:
+// every client calling the default service only (one service: no tree of
+// its own), each client one of three services (a tree per service), and
+// each client all three (a list of its own and three tree items).
 func BenchmarkTopMemory(b *testing.B) {
 	const n = 1_000_000
-	for range b.N {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		top := New()
-		for p := range int32(8) {
-			top.Recovering(p)
+	services := [][]byte{nil, []byte("shop"), []byte("billing")}
+	usage := func(i int, total uint64, spread string) Usage {
+		u := Usage{Total: total, LastSeen: int64(i)}
+		switch spread {
+		case "one-service":
+			u.Services = []codecs.ServiceCalls{{Service: nil, Calls: total, LastSeen: int64(i)}}
+		case "one-of-three":
+			u.Services = []codecs.ServiceCalls{{Service: services[i%3], Calls: total, LastSeen: int64(i)}}
+		case "all-three":
+			u.Total *= 3
+			for _, s := range services {
+				u.Services = append(u.Services, codecs.ServiceCalls{Service: s, Calls: total, LastSeen: int64(i)})
+			}
 		}
-		for i := range n {
-			top.Set(int32(i%8), fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), Usage{Total: 1, LastSeen: int64(i)})
-		}
-		for p := range int32(8) {
-			top.Recovered(p)
-		}
-		for i := range n {
-			top.Set(int32(i%8), fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), Usage{Total: 2, LastSeen: int64(i)})
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/client")
-		runtime.KeepAlive(top)
+		return u
+	}
+	for _, spread := range []string{"no-services", "one-service", "one-of-three", "all-three"} {
+		b.Run(spread, func(b *testing.B) {
+			for range b.N {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				top := New()
+				for p := range int32(8) {
+					top.Recovering(p)
+				}
+				for i := range n {
+					top.Set(int32(i%8), fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), usage(i, 1, spread))
+				}
+				for p := range int32(8) {
+					top.Recovered(p)
+				}
+				for i := range n {
+					top.Set(int32(i%8), fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), usage(i, 2, spread))
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/client")
+				runtime.KeepAlive(top)
+			}
+		})
 	}
 }
