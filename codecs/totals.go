@@ -139,16 +139,7 @@ func (w *wire) nextSlow() (protowire.Number, protowire.Type, bool) {
 }
 
 func (w *wire) varint() uint64 {
-	if len(w.b) > 0 && w.b[0] < 0x80 {
-		v := w.b[0]
-		w.b = w.b[1:]
-		return uint64(v)
-	}
-	return w.varintSlow()
-}
-
-func (w *wire) varintSlow() uint64 {
-	v, n := protowire.ConsumeVarint(w.b)
+	v, n := varintAt(w.b, 0)
 	if n < 0 {
 		w.fail()
 		return 0
@@ -254,8 +245,6 @@ func endpointEntryAsWritten(e []byte) (key []byte, count uint64, lastSeen int64,
 		lastSeenTag = byte(fieldEpLastSeen<<3 | protowire.BytesType)
 		windowTag   = byte(3<<3 | protowire.VarintType) // EndpointUsage.window_id
 		classesTag  = byte(4<<3 | protowire.BytesType)  // EndpointUsage.status_classes, packed
-		secondsTag  = byte(fieldSeconds<<3 | protowire.VarintType)
-		nanosTag    = byte(fieldNanos<<3 | protowire.VarintType)
 	)
 	if len(e) < 2 || e[0] != keyTag || e[1] >= 0x80 {
 		return nil, 0, 0, false
@@ -271,27 +260,18 @@ func endpointEntryAsWritten(e []byte) (key []byte, count uint64, lastSeen int64,
 			return nil, 0, 0, false
 		}
 	}
-	var secs, nanos uint64
+	var lastSeenNs int64
 	if i < len(v) && v[i] == lastSeenTag {
 		if i+1 >= len(v) || v[i+1] >= 0x80 || i+2+int(v[i+1]) > len(v) {
 			return nil, 0, 0, false
 		}
 		ts := v[i+2 : i+2+int(v[i+1])]
 		i += 2 + len(ts)
-		j := 0
-		if j < len(ts) && ts[j] == secondsTag {
-			if secs, j = varintAt(ts, j+1); j < 0 {
-				return nil, 0, 0, false
-			}
-		}
-		if j < len(ts) && ts[j] == nanosTag {
-			if nanos, j = varintAt(ts, j+1); j < 0 {
-				return nil, 0, 0, false
-			}
-		}
-		if j != len(ts) {
+		secs, nanos, ok := timestampAsWritten(ts)
+		if !ok {
 			return nil, 0, 0, false
 		}
+		lastSeenNs = unixNano(secs, nanos)
 	}
 	if i < len(v) && v[i] == windowTag {
 		if _, i = varintAt(v, i+1); i < 0 {
@@ -307,7 +287,29 @@ func endpointEntryAsWritten(e []byte) (key []byte, count uint64, lastSeen int64,
 	if i != len(v) {
 		return nil, 0, 0, false
 	}
-	return key, count, unixNano(int64(secs), int64(int32(nanos))), true
+	return key, count, lastSeenNs, true
+}
+
+// timestampAsWritten reads a Timestamp laid out as written (seconds, then
+// nanos, each left out when 0); ok is false for any other layout.
+func timestampAsWritten(ts []byte) (secs, nanos int64, ok bool) {
+	const (
+		secondsTag = byte(fieldSeconds<<3 | protowire.VarintType)
+		nanosTag   = byte(fieldNanos<<3 | protowire.VarintType)
+	)
+	j := 0
+	var s, n uint64
+	if j < len(ts) && ts[j] == secondsTag {
+		if s, j = varintAt(ts, j+1); j < 0 {
+			return 0, 0, false
+		}
+	}
+	if j < len(ts) && ts[j] == nanosTag {
+		if n, j = varintAt(ts, j+1); j < 0 {
+			return 0, 0, false
+		}
+	}
+	return int64(s), int64(int32(n)), j == len(ts)
 }
 
 // varintAt reads the varint at b[i:]: its value and the index after it,
@@ -383,6 +385,11 @@ func (a *serviceAcc) find(list []ServiceCalls, service []byte) int {
 // parseTimestamp merges an encoded Timestamp into secs and nanos; a
 // malformed one sets outer's bad.
 func parseTimestamp(outer *wire, b []byte, secs, nanos int64) (int64, int64) {
+	if secs == 0 && nanos == 0 { // nothing to merge with: the first one
+		if s, n, ok := timestampAsWritten(b); ok {
+			return s, n
+		}
+	}
 	f := wire{b: b}
 	for num, typ := range f.fields() {
 		switch {

@@ -191,13 +191,20 @@ func FuzzUsageByService(f *testing.F) {
 	})
 }
 
-// BenchmarkUsageByService reads a row of five endpoints of one service, as
-// every write of the usage table's index does.
+// BenchmarkUsageByService reads a row of five endpoints of one service with
+// the open buckets of three windows, as every write of the usage table's
+// index does ("totals": what it read before services).
 func BenchmarkUsageByService(b *testing.B) {
 	u := &activitypb.ClientUsage{Client: "10.0.0.1", Total: 50, LastSeen: timestamppb.Now(), FirstSeen: timestamppb.Now(),
 		Endpoints: map[string]*activitypb.EndpointUsage{}, AppliedOffsets: map[int32]int64{3: 12345}}
-	for _, r := range []string{"GET /usage/{client}", "GET /users/{id}", "POST /users", "PATCH /users/{id}", "GET /healthz"} {
-		u.Endpoints[r] = &activitypb.EndpointUsage{Count: 10, LastSeen: timestamppb.Now(), StatusClasses: []uint64{0, 9, 0, 1}}
+	for i, r := range []string{"GET /usage/{client}", "GET /users/{id}", "POST /users", "PATCH /users/{id}", "GET /healthz"} {
+		u.Endpoints[r] = &activitypb.EndpointUsage{Count: 10, LastSeen: timestamppb.Now(), StatusClasses: []uint64{0, 9, 0, 1}, WindowId: uint32(i)}
+	}
+	// The open buckets of the default windows, as a worker's rows carry them.
+	for _, step := range []int64{60, 3600, 86400} {
+		u.OpenBuckets = append(u.OpenBuckets, &activitypb.WindowBucket{StepSeconds: step, StartUnix: 1_750_000_000, Total: 50,
+			EndpointIds: []uint32{0, 1, 2, 3, 4}, Counts: []uint64{10, 10, 10, 10, 10}, StatusClassed: true,
+			StatusKeys: []uint32{1, 3, 6, 8, 11}, StatusCounts: []uint64{9, 1, 10, 10, 10}})
 	}
 	row, _ := u.MarshalVT()
 	b.Run("totals", func(b *testing.B) {
@@ -248,5 +255,31 @@ func TestUsageByServiceReadsAnyFieldOrder(t *testing.T) {
 	want := ServiceCalls{Service: []byte("shop"), Calls: 4, LastSeen: 1_700_000_000*1e9 + 5}
 	if err != nil || len(got) != 1 || !bytes.Equal(got[0].Service, want.Service) || got[0].Calls != want.Calls || got[0].LastSeen != want.LastSeen {
 		t.Fatalf("got %+v (%v), want %+v", got, err, want)
+	}
+}
+
+// TestUsageTotalsMergesRepeatedLastSeen: a last_seen repeated in a row
+// merges field by field, as a full decode does.
+func TestUsageTotalsMergesRepeatedLastSeen(t *testing.T) {
+	ts := func(secs, nanos uint64) []byte {
+		var b []byte
+		if secs != 0 {
+			b = protowire.AppendVarint(protowire.AppendTag(b, 1, protowire.VarintType), secs)
+		}
+		if nanos != 0 {
+			b = protowire.AppendVarint(protowire.AppendTag(b, 2, protowire.VarintType), nanos)
+		}
+		return b
+	}
+	var row []byte
+	row = protowire.AppendBytes(protowire.AppendTag(row, 5, protowire.BytesType), ts(1_700_000_000, 7))
+	row = protowire.AppendBytes(protowire.AppendTag(row, 5, protowire.BytesType), ts(1_700_000_100, 0))
+	var full activitypb.ClientUsage
+	if err := full.UnmarshalVT(row); err != nil {
+		t.Fatal(err)
+	}
+	want := full.LastSeen.Seconds*1e9 + int64(full.LastSeen.Nanos)
+	if _, got, err := UsageTotals(row); err != nil || got != want || want != 1_700_000_100*1e9+7 {
+		t.Fatalf("last seen %d (%v), want %d", got, err, want)
 	}
 }
