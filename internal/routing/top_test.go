@@ -27,11 +27,13 @@ func runningWorker(t *testing.T, rows map[int32][]top.Row) (*Worker, *httptest.S
 	idx := top.New()
 	for p, rs := range rows {
 		idx.Recovering(p)
-		stored := make([]top.Stored, len(rs))
-		for i, r := range rs {
-			stored[i] = top.Stored{Client: r.Client, Usage: top.Usage{Total: r.Total, LastSeen: r.LastSeen}}
-		}
-		idx.Seed(p, stored)
+		idx.Seed(p, func(yield func(string, top.Usage) bool) {
+			for _, r := range rs {
+				if !yield(r.Client, top.Usage{Total: r.Total, LastSeen: r.LastSeen}) {
+					return
+				}
+			}
+		})
 		idx.Recovered(p)
 	}
 	w := NewWorker(parts, idx)

@@ -116,16 +116,16 @@ func TestServiceRankingsMatchReference(t *testing.T) {
 				// writes, then the bulk build.
 				rp := int32(rng.IntN(partitions))
 				top.Recovering(rp)
-				var stored []Stored
+				var stored []storedRow
 				for c, row := range ref {
 					if partitionOf(c, partitions) == rp {
-						stored = append(stored, Stored{Client: c, Usage: row.usage()})
+						stored = append(stored, storedRow{client: c, Usage: row.usage()})
 					}
 				}
 				if rng.IntN(2) == 0 { // as storage iterates: by client
-					slices.SortFunc(stored, func(a, b Stored) int { return strings.Compare(a.Client, b.Client) })
+					slices.SortFunc(stored, func(a, b storedRow) int { return strings.Compare(a.client, b.client) })
 				}
-				top.Seed(rp, stored)
+				top.Seed(rp, rowsOf(stored))
 				for range 30 {
 					c := fmt.Sprintf("client-%d", rng.IntN(clients))
 					if partitionOf(c, partitions) != rp || ref[c].calls == nil {
@@ -147,13 +147,13 @@ func TestServiceRankingsMatchReference(t *testing.T) {
 						continue
 					}
 					top.Recovering(p)
-					var stored []Stored
+					var stored []storedRow
 					for c, row := range ref {
 						if partitionOf(c, partitions) == p {
-							stored = append(stored, Stored{Client: c, Usage: row.usage()})
+							stored = append(stored, storedRow{client: c, Usage: row.usage()})
 						}
 					}
-					top.Seed(p, stored)
+					top.Seed(p, rowsOf(stored))
 					top.Recovered(p)
 				}
 			case k < 60:
@@ -280,5 +280,29 @@ func TestServiceRankingOfOneServiceClients(t *testing.T) {
 	top.Set(1, "d", one("billing", 1, 10))
 	if got := top.Top(ByService("billing"), nil, 10); s.sole == nil || len(got.Rows) != 1 || got.Rows[0] != (Row{Client: "d", Total: 1, LastSeen: 10}) {
 		t.Fatalf("billing after the shard was emptied: %+v", got)
+	}
+}
+
+// TestSeedWhileWrittenKeepsBoth: a partition written while its storage is
+// read (against Seed's contract) ends with the rows read and the write,
+// services included.
+func TestSeedWhileWrittenKeepsBoth(t *testing.T) {
+	top := New()
+	top.Recovering(0)
+	shop := func(calls uint64) Usage {
+		return Usage{Total: calls, LastSeen: 1, Services: []codecs.ServiceCalls{{Service: []byte("shop"), Calls: calls, LastSeen: 1}}}
+	}
+	top.Seed(0, func(yield func(string, Usage) bool) {
+		yield("a", shop(3))
+		top.Set(0, "late", shop(9)) // the shard is no longer empty
+		yield("b", Usage{Total: 4, LastSeen: 2, Services: []codecs.ServiceCalls{{Service: []byte("shop"), Calls: 1, LastSeen: 2}, {Calls: 3, LastSeen: 2}}})
+	})
+	top.Recovered(0)
+	want := []Row{{Client: "late", Total: 9, LastSeen: 1}, {Client: "a", Total: 3, LastSeen: 1}, {Client: "b", Total: 1, LastSeen: 2}}
+	if got := top.Top(ByService("shop"), nil, 10).Rows; !slices.Equal(got, want) {
+		t.Fatalf("shop: %v, want %v", got, want)
+	}
+	if got := top.Top(ByService(""), nil, 10).Rows; len(got) != 1 || got[0] != (Row{Client: "b", Total: 3, LastSeen: 2}) {
+		t.Fatalf("default: %v", got)
 	}
 }

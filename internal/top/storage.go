@@ -45,43 +45,31 @@ func (s *indexedStorage) Open() error {
 		return fmt.Errorf("usage index: %w", err)
 	}
 	defer it.Release()
-	var (
-		rows []Stored
-		// The iterator may reuse a value's bytes: the service names of every
-		// row go to one buffer, their entries to one slice.
-		names    []byte
-		services []codecs.ServiceCalls
-		starts   []int
-	)
-	for it.Next() {
-		v, err := it.Value()
-		if err != nil {
-			return fmt.Errorf("usage index: read %q: %w", it.Key(), err)
+	var readErr error
+	var buf [maxInlineServices]codecs.ServiceCalls
+	s.idx.Seed(s.partition, func(yield func(string, Usage) bool) {
+		for it.Next() {
+			v, err := it.Value()
+			if err != nil {
+				readErr = fmt.Errorf("usage index: read %q: %w", it.Key(), err)
+				return
+			}
+			u, err := UsageOf(v, buf[:0])
+			if err != nil {
+				continue // as Set: unreadable values are not listed
+			}
+			if !yield(string(it.Key()), u) {
+				return
+			}
 		}
-		start := len(services)
-		u, err := UsageOf(v, services)
-		if err != nil {
-			continue // as Set: unreadable values are not listed
-		}
-		services = u.Services
-		for i := start; i < len(services); i++ {
-			names = append(names, services[i].Service...)
-			services[i].Service = names[len(names)-len(services[i].Service):]
-		}
-		rows = append(rows, Stored{Client: string(it.Key()), Usage: Usage{Total: u.Total, LastSeen: u.LastSeen}})
-		starts = append(starts, start)
+	})
+	if readErr == nil {
+		readErr = it.Err()
 	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("usage index: %w", err)
+	if readErr != nil {
+		s.idx.Recovering(s.partition) // nothing half-loaded
+		return fmt.Errorf("usage index: %w", readErr)
 	}
-	for i := range rows {
-		end := len(services)
-		if i+1 < len(rows) {
-			end = starts[i+1]
-		}
-		rows[i].Services = services[starts[i]:end:end]
-	}
-	s.idx.Seed(s.partition, rows)
 	return nil
 }
 

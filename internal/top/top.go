@@ -115,12 +115,6 @@ type Usage struct {
 	Services []codecs.ServiceCalls
 }
 
-// Stored is a client's row as a partition's storage holds it (Seed).
-type Stored struct {
-	Client string
-	Usage
-}
-
 // meta is what the index knows of a client besides its name.
 type meta struct {
 	total    uint64
@@ -490,48 +484,78 @@ func (t *Index) Recovering(partition int32) {
 	t.version.Add(1)
 }
 
-// Seed loads a recovering partition's stored rows (one per client), as
-// goka opens its storage. Rows in client order, as storage iterates them,
-// only need a stable sort by total to be in index order: no string
-// comparisons. A seeded partition is ranked at once and takes the updates
-// of the catch-up that follows one by one; an empty one (a cold start)
-// stays in bulk mode until Recovered.
-func (t *Index) Seed(partition int32, rows []Stored) {
+// Seed loads a recovering partition's stored rows (one per client, each
+// Usage valid during its step only), as goka opens its storage. Rows in
+// client order, as storage iterates them, only need a stable sort by total
+// to be in index order: no string comparisons. The shard is built aside
+// and swapped in, so readers of the index do not wait for the storage. A
+// seeded partition is ranked at once and takes the updates of the
+// catch-up that follows one by one; an empty one (a cold start) stays in
+// bulk mode until Recovered. Seed must come between Recovering and the
+// partition's first Set, as a storage's Open does.
+func (t *Index) Seed(partition int32, rows iter.Seq2[string, Usage]) {
 	s := t.shard(partition)
 	s.mu.Lock()
-	if !s.recovering || len(s.clients) > 0 {
-		s.mu.Unlock()
-		for _, r := range rows {
-			t.Set(partition, r.Client, r.Usage)
+	bulk := s.recovering && len(s.clients) == 0
+	s.mu.Unlock()
+	if !bulk {
+		for c, u := range rows {
+			t.Set(partition, c, u)
 		}
 		return
 	}
-	defer s.mu.Unlock()
-	if len(rows) == 0 {
-		return
-	}
+	n := newTopShard()
+	n.recovering = true
 	type entry struct {
 		client string
 		m      meta
 	}
-	stored := make([]entry, 0, len(rows))
-	for _, r := range rows {
-		if _, dup := s.clients[r.Client]; dup {
-			continue // storage keys are unique; a duplicate would corrupt the tree
-		}
-		m := meta{total: r.Total, lastSeen: r.LastSeen}
-		m.services = s.setServices(r.Client, meta{}, m, r.Services) // recovering: lists only
-		s.clients[r.Client] = m
-		stored = append(stored, entry{r.Client, m})
+	var read []entry
+	for c, u := range rows {
+		m := meta{total: u.Total, lastSeen: u.LastSeen}
+		m.services = n.setServices(c, meta{}, m, u.Services) // recovering: lists only
+		read = append(read, entry{c, m})
 	}
-	// In the rows' order, which load can use.
-	t.rank(s, func(yield func(string, meta) bool) {
-		for _, e := range stored {
+	n.clients = make(map[string]meta, len(read))
+	clients, sum := n.rank(func(yield func(string, meta) bool) {
+		for _, e := range read {
+			if _, dup := n.clients[e.client]; dup {
+				continue // storage keys are unique; a duplicate would corrupt the tree
+			}
+			n.clients[e.client] = e.m
 			if !yield(e.client, e.m) {
 				return
 			}
 		}
-	})
+	}, len(read))
+	if clients == 0 {
+		return
+	}
+	s.mu.Lock()
+	if !s.recovering || len(s.clients) > 0 {
+		// Written meanwhile, against the contract: take the rows one by one.
+		s.mu.Unlock()
+		for c, m := range n.clients {
+			t.Set(partition, c, m.usage())
+		}
+		return
+	}
+	s.all, s.clients, s.services, s.sole, s.recovering = n.all, n.clients, n.services, n.sole, false
+	s.mu.Unlock()
+	t.countIn(clients, sum)
+}
+
+// usage is what Set took to make m.
+func (m meta) usage() Usage {
+	u := Usage{Total: m.total, LastSeen: m.lastSeen}
+	if m.services != nil {
+		for i := range *m.services {
+			c := &(*m.services)[i]
+			calls, seen := c.of(m)
+			u.Services = append(u.Services, codecs.ServiceCalls{Service: []byte(c.svc.name), Calls: calls, LastSeen: seen})
+		}
+	}
+	return u
 }
 
 // Recovered ends a rebuild: it bulk-loads the partition's trees, sorted.
@@ -542,15 +566,24 @@ func (t *Index) Recovered(partition int32) {
 	if !s.recovering {
 		return
 	}
-	t.rank(s, maps.All(s.clients))
+	t.countIn(s.rank(maps.All(s.clients), len(s.clients)))
+}
+
+// countIn counts a ranked partition's clients and calls in. The rebuild
+// counts from zero, as the increments of a replay would.
+func (t *Index) countIn(clients int, sum uint64) {
+	t.clients.Add(int64(clients))
+	t.sum.Add(sum)
+	t.incr.Add(sum)
+	t.version.Add(1)
 }
 
 // rank builds a recovering shard's trees in one pass over its clients
-// (the map's, or the same in another order) and counts the shard in.
-func (t *Index) rank(s *topShard, clients iter.Seq2[string, meta]) {
-	items := make([]item, 0, len(s.clients))
+// (the map's, or the same in another order; about hint of them) and ends
+// its recovery: what the Index then counts in.
+func (s *topShard) rank(clients iter.Seq2[string, meta], hint int) (n int, sum uint64) {
+	items := make([]item, 0, hint)
 	byService := make(map[*serviceRanking][]item, len(s.services))
-	var sum uint64
 	var sole *serviceRanking // while every client so far has one's whole list
 	for c, m := range clients {
 		items = append(items, newItem(c, m.total))
@@ -590,11 +623,7 @@ func (t *Index) rank(s *topShard, clients iter.Seq2[string, meta]) {
 		r.tree = load(byService[r])
 	}
 	s.recovering = false
-	// The rebuild counts from zero, as the increments of a replay would.
-	t.clients.Add(int64(len(items)))
-	t.sum.Add(sum)
-	t.incr.Add(sum)
-	t.version.Add(1)
+	return len(items), sum
 }
 
 // load builds a tree of items. Items in client order (a warm start's, as

@@ -61,13 +61,13 @@ func cpuTime() time.Duration {
 // a warm start does, and ranks them.
 func BenchmarkTopSeed(b *testing.B) {
 	const n = 1_000_000
-	rows := make([][]Stored, 8)
+	rows := make([][]storedRow, 8)
 	for i := range n {
 		c := fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff)
-		rows[i%8] = append(rows[i%8], Stored{Client: c, Usage: Usage{Total: uint64(1 + i%3), LastSeen: int64(i)}})
+		rows[i%8] = append(rows[i%8], storedRow{client: c, Usage: Usage{Total: uint64(1 + i%3), LastSeen: int64(i)}})
 	}
 	for _, r := range rows {
-		slices.SortFunc(r, func(a, b Stored) int { return strings.Compare(a.Client, b.Client) })
+		slices.SortFunc(r, func(a, b storedRow) int { return strings.Compare(a.client, b.client) })
 	}
 	b.ResetTimer()
 	cpu := cpuTime()
@@ -75,7 +75,7 @@ func BenchmarkTopSeed(b *testing.B) {
 		top := New()
 		for p, r := range rows {
 			top.Recovering(int32(p))
-			top.Seed(int32(p), r)
+			top.Seed(int32(p), rowsOf(r))
 			top.Recovered(int32(p))
 		}
 	}

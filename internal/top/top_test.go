@@ -2,12 +2,30 @@ package top
 
 import (
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 )
+
+// storedRow is a client's row as a partition's storage holds it.
+type storedRow struct {
+	client string
+	Usage
+}
+
+// rowsOf is Seed's input: rows in the order given.
+func rowsOf(rows []storedRow) iter.Seq2[string, Usage] {
+	return func(yield func(string, Usage) bool) {
+		for _, r := range rows {
+			if !yield(r.client, r.Usage) {
+				return
+			}
+		}
+	}
+}
 
 // reference is the index done the slow, obvious way.
 type reference map[string]Row
@@ -71,17 +89,17 @@ func TestTopMatchesSortedReferenceAfterRandomUpdates(t *testing.T) {
 				// more updates, then the bulk build.
 				rp := int32(rng.IntN(partitions))
 				top.Recovering(rp)
-				var stored []Stored
+				var stored []storedRow
 				for c, row := range ref {
 					if partitionOf(c, partitions) == rp {
-						stored = append(stored, Stored{Client: c, Usage: Usage{Total: row.Total, LastSeen: row.LastSeen}})
+						stored = append(stored, storedRow{client: c, Usage: Usage{Total: row.Total, LastSeen: row.LastSeen}})
 						incr += row.Total // a rebuild starts from zero
 					}
 				}
 				if rng.IntN(2) == 0 { // as storage iterates: by client
-					slices.SortFunc(stored, func(a, b Stored) int { return strings.Compare(a.Client, b.Client) })
+					slices.SortFunc(stored, func(a, b storedRow) int { return strings.Compare(a.client, b.client) })
 				}
-				top.Seed(rp, stored)
+				top.Seed(rp, rowsOf(stored))
 				for j := range 50 {
 					c := fmt.Sprintf("client-%d", rng.IntN(clients))
 					if partitionOf(c, partitions) != rp {
@@ -190,7 +208,7 @@ func TestTopRecoveryRebuildsAPartition(t *testing.T) {
 		t.Errorf("after a second Recovered: %v", got)
 	}
 	// Seeding a partition that is not recovering is a Set per row.
-	top.Seed(0, []Stored{{Client: "seeded", Usage: Usage{Total: 4}}})
+	top.Seed(0, rowsOf([]storedRow{{client: "seeded", Usage: Usage{Total: 4}}}))
 	if got := top.Page(nil, 3); got[2].Client != "seeded" || top.Clients() != 5 {
 		t.Errorf("seeded outside recovery: %v, clients %d", got, top.Clients())
 	}
