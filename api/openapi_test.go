@@ -649,9 +649,22 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/alerts/rules", status: 200})
 	c.do(call{method: "GET", path: "/alerts/rules/bob-errors", status: 200})
 	c.do(call{method: "GET", path: "/alerts/rules/nope", status: 404})
-	ruleExample, err := json.Marshal(doc.Paths.Value("/alerts/rules/{name}").Put.RequestBody.Value.Content["application/json"].Example)
-	if err != nil || string(ruleExample) == "null" {
-		t.Fatalf("PUT /alerts/rules/{name} has no example request: %v", err)
+	// Each of the document's example rules is taken as it is.
+	ruleExamples := doc.Paths.Value("/alerts/rules/{name}").Put.RequestBody.Value.Content["application/json"].Examples
+	if len(ruleExamples) < 2 {
+		t.Fatalf("PUT /alerts/rules/{name} has %d example requests, want one on a limit and one on a quota", len(ruleExamples))
+	}
+	var ruleExample []byte
+	for name, ex := range ruleExamples {
+		b, err := json.Marshal(ex.Value.Value)
+		if err != nil || string(b) == "null" {
+			t.Fatalf("example %s: %v", name, err)
+		}
+		if strings.Contains(string(b), "whsec") {
+			ruleExample = b
+		}
+		c.do(call{method: "PUT", path: "/alerts/rules/example-" + name, body: string(b), status: 201})
+		c.do(call{method: "DELETE", path: "/alerts/rules/example-" + name, status: 204})
 	}
 	c.do(call{method: "PUT", path: "/alerts/rules/alice-minute", body: string(ruleExample), status: 201})
 	if rec := c.do(call{method: "PUT", path: "/alerts/rules/alice-minute", body: string(ruleExample), status: 200}); strings.Contains(rec.Body.String(), "whsec") {
@@ -659,7 +672,15 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	}
 	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"client_usage","client":"a","window":"1m","limit":5}`, status: 400, docRejects: true})
 	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"client_usage","client":"a","window":"5m","limit":5,"thresholds":[100]}`, status: 400})
-	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"endpoint_p99","endpoint":"*","window":"1m","thresholds":[250],"quota":"q"}`, status: 400})
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"endpoint_p99","endpoint":"*","window":"1m","thresholds":[250],"quota":"1m"}`, status: 400})
+	// A rule on a quota: a window not kept, thresholds out of order or
+	// range, a limit beside the quota, no window nor quota.
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"client_usage","client":"*","quota":"5m","thresholds":[80]}`, status: 400})
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"client_usage","client":"*","quota":"1m","thresholds":[100,80]}`, status: 400})
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"client_usage","client":"*","quota":"1m","thresholds":[80,20000]}`, status: 400})
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"client_usage","client":"*","quota":"1m","thresholds":[0]}`, status: 400, docRejects: true})
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"client_usage","client":"*","quota":"1m","limit":10,"thresholds":[80]}`, status: 400})
+	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"kind":"client_usage","client":"*","limit":10,"thresholds":[80]}`, status: 400, docRejects: true})
 	c.do(call{method: "PUT", path: "/alerts/rules/x", body: string(ruleExample), status: 415, docRejects: true, header: map[string]string{"Content-Type": "text/plain"}})
 	c.do(call{method: "PUT", path: "/alerts/rules/x", body: `{"client":"` + strings.Repeat("c", 70<<10) + `"}`, status: 413, docRejects: true})
 	c.do(call{method: "DELETE", path: "/alerts/rules/alice-minute", status: 204})

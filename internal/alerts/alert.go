@@ -70,6 +70,12 @@ type Alert struct {
 	Threshold float64 `json:"threshold"`
 	Limit     uint64  `json:"limit,omitempty"`
 	Value     float64 `json:"value"`
+	// Share is Value in percent of Limit (client_usage), to 0.01.
+	Share float64 `json:"share,omitempty"`
+	// Quota is the rule's quota (the policy limit's name) and Policy the
+	// policy Limit came from: the client's own, or "*" (the default).
+	Quota  string `json:"quota,omitempty"`
+	Policy string `json:"policy,omitempty"`
 	// FiredAt is when the processor saw the crossing (its clock).
 	FiredAt time.Time `json:"fired_at"`
 }
@@ -90,14 +96,41 @@ func (a *Alert) Active(now time.Time) bool { return now.Before(a.WindowEnd) }
 // rule's limit: a replay, a crash or a rebalance that fires it again gives
 // the same ID; a changed rule gives new ones.
 func AlertID(rule string, kind Kind, key string, step time.Duration, startUnix int64, threshold float64, limit uint64) string {
+	return firing{rule: rule, kind: kind, key: key, step: step, start: startUnix, threshold: threshold, limit: limit}.id()
+}
+
+// QuotaAlertID is AlertID for a rule on quota, with the limit the
+// client's policy had when the event was counted.
+func QuotaAlertID(rule, key, quota string, step time.Duration, startUnix int64, threshold float64, limit uint64) string {
+	return firing{rule: rule, kind: ClientUsage, key: key, quota: quota, step: step, start: startUnix, threshold: threshold, limit: limit}.id()
+}
+
+// firing is what an alert's ID is made of; Evaluator remembers it.
+type firing struct {
+	rule  string
+	kind  Kind
+	key   string
+	quota string
+	step  time.Duration
+	start int64
+	// threshold as the rule gives it; limit, of the rule or the quota.
+	threshold float64
+	limit     uint64
+}
+
+func (f firing) id() string {
 	h := sha256.New()
 	var num [8]byte
-	for _, s := range []string{rule, string(kind), key} {
+	strs := []string{f.rule, string(f.kind), f.key}
+	if f.quota != "" { // absent, as before quotas, from other rules' IDs
+		strs = append(strs, f.quota)
+	}
+	for _, s := range strs {
 		binary.BigEndian.PutUint64(num[:], uint64(len(s)))
 		h.Write(num[:])
 		h.Write([]byte(s))
 	}
-	for _, n := range []uint64{uint64(step / time.Second), uint64(startUnix), math.Float64bits(threshold), limit} {
+	for _, n := range []uint64{uint64(f.step / time.Second), uint64(f.start), math.Float64bits(f.threshold), f.limit} {
 		binary.BigEndian.PutUint64(num[:], n)
 		h.Write(num[:])
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/inarious/inarious/internal/quotas"
 	"github.com/inarious/inarious/internal/windows"
 )
 
@@ -19,7 +20,8 @@ type Kind string
 // The kinds of rules. Client kinds are evaluated by the usage group, which
 // owns a client's row; endpoint kinds by the endpoints group.
 const (
-	// ClientUsage: a client's calls in a window reach a share of Limit
+	// ClientUsage: a client's calls in a window reach a share of Limit,
+	// or of the limit Quota names in the client's quota policy
 	// (Thresholds in percent: 80, 100, 200).
 	ClientUsage Kind = "client_usage"
 	// ClientErrorRate: the share of a client's calls with a known status
@@ -45,8 +47,11 @@ const Any = "*"
 // Limits of a rule.
 const (
 	MaxThresholds = 8
-	maxNameLen    = 128
-	maxKeyLen     = 1024
+	// MaxUsageThreshold is the highest threshold of a client_usage rule,
+	// in percent of its limit: 100 times it.
+	MaxUsageThreshold = 10000
+	maxNameLen        = 128
+	maxKeyLen         = 1024
 )
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
@@ -66,15 +71,19 @@ type Rule struct {
 	// the one watched, or Any.
 	Client   string `json:"client,omitempty"`
 	Endpoint string `json:"endpoint,omitempty"`
-	// Window is one of the kept bucket steps (--windows), e.g. "1m".
+	// Window is one of the kept bucket steps (--windows), e.g. "1m"; with
+	// Quota, the quota's window (Validate fills it in).
 	Window string `json:"window"`
 	// Limit is the calls per window ClientUsage's thresholds are shares of.
 	Limit uint64 `json:"limit,omitempty"`
-	// Quota will name a quota policy whose limit replaces Limit; not
-	// supported yet (rejected), reserved so rules can move to it.
+	// Quota, instead of Limit, names a limit of the client's quota policy
+	// (its own, else the default) as RateLimit-Policy names it: "1m",
+	// "1d POST /users", "1h shop"; the thresholds are shares of its count
+	// as the policy in force says when an event is counted.
 	Quota string `json:"quota,omitempty"`
 	// Thresholds each fire once per window when crossed: percent of Limit
-	// (ClientUsage), percent (error rates) or milliseconds (EndpointP99).
+	// or of the quota (ClientUsage), percent (error rates) or milliseconds
+	// (EndpointP99).
 	Thresholds []float64 `json:"thresholds"`
 	// MinCalls is how many calls (timed calls for EndpointP99) a window
 	// needs before a rate or p99 rule looks at it (default 1).
@@ -121,7 +130,8 @@ func (e *FieldErrors) Error() string {
 	return "invalid rule: " + strings.Join(parts, "; ")
 }
 
-// Validate checks r against the kept windows w.
+// Validate checks r against the kept windows w; a rule on a quota without
+// a window gets the quota's.
 func (r *Rule) Validate(w windows.Config) error {
 	bad := map[string]string{}
 	if len(r.Name) == 0 || len(r.Name) > maxNameLen || !namePattern.MatchString(r.Name) {
@@ -147,16 +157,21 @@ func (r *Rule) Validate(w windows.Config) error {
 			bad["client"] = "not for an endpoint rule"
 		}
 	}
+	if r.Quota != "" {
+		r.checkQuota(w, bad)
+	}
 	if step, err := windows.ParseDuration(r.Window); err != nil {
-		bad["window"] = "required: one of the kept steps " + windows.FormatSpecs(w.Specs)
+		if r.Window != "" || r.Quota == "" || r.Kind != ClientUsage { // else the quota's error says it
+			bad["window"] = "required: one of the kept steps " + windows.FormatSpecs(w.Specs)
+		}
 	} else if _, ok := w.Spec(step); !ok {
 		bad["window"] = "not a kept step; kept: " + windows.FormatSpecs(w.Specs)
 	}
 	switch {
-	case r.Quota != "":
-		bad["quota"] = "rules on a quota's limit are not supported yet; give limit"
-	case r.Kind == ClientUsage && r.Limit == 0:
-		bad["limit"] = "required: calls per window, at least 1"
+	case r.Kind == ClientUsage && r.Limit != 0 && r.Quota != "":
+		bad["limit"] = "give limit or quota, not both"
+	case r.Kind == ClientUsage && r.Limit == 0 && r.Quota == "":
+		bad["limit"] = "required: calls per window, at least 1 (or quota: a limit of the client's quota policy)"
 	case r.Kind != ClientUsage && r.Limit != 0:
 		bad["limit"] = "only for client_usage"
 	}
@@ -180,6 +195,28 @@ func (r *Rule) Validate(w windows.Config) error {
 	return nil
 }
 
+// checkQuota checks a rule's quota, and fills in its window.
+func (r *Rule) checkQuota(w windows.Config, bad map[string]string) {
+	if r.Kind != ClientUsage {
+		bad["quota"] = "only for client_usage"
+		return
+	}
+	l, err := quotas.ParseLimitName(r.Quota)
+	if err != nil {
+		bad["quota"] = err.Error() + `; a limit as RateLimit-Policy names it: "WINDOW", "WINDOW SERVICE", "WINDOW METHOD /route" or "WINDOW SERVICE METHOD /route"`
+		return
+	}
+	if msg := quotas.CheckWindow(l.Window, w); msg != "" {
+		bad["quota"] = msg
+		return
+	}
+	if r.Window == "" {
+		r.Window = l.Window
+	} else if step, err := windows.ParseDuration(r.Window); err == nil && step != l.Step() {
+		bad["window"] = "differs from the quota's window " + l.Window + " (it may be left out)"
+	}
+}
+
 func checkThresholds(k Kind, ts []float64) string {
 	if len(ts) == 0 || len(ts) > MaxThresholds {
 		return fmt.Sprintf("1 to %d thresholds", MaxThresholds)
@@ -190,6 +227,9 @@ func checkThresholds(k Kind, ts []float64) string {
 		}
 		if (k == ClientErrorRate || k == EndpointErrorRate) && t > 100 {
 			return "percentages up to 100"
+		}
+		if k == ClientUsage && t > MaxUsageThreshold {
+			return fmt.Sprintf("percent of the limit, up to %d", MaxUsageThreshold)
 		}
 		if i > 0 && t <= ts[i-1] {
 			return "in increasing order"

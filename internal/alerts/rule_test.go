@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/internal/alerts"
+	"github.com/inarious/inarious/internal/quotas"
 	"github.com/inarious/inarious/internal/windows"
 )
 
@@ -17,6 +18,9 @@ func TestRuleValidation(t *testing.T) {
 		"client errors":   `{"kind":"client_error_rate","client":"bob","window":"1h","thresholds":[5,20],"min_calls":50}`,
 		"endpoint p99":    `{"kind":"endpoint_p99","endpoint":"GET /users/{id}","window":"1m","thresholds":[250]}`,
 		"endpoint errors": `{"kind":"endpoint_error_rate","endpoint":"*","window":"1m","thresholds":[100]}`,
+		"quota":           `{"kind":"client_usage","client":"*","quota":"1m","thresholds":[80,100,200]}`,
+		"quota, window":   `{"kind":"client_usage","client":"alice","window":"60s","quota":"1m","thresholds":[80,100,200]}`,
+		"quota, scoped":   `{"kind":"client_usage","client":"alice","quota":"1d shop POST /orders","thresholds":[10000]}`,
 	}
 	for name, body := range valid {
 		r, err := alerts.ParseRule("r-1", []byte(body))
@@ -37,7 +41,15 @@ func TestRuleValidation(t *testing.T) {
 		{"no window", `{"kind":"client_usage","client":"a","limit":1,"thresholds":[1]}`, "window"},
 		{"no limit", `{"kind":"client_usage","client":"a","window":"1m","thresholds":[1]}`, "limit"},
 		{"limit on a rate", `{"kind":"client_error_rate","client":"a","window":"1m","limit":3,"thresholds":[1]}`, "limit"},
-		{"quota", `{"kind":"client_usage","client":"a","window":"1m","quota":"gold","thresholds":[80]}`, "quota"},
+		{"quota not a limit's name", `{"kind":"client_usage","client":"a","window":"1m","quota":"gold","thresholds":[80]}`, "quota"},
+		{"quota window not kept", `{"kind":"client_usage","client":"a","quota":"5m","thresholds":[80]}`, "quota"},
+		{"quota bad endpoint", `{"kind":"client_usage","client":"a","quota":"1m get /x","thresholds":[80]}`, "quota"},
+		{"quota and limit", `{"kind":"client_usage","client":"a","quota":"1m","limit":5,"thresholds":[80]}`, "limit"},
+		{"quota on a rate", `{"kind":"client_error_rate","client":"a","window":"1m","quota":"1m","thresholds":[5]}`, "quota"},
+		{"quota's window differs", `{"kind":"client_usage","client":"a","window":"1h","quota":"1m","thresholds":[80]}`, "window"},
+		{"quota thresholds decreasing", `{"kind":"client_usage","client":"a","quota":"1m","thresholds":[100,80]}`, "thresholds"},
+		{"quota threshold too high", `{"kind":"client_usage","client":"a","quota":"1m","thresholds":[80,20000]}`, "thresholds"},
+		{"quota threshold negative", `{"kind":"client_usage","client":"a","quota":"1m","thresholds":[-80]}`, "thresholds"},
 		{"no thresholds", `{"kind":"client_usage","client":"a","window":"1m","limit":1,"thresholds":[]}`, "thresholds"},
 		{"decreasing", `{"kind":"client_usage","client":"a","window":"1m","limit":1,"thresholds":[100,80]}`, "thresholds"},
 		{"zero", `{"kind":"client_usage","client":"a","window":"1m","limit":1,"thresholds":[0]}`, "thresholds"},
@@ -65,6 +77,38 @@ func TestRuleValidation(t *testing.T) {
 	r := alerts.Rule{Name: "bad name!", Kind: alerts.EndpointP99, Endpoint: "*", Window: "1m", Thresholds: []float64{1}}
 	if err := r.Validate(windows.Default()); err == nil || !strings.Contains(err.Error(), "name") {
 		t.Errorf("a name with a space and '!': %v", err)
+	}
+}
+
+// A rule on a quota takes the quota's window, and compiles to the scope
+// of the policy limit it watches, without thresholds in calls (those come
+// from the policy in force).
+func TestRuleOnAQuota(t *testing.T) {
+	r, err := alerts.ParseRule("q", []byte(`{"kind":"client_usage","client":"*","quota":"1h shop POST /orders","thresholds":[80,100]}`))
+	if err == nil {
+		err = r.Validate(windows.Default())
+	}
+	if err != nil || r.Window != "1h" {
+		t.Fatalf("%+v %v, want the window 1h filled in", r, err)
+	}
+	rules := alerts.NewRules()
+	rules.Set(r)
+	if own, every := rules.Current().ForClient("alice"); len(own)+len(every) != 0 {
+		t.Errorf("a rule on a quota among the others: %+v %+v", own, every)
+	}
+	_, every := rules.Current().QuotaRulesFor("alice")
+	if len(every) != 1 || every[0].OnQuota == nil || len(every[0].Limits) != 0 || every[0].Step != time.Hour {
+		t.Fatalf("compiled %+v", every)
+	}
+	q := every[0].OnQuota
+	if q.Scope != (quotas.Limit{Window: "1h", Service: "shop", Endpoint: "POST /orders"}).Scope() || q.EndpointKey != "shop: POST /orders" {
+		t.Errorf("scope %+v", q)
+	}
+	if got := every[0].Calls(0, 999); !alerts.Crosses(got, 799, 800, true) || alerts.Crosses(got, 798, 799, true) {
+		t.Errorf("80 %% of 999 = %v calls: the 800th call crosses it, not the 799th", got)
+	}
+	if got := every[0].Calls(1, 10); got != 10 {
+		t.Errorf("100 %% of 10 = %v calls", got)
 	}
 }
 
@@ -116,10 +160,21 @@ func TestAlertIDIsDeterministic(t *testing.T) {
 		alerts.AlertID("r", alerts.ClientUsage, "bob", time.Minute, 1700000000, 80, 1000),
 		alerts.AlertID("r", alerts.ClientUsage, "alice", time.Minute, 1700000000, 80, 2000),
 		alerts.AlertID("ra", alerts.ClientUsage, "lice", time.Minute, 1700000000, 80, 1000),
+		alerts.QuotaAlertID("r", "alice", "1m", time.Minute, 1700000000, 80, 1000),
 	} {
 		if other == id {
-			t.Errorf("another window, threshold, key, limit or split gives the same id %s", id)
+			t.Errorf("another window, threshold, key, limit, split or quota gives the same id %s", id)
 		}
+	}
+	// IDs of rules without a quota are those fired before quotas: a
+	// replay across the upgrade gives the same.
+	if id != "b0d91b296d893a6527a52277fd6294fd" {
+		t.Errorf("id %s, not the one fired before rules on quotas", id)
+	}
+	q := alerts.QuotaAlertID("r", "alice", "1m", time.Minute, 1700000000, 80, 1000)
+	if q != alerts.QuotaAlertID("r", "alice", "1m", time.Minute, 1700000000, 80, 1000) ||
+		q == alerts.QuotaAlertID("r", "alice", "1m POST /x", time.Minute, 1700000000, 80, 1000) {
+		t.Errorf("quota ids: deterministic, and one per quota")
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/kafka"
+	"github.com/inarious/inarious/internal/quotas"
 	"github.com/inarious/inarious/internal/windows"
 )
 
@@ -24,12 +26,40 @@ type Compiled struct {
 	Step time.Duration
 	// Limits are the thresholds in the unit of the observed value: calls
 	// (ClientUsage: the share of Limit, rounded up), a fraction (rates) or
-	// milliseconds (EndpointP99).
+	// milliseconds (EndpointP99). A rule on a quota has none: its limit is
+	// the client's (Calls).
 	Limits []float64
+	// OnQuota is, for a rule on a quota, which calls it counts; nil else.
+	OnQuota *QuotaScope
 }
+
+// QuotaScope is the limit a rule on a quota watches, as the usage row
+// keys its calls.
+type QuotaScope struct {
+	// Scope is the policy limit's (quotas.Limit.Scope).
+	Scope string
+	// EndpointKey, for a limit of one endpoint, is its key in the usage
+	// row (codecs.ServiceEndpointKey).
+	EndpointKey string
+	// Service, for a limit of a service's calls (and no endpoint), is
+	// that service as the row's keys carry it ("" for the default).
+	Service   string
+	OfService bool
+}
+
+// AllCalls is whether the limit counts every call of the client.
+func (q *QuotaScope) AllCalls() bool { return q.EndpointKey == "" && !q.OfService }
 
 // StepSeconds is the rule's bucket step in seconds, as buckets give it.
 func (c *Compiled) StepSeconds() int64 { return int64(c.Step / time.Second) }
+
+// Calls is threshold i of a ClientUsage rule as a count of calls: its
+// share of limit. Counts are whole, so a count reaches it exactly when it
+// reaches it rounded up (as Limits have it); the hot path of rules on a
+// quota saves the rounding.
+func (c *Compiled) Calls(i int, limit uint64) float64 {
+	return float64(limit) * c.Thresholds[i] / 100
+}
 
 func compile(r Rule) (*Compiled, bool) {
 	step, err := windows.ParseDuration(r.Window)
@@ -37,10 +67,21 @@ func compile(r Rule) (*Compiled, bool) {
 		return nil, false
 	}
 	c := &Compiled{Rule: r, Step: step, Limits: make([]float64, len(r.Thresholds))}
-	for i, t := range r.Thresholds {
+	if r.Quota != "" {
+		l, err := quotas.ParseLimitName(r.Quota)
+		if err != nil || r.Kind != ClientUsage || l.Step() != step {
+			return nil, false
+		}
+		c.Limits = nil
+		c.OnQuota = &QuotaScope{Scope: l.Scope(), OfService: l.Service != "", Service: codecs.NormalService(l.Service)}
+		if l.Endpoint != "" {
+			c.OnQuota.EndpointKey = codecs.ServiceEndpointKey(l.Service, l.Endpoint)
+		}
+	}
+	for i, t := range r.Thresholds[:len(c.Limits)] {
 		switch r.Kind {
 		case ClientUsage:
-			c.Limits[i] = math.Ceil(float64(r.Limit) * t / 100)
+			c.Limits[i] = math.Ceil(c.Calls(i, r.Limit))
 		case ClientErrorRate, EndpointErrorRate:
 			c.Limits[i] = t / 100
 		default:
@@ -56,15 +97,19 @@ func compile(r Rule) (*Compiled, bool) {
 // Snapshot is the rules at one moment, indexed by what they watch. It is
 // never changed: Rules replaces it.
 type Snapshot struct {
-	byName      map[string]*Compiled
-	clients     map[string][]*Compiled
-	anyClient   []*Compiled
-	endpoints   map[string][]*Compiled
-	anyEndpoint []*Compiled
+	byName    map[string]*Compiled
+	clients   map[string][]*Compiled
+	anyClient []*Compiled
+	// Rules on a quota, apart: the others' check stays as it was.
+	quotaClients   map[string][]*Compiled
+	anyClientQuota []*Compiled
+	endpoints      map[string][]*Compiled
+	anyEndpoint    []*Compiled
 }
 
 func newSnapshot(rules map[string]Rule) *Snapshot {
-	s := &Snapshot{byName: map[string]*Compiled{}, clients: map[string][]*Compiled{}, endpoints: map[string][]*Compiled{}}
+	s := &Snapshot{byName: map[string]*Compiled{}, clients: map[string][]*Compiled{}, quotaClients: map[string][]*Compiled{},
+		endpoints: map[string][]*Compiled{}}
 	for _, r := range rules {
 		c, ok := compile(r)
 		if !ok {
@@ -72,6 +117,10 @@ func newSnapshot(rules map[string]Rule) *Snapshot {
 		}
 		s.byName[r.Name] = c
 		switch {
+		case c.OnQuota != nil && r.Client == Any:
+			s.anyClientQuota = append(s.anyClientQuota, c)
+		case c.OnQuota != nil:
+			s.quotaClients[r.Client] = append(s.quotaClients[r.Client], c)
 		case r.Kind.ForClients() && r.Client == Any:
 			s.anyClient = append(s.anyClient, c)
 		case r.Kind.ForClients():
@@ -87,15 +136,28 @@ func newSnapshot(rules map[string]Rule) *Snapshot {
 
 // HasClientRules is whether any rule watches clients.
 func (s *Snapshot) HasClientRules() bool {
-	return s != nil && (len(s.clients) > 0 || len(s.anyClient) > 0)
+	return s != nil && (len(s.clients) > 0 || len(s.anyClient) > 0 || len(s.quotaClients) > 0 || len(s.anyClientQuota) > 0)
 }
 
-// ForClient are the rules watching client: its own, and those on every client.
+// ForClient are the rules watching client, but for those on a quota: its
+// own, and those on every client.
 func (s *Snapshot) ForClient(client string) (own, every []*Compiled) {
 	if s == nil {
 		return nil, nil
 	}
 	return s.clients[client], s.anyClient
+}
+
+// QuotaRulesFor are the rules on a quota watching client: its own, and
+// those on every client.
+func (s *Snapshot) QuotaRulesFor(client string) (own, every []*Compiled) {
+	if s == nil {
+		return nil, nil
+	}
+	if len(s.quotaClients) > 0 {
+		own = s.quotaClients[client]
+	}
+	return own, s.anyClientQuota
 }
 
 // HasEndpointRules is whether any rule watches endpoints.
@@ -145,8 +207,7 @@ type Rules struct {
 	changed chan struct{}
 	// recovered is closed once the view has read the whole topic (or at
 	// once without a view).
-	recovered     chan struct{}
-	recoveredOnce sync.Once
+	recovered *kafka.Latch
 	// cfg, if not nil, is where Run follows RulesTopic.
 	cfg *kafka.Config
 }
@@ -154,12 +215,12 @@ type Rules struct {
 // NewRules holds no rules and is recovered: Set fills it.
 func NewRules() *Rules {
 	r := newRules(slog.Default())
-	r.markRecovered()
+	r.recovered.Close()
 	return r
 }
 
 func newRules(log *slog.Logger) *Rules {
-	r := &Rules{log: log, all: map[string]Rule{}, changed: make(chan struct{}), recovered: make(chan struct{})}
+	r := &Rules{log: log, all: map[string]Rule{}, changed: make(chan struct{}), recovered: kafka.NewLatch()}
 	r.snap.Store(newSnapshot(nil))
 	return r
 }
@@ -181,45 +242,15 @@ func (r *Rules) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	opts := append(r.cfg.ViewOptions(r.log),
-		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
-		goka.WithViewCallback(r.update))
-	v, err := goka.NewView(r.cfg.Brokers, RulesTable, RuleCodec{}, opts...)
-	if err != nil {
-		return err
-	}
-	go func() {
-		select {
-		case <-v.WaitRunning():
-			r.markRecovered()
-		case <-ctx.Done():
-		}
-	}()
-	return v.Run(ctx)
+	return r.cfg.RunMemoryView(ctx, r.log, RulesTable, RuleCodec{}, r.update, r.recovered)
 }
-
-func (r *Rules) markRecovered() { r.recoveredOnce.Do(func() { close(r.recovered) }) }
 
 // Recovered is whether the whole topic has been read.
-func (r *Rules) Recovered() bool {
-	select {
-	case <-r.recovered:
-		return true
-	default:
-		return false
-	}
-}
+func (r *Rules) Recovered() bool { return r.recovered.Closed() }
 
 // WaitRecovered waits until the whole topic has been read, so no crossing
 // is missed for want of its rule.
-func (r *Rules) WaitRecovered(ctx context.Context) error {
-	select {
-	case <-r.recovered:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (r *Rules) WaitRecovered(ctx context.Context) error { return r.recovered.Wait(ctx) }
 
 // update is the view's callback: it stores the record and applies it.
 func (r *Rules) update(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {

@@ -102,6 +102,29 @@ func TestRuleRejections(t *testing.T) {
 		p.Errors["window"] == "" || p.Errors["limit"] == "" || p.Errors["thresholds"] == "" {
 		t.Errorf("invalid rule = %d %s", rec.Code, rec.Body)
 	}
+	// A rule on a quota: a window not kept, thresholds out of order or past
+	// 100 times the limit, each named in the problem.
+	for body, field := range map[string]string{
+		`{"kind":"client_usage","client":"*","quota":"5m","thresholds":[80]}`:               "quota",
+		`{"kind":"client_usage","client":"*","quota":"1m","thresholds":[100,80]}`:           "thresholds",
+		`{"kind":"client_usage","client":"*","quota":"1m","thresholds":[80,10001]}`:         "thresholds",
+		`{"kind":"client_usage","client":"*","quota":"1m","limit":5,"thresholds":[80]}`:     "limit",
+		`{"kind":"client_usage","client":"*","quota":"1d GET users","thresholds":[80]}`:     "quota",
+		`{"kind":"client_usage","client":"*","window":"1h","quota":"1m","thresholds":[80]}`: "window",
+	} {
+		rec := do(h, "PUT", "/alerts/rules/x", body)
+		var p problem.Details
+		if err := json.Unmarshal(rec.Body.Bytes(), &p); rec.Code != http.StatusBadRequest || err != nil ||
+			rec.Header().Get("Content-Type") != problem.ContentType || p.Errors[field] == "" || len(p.Errors) != 1 {
+			t.Errorf("%s = %d %s, want 400 naming %s only", body, rec.Code, rec.Body, field)
+		}
+	}
+	// A good one takes the quota's window.
+	if rec := do(h, "PUT", "/alerts/rules/share", `{"kind":"client_usage","client":"*","quota":"1d POST /users","thresholds":[80,100,200]}`); rec.Code != http.StatusCreated ||
+		!strings.Contains(rec.Body.String(), `"window":"1d"`) {
+		t.Errorf("a rule on a quota = %d %s", rec.Code, rec.Body)
+	}
+	rules.Delete("share")
 	req := httptest.NewRequest("PUT", "/alerts/rules/x", strings.NewReader(usageRule))
 	req.Header.Set("Content-Type", "text/plain")
 	rec = httptest.NewRecorder()

@@ -16,28 +16,32 @@ import (
 	"github.com/inarious/inarious/internal/dashboard"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/metrics"
+	"github.com/inarious/inarious/internal/quotas"
 	"github.com/inarious/inarious/internal/stream"
 )
 
 // workerAlerting is what a worker's groups evaluate rules with: one view of
-// the rules and one evaluator for both groups.
+// the rules, one of the quota policies (for rules on a quota), and one
+// evaluator for both groups.
 type workerAlerting struct {
 	rules     *alerts.Rules
+	policies  *quotas.Index
 	evaluator *alerts.Evaluator
 }
 
 func newWorkerAlerting(cfg Config, log *slog.Logger) *workerAlerting {
 	rules := alerts.NewRulesView(cfg.Kafka, log.With("component", "alert-rules"))
-	return &workerAlerting{rules: rules, evaluator: alerts.NewEvaluator(rules)}
+	policies := quotas.NewIndexView(cfg.Kafka, log.With("component", "quota-policies"))
+	return &workerAlerting{rules: rules, policies: policies, evaluator: alerts.NewEvaluator(rules).WithQuotas(policies)}
 }
 
-// gate starts c once the rules are read, so no crossing is missed for want
-// of its rule; without alerting it is c.
+// gate starts c once the rules and policies are read, so no crossing is
+// missed for want of its rule or policy; without alerting it is c.
 func (a *workerAlerting) gate(c stream.Component) stream.Component {
 	if a == nil {
 		return c
 	}
-	return gated{Component: c, rules: a.rules}
+	return gated{Component: c, alerting: a}
 }
 
 // evaluator is nil without alerting (the API's groups, built for topics).
@@ -50,18 +54,19 @@ func (a *workerAlerting) evaluatorOrNil() *alerts.Evaluator {
 
 type gated struct {
 	stream.Component
-	rules *alerts.Rules
+	alerting *workerAlerting
 }
 
 func (g gated) Run(ctx context.Context, cfg kafka.Config, dataDir string, onStart func(*goka.Processor)) error {
-	if g.rules.WaitRecovered(ctx) != nil {
+	if g.alerting.rules.WaitRecovered(ctx) != nil || g.alerting.policies.WaitRecovered(ctx) != nil {
 		return nil
 	}
 	return g.Component.Run(ctx, cfg, dataDir, onStart)
 }
 
 // alertsGroup is the worker's alerting: it follows the rules (for both
-// groups' evaluation) and delivers alerts to webhooks.
+// groups' evaluation) and the quota policies (for rules on a quota), and
+// delivers alerts to webhooks.
 func alertsGroup(_ context.Context, cfg Config, log *slog.Logger) (*workerGroup, error) {
 	var hook *alerts.Webhook
 	if cfg.AlertWebhookURL != "" {
@@ -76,14 +81,16 @@ func alertsGroup(_ context.Context, cfg Config, log *slog.Logger) (*workerGroup,
 	return &workerGroup{Component: w}, nil
 }
 
-// alertsWorker runs the rules' view and the deliverer (stream.Component).
+// alertsWorker runs the rules' and policies' views and the deliverer
+// (stream.Component).
 type alertsWorker struct {
 	alerting  *workerAlerting
 	deliverer *alerts.Deliverer
 	log       *slog.Logger
 }
 
-func (w *alertsWorker) Topics() []kafka.TopicSpec { return alerts.Topics() }
+// Topics are alerting's, and the quota policies' that rules on a quota read.
+func (w *alertsWorker) Topics() []kafka.TopicSpec { return append(alerts.Topics(), quotas.TopicSpec()) }
 
 func (w *alertsWorker) Counters() []metrics.Counter {
 	return append([]metrics.Counter{{Name: "alerts_fired_total", Help: "Alerts the worker's groups emitted (a crossing, or a replay that may have lost one), repeats included.",
@@ -93,6 +100,7 @@ func (w *alertsWorker) Counters() []metrics.Counter {
 func (w *alertsWorker) Run(ctx context.Context, cfg kafka.Config, _ string, _ func(*goka.Processor)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.alerting.rules.Run(gctx) })
+	g.Go(func() error { return w.alerting.policies.Run(gctx) })
 	g.Go(func() error { return w.deliverer.Run(gctx, cfg) })
 	err := g.Wait()
 	w.log.Info("alerting stopped", "err", err)

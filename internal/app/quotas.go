@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/quotas"
 	"github.com/inarious/inarious/internal/quotas/enforce"
 	"github.com/inarious/inarious/internal/quotas/quotahttp"
@@ -49,7 +50,7 @@ func serveQuotas(ctx context.Context, cfg Config, tables []*servedTable, log *sl
 		parts:     []part{{"quota policies view", table.Run}},
 		routes:    quotahttp.Routes(table, lim, wcfg, quotahttp.WithLogger(log), quotahttp.WithMaxBodyBytes(cfg.MaxBodyBytes)),
 		recovered: table.Recovered,
-		counters:  lim.Counters(),
+		counters:  quotaCounters(lim),
 		gate:      lim.Gate,
 		close: func() {
 			if err := table.Close(); err != nil {
@@ -57,4 +58,15 @@ func serveQuotas(ctx context.Context, cfg Config, tables []*servedTable, log *sl
 			}
 		},
 	}, nil
+}
+
+// quotaCounters are the limiter's decisions and failed reads, for /metrics
+// (kept out of enforce: the public middleware uses it without a server).
+func quotaCounters(lim *enforce.Limiter) []metrics.Counter {
+	return []metrics.Counter{
+		{Name: "quota_allowed_total", Help: "Calls a quota policy applied to that were allowed.", Value: func() uint64 { return lim.Totals().Allowed }},
+		{Name: "quota_refused_total", Help: "Calls refused with 429 for being over a quota.", Value: func() uint64 { return lim.Totals().Refused }},
+		{Name: "quota_read_errors_total", Help: "Reads of a policy or of usage that failed (the call was decided on what was read before, or allowed).", Value: func() uint64 { return lim.Totals().ReadErrors }},
+		{Name: "quota_clients_evicted_total", Help: "Client states dropped while their calls still counted, the limiter being full (MaxClients).", Value: func() uint64 { return lim.Totals().Evicted }},
+	}
 }

@@ -113,7 +113,7 @@ func (p Policy) Validate(w windows.Config) map[string]string {
 	seen := map[string]int{}
 	for i, l := range p.Limits {
 		field := "limits[" + strconv.Itoa(i) + "]."
-		if msg := checkWindow(l.Window, w); msg != "" {
+		if msg := CheckWindow(l.Window, w); msg != "" {
 			bad[field+"window"] = msg
 		}
 		if l.Limit > MaxLimit {
@@ -133,7 +133,9 @@ func (p Policy) Validate(w windows.Config) map[string]string {
 	return bad
 }
 
-func checkWindow(window string, w windows.Config) string {
+// CheckWindow says what is wrong with window as a limit's window, given
+// the windows kept; "" when it is one of their steps.
+func CheckWindow(window string, w windows.Config) string {
 	kept := make([]string, len(w.Specs))
 	for i, s := range w.Specs {
 		kept[i] = windows.FormatDuration(s.Step)

@@ -219,3 +219,41 @@ func TestForwardsEachIDOnce(t *testing.T) {
 		}
 	}
 }
+
+// A poll topped up takes the events that arrived after it, up to the wait,
+// and returns what it has when none come.
+func TestTopUpTakesLaterEvents(t *testing.T) {
+	cfg := kafkatest.Config(t, 1)
+	ctx := context.Background()
+	if err := cfg.EnsureTopics(ctx, New().Topics()...); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(cfg.Brokers...), kgo.TransactionalID("topup"), kgo.ConsumerGroup("topup"),
+		kgo.ConsumeTopics(string(IngestTopic)), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	produceIngest(t, prod, []*activitypb.BackendApiActivity{event("c", "1"), event("c", "2")}, map[string]int32{})
+	first := sess.PollRecords(ctx, maxPoll)
+	for first.NumRecords() < 2 {
+		first = append(first, sess.PollRecords(ctx, maxPoll)...)
+	}
+	later := make(chan struct{})
+	go func() {
+		defer close(later)
+		produceIngest(t, prod, []*activitypb.BackendApiActivity{event("c", "3")}, map[string]int32{})
+	}()
+	if got := topUp(ctx, sess, first, time.Minute).NumRecords(); got != 3 {
+		t.Errorf("topped up to %d events, want 3", got)
+	}
+	<-later
+	if got := topUp(ctx, sess, first, 50*time.Millisecond).NumRecords(); got != 2 {
+		t.Errorf("with nothing new: %d events, want the 2 polled", got)
+	}
+}

@@ -458,7 +458,7 @@ func (p *Processor) count(ctx goka.Context, client string, ev *activitypb.Backen
 		p.replays.Add(1)
 	}
 	if p.alerts != nil {
-		p.checkAlerts(ctx, client, usage, ev, res.Applied, now)
+		p.checkAlerts(ctx, client, usage, ev, res.Applied, res.Endpoint, now)
 	}
 	full := rows.Set(ctx, usage)
 	rows.Unlock()
@@ -568,6 +568,7 @@ func Apply(usage *activitypb.ClientUsage, ev *activitypb.BackendApiActivity, pos
 	res := Result{Applied: true}
 	if len(w.Specs) > 0 {
 		window(usage, w, eventTime(ev, now, w.Grace), ep, uint32(class), pos, &res)
+		res.Endpoint = ep.WindowId
 	}
 	return res
 }

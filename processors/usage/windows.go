@@ -18,6 +18,9 @@ type Result struct {
 	// Closed are the buckets the event's stream time closed, removed from
 	// the open ones: their final values go to the windowed topics.
 	Closed []*activitypb.WindowBucket
+	// Endpoint is the window id of the endpoint the event was counted
+	// under in the buckets (0 without windows).
+	Endpoint uint32
 }
 
 // eventTime is the event's request time, or the processing time now when it

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/inarious/inarious/codecs"
-	"github.com/inarious/inarious/internal/metrics"
 	"github.com/inarious/inarious/internal/quotas"
 )
 
@@ -103,16 +102,6 @@ func NewWithSource(src Source, cfg Config, opts ...Option) *Limiter {
 	return l
 }
 
-// Counters are the limiter's decisions and failed reads, for /metrics.
-func (l *Limiter) Counters() []metrics.Counter {
-	return []metrics.Counter{
-		{Name: "quota_allowed_total", Help: "Calls a quota policy applied to that were allowed.", Value: l.allowed.Load},
-		{Name: "quota_refused_total", Help: "Calls refused with 429 for being over a quota.", Value: l.refused.Load},
-		{Name: "quota_read_errors_total", Help: "Reads of a policy or of usage that failed (the call was decided on what was read before, or allowed).", Value: l.readErrors.Load},
-		{Name: "quota_clients_evicted_total", Help: "Client states dropped while their calls still counted, the limiter being full (MaxClients).", Value: l.evicted.Load},
-	}
-}
-
 // Totals are the limiter's counts so far.
 type Totals struct {
 	// Allowed and Refused are the reserving decisions a policy applied to;
@@ -120,11 +109,15 @@ type Totals struct {
 	Allowed, Refused, Unavailable uint64
 	// ReadErrors are the reads that failed.
 	ReadErrors uint64
+	// Evicted are the client states dropped while their calls still
+	// counted, the limiter being full (MaxClients).
+	Evicted uint64
 }
 
 // Totals are the limiter's counts so far.
 func (l *Limiter) Totals() Totals {
-	return Totals{Allowed: l.allowed.Load(), Refused: l.refused.Load(), Unavailable: l.unavailable.Load(), ReadErrors: l.readErrors.Load()}
+	return Totals{Allowed: l.allowed.Load(), Refused: l.refused.Load(), Unavailable: l.unavailable.Load(), ReadErrors: l.readErrors.Load(),
+		Evicted: l.evicted.Load()}
 }
 
 // LimitState is one limit as it stands for a call.
