@@ -127,9 +127,10 @@ func (f fakeActive) List() []*alerts.Alert { return f }
 func openAPIUsage() fakeUsage {
 	seen := timestamppb.Now()
 	return fakeUsage{
-		"alice": {Client: "alice", Total: 3, FirstSeen: seen, LastSeen: seen, Endpoints: map[string]*activitypb.EndpointUsage{
-			"/usage": {Count: 2, LastSeen: seen, StatusClasses: []uint64{0, 1, 0, 1}},
-			"/users": {Count: 1, StatusClasses: []uint64{0, 0, 0, 0, 0, 1}},
+		"alice": {Client: "alice", Total: 4, FirstSeen: seen, LastSeen: seen, Endpoints: map[string]*activitypb.EndpointUsage{
+			"/usage":                   {Count: 2, LastSeen: seen, StatusClasses: []uint64{0, 1, 0, 1}},
+			"/users":                   {Count: 1, StatusClasses: []uint64{0, 0, 0, 0, 0, 1}},
+			"orders: GET /orders/{id}": {Count: 1, LastSeen: seen, StatusClasses: []uint64{0, 1}},
 		}},
 		"bob": {Client: "bob", Total: 1},
 	}
@@ -486,6 +487,17 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	c.do(call{method: "GET", path: "/usage?limit=1001", status: 400, docRejects: true})
 	c.do(call{method: "GET", path: "/usage?cursor=not+base64", status: 400, docRejects: true})
 	c.do(call{method: "GET", path: "/usage?cursor=AgFh", status: 400}) // well-formed to the document, not ours
+	rec = c.do(call{method: "GET", path: "/usage?service=orders&limit=1", status: 200})
+	var orders usagehttp.UsagePage
+	if err := json.Unmarshal(rec.Body.Bytes(), &orders); err != nil || orders.Total != 1 || len(orders.Clients) != 1 || orders.Clients[0].Client != "alice" {
+		t.Errorf("service=orders: %s (%v)", rec.Body, err)
+	}
+	c.do(call{method: "GET", path: "/usage?service=default", status: 200})
+	if rec := c.do(call{method: "GET", path: "/usage?service=nothing", status: 200}); !strings.Contains(rec.Body.String(), `"clients":[]`) {
+		t.Errorf("an unknown service: %s, want no clients", rec.Body)
+	}
+	c.do(call{method: "GET", path: "/usage?service=", status: 400, docRejects: true})
+	c.do(call{method: "GET", path: "/usage?service=" + strings.Repeat("s", 129), status: 400, docRejects: true})
 	c.do(call{method: "GET", path: "/usage/alice", status: 200})
 	c.do(call{method: "GET", path: "/usage/bob", status: 200})
 	c.do(call{method: "GET", path: "/usage/nobody", status: 404})

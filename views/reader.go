@@ -15,10 +15,11 @@ import (
 type UsageReader interface {
 	// Get is one client's row, nil when the client is unknown.
 	Get(client string) (*activitypb.ClientUsage, error)
-	// Top is up to limit clients by total calls after the row at after
-	// (from the first when nil), with the table's client and call counts.
-	// An error may say how to answer it (problem.Answer).
-	Top(after *top.Key, limit int) (top.Page, error)
+	// Top is up to limit clients of ranking r (by all their calls, or by
+	// their calls to one service) after the row at after (from the first
+	// when nil), with the ranking's client and call counts. An error may say
+	// how to answer it (problem.Answer).
+	Top(r top.Ranking, after *top.Key, limit int) (top.Page, error)
 	// Windows is the windowing kept; empty when windowed usage is off.
 	Windows() windows.Config
 	// Series is client's buckets of step whose start lies in [from, to].
@@ -40,8 +41,8 @@ var _ UsageReader = Local{}
 
 func (l Local) Get(client string) (*activitypb.ClientUsage, error) { return l.Table.Get(client) }
 
-func (l Local) Top(after *top.Key, limit int) (top.Page, error) {
-	return top.Page{Rows: l.Table.Page(after, limit), Clients: l.Table.Clients(), Requests: l.Table.Requests()}, nil
+func (l Local) Top(r top.Ranking, after *top.Key, limit int) (top.Page, error) {
+	return l.Table.Top(r, after, limit), nil
 }
 
 func (l Local) Windows() windows.Config {

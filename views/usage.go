@@ -91,13 +91,15 @@ func (u *Usage) Get(client string) (*activitypb.ClientUsage, error) {
 	return v.(*activitypb.ClientUsage), nil
 }
 
-// Page returns up to limit clients by total calls, descending (ties by
-// client), after the row at key after (from the first when after is nil).
-func (u *Usage) Page(after *top.Key, limit int) []top.Row {
+// Top returns up to limit clients of ranking r (by all their calls or by
+// their calls to one service), descending (ties by client), after the row
+// at key after (from the first when after is nil), with the ranking's
+// counts.
+func (u *Usage) Top(r top.Ranking, after *top.Key, limit int) top.Page {
 	if u.top == nil {
-		return nil
+		return top.Page{}
 	}
-	return u.top.Page(after, limit)
+	return u.top.Top(r, after, limit)
 }
 
 // Clients is the number of clients in the table, in O(1).

@@ -105,6 +105,7 @@ func drain(ctx context.Context, args []string) error {
 	zipf := fs.Float64("zipf", 0, "draw each event's client from a Zipf distribution with this exponent (> 1, e.g. 1.1) instead of round-robin over the clients")
 	producer := fs.String("producer", kafka.Defaults().Producer, "client the worker produces with: sarama or franz")
 	queries := fs.Bool("queries", false, "run the worker as with --query-listen: top-clients index of its partitions and joins of the windowed topics")
+	services := fs.Int("services", 1, "spread the events uniformly over this many services (the default one, then svc-1, svc-2, ...), so every client calls several")
 	spread := fs.Int("spread-endpoints", 0, "spread the events over this many synthetic endpoints (0: five of the API's own), to see the endpoints group's cost with many endpoints")
 	withEndpoints := fs.String("endpoints", "no", "no: the usage group alone; yes: the endpoints group (aggregator and table) beside it, as a worker runs both; alternate: one run each way in turn, medians of each")
 	alerting := fs.String("alerts", "off", "off: no alert rules; every: rules on every client (usage over 1m at 80/100/200 % of 20 calls, error rate over 1m ≥ 5 %), evaluated on every event; alternate: one run each way in turn, medians of each; quiet-alternate: as alternate with rules no event crosses (the check's cost alone)")
@@ -151,6 +152,9 @@ func drain(ctx context.Context, args []string) error {
 	} else {
 		fmt.Printf("clients round-robin (uniform); worker produces with %s\n", *producer)
 	}
+	if *services > 1 {
+		fmt.Printf("events spread over %d services\n", *services)
+	}
 	if *queries {
 		fmt.Println("worker serves queries: top-clients index and windowed joins on")
 	}
@@ -169,7 +173,7 @@ func drain(ctx context.Context, args []string) error {
 		if err := cfg.EnsureTopics(ctx, append(usage.Topics(), alerts.Topics()...)...); err != nil {
 			return err
 		}
-		load := procbench.Load{Events: *events, Clients: c.clients, Zipf: *zipf, Span: *span, Endpoints: *spread}
+		load := procbench.Load{Events: *events, Clients: c.clients, Zipf: *zipf, Span: *span, Endpoints: *spread, Services: *services}
 		if *keyedBy == "server" {
 			load.Servers = 16
 		}

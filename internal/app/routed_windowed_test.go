@@ -62,6 +62,19 @@ func startAPI(t *testing.T, cfg app.Config, name string) string {
 	return base
 }
 
+// startViewAndRouted runs a system in view mode whose worker serves
+// queries, on an embedded broker of 4 partitions, and beside it an API in
+// workers mode (its base URL).
+func startViewAndRouted(t *testing.T) (*system, string) {
+	t.Helper()
+	kc := kafkatest.Config(t, 4)
+	view := &system{apptest.Start(t, nil, func(c *app.Config) {
+		c.Brokers, c.Kafka.Brokers = strings.Join(kc.Brokers, ","), kc.Brokers
+		c.QueryListen = "127.0.0.1:0"
+	})}
+	return view, startRoutedAPI(t, view.Config)
+}
+
 // getBody is GET base+path: status and body.
 func getBody(t *testing.T, base, path string) (int, string) {
 	t.Helper()
@@ -180,12 +193,7 @@ func TestRoutedWindowedReadsEqualViewMode(t *testing.T) {
 // lists what view mode lists: the same clients, totals and order, page by
 // page through the cursor.
 func TestRoutedTopClientsEqualViewMode(t *testing.T) {
-	kc := kafkatest.Config(t, 4)
-	view := &system{apptest.Start(t, nil, func(c *app.Config) {
-		c.Brokers, c.Kafka.Brokers = strings.Join(kc.Brokers, ","), kc.Brokers
-		c.QueryListen = "127.0.0.1:0"
-	})}
-	routed := startRoutedAPI(t, view.Config)
+	view, routed := startViewAndRouted(t)
 
 	want := map[string]uint64{}
 	for i := range 7 {
@@ -199,30 +207,19 @@ func TestRoutedTopClientsEqualViewMode(t *testing.T) {
 	// under the caller's address).
 	list := func(base string) ([]usagehttp.ClientTotal, string) {
 		var out []usagehttp.ClientTotal
-		cursor := ""
-		for {
-			code, body := getBody(t, base, "/usage?limit=2"+cursor)
-			if code != http.StatusOK {
-				return nil, fmt.Sprintf("%s: %d %s", base, code, body)
-			}
-			var p usagehttp.UsagePage
-			if err := json.Unmarshal([]byte(body), &p); err != nil {
-				t.Fatal(err)
-			}
+		why := usagePages(t, base, "/usage?limit=2", func(p usagehttp.UsagePage) string {
 			// The test's clients and the callers' own address.
 			if p.Total != len(want)+1 {
-				return nil, fmt.Sprintf("%s: total_clients %d, want %d", base, p.Total, len(want)+1)
+				return fmt.Sprintf("%s: total_clients %d, want %d", base, p.Total, len(want)+1)
 			}
 			for _, ct := range p.Clients {
 				if _, ok := want[ct.Client]; ok {
 					out = append(out, usagehttp.ClientTotal{Client: ct.Client, Total: ct.Total})
 				}
 			}
-			if p.NextCursor == "" {
-				return out, ""
-			}
-			cursor = "&cursor=" + p.NextCursor
-		}
+			return ""
+		})
+		return out, why
 	}
 	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		fromView, why := list(view.Base)
@@ -240,4 +237,112 @@ func TestRoutedTopClientsEqualViewMode(t *testing.T) {
 		return reflect.DeepEqual(fromView, fromWorkers) && reflect.DeepEqual(got, want),
 			fmt.Sprintf("view %v\nworkers %v\nwant %v", fromView, fromWorkers, want)
 	})
+}
+
+// GET /usage?service= ranks the clients of one service by their calls to
+// it, from the top-clients index in view mode and from the workers' own
+// indexes, merged, in workers mode: both list the same clients, calls,
+// last calls and order, page by page through the cursor, with the same
+// counts; the default service holds the API's own calls, an unknown
+// service nobody.
+func TestRoutedServiceRankingsEqualViewMode(t *testing.T) {
+	view, routed := startViewAndRouted(t)
+
+	// calls[service][client]
+	calls := map[string]map[string]uint64{"shop": {}, "billing": {}, "default": {}}
+	var items []map[string]any
+	now := time.Now().UTC()
+	for i := range 9 {
+		client := fmt.Sprintf("198.51.100.%d", 40+i)
+		for j := range 1 + i%4 {
+			svc := []string{"shop", "billing"}[(i+j)%2]
+			if i%3 == 0 {
+				svc = "shop"
+			}
+			items = append(items, map[string]any{"client": client, "httpMethod": "GET", "route": "/orders/{id}", "httpStatus": 200,
+				"requestTime": now.Add(time.Duration(i*10+j) * time.Millisecond).Format(time.RFC3339Nano), "service": svc})
+			calls[svc][client]++
+		}
+		if i%2 == 0 {
+			for range 1 + i%3 {
+				view.call(t, "GET", "/healthz", client, "")
+				calls["default"][client]++
+			}
+		}
+	}
+	view.postEvents(t, items)
+
+	type page struct {
+		rows  []usagehttp.ClientTotal
+		total int
+	}
+	// list reads a service's whole ranking, two rows a page; only the
+	// test's clients for the default service, which also holds the reads.
+	list := func(base, service string) (page, string) {
+		var out page
+		why := usagePages(t, base, "/usage?limit=2&service="+service, func(p usagehttp.UsagePage) string {
+			out.total = p.Total
+			for _, ct := range p.Clients {
+				if _, ours := calls["default"][ct.Client]; service != "default" || ours {
+					out.rows = append(out.rows, ct)
+				}
+			}
+			return ""
+		})
+		return out, why
+	}
+	for _, service := range []string{"shop", "billing", "default", "unknown"} {
+		testutil.Eventually(t, 30*time.Second, func() (bool, string) {
+			fromView, why := list(view.Base, service)
+			if why != "" {
+				return false, why
+			}
+			fromWorkers, why := list(routed, service)
+			if why != "" {
+				return false, why
+			}
+			got := map[string]uint64{}
+			for i, ct := range fromWorkers.rows {
+				got[ct.Client] = ct.Total
+				if ct.LastSeen == nil || i > 0 && fromWorkers.rows[i-1].Total < ct.Total {
+					return false, fmt.Sprintf("service %s: row %d %+v out of order or without its last call", service, i, ct)
+				}
+			}
+			want := calls[service]
+			if want == nil {
+				want = map[string]uint64{}
+			}
+			sameTotal := fromView.total == fromWorkers.total && (service == "default" || fromView.total == len(want))
+			return reflect.DeepEqual(fromView.rows, fromWorkers.rows) && reflect.DeepEqual(got, want) && sameTotal,
+				fmt.Sprintf("service %s:\nview %+v\nworkers %+v\nwant %v", service, fromView, fromWorkers, want)
+		})
+	}
+	// Still a bad request: an empty name.
+	for _, base := range []string{view.Base, routed} {
+		if code, body := getBody(t, base, "/usage?service="); code != http.StatusBadRequest {
+			t.Errorf("%s/usage?service=: %d %s, want 400", base, code, body)
+		}
+	}
+}
+
+// usagePages reads GET base+path and the pages after it, following
+// next_cursor, handing each to take, until the last page or until take
+// (or a read) says what is wrong.
+func usagePages(t *testing.T, base, path string, take func(usagehttp.UsagePage) string) string {
+	t.Helper()
+	cursor := ""
+	for {
+		code, body := getBody(t, base, path+cursor)
+		if code != http.StatusOK {
+			return fmt.Sprintf("%s%s: %d %s", base, path, code, body)
+		}
+		var p usagehttp.UsagePage
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatal(err)
+		}
+		if why := take(p); why != "" || p.NextCursor == "" {
+			return why
+		}
+		cursor = "&cursor=" + p.NextCursor
+	}
 }

@@ -122,6 +122,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](services, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
 		t.Fatalf("the services list never showed the default service with %d calls or more: %v", usageCalls, err)
 	}
+	// A service links to its clients, ranked by their calls to it: the
+	// busiest client of the default service is the first test client.
+	rank := `fetch(document.querySelector('#services tr[data-service="default"] a').href).then((r) => r.json()).then((p) => p.clients[0].client)`
+	if first, err := chromedp.Run(ctx, chromedp.Evaluate[string](rank, chromedp.EvalAwaitPromise)); err != nil || first != clients[0] {
+		t.Fatalf("the default service's link ranks %q first (%v), want %s", first, err, clients[0])
+	}
 	alert := `!document.querySelector("#alertSection").hidden && [...document.querySelectorAll("#alerts tr[data-alert]")]` +
 		`.some((tr) => tr.cells[0].textContent === "dash-alert" && tr.cells[1].textContent === "10.0.0.7")`
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](alert, chromedp.WithPollingTimeout(15*time.Second))); err != nil {

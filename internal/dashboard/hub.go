@@ -217,7 +217,7 @@ func (h *Hub) tick(now, lastSent time.Time) bool {
 	if h.Subscribers() == 0 && (!recovered || h.counting) {
 		return false
 	}
-	page, err := h.src.Top(nil, h.top)
+	page, err := h.src.Top(top.AllCalls, nil, h.top)
 	if err != nil {
 		if !h.failing {
 			h.log.Warn("dashboard: top clients not available", "err", err)

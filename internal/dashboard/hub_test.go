@@ -56,7 +56,7 @@ func (f *fakeTable) hit(client, endpoint string, n uint64) {
 	}
 	u.Endpoints[endpoint].Count += n
 	u.Total += n
-	f.top.Set(int32(len(client)%3), client, u.Total, 0)
+	f.top.Set(int32(len(client)%3), client, top.Usage{Total: u.Total})
 }
 
 func proto(u *activitypb.ClientUsage) *activitypb.ClientUsage {
@@ -78,9 +78,9 @@ func (f *fakeTable) Get(client string) (*activitypb.ClientUsage, error) {
 	return nil, nil
 }
 
-func (f *fakeTable) Top(after *top.Key, limit int) (top.Page, error) {
+func (f *fakeTable) Top(r top.Ranking, after *top.Key, limit int) (top.Page, error) {
 	f.calls.Add(1)
-	return top.Page{Rows: f.top.Page(after, limit), Clients: f.top.Clients(), Requests: f.top.Requests()}, nil
+	return f.top.Top(r, after, limit), nil
 }
 func (f *fakeTable) Recovered() bool { f.calls.Add(1); return true }
 
@@ -382,11 +382,11 @@ type failingTable struct {
 	err error
 }
 
-func (f *failingTable) Top(after *top.Key, limit int) (top.Page, error) {
+func (f *failingTable) Top(r top.Ranking, after *top.Key, limit int) (top.Page, error) {
 	if f.err != nil {
 		return top.Page{}, f.err
 	}
-	return f.fakeTable.Top(after, limit)
+	return f.fakeTable.Top(r, after, limit)
 }
 
 // The event count follows rises of the table's calls only: a failed read

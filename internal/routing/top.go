@@ -16,14 +16,16 @@ import (
 
 	"github.com/lovoo/goka"
 
+	"github.com/inarious/inarious/codecs"
 	"github.com/inarious/inarious/internal/ownership"
 	"github.com/inarious/inarious/internal/top"
 )
 
 // TopPath is the worker's top-clients endpoint:
-// GET TopPath?partitions=0,3&limit=k[&after_total=t&after_client=c]
+// GET TopPath?partitions=0,3&limit=k[&after_total=t&after_client=c][&service=s]
 // answers the first k clients of those partitions in index order (after the
-// row at (t, c) if given) as a TopPage.
+// row at (t, c) if given) as a TopPage: by all their calls, or with service
+// by their calls to s (codecs.DefaultService for the default one).
 const TopPath = "/query/top"
 
 // maxTopLimit bounds one worker page: the API asks for one row more than
@@ -59,6 +61,10 @@ func (w *Worker) serveTop(rw http.ResponseWriter, r *http.Request) {
 		}
 		after = &top.Key{Total: t, Client: q.Get("after_client")}
 	}
+	ranking := top.AllCalls
+	if q.Has("service") {
+		ranking = top.ByService(codecs.NormalService(q.Get("service")))
+	}
 	if w.top == nil {
 		w.refused.Add(1)
 		http.Error(rw, "this worker keeps no top-clients index", http.StatusNotImplemented)
@@ -70,14 +76,14 @@ func (w *Worker) serveTop(rw http.ResponseWriter, r *http.Request) {
 	// ranked partition is an owned one for the whole guarded read.
 	err = w.guarded(func(*goka.Processor) error {
 		for _, p := range parts {
-			n, sum, ranked := w.top.Partition(p)
+			n, sum, ranked := w.top.Partition(ranking, p)
 			if !ranked {
 				return fmt.Errorf("partition %d: %w", p, errNotOwned)
 			}
 			page.Clients += n
 			page.Requests += sum
 		}
-		page.Rows = w.top.PageOf(parts, after, limit)
+		page.Rows = w.top.PageOf(ranking, parts, after, limit)
 		return nil
 	})
 	if w.refuse(rw, err) {
@@ -114,23 +120,29 @@ func joinPartitions(parts []int32) string {
 	return b.String()
 }
 
-// Top merges the workers' pages: each owner answers the first limit
-// clients of its partitions after the row at after, with the counts of
-// exactly the partitions asked, and so every client is counted once;
+// Top merges the workers' pages of ranking rk: each owner answers the first
+// limit clients of its partitions after the row at after, with the counts
+// of exactly the partitions asked, and so every client is counted once;
 // otherwise it retries for Window, then gives up with *Unavailable.
-func (r *Reader) Top(after *top.Key, limit int) (top.Page, error) {
+func (r *Reader) Top(rk top.Ranking, after *top.Key, limit int) (top.Page, error) {
 	var t top.Page
 	err := r.retry("not every usage partition's owner answered (the usage group is rebalancing); retry later",
 		func(m *ownership.Map) (bool, error) {
 			var err error
-			t, err = r.tryTop(m, after, limit)
+			t, err = r.tryTop(m, rk, after, limit)
 			return err == nil, err
 		})
 	return t, err
 }
 
-func (r *Reader) tryTop(m *ownership.Map, after *top.Key, limit int) (top.Page, error) {
+func (r *Reader) tryTop(m *ownership.Map, rk top.Ranking, after *top.Key, limit int) (top.Page, error) {
 	q := url.Values{"limit": {strconv.Itoa(min(limit, maxTopLimit))}}
+	if service, ok := rk.Service(); ok {
+		if service == "" {
+			service = codecs.DefaultService
+		}
+		q.Set("service", service)
+	}
 	if after != nil {
 		q.Set("after_total", strconv.FormatUint(after.Total, 10))
 		q.Set("after_client", after.Client)

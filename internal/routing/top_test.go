@@ -27,7 +27,13 @@ func runningWorker(t *testing.T, rows map[int32][]top.Row) (*Worker, *httptest.S
 	idx := top.New()
 	for p, rs := range rows {
 		idx.Recovering(p)
-		idx.Seed(p, rs)
+		idx.Seed(p, func(yield func(string, top.Usage) bool) {
+			for _, r := range rs {
+				if !yield(r.Client, top.Usage{Total: r.Total, LastSeen: r.LastSeen}) {
+					return
+				}
+			}
+		})
 		idx.Recovered(p)
 	}
 	w := NewWorker(parts, idx)
@@ -84,7 +90,7 @@ func TestReaderPagesMergeTheWorkersTops(t *testing.T) {
 	var got []top.Row
 	var after *top.Key
 	for range len(want) {
-		page, err := r.Top(after, 7)
+		page, err := r.Top(top.AllCalls, after, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +121,7 @@ func TestReaderPageNeverMergesAWrongOwner(t *testing.T) {
 	o := newOwners(stale)
 	r := newTestReader(o)
 	defer r.Close()
-	page, err := r.Top(nil, 10)
+	page, err := r.Top(top.AllCalls, nil, 10)
 	rows := page.Rows
 	var ua *Unavailable
 	if !errors.As(err, &ua) || rows != nil || ua.Status() != http.StatusServiceUnavailable || ua.RetryAfter() <= 0 {
@@ -128,7 +134,7 @@ func TestReaderPageNeverMergesAWrongOwner(t *testing.T) {
 	done := make(chan error, 1)
 	r.Window = 10 * time.Second
 	go func() {
-		page, err = r.Top(nil, 10)
+		page, err = r.Top(top.AllCalls, nil, 10)
 		rows = page.Rows
 		done <- err
 	}()

@@ -9,7 +9,8 @@ import (
 )
 
 // Indexing is a storage layer (tablestore.Layer): the storages of topic (a
-// table of activitypb.ClientUsage) keep idx up to date with every write
+// table of activitypb.ClientUsage) keep idx (all calls, and each service's,
+// read from the endpoints' keys) up to date with every write
 // goka makes, recovery and processing alike: opening a partition's storage
 // loads what it holds (a warm start replays nothing), Set and Delete
 // follow, MarkRecovered ranks a partition rebuilt from the changelog, Close
@@ -44,37 +45,58 @@ func (s *indexedStorage) Open() error {
 		return fmt.Errorf("usage index: %w", err)
 	}
 	defer it.Release()
-	var rows []Row
-	for it.Next() {
-		v, err := it.Value()
-		if err != nil {
-			return fmt.Errorf("usage index: read %q: %w", it.Key(), err)
+	var readErr error
+	var buf [maxInlineServices]codecs.ServiceCalls
+	s.idx.Seed(s.partition, func(yield func(string, Usage) bool) {
+		for it.Next() {
+			v, err := it.Value()
+			if err != nil {
+				readErr = fmt.Errorf("usage index: read %q: %w", it.Key(), err)
+				return
+			}
+			u, err := UsageOf(v, buf[:0])
+			if err != nil {
+				continue // as Set: unreadable values are not listed
+			}
+			if !yield(string(it.Key()), u) {
+				return
+			}
 		}
-		total, seen, err := codecs.UsageTotals(v)
-		if err != nil {
-			continue // as Set: unreadable values are not listed
-		}
-		rows = append(rows, Row{Client: string(it.Key()), Total: total, LastSeen: seen})
+	})
+	if readErr == nil {
+		readErr = it.Err()
 	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("usage index: %w", err)
+	if readErr != nil {
+		s.idx.Recovering(s.partition) // nothing half-loaded
+		return fmt.Errorf("usage index: %w", readErr)
 	}
-	s.idx.Seed(s.partition, rows)
 	return nil
 }
+
+// maxInlineServices is how many services a row may have before Set's
+// parse allocates.
+const maxInlineServices = 8
 
 func (s *indexedStorage) Set(key string, value []byte) error {
 	if err := s.Storage.Set(key, value); err != nil {
 		return err
 	}
-	total, seen, err := codecs.UsageTotals(value)
+	var buf [maxInlineServices]codecs.ServiceCalls
+	u, err := UsageOf(value, buf[:0])
 	if err != nil {
 		// Stored already; a value nobody can read is not listed either.
 		s.idx.Delete(s.partition, key)
 		return nil
 	}
-	s.idx.Set(s.partition, key, total, seen)
+	s.idx.Set(s.partition, key, u)
 	return nil
+}
+
+// UsageOf reads what the index takes of an encoded activitypb.ClientUsage.
+// The services are appended to into and their names point into value.
+func UsageOf(value []byte, into []codecs.ServiceCalls) (Usage, error) {
+	total, seen, services, err := codecs.UsageByService(value, into)
+	return Usage{Total: total, LastSeen: seen, Services: services}, err
 }
 
 func (s *indexedStorage) Delete(key string) error {

@@ -56,14 +56,14 @@ func TestIndexingFollowsAPartitionsStorage(t *testing.T) {
 	idx := top.New()
 	build := top.Indexing("usage-table", idx)(base)
 	st = open(build, "usage-table")
-	if n, sum, ranked := idx.Partition(2); !ranked || n != 2 || sum != 14 {
+	if n, sum, ranked := idx.Partition(top.AllCalls, 2); !ranked || n != 2 || sum != 14 {
 		t.Fatalf("after a warm open: %d clients, sum %d, ranked %v; want 2, 14, ranked", n, sum, ranked)
 	}
 	_ = st.Set("c", encoded(t, "c", 7))
 	_ = st.Set("a", encoded(t, "a", 11))
 	_ = st.Delete("b")
 	_ = st.Set("junk", []byte{0xff, 0xff})
-	if got := clients(idx.PageOf([]int32{2}, nil, 10)); !slices.Equal(got, []string{"a", "c"}) {
+	if got := clients(idx.PageOf(top.AllCalls, []int32{2}, nil, 10)); !slices.Equal(got, []string{"a", "c"}) {
 		t.Errorf("page %v, want [a c]", got)
 	}
 	if err := st.MarkRecovered(); err != nil {
@@ -72,7 +72,7 @@ func TestIndexingFollowsAPartitionsStorage(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, ranked := idx.Partition(2); ranked || n != 0 || idx.Clients() != 0 {
+	if n, _, ranked := idx.Partition(top.AllCalls, 2); ranked || n != 0 || idx.Clients() != 0 {
 		t.Errorf("after close: %d clients, ranked %v, index %d clients; want the partition forgotten", n, ranked, idx.Clients())
 	}
 

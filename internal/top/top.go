@@ -1,16 +1,23 @@
 // Package top keeps the clients of the usage table ranked by total calls
-// (total descending, then client), updated in O(log n) per change and paged
-// in O(log n + k): the read side behind GET /usage and the dashboard.
+// and, per service, by their calls to that service (calls descending, then
+// client), updated in O(log n) per change and paged in O(log n + k): the
+// read side behind GET /usage (and ?service=) and the dashboard. See the
+// README ("Dashboard, metrics, API document").
 package top
 
 import (
+	"bytes"
 	"cmp"
+	"iter"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/tidwall/btree"
+
+	"github.com/inarious/inarious/codecs"
 )
 
 // Row is one client in the top-clients index.
@@ -81,14 +88,107 @@ func itemCmp(a, b item) int {
 	return 0
 }
 
+// Ranking is what clients are ranked by: all their calls (AllCalls, the
+// zero value) or their calls to one service (ByService).
+type Ranking struct {
+	service   string
+	byService bool
+}
+
+// AllCalls ranks clients by all their calls.
+var AllCalls Ranking
+
+// ByService ranks the clients of service by their calls to it; service is
+// a name as codecs.NormalService makes it ("" is the default service).
+func ByService(service string) Ranking { return Ranking{service: service, byService: true} }
+
+// Service is the service r ranks by, and whether it ranks by one.
+func (r Ranking) Service() (string, bool) { return r.service, r.byService }
+
+// Usage is what the index takes of a client's row (Set, Seed).
+type Usage struct {
+	Total    uint64
+	LastSeen int64 // Unix nanoseconds; 0 when the value has none
+	// Services are the row's calls by service, as codecs.UsageByService
+	// reads them, names unique; entries without calls are left out. The
+	// index may reorder them and keeps none of their bytes.
+	Services []codecs.ServiceCalls
+}
+
 // meta is what the index knows of a client besides its name.
 type meta struct {
 	total    uint64
 	lastSeen int64
+	// services are the client's calls by service, ordered by name; nil
+	// when it has none. A client whose calls all went to one service, last
+	// seen at its row's last call (most clients), shares that service's
+	// whole list instead of a list of its own.
+	services *[]serviceCalls
 }
 
-// Index keeps every client of the usage table ordered by total calls, updated
-// one change at a time: O(log n) per change, O(log n + k) for k rows.
+// serviceCalls is a client's calls to one service.
+type serviceCalls struct {
+	svc      *serviceRanking
+	calls    uint64
+	lastSeen int64
+	whole    bool // the shared entry: calls and lastSeen are the row's
+}
+
+// of is c's calls and last call for a client of meta m.
+func (c *serviceCalls) of(m meta) (uint64, int64) {
+	if c.whole {
+		return m.total, m.lastSeen
+	}
+	return c.calls, c.lastSeen
+}
+
+func (m meta) callsTo(svc *serviceRanking) (calls uint64, lastSeen int64, ok bool) {
+	if m.services == nil {
+		return 0, 0, false
+	}
+	for i := range *m.services {
+		if c := &(*m.services)[i]; c.svc == svc {
+			calls, lastSeen = c.of(m)
+			return calls, lastSeen, true
+		}
+	}
+	return 0, 0, false
+}
+
+// ranking is one order of a shard's clients, with the sum of what they
+// are ranked by.
+type ranking struct {
+	tree *btree.BTreeG[item]
+	sum  uint64
+}
+
+func (r *ranking) move(client string, from, to uint64, had bool) {
+	if had {
+		if from == to {
+			return
+		}
+		r.tree.Delete(newItem(client, from))
+	}
+	r.tree.Set(newItem(client, to))
+	r.sum += to - from
+}
+
+func (r *ranking) remove(client string, calls uint64) {
+	r.tree.Delete(newItem(client, calls))
+	r.sum -= calls
+}
+
+// serviceRanking ranks a shard's clients of one service by their calls to
+// it. It exists while the shard has a client with calls to the service.
+type serviceRanking struct {
+	ranking
+	name  string
+	whole *[]serviceCalls // shared by the clients whose calls all went here
+}
+
+// Index keeps every client of the usage table ordered by total calls, and
+// the clients of each service by their calls to it, updated one change at
+// a time: O(log n) per change and service changed, O(log n + k) for k rows.
 //
 // It is sharded by table partition: each partition's updates come from one
 // goroutine, so shards never contend with each other, and a partition's
@@ -107,17 +207,26 @@ type Index struct {
 type topShard struct {
 	// A plain mutex: one goroutine writes a shard, readers hold it for one
 	// page, and it costs an update less than an RWMutex does.
-	mu   sync.Mutex
-	tree *btree.BTreeG[item]
-	// clients finds a client's row in the tree. Map key and tree item share
-	// one string, so a client costs its name once.
+	mu sync.Mutex
+	// all ranks by total calls; sum is counted while the shard is ranked.
+	all ranking
+	// clients finds a client's row in the trees. Map key and tree items
+	// share one string, so a client costs its name once.
 	clients map[string]meta
-	// sum is the shard's sum of totals, counted while it is ranked.
-	sum uint64
-	// While the partition recovers only clients is kept up to date, and the
-	// Index's counters leave the shard out; the tree is built and the shard
-	// counted in one sorted pass when recovery ends, several times cheaper
-	// than an insert (and a lookup) per changelog record.
+	// services are the per-service rankings, by name.
+	services map[string]*serviceRanking
+	// sole, when set, is the shard's one service, and every client's calls
+	// all went to it (each client has its whole list): its ranking is the
+	// ranking by all calls, so it keeps no tree of its own, and a write
+	// costs what it cost before services. The first client of another list
+	// gives it a tree, a copy-on-write copy of all's (O(1)); a rebuild
+	// (Recovered, Seed) checks again.
+	sole *serviceRanking
+	// While the partition recovers only clients (and services, empty) is
+	// kept up to date, and the Index's counters leave the shard out; the
+	// trees are built and the shard counted in one sorted pass when
+	// recovery ends, several times cheaper than an insert (and a lookup)
+	// per changelog record.
 	recovering bool
 }
 
@@ -127,7 +236,7 @@ func newTree() *btree.BTreeG[item] {
 }
 
 func newTopShard() *topShard {
-	return &topShard{tree: newTree(), clients: make(map[string]meta)}
+	return &topShard{all: ranking{tree: newTree()}, clients: make(map[string]meta), services: make(map[string]*serviceRanking)}
 }
 
 // New returns an empty index.
@@ -167,30 +276,164 @@ func (t *Index) changed(oldTotal, newTotal uint64, clientsDelta int64) {
 	t.version.Add(1)
 }
 
-// Set records client's current total and last-seen time (Unix ns) in the
-// shard of its table partition.
-func (t *Index) Set(partition int32, client string, total uint64, lastSeen int64) {
+// Set records a client's row in the shard of its table partition.
+func (t *Index) Set(partition int32, client string, u Usage) {
 	s := t.shard(partition)
 	s.mu.Lock()
+	old, ok := s.clients[client]
+	if ok && !s.recovering {
+		prev, _ := s.all.tree.Delete(newItem(client, old.total))
+		client = prev.client // keep the one stored copy of the name
+	}
+	m := meta{total: u.Total, lastSeen: u.LastSeen}
+	m.services = s.setServices(client, old, m, u.Services)
+	s.clients[client] = m
 	if s.recovering {
-		s.clients[client] = meta{total: total, lastSeen: lastSeen}
 		s.mu.Unlock()
 		return
 	}
-	old, ok := s.clients[client]
-	if ok {
-		prev, _ := s.tree.Delete(newItem(client, old.total))
-		client = prev.client // keep the one stored copy of the name
-	}
-	s.tree.Set(newItem(client, total))
-	s.clients[client] = meta{total: total, lastSeen: lastSeen}
-	s.sum += total - old.total
+	s.all.tree.Set(newItem(client, u.Total))
+	s.all.sum += u.Total - old.total
 	s.mu.Unlock()
 	var added int64
 	if !ok {
 		added = 1
 	}
-	t.changed(old.total, total, added)
+	t.changed(old.total, u.Total, added)
+}
+
+// setServices moves client (of meta old, now m) in the rankings of the
+// services it had and has (in, any order) and returns its new list. While
+// the shard recovers only the lists are kept.
+func (s *topShard) setServices(client string, old, m meta, in []codecs.ServiceCalls) *[]serviceCalls {
+	// Most rows: one service, all calls, the row's last call. A client that
+	// had the same one moves in its tree and keeps the shared list.
+	if len(in) == 1 && in[0].Calls == m.total && m.total > 0 && in[0].LastSeen == m.lastSeen && old.services != nil &&
+		len(*old.services) == 1 && (*old.services)[0].svc.name == string(in[0].Service) {
+		c := &(*old.services)[0]
+		if !s.recovering && c.svc != s.sole {
+			calls, _ := c.of(old)
+			c.svc.move(client, calls, m.total, true)
+		}
+		return c.svc.whole
+	}
+	in = slices.DeleteFunc(in, func(c codecs.ServiceCalls) bool { return c.Calls == 0 })
+	if len(in) > 1 {
+		slices.SortFunc(in, func(a, b codecs.ServiceCalls) int { return bytes.Compare(a.Service, b.Service) })
+	}
+	var was []serviceCalls
+	if old.services != nil {
+		was = *old.services
+	}
+	if own := old.services != nil && !was[0].whole; own && sameServices(was, in) && !(len(in) == 1 && in[0].Calls == m.total && in[0].LastSeen == m.lastSeen) {
+		// The same services as before, not as a whole list: the client's
+		// own list is updated in place, no allocation per write.
+		for i := range was {
+			if !s.recovering {
+				was[i].svc.move(client, was[i].calls, in[i].Calls, true)
+			}
+			was[i].calls, was[i].lastSeen = in[i].Calls, in[i].LastSeen
+		}
+		return old.services
+	}
+	var list *[]serviceCalls
+	switch {
+	case len(in) == 0:
+	case len(in) == 1 && in[0].Calls == m.total && in[0].LastSeen == m.lastSeen:
+		list = s.service(in[0].Service, was).whole
+	default:
+		l := make([]serviceCalls, len(in))
+		for i, c := range in {
+			l[i] = serviceCalls{svc: s.service(c.Service, was), calls: c.Calls, lastSeen: c.LastSeen}
+		}
+		list = &l
+	}
+	if s.recovering {
+		return list
+	}
+	switch {
+	case s.sole != nil && list == s.sole.whole:
+		return list // a new client of the sole service: still its only one
+	case s.sole != nil:
+		s.unalias(client, old)
+	case len(s.clients) == 0 && list != nil && (*list)[0].whole:
+		s.sole = (*list)[0].svc // the shard's first client
+		return list
+	}
+	var now []serviceCalls
+	if list != nil {
+		now = *list
+	}
+	// Both lists are ordered by name: one merge pass.
+	i, j := 0, 0
+	for i < len(was) || j < len(now) {
+		switch {
+		case j == len(now) || i < len(was) && was[i].svc.name < now[j].svc.name:
+			calls, _ := was[i].of(old)
+			s.drop(was[i].svc, client, calls)
+			i++
+		case i == len(was) || now[j].svc.name < was[i].svc.name:
+			calls, _ := now[j].of(m)
+			now[j].svc.move(client, 0, calls, false)
+			j++
+		default:
+			from, _ := was[i].of(old)
+			to, _ := now[j].of(m)
+			now[j].svc.move(client, from, to, true)
+			i, j = i+1, j+1
+		}
+	}
+	return list
+}
+
+// sameServices reports whether a client's list names the services of in
+// (both ordered by name).
+func sameServices(list []serviceCalls, in []codecs.ServiceCalls) bool {
+	if len(list) != len(in) {
+		return false
+	}
+	for i := range list {
+		if list[i].svc.name != string(in[i].Service) {
+			return false
+		}
+	}
+	return true
+}
+
+// service is the shard's ranking of the named service, made if new; was
+// (a client's list) is looked in first.
+func (s *topShard) service(name []byte, was []serviceCalls) *serviceRanking {
+	for _, c := range was {
+		if c.svc.name == string(name) {
+			return c.svc
+		}
+	}
+	if r := s.services[string(name)]; r != nil {
+		return r
+	}
+	r := &serviceRanking{ranking: ranking{tree: newTree()}, name: string(name)}
+	r.whole = &[]serviceCalls{{svc: r, whole: true}}
+	s.services[r.name] = r
+	return r
+}
+
+// unalias gives the sole service a tree of its own, as it stood before
+// this write of client (of meta old), which Set has taken out of all's.
+func (s *topShard) unalias(client string, old meta) {
+	r := s.sole
+	r.tree, r.sum, s.sole = s.all.tree.Copy(), s.all.sum, nil
+	if old.services != nil {
+		r.tree.Set(newItem(client, old.total))
+	}
+}
+
+// drop takes client out of a service's ranking, and the ranking out of the
+// shard once it has no client left.
+func (s *topShard) drop(r *serviceRanking, client string, calls uint64) {
+	r.remove(client, calls)
+	if r.tree.Len() == 0 {
+		delete(s.services, r.name)
+	}
 }
 
 // Delete drops client from the shard of its table partition.
@@ -204,8 +447,18 @@ func (t *Index) Delete(partition int32, client string) {
 			s.mu.Unlock()
 			return
 		}
-		s.tree.Delete(newItem(client, old.total))
-		s.sum -= old.total
+		s.all.remove(client, old.total)
+		if s.sole != nil {
+			if len(s.clients) == 0 {
+				delete(s.services, s.sole.name)
+				s.sole = nil
+			}
+		} else if old.services != nil {
+			for _, c := range *old.services {
+				calls, _ := c.of(old)
+				s.drop(c.svc, client, calls)
+			}
+		}
 	}
 	s.mu.Unlock()
 	if ok {
@@ -222,49 +475,164 @@ func (t *Index) Recovering(partition int32) {
 	var oldN int64
 	var oldSum uint64
 	if !s.recovering {
-		oldN, oldSum = int64(len(s.clients)), s.sum
+		oldN, oldSum = int64(len(s.clients)), s.all.sum
 	}
-	s.tree, s.clients, s.sum, s.recovering = newTree(), make(map[string]meta), 0, true
+	s.all, s.clients, s.services, s.sole, s.recovering = ranking{tree: newTree()}, make(map[string]meta), make(map[string]*serviceRanking), nil, true
 	s.mu.Unlock()
 	t.clients.Add(-oldN)
 	t.sum.Add(-oldSum)
 	t.version.Add(1)
 }
 
-// Seed loads a recovering partition's stored rows (one per client), as
-// goka opens its storage. Rows in client order, as storage iterates them,
-// only need a stable sort by total to be in index order: no string
-// comparisons. A seeded partition is ranked at once and takes the updates
-// of the catch-up that follows one by one; an empty one (a cold start)
-// stays in bulk mode until Recovered.
-func (t *Index) Seed(partition int32, rows []Row) {
+// Seed loads a recovering partition's stored rows (one per client, each
+// Usage valid during its step only), as goka opens its storage. Rows in
+// client order, as storage iterates them, only need a stable sort by total
+// to be in index order: no string comparisons. The shard is built aside
+// and swapped in, so readers of the index do not wait for the storage. A
+// seeded partition is ranked at once and takes the updates of the
+// catch-up that follows one by one; an empty one (a cold start) stays in
+// bulk mode until Recovered. Seed must come between Recovering and the
+// partition's first Set, as a storage's Open does.
+func (t *Index) Seed(partition int32, rows iter.Seq2[string, Usage]) {
 	s := t.shard(partition)
 	s.mu.Lock()
+	bulk := s.recovering && len(s.clients) == 0
+	s.mu.Unlock()
+	if !bulk {
+		for c, u := range rows {
+			t.Set(partition, c, u)
+		}
+		return
+	}
+	n := newTopShard()
+	n.recovering = true
+	type entry struct {
+		client string
+		m      meta
+	}
+	var read []entry
+	for c, u := range rows {
+		m := meta{total: u.Total, lastSeen: u.LastSeen}
+		m.services = n.setServices(c, meta{}, m, u.Services) // recovering: lists only
+		read = append(read, entry{c, m})
+	}
+	n.clients = make(map[string]meta, len(read))
+	clients, sum := n.rank(func(yield func(string, meta) bool) {
+		for _, e := range read {
+			if _, dup := n.clients[e.client]; dup {
+				continue // storage keys are unique; a duplicate would corrupt the tree
+			}
+			n.clients[e.client] = e.m
+			if !yield(e.client, e.m) {
+				return
+			}
+		}
+	}, len(read))
+	if clients == 0 {
+		return
+	}
+	s.mu.Lock()
 	if !s.recovering || len(s.clients) > 0 {
+		// Written meanwhile, against the contract: take the rows one by one.
 		s.mu.Unlock()
-		for _, r := range rows {
-			t.Set(partition, r.Client, r.Total, r.LastSeen)
+		for c, m := range n.clients {
+			t.Set(partition, c, m.usage())
 		}
 		return
 	}
+	s.all, s.clients, s.services, s.sole, s.recovering = n.all, n.clients, n.services, n.sole, false
+	s.mu.Unlock()
+	t.countIn(clients, sum)
+}
+
+// usage is what Set took to make m.
+func (m meta) usage() Usage {
+	u := Usage{Total: m.total, LastSeen: m.lastSeen}
+	if m.services != nil {
+		for i := range *m.services {
+			c := &(*m.services)[i]
+			calls, seen := c.of(m)
+			u.Services = append(u.Services, codecs.ServiceCalls{Service: []byte(c.svc.name), Calls: calls, LastSeen: seen})
+		}
+	}
+	return u
+}
+
+// Recovered ends a rebuild: it bulk-loads the partition's trees, sorted.
+func (t *Index) Recovered(partition int32) {
+	s := t.shard(partition)
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(rows) == 0 {
+	if !s.recovering {
 		return
 	}
-	items := make([]item, 0, len(rows))
-	clients := make(map[string]meta, len(rows))
-	var sum uint64
-	for _, r := range rows {
-		if _, dup := clients[r.Client]; dup {
-			continue // storage keys are unique; a duplicate would corrupt the tree
+	t.countIn(s.rank(maps.All(s.clients), len(s.clients)))
+}
+
+// countIn counts a ranked partition's clients and calls in. The rebuild
+// counts from zero, as the increments of a replay would.
+func (t *Index) countIn(clients int, sum uint64) {
+	t.clients.Add(int64(clients))
+	t.sum.Add(sum)
+	t.incr.Add(sum)
+	t.version.Add(1)
+}
+
+// rank builds a recovering shard's trees in one pass over its clients
+// (the map's, or the same in another order; about hint of them) and ends
+// its recovery: what the Index then counts in.
+func (s *topShard) rank(clients iter.Seq2[string, meta], hint int) (n int, sum uint64) {
+	items := make([]item, 0, hint)
+	byService := make(map[*serviceRanking][]item, len(s.services))
+	var sole *serviceRanking // while every client so far has one's whole list
+	for c, m := range clients {
+		items = append(items, newItem(c, m.total))
+		sum += m.total
+		if len(items) == 1 && m.services != nil && (*m.services)[0].whole {
+			sole = (*m.services)[0].svc
 		}
-		clients[r.Client] = meta{total: r.Total, lastSeen: r.LastSeen}
-		items = append(items, newItem(r.Client, r.Total))
-		sum += r.Total
+		if sole != nil && m.services == sole.whole {
+			continue // its items are all's, if every client's are
+		}
+		if sole != nil {
+			// Not sole after all: the clients before were its whole ones.
+			byService[sole] = append(byService[sole], items[:len(items)-1]...)
+			sole.sum = sum - m.total
+			sole = nil
+		}
+		if m.services == nil {
+			continue
+		}
+		for i := range *m.services {
+			sc := &(*m.services)[i]
+			calls, _ := sc.of(m)
+			byService[sc.svc] = append(byService[sc.svc], newItem(c, calls))
+			sc.svc.sum += calls
+		}
 	}
+	s.all = ranking{tree: load(items), sum: sum}
+	s.sole = sole
+	for name, r := range s.services {
+		if r == sole {
+			continue
+		}
+		if len(byService[r]) == 0 {
+			delete(s.services, name)
+			continue
+		}
+		r.tree = load(byService[r])
+	}
+	s.recovering = false
+	return len(items), sum
+}
+
+// load builds a tree of items. Items in client order (a warm start's, as
+// storage iterates them) only need a stable sort by total to be in index
+// order: integers only, no string comparisons.
+func load(items []item) *btree.BTreeG[item] {
 	tree := newTree()
 	if slices.IsSortedFunc(items, func(a, b item) int { return strings.Compare(a.client, b.client) }) {
-		// Sort positions by (total desc, position): integers only.
+		// Sort positions by (total desc, position).
 		type pos struct {
 			total uint64
 			i     int
@@ -282,62 +650,52 @@ func (t *Index) Seed(partition int32, rows []Row) {
 		for _, o := range order {
 			tree.Load(items[o.i])
 		}
-	} else {
-		slices.SortFunc(items, itemCmp)
-		for _, it := range items {
-			tree.Load(it)
-		}
-	}
-	s.tree, s.clients, s.sum, s.recovering = tree, clients, sum, false
-	t.clients.Add(int64(len(clients)))
-	t.sum.Add(sum)
-	t.incr.Add(sum)
-	t.version.Add(1)
-}
-
-// Recovered ends a rebuild: it bulk-loads the partition's tree, sorted.
-func (t *Index) Recovered(partition int32) {
-	s := t.shard(partition)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.recovering {
-		return
-	}
-	items := make([]item, 0, len(s.clients))
-	var sum uint64
-	for c, m := range s.clients {
-		items = append(items, newItem(c, m.total))
-		sum += m.total
+		return tree
 	}
 	slices.SortFunc(items, itemCmp)
-	tree := newTree()
 	for _, it := range items {
 		tree.Load(it)
 	}
-	s.tree, s.sum, s.recovering = tree, sum, false
-	// The rebuild counts from zero, as the increments of a replay would.
-	t.clients.Add(int64(len(items)))
-	t.sum.Add(sum)
-	t.incr.Add(sum)
-	t.version.Add(1)
+	return tree
 }
 
-// Page returns up to limit rows in order, starting after the row at key
-// after (from the first row when after is nil). A row whose total changed
-// since after was handed out moves; every other row is still found exactly
-// once across pages.
+// Page returns up to limit rows by total calls, starting after the row at
+// key after (from the first row when after is nil). A row whose total
+// changed since after was handed out moves; every other row is still found
+// exactly once across pages.
 func (t *Index) Page(after *Key, limit int) []Row {
-	return mergePages(*t.shards.Load(), after, limit)
+	return mergePages(AllCalls, *t.shards.Load(), after, limit)
+}
+
+// Top is a page of r's ranking over every partition, as Page, with what it
+// counts in all: for AllCalls every client and the sum of their totals;
+// for a service its clients and the sum of their calls to it. Rows of a
+// service's ranking carry the calls to it as Total and the last of them as
+// LastSeen, and its cursor keys are positions in that order.
+func (t *Index) Top(r Ranking, after *Key, limit int) Page {
+	if !r.byService {
+		return Page{Rows: t.Page(after, limit), Clients: t.Clients(), Requests: t.Requests()}
+	}
+	shards := *t.shards.Load()
+	var p Page
+	for i := range shards {
+		if n, sum, ranked := t.Partition(r, int32(i)); ranked {
+			p.Clients += n
+			p.Requests += sum
+		}
+	}
+	p.Rows = mergePages(r, shards, after, limit)
+	return p
 }
 
 // Forget drops a partition this member no longer holds: its shard is empty
 // and left out of pages and counters until it is seeded again.
 func (t *Index) Forget(partition int32) { t.Recovering(partition) }
 
-// Partition is what the index holds of one partition: its clients and the
-// sum of their totals, and whether it is ranked (seeded or recovered, and
-// not forgotten since).
-func (t *Index) Partition(partition int32) (clients int, requests uint64, ranked bool) {
+// Partition is what r's ranking holds of one partition: its clients and the
+// sum of what they are ranked by, and whether the partition is ranked
+// (seeded or recovered, and not forgotten since).
+func (t *Index) Partition(r Ranking, partition int32) (clients int, requests uint64, ranked bool) {
 	shards := *t.shards.Load()
 	if int(partition) >= len(shards) || shards[partition] == nil {
 		return 0, 0, false
@@ -345,14 +703,24 @@ func (t *Index) Partition(partition int32) (clients int, requests uint64, ranked
 	s := shards[partition]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.recovering {
+	switch {
+	case s.recovering:
 		return 0, 0, false
+	case !r.byService:
+		return len(s.clients), s.all.sum, true
 	}
-	return len(s.clients), s.sum, true
+	switch svc := s.services[r.service]; svc {
+	case nil:
+		return 0, 0, true
+	case s.sole:
+		return len(s.clients), s.all.sum, true
+	default:
+		return svc.tree.Len(), svc.sum, true
+	}
 }
 
-// PageOf is Page over the given partitions only.
-func (t *Index) PageOf(partitions []int32, after *Key, limit int) []Row {
+// PageOf is a page of r's ranking over the given partitions only.
+func (t *Index) PageOf(r Ranking, partitions []int32, after *Key, limit int) []Row {
 	all := *t.shards.Load()
 	shards := make([]*topShard, 0, len(partitions))
 	for _, p := range partitions {
@@ -360,10 +728,10 @@ func (t *Index) PageOf(partitions []int32, after *Key, limit int) []Row {
 			shards = append(shards, all[p])
 		}
 	}
-	return mergePages(shards, after, limit)
+	return mergePages(r, shards, after, limit)
 }
 
-func mergePages(shards []*topShard, after *Key, limit int) []Row {
+func mergePages(r Ranking, shards []*topShard, after *Key, limit int) []Row {
 	if limit <= 0 {
 		return nil
 	}
@@ -372,7 +740,7 @@ func mergePages(shards []*topShard, after *Key, limit int) []Row {
 		if s == nil {
 			continue
 		}
-		if rows := s.page(after, limit); len(rows) > 0 {
+		if rows := s.page(r, after, limit); len(rows) > 0 {
 			parts = append(parts, rows)
 		}
 	}
@@ -402,23 +770,40 @@ func Merge(parts [][]Row, limit int) []Row {
 	return out
 }
 
-func (s *topShard) page(after *Key, limit int) []Row {
+func (s *topShard) page(r Ranking, after *Key, limit int) []Row {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := min(limit, s.tree.Len())
+	tree, svc := s.all.tree, (*serviceRanking)(nil)
+	if r.byService {
+		switch svc = s.services[r.service]; svc {
+		case nil:
+			return nil
+		case s.sole:
+			svc = nil // all's rows, last calls included
+		default:
+			tree = svc.tree
+		}
+	}
+	n := min(limit, tree.Len())
 	if n == 0 {
 		return nil
 	}
 	rows := make([]Row, 0, n)
 	collect := func(it item) bool {
-		rows = append(rows, Row{Client: it.client, Total: it.total, LastSeen: s.clients[it.client].lastSeen})
+		row := Row{Client: it.client, Total: it.total}
+		if m := s.clients[it.client]; svc == nil {
+			row.LastSeen = m.lastSeen
+		} else {
+			_, row.LastSeen, _ = m.callsTo(svc)
+		}
+		rows = append(rows, row)
 		return len(rows) < limit
 	}
 	if after == nil {
-		s.tree.Scan(collect)
+		tree.Scan(collect)
 		return rows
 	}
-	s.tree.Ascend(newItem(after.Client, after.Total), func(it item) bool {
+	tree.Ascend(newItem(after.Client, after.Total), func(it item) bool {
 		if it.total == after.Total && it.client == after.Client {
 			return true // the cursor row itself was on the previous page
 		}
@@ -441,10 +826,10 @@ func (t *Index) Increments() uint64 { return t.incr.Load() }
 // Version changes whenever the index does.
 func (t *Index) Version() uint64 { return t.version.Load() }
 
-// Page is a page of clients by total calls with what the table counts in
+// Page is a page of clients of a ranking with what the ranking counts in
 // all: the answer of GET /usage and the dashboard's top.
 type Page struct {
 	Rows     []Row
 	Clients  int
-	Requests uint64 // sum of every client's total
+	Requests uint64 // sum of what every client of the ranking is ranked by
 }

@@ -2,12 +2,30 @@ package top
 
 import (
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 )
+
+// storedRow is a client's row as a partition's storage holds it.
+type storedRow struct {
+	client string
+	Usage
+}
+
+// rowsOf is Seed's input: rows in the order given.
+func rowsOf(rows []storedRow) iter.Seq2[string, Usage] {
+	return func(yield func(string, Usage) bool) {
+		for _, r := range rows {
+			if !yield(r.client, r.Usage) {
+				return
+			}
+		}
+	}
+}
 
 // reference is the index done the slow, obvious way.
 type reference map[string]Row
@@ -71,17 +89,17 @@ func TestTopMatchesSortedReferenceAfterRandomUpdates(t *testing.T) {
 				// more updates, then the bulk build.
 				rp := int32(rng.IntN(partitions))
 				top.Recovering(rp)
-				var stored []Row
+				var stored []storedRow
 				for c, row := range ref {
 					if partitionOf(c, partitions) == rp {
-						stored = append(stored, row)
+						stored = append(stored, storedRow{client: c, Usage: Usage{Total: row.Total, LastSeen: row.LastSeen}})
 						incr += row.Total // a rebuild starts from zero
 					}
 				}
 				if rng.IntN(2) == 0 { // as storage iterates: by client
-					slices.SortFunc(stored, func(a, b Row) int { return strings.Compare(a.Client, b.Client) })
+					slices.SortFunc(stored, func(a, b storedRow) int { return strings.Compare(a.client, b.client) })
 				}
-				top.Seed(rp, stored)
+				top.Seed(rp, rowsOf(stored))
 				for j := range 50 {
 					c := fmt.Sprintf("client-%d", rng.IntN(clients))
 					if partitionOf(c, partitions) != rp {
@@ -89,7 +107,7 @@ func TestTopMatchesSortedReferenceAfterRandomUpdates(t *testing.T) {
 					}
 					row := Row{Client: c, Total: ref[c].Total + uint64(rng.IntN(3)), LastSeen: int64(-j)}
 					incr += row.Total - ref[c].Total
-					top.Set(rp, c, row.Total, row.LastSeen)
+					top.Set(rp, c, Usage{Total: row.Total, LastSeen: row.LastSeen})
 					ref[c] = row
 				}
 				top.Recovered(rp)
@@ -106,7 +124,7 @@ func TestTopMatchesSortedReferenceAfterRandomUpdates(t *testing.T) {
 					incr += total - ref[c].Total
 				}
 				row := Row{Client: c, Total: total, LastSeen: int64(i)}
-				top.Set(p, c, row.Total, row.LastSeen)
+				top.Set(p, c, Usage{Total: row.Total, LastSeen: row.LastSeen})
 				ref[c] = row
 			}
 			if i%2500 == 0 || i == 19999 {
@@ -132,10 +150,10 @@ func head(rows []Row) []Row { return rows[:min(len(rows), 8)] }
 func TestTopPageAfterAKeyThatIsGone(t *testing.T) {
 	top := New()
 	for i, total := range []uint64{9, 7, 7, 5, 1} {
-		top.Set(int32(i%2), fmt.Sprintf("c%d", i), total, 0)
+		top.Set(int32(i%2), fmt.Sprintf("c%d", i), Usage{Total: total, LastSeen: 0})
 	}
 	// c1 (7) was the last row handed out, then it moved to 10.
-	top.Set(1, "c1", 10, 0)
+	top.Set(1, "c1", Usage{Total: 10, LastSeen: 0})
 	got := top.Page(&Key{Total: 7, Client: "c1"}, 10)
 	want := []string{"c2", "c3", "c4"}
 	var names []string
@@ -155,19 +173,19 @@ func TestTopPageAfterAKeyThatIsGone(t *testing.T) {
 
 func TestTopRecoveryRebuildsAPartition(t *testing.T) {
 	top := New()
-	top.Set(0, "keep", 3, 30)
-	top.Set(1, "stale", 100, 0)
+	top.Set(0, "keep", Usage{Total: 3, LastSeen: 30})
+	top.Set(1, "stale", Usage{Total: 100, LastSeen: 0})
 	// Partition 1 is recovered again: its old rows go, storage and changelog
 	// come back in any order, with repeated and deleted clients.
 	top.Recovering(1)
 	if got := top.Page(nil, 10); len(got) != 1 || got[0].Client != "keep" {
 		t.Errorf("while recovering, pages list %v, want only the other partition", got)
 	}
-	top.Set(1, "b", 1, 0)
-	top.Set(1, "a", 2, 20)
-	top.Set(1, "z", 8, 80)
-	top.Set(1, "b", 2, 21)
-	top.Set(1, "gone", 5, 0)
+	top.Set(1, "b", Usage{Total: 1, LastSeen: 0})
+	top.Set(1, "a", Usage{Total: 2, LastSeen: 20})
+	top.Set(1, "z", Usage{Total: 8, LastSeen: 80})
+	top.Set(1, "b", Usage{Total: 2, LastSeen: 21})
+	top.Set(1, "gone", Usage{Total: 5, LastSeen: 0})
 	top.Delete(1, "gone")
 	if top.Clients() != 1 || top.Requests() != 3 {
 		t.Errorf("while recovering: clients %d requests %d, want only the other partition's 1 and 3", top.Clients(), top.Requests())
@@ -181,7 +199,7 @@ func TestTopRecoveryRebuildsAPartition(t *testing.T) {
 		t.Errorf("after recovery: %v, want %v", got, want)
 	}
 	// Recovered rows update like any other.
-	top.Set(1, "a", 20, 0)
+	top.Set(1, "a", Usage{Total: 20, LastSeen: 0})
 	if got := top.Page(nil, 1); got[0].Client != "a" || top.Clients() != 4 || top.Requests() != 33 {
 		t.Errorf("update after recovery: first %v clients %d requests %d", got, top.Clients(), top.Requests())
 	}
@@ -190,7 +208,7 @@ func TestTopRecoveryRebuildsAPartition(t *testing.T) {
 		t.Errorf("after a second Recovered: %v", got)
 	}
 	// Seeding a partition that is not recovering is a Set per row.
-	top.Seed(0, []Row{{Client: "seeded", Total: 4}})
+	top.Seed(0, rowsOf([]storedRow{{client: "seeded", Usage: Usage{Total: 4}}}))
 	if got := top.Page(nil, 3); got[2].Client != "seeded" || top.Clients() != 5 {
 		t.Errorf("seeded outside recovery: %v, clients %d", got, top.Clients())
 	}
@@ -230,7 +248,7 @@ func TestTopConcurrentPartitionsAndReaders(t *testing.T) {
 			for range updates {
 				c := fmt.Sprintf("p%d-c%d", p, rng.IntN(perPartition))
 				finals[p][c] += uint64(1 + rng.IntN(3))
-				top.Set(int32(p), c, finals[p][c], 0)
+				top.Set(int32(p), c, Usage{Total: finals[p][c], LastSeen: 0})
 			}
 		})
 	}

@@ -27,8 +27,8 @@ type failingUsage struct {
 	err error
 }
 
-func (f failingUsage) Get(string) (*activitypb.ClientUsage, error) { return nil, f.err }
-func (f failingUsage) Top(*top.Key, int) (top.Page, error)         { return top.Page{}, f.err }
+func (f failingUsage) Get(string) (*activitypb.ClientUsage, error)      { return nil, f.err }
+func (f failingUsage) Top(top.Ranking, *top.Key, int) (top.Page, error) { return top.Page{}, f.err }
 
 func TestUsageErrorsSayHowToAnswer(t *testing.T) {
 	srv := serve(t, failingUsage{err: statusErr{http.StatusServiceUnavailable, 1500 * time.Millisecond}})

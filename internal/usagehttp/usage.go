@@ -37,7 +37,9 @@ type ClientTotal struct {
 	LastSeen *time.Time `json:"last_seen,omitempty"`
 }
 
-// UsagePage is GET /usage.
+// UsagePage is GET /usage. With ?service= its rows are the service's
+// clients, each with its calls to the service as Total and the last of
+// them as LastSeen, and Total counts the service's clients.
 type UsagePage struct {
 	Clients []ClientTotal `json:"clients"`
 	Total   int           `json:"total_clients"`
@@ -152,9 +154,13 @@ func (h *handler) listUsage(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	if q.Has("service") {
-		problem.Write(w, r, http.StatusBadRequest, "service is not supported here: the list ranks clients by their calls to every service; narrow one client's usage with /usage/{client}?service=, or list a service's endpoints with /endpoints?service=")
+	ranking := top.AllCalls
+	service, narrowed, ok := httpx.ServiceParam(w, r)
+	if !ok {
 		return
+	}
+	if narrowed {
+		ranking = top.ByService(service)
 	}
 	if q.Has("offset") {
 		problem.Write(w, r, http.StatusBadRequest, "offset is not supported: page with cursor, the next_cursor of the previous page")
@@ -178,8 +184,8 @@ func (h *handler) listUsage(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusServiceUnavailable, "usage table is not available")
 		return
 	}
-	top, err := h.usage.Top(after, limit+1) // one more tells whether a next page exists
-	rows, clients := top.Rows, top.Clients
+	ranked, err := h.usage.Top(ranking, after, limit+1) // one more tells whether a next page exists
+	rows, clients := ranked.Rows, ranked.Clients
 	if err != nil {
 		problem.WriteError(w, r, err, "usage table is not available")
 		return

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/inarious/inarious/codecs/activitypb"
 	"github.com/inarious/inarious/internal/top"
@@ -34,7 +37,7 @@ func (l *liveUsage) set(client string, total uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.totals[client] = total
-	l.top.Set(int32(len(client)%4), client, total, 0)
+	l.top.Set(int32(len(client)%4), client, top.Usage{Total: total})
 }
 
 func (l *liveUsage) Get(c string) (*activitypb.ClientUsage, error) {
@@ -46,8 +49,8 @@ func (l *liveUsage) Get(c string) (*activitypb.ClientUsage, error) {
 	return nil, nil
 }
 
-func (l *liveUsage) Top(after *top.Key, limit int) (top.Page, error) {
-	return top.Page{Rows: l.top.Page(after, limit), Clients: l.top.Clients(), Requests: l.top.Requests()}, nil
+func (l *liveUsage) Top(r top.Ranking, after *top.Key, limit int) (top.Page, error) {
+	return l.top.Top(r, after, limit), nil
 }
 func (l *liveUsage) Recovered() bool { return l.recovered }
 
@@ -283,4 +286,64 @@ func do(h http.Handler, method, target, remote string, hdr map[string]string) *h
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec
+}
+
+// GET /usage?service= ranks the service's clients by their calls to it:
+// each row's total and last_seen are those of /usage/{client}?service=,
+// paged through the same cursor; default is the unprefixed endpoints'
+// service, an unknown service lists nobody, and an empty name is a 400.
+func TestListUsageOfAService(t *testing.T) {
+	at := func(min int) *timestamppb.Timestamp {
+		return timestamppb.New(time.Date(2025, 6, 1, 12, min, 0, 0, time.UTC))
+	}
+	ep := func(n uint64, min int) *activitypb.EndpointUsage {
+		return &activitypb.EndpointUsage{Count: n, LastSeen: at(min)}
+	}
+	usage := fakeUsage{
+		"a": {Client: "a", Total: 12, LastSeen: at(9), Endpoints: map[string]*activitypb.EndpointUsage{"GET /x": ep(10, 9), "shop: GET /o": ep(2, 3)}},
+		"b": {Client: "b", Total: 5, LastSeen: at(7), Endpoints: map[string]*activitypb.EndpointUsage{"shop: GET /o": ep(4, 7), "shop: POST /o": ep(1, 5)}},
+		"c": {Client: "c", Total: 6, LastSeen: at(8), Endpoints: map[string]*activitypb.EndpointUsage{"shop: GET /o": ep(2, 8), "GET /x": ep(4, 1)}},
+		"d": {Client: "d", Total: 1, LastSeen: at(2), Endpoints: map[string]*activitypb.EndpointUsage{"GET /x": ep(1, 2)}},
+	}
+	srv := serve(t, usage)
+	list := func(service string) ([]string, int) {
+		var rows []string
+		total := -1
+		path := "/usage?limit=1&service=" + service
+		for pages := 0; path != ""; pages++ {
+			if pages > 5 {
+				t.Fatal("pagination does not end")
+			}
+			page := getPage(t, srv, path)
+			if total >= 0 && page.Total != total {
+				t.Fatalf("total_clients moved from %d to %d", total, page.Total)
+			}
+			total = page.Total
+			for _, c := range page.Clients {
+				var one usagehttp.ClientUsage
+				if rec := do(srv, "GET", "/usage/"+c.Client+"?service="+service, "127.0.0.1:1", nil); json.Unmarshal(rec.Body.Bytes(), &one) != nil ||
+					one.Total != c.Total || c.LastSeen == nil || !one.LastSeen.Equal(*c.LastSeen) {
+					t.Errorf("service %s, row %+v: /usage/%s?service= says %d calls, last %v", service, c, c.Client, one.Total, one.LastSeen)
+				}
+				rows = append(rows, fmt.Sprintf("%s=%d", c.Client, c.Total))
+			}
+			path = ""
+			if page.NextCursor != "" {
+				path = "/usage?limit=1&service=" + service + "&cursor=" + page.NextCursor
+			}
+		}
+		return rows, total
+	}
+	for service, want := range map[string][]string{
+		"shop":    {"b=5", "a=2", "c=2"},
+		"default": {"a=10", "c=4", "d=1"},
+		"unknown": nil,
+	} {
+		if got, total := list(service); !slices.Equal(got, want) || total != len(want) {
+			t.Errorf("service %s: %v (total_clients %d), want %v", service, got, total, want)
+		}
+	}
+	if rec := do(srv, "GET", "/usage?service=", "127.0.0.1:1", nil); rec.Code != http.StatusBadRequest {
+		t.Errorf("empty service: %d, want 400", rec.Code)
+	}
 }

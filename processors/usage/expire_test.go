@@ -174,7 +174,7 @@ func TestWithTopIndexRanksOwnPartitions(t *testing.T) {
 	if err := st.MarkRecovered(); err != nil {
 		t.Fatal(err)
 	}
-	if n, sum, ranked := idx.Partition(3); n != 1 || sum != 4 || !ranked {
+	if n, sum, ranked := idx.Partition(top.AllCalls, 3); n != 1 || sum != 4 || !ranked {
 		t.Errorf("partition 3: %d clients, sum %d, ranked %v; want 1, 4, ranked", n, sum, ranked)
 	}
 }

@@ -22,13 +22,22 @@ var _ views.UsageReader = Rows{}
 func (f Rows) Get(c string) (*activitypb.ClientUsage, error) { return f[c], nil }
 func (f Rows) Recovered() bool                               { return true }
 
-// Top answers from an index built from the rows.
-func (f Rows) Top(after *top.Key, limit int) (top.Page, error) {
+// Top answers from an index built from the rows as the table's storage
+// layer builds it (top.Indexing).
+func (f Rows) Top(r top.Ranking, after *top.Key, limit int) (top.Page, error) {
 	idx := top.New()
 	for k, u := range f {
-		idx.Set(int32(len(k)%3), k, u.GetTotal(), u.GetLastSeen().AsTime().UnixNano())
+		b, err := u.MarshalVT()
+		if err != nil {
+			return top.Page{}, err
+		}
+		row, err := top.UsageOf(b, nil)
+		if err != nil {
+			return top.Page{}, err
+		}
+		idx.Set(int32(len(k)%3), k, row)
 	}
-	return top.Page{Rows: idx.Page(after, limit), Clients: idx.Clients(), Requests: idx.Requests()}, nil
+	return idx.Top(r, after, limit), nil
 }
 
 func (Rows) Windows() windows.Config { return windows.Config{} }

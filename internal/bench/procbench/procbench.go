@@ -49,7 +49,13 @@ type Load struct {
 	// Endpoints > 0 spreads the events uniformly over that many synthetic
 	// endpoints (loadgen.BenchRoute) instead of five of the API's own.
 	Endpoints int
+	// Services > 1 spreads the events uniformly over that many services:
+	// the default one and BenchService(1) to BenchService(Services-1).
+	Services int
 }
+
+// BenchService is the name of the i-th synthetic service of a Load.
+func BenchService(i int) string { return fmt.Sprintf("svc-%d", i) }
 
 // Prefill writes l's events to the Users topic with Kafka's default
 // partitioner.
@@ -66,18 +72,20 @@ func Prefill(ctx context.Context, brokers []string, l Load) error {
 	if l.Servers > 0 {
 		key = func(i int) string { return fmt.Sprintf("api-server-%d", i%l.Servers) }
 	}
-	return produce(ctx, brokers, l.Events, l.Span, l.Endpoints, client, key)
+	return produce(ctx, brokers, l, client, key)
 }
 
 // PrefillRange writes one event for each of the clients from..to-1.
 func PrefillRange(ctx context.Context, brokers []string, from, to int) error {
-	return produce(ctx, brokers, to-from, 0, 0, func(i int) string { return ClientName(from + i) }, nil)
+	return produce(ctx, brokers, Load{Events: to - from}, func(i int) string { return ClientName(from + i) }, nil)
 }
 
-// produce writes n events, the i-th for client(i), keyed by key(i) (by the
-// client when key is nil), with request times spread over span ending now,
-// over the API's routes or, with endpoints > 0, that many synthetic ones.
-func produce(ctx context.Context, brokers []string, n int, span time.Duration, endpoints int, client, key func(int) string) error {
+// produce writes l.Events events, the i-th for client(i), keyed by key(i)
+// (by the client when key is nil), with request times spread over l.Span
+// ending now, over the API's routes or l.Endpoints synthetic ones, and
+// over l.Services services.
+func produce(ctx context.Context, brokers []string, l Load, client, key func(int) string) error {
+	n, span, endpoints := l.Events, l.Span, l.Endpoints
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		// Keys go where kafka.Hasher (the API's and the view's) puts them;
 		// internal/kafka tests that the two agree.
@@ -91,6 +99,9 @@ func produce(ctx context.Context, brokers []string, n int, span time.Duration, e
 	}
 	defer cl.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
+	// Services are drawn apart, so that the other draws stay those of a
+	// load without services.
+	services := rand.New(rand.NewPCG(5, 6))
 	now := time.Now()
 	at := timestamppb.New(now)
 	errs := make(chan error, 1)
@@ -103,11 +114,17 @@ func produce(ctx context.Context, brokers []string, n int, span time.Duration, e
 		if span > 0 {
 			at = timestamppb.New(now.Add(-span + time.Duration(int64(span)*int64(i)/int64(n))))
 		}
-		b, err := proto.Marshal(&activitypb.BackendApiActivity{
+		ev := &activitypb.BackendApiActivity{
 			ClientHost: c, ClientPort: "40000", Endpoint: r.route, HttpMethod: r.method,
 			HttpStatus: statuses[rng.IntN(len(statuses))], DurationUs: 50 + int64(rng.ExpFloat64()*5000),
 			RequestTime: at, Route: r.route, Client: c,
-		})
+		}
+		if l.Services > 1 {
+			if s := services.IntN(l.Services); s > 0 {
+				ev.Service = BenchService(s)
+			}
+		}
+		b, err := proto.Marshal(ev)
 		if err != nil {
 			return err
 		}

@@ -256,7 +256,14 @@
       const tr = document.createElement("tr");
       tr.dataset.service = s.service;
       tr.dataset.calls = String(s.calls);
-      tr.append(cell(s.service), cell(fmt.format(s.endpoints), "num"), cell(fmtPct.format(s.error_rate), "num"), cell(fmt.format(s.calls), "num"));
+      // The service's clients, ranked by their calls to it (GET /usage?service=).
+      const name = cell("");
+      const link = document.createElement("a");
+      link.href = "/usage?service=" + encodeURIComponent(s.service);
+      link.title = "clients of " + s.service + ", by their calls to it";
+      link.textContent = s.service;
+      name.append(link);
+      tr.append(name, cell(fmt.format(s.endpoints), "num"), cell(fmtPct.format(s.error_rate), "num"), cell(fmt.format(s.calls), "num"));
       return tr;
     });
     $("services").replaceChildren(...trs);
