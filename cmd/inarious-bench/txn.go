@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/inarious/inarious/internal/bench/loadgen"
 	"github.com/inarious/inarious/internal/kafka"
 	"github.com/inarious/inarious/internal/stream"
 	"github.com/inarious/inarious/processors/dedupe"
@@ -74,10 +74,10 @@ func txnBench(ctx context.Context, args []string) error {
 	defer wg.Wait()
 	wg.Add(2)
 	go func() { defer wg.Done(); produceAtRate(ctx, seeds, in, *rate) }()
-	var visible []time.Duration
+	var visible *loadgen.Histogram
 	go func() { defer wg.Done(); visible = readCommitted(ctx, seeds, out, sentAt) }()
 
-	reqs := &requestTimes{by: map[string][]time.Duration{}}
+	reqs := &requestTimes{by: map[string]*loadgen.Histogram{}}
 	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(seeds...), kgo.TransactionalID("txnbench-"+tag),
 		kgo.ConsumerGroup("txnbench-"+tag), kgo.ConsumeTopics(in), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.WithHooks(reqs))
@@ -85,7 +85,7 @@ func txnBench(ctx context.Context, args []string) error {
 		return err
 	}
 	defer sess.Close()
-	var txns, committed []time.Duration
+	txns, committed := loadgen.NewHistogram(), loadgen.NewHistogram()
 	aborted := 0
 	for ctx.Err() == nil {
 		fetches := sess.PollRecords(ctx, 10_000)
@@ -118,11 +118,11 @@ func txnBench(ctx context.Context, args []string) error {
 		if timedFrom.Load() == math.MaxInt64 {
 			timedFrom.Store(ended.Add(*warmup).UnixNano())
 		} else if began.UnixNano() > timedFrom.Load() {
-			txns = append(txns, ended.Sub(began))
+			txns.Record(ended.Sub(began))
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			if t, timed := sentAt(r); timed {
-				committed = append(committed, ended.Sub(t))
+				committed.Record(ended.Sub(t))
 			}
 		})
 	}
@@ -135,13 +135,12 @@ func txnBench(ctx context.Context, args []string) error {
 	return nil
 }
 
-func quantiles(d []time.Duration) string {
-	if len(d) == 0 {
+func quantiles(h *loadgen.Histogram) string {
+	if h.Count() == 0 {
 		return "none"
 	}
-	slices.Sort(d)
-	q := func(p float64) float64 { return ms(d[int(p*float64(len(d)-1))]) }
-	return fmt.Sprintf("n=%d p50 %.1f ms  p90 %.1f ms  p99 %.1f ms", len(d), q(0.5), q(0.9), q(0.99))
+	s := h.Summary()
+	return fmt.Sprintf("n=%d p50 %.1f ms  p90 %.1f ms  p99 %.1f ms", s.Count, s.P50, s.P90, s.P99)
 }
 
 func produceAtRate(ctx context.Context, seeds []string, topic string, rate int) {
@@ -168,19 +167,19 @@ func produceAtRate(ctx context.Context, seeds []string, topic string, rate int) 
 	}
 }
 
-func readCommitted(ctx context.Context, seeds []string, topic string, sentAt func(*kgo.Record) (time.Time, bool)) []time.Duration {
+func readCommitted(ctx context.Context, seeds []string, topic string, sentAt func(*kgo.Record) (time.Time, bool)) *loadgen.Histogram {
+	out := loadgen.NewHistogram()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
-		return nil
+		return out
 	}
 	defer cl.Close()
-	var out []time.Duration
 	for ctx.Err() == nil {
 		fetches := cl.PollFetches(ctx)
 		now := time.Now()
 		fetches.EachRecord(func(r *kgo.Record) {
 			if t, timed := sentAt(r); timed {
-				out = append(out, now.Sub(t))
+				out.Record(now.Sub(t))
 			}
 		})
 	}
@@ -190,20 +189,24 @@ func readCommitted(ctx context.Context, seeds []string, topic string, sentAt fun
 // requestTimes collects each Kafka request's round trip by kind.
 type requestTimes struct {
 	mu sync.Mutex
-	by map[string][]time.Duration
+	by map[string]*loadgen.Histogram
 }
 
 func (h *requestTimes) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.by[kmsg.NameForKey(key)] = append(h.by[kmsg.NameForKey(key)], e2e.DurationE2E())
+	name := kmsg.NameForKey(key)
+	if h.by[name] == nil {
+		h.by[name] = loadgen.NewHistogram()
+	}
+	h.by[name].Record(e2e.DurationE2E())
 }
 
 func (h *requestTimes) print() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, name := range []string{"Produce", "AddPartitionsToTxn", "AddOffsetsToTxn", "TxnOffsetCommit", "Heartbeat", "EndTxn"} {
-		if d := h.by[name]; len(d) > 0 {
+		if d := h.by[name]; d != nil {
 			fmt.Printf("  %-18s %s\n", name, quantiles(d))
 		}
 	}

@@ -108,12 +108,18 @@ func (p *Policy) ruleFor(r *http.Request) (Rule, bool) {
 	return fallback, true
 }
 
-// presentedKey reads the key from X-API-Key or Authorization: Bearer. Both
-// present and different is treated as a wrong key.
+// presentedKey reads the key from X-API-Key or Authorization: Bearer.
 func presentedKey(r *http.Request) (key string, present bool) {
-	header := strings.TrimSpace(r.Header.Get(KeyHeader))
+	return PresentedKey(r.Header.Get(KeyHeader), r.Header.Get("Authorization"))
+}
+
+// PresentedKey is the key sent as X-API-Key (apiKey) or in an
+// Authorization value (authorization, "Bearer KEY"), over HTTP or as gRPC
+// metadata. Both present and different is treated as a wrong key.
+func PresentedKey(apiKey, authorization string) (key string, present bool) {
+	header := strings.TrimSpace(apiKey)
 	bearer := ""
-	if scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "Bearer") {
+	if scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " "); ok && strings.EqualFold(scheme, "Bearer") {
 		bearer = strings.TrimSpace(token)
 	}
 	switch {

@@ -83,15 +83,14 @@ func (g *grpcReceiver) authorize(ctx context.Context) error {
 		return nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	key := ""
-	if v := md.Get(strings.ToLower(auth.KeyHeader)); len(v) > 0 {
-		key = strings.TrimSpace(v[0])
-	} else if v := md.Get("authorization"); len(v) > 0 {
-		if scheme, token, ok := strings.Cut(strings.TrimSpace(v[0]), " "); ok && strings.EqualFold(scheme, "Bearer") {
-			key = strings.TrimSpace(token)
+	first := func(name string) string {
+		if v := md.Get(name); len(v) > 0 {
+			return v[0]
 		}
+		return ""
 	}
-	if key == "" {
+	key, present := auth.PresentedKey(first(strings.ToLower(auth.KeyHeader)), first("authorization"))
+	if !present {
 		return status.Error(codes.Unauthenticated, "an API key is required: send it as "+strings.ToLower(auth.KeyHeader)+" or authorization: Bearer metadata")
 	}
 	p, ok := g.keys.Lookup(key)
